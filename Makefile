@@ -1,0 +1,49 @@
+# Vigia: `make demo` sets up and runs the recorder with demo cameras (and the workstation where
+# there is a display); `make test` sets up and runs every check and test.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+DEMO_DIR ?= $(CURDIR)/.demo-data
+DEMO_CAMERAS ?= 4
+
+.PHONY: demo test venv lint format bench clean
+
+$(STAMP): pyproject.toml
+	@echo "== Python environment in $(VENV) (pip install -e '.[dev]')"
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	@packaging/system-deps.sh demo
+	@echo "== Recorder with $(DEMO_CAMERAS) demo cameras, data in $(DEMO_DIR) (Ctrl-C stops)"
+	@packaging/demo.sh "$(BIN)" "$(DEMO_DIR)" "$(DEMO_CAMERAS)"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: $(STAMP)
+	@packaging/system-deps.sh test
+	@echo "== Lint (ruff) and import contracts (import-linter)"
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	@echo "== Tests"
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	@packaging/system-deps.sh bench
+	$(BIN)/python bench/record.py $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

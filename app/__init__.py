@@ -1,0 +1,1 @@
+"""Vigia workstation engine: discovery, sessions, live pipeline, playback (no widgets)."""

@@ -1,0 +1,323 @@
+"""Catalog access. One connection guarded by a lock: writers are the ingest threads (one small
+transaction per fragment) and the retention task, and SQLite serialises writers anyway.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlite_utils
+
+from server.catalog.schema import MIGRATIONS, SCHEMA_VERSION
+
+log = logging.getLogger(__name__)
+
+
+class CatalogError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class CameraRow:
+    id: str
+    name: str
+    enabled: bool
+    retention_days: float | None
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class StreamRow:
+    id: int
+    camera_id: str
+    name: str
+    url: str
+    record: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentRow:
+    id: int
+    stream_id: int
+    run_id: int
+    start_us: int
+    end_us: int
+    media_duration_us: int
+    path: str
+    bytes: int
+    frames: int
+    codec: str
+    width: int
+    height: int
+    fragment_index: bytes
+    state: str
+
+    @property
+    def duration_us(self) -> int:
+        return self.end_us - self.start_us
+
+
+_SEGMENT_COLUMNS = ", ".join(SegmentRow.__slots__)
+
+
+class Catalog:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")  # WAL: a process crash loses nothing
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=10000")
+        self.db = sqlite_utils.Database(conn)
+        self._conn = conn
+        self._lock = threading.RLock()
+        self._migrate()
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        with self._lock:
+            (version,) = self._conn.execute("PRAGMA user_version").fetchone()
+            if version > SCHEMA_VERSION:
+                raise CatalogError(
+                    f"{self.path} has schema version {version}, newer than this program's "
+                    f"{SCHEMA_VERSION}; upgrade vigia-server"
+                )
+            for target in range(version, SCHEMA_VERSION):
+                log.info("catalog %s: migrating schema %d -> %d", self.path, target, target + 1)
+                # executescript commits first; the script and the version bump are one transaction
+                self._conn.executescript(
+                    f"BEGIN IMMEDIATE;\n{MIGRATIONS[target]}\n"
+                    f"PRAGMA user_version = {target + 1};\nCOMMIT;"
+                )
+
+    def _one(self, sql: str, params: Iterable[object] = ()) -> tuple | None:
+        with self._lock:
+            return self._conn.execute(sql, tuple(params)).fetchone()
+
+    def _all(self, sql: str, params: Iterable[object] = ()) -> list[tuple]:
+        with self._lock:
+            return self._conn.execute(sql, tuple(params)).fetchall()
+
+    # --- cameras and streams -------------------------------------------------------------
+
+    def upsert_camera(
+        self,
+        camera_id: str,
+        name: str,
+        streams: dict[str, tuple[str, bool]],
+        *,
+        enabled: bool = True,
+        retention_days: float | None = None,
+        source: str = "api",
+        now_us: int,
+    ) -> None:
+        """Create or update a camera and its streams (name -> (url, record))."""
+        with self.transaction() as c:
+            c.execute(
+                "INSERT INTO cameras (id, name, enabled, retention_days, source, created_us,"
+                " updated_us) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+                " name = excluded.name, enabled = excluded.enabled,"
+                " retention_days = excluded.retention_days, source = excluded.source,"
+                " updated_us = excluded.updated_us",
+                (camera_id, name, int(enabled), retention_days, source, now_us, now_us),
+            )
+            for stream, (url, record) in streams.items():
+                c.execute(
+                    "INSERT INTO streams (camera_id, name, url, record) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT (camera_id, name) DO UPDATE SET url = excluded.url,"
+                    " record = excluded.record",
+                    (camera_id, stream, url, int(record)),
+                )
+
+    def set_camera_enabled(self, camera_id: str, enabled: bool, *, now_us: int) -> None:
+        with self.transaction() as c:
+            c.execute(
+                "UPDATE cameras SET enabled = ?, updated_us = ? WHERE id = ?",
+                (int(enabled), now_us, camera_id),
+            )
+
+    def cameras(self) -> list[CameraRow]:
+        rows = self._all(
+            "SELECT id, name, enabled, retention_days, source FROM cameras ORDER BY id"
+        )
+        return [CameraRow(r[0], r[1], bool(r[2]), r[3], r[4]) for r in rows]
+
+    def streams(self, camera_id: str | None = None) -> list[StreamRow]:
+        sql = "SELECT id, camera_id, name, url, record FROM streams"
+        params: tuple = ()
+        if camera_id is not None:
+            sql += " WHERE camera_id = ?"
+            params = (camera_id,)
+        rows = self._all(sql + " ORDER BY camera_id, name", params)
+        return [StreamRow(r[0], r[1], r[2], r[3], bool(r[4])) for r in rows]
+
+    def stream_id(self, camera_id: str, name: str) -> int:
+        row = self._one(
+            "SELECT id FROM streams WHERE camera_id = ? AND name = ?", (camera_id, name)
+        )
+        if row is None:
+            raise CatalogError(f"no stream {camera_id}/{name}")
+        return row[0]
+
+    # --- runs and segments ---------------------------------------------------------------
+
+    def begin_run(self, stream_id: int, started_us: int) -> int:
+        with self.transaction() as c:
+            cur = c.execute(
+                "INSERT INTO runs (stream_id, started_us) VALUES (?, ?)", (stream_id, started_us)
+            )
+            return int(cur.lastrowid)
+
+    def end_run(self, run_id: int, ended_us: int, reason: str) -> None:
+        with self.transaction() as c:
+            c.execute(
+                "UPDATE runs SET ended_us = max(started_us, ?), end_reason = ? WHERE id = ?",
+                (ended_us, reason, run_id),
+            )
+
+    def last_end_us(self, stream_id: int) -> int | None:
+        row = self._one("SELECT max(end_us) FROM segments WHERE stream_id = ?", (stream_id,))
+        return row[0] if row else None
+
+    def insert_segment(self, seg: SegmentRow) -> int:
+        with self.transaction() as c:
+            cur = c.execute(
+                "INSERT INTO segments (stream_id, run_id, start_us, end_us, media_duration_us,"
+                " path, bytes, frames, codec, width, height, fragment_index, state)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    seg.stream_id, seg.run_id, seg.start_us, seg.end_us, seg.media_duration_us,
+                    seg.path, seg.bytes, seg.frames, seg.codec, seg.width, seg.height,
+                    seg.fragment_index, seg.state,
+                ),
+            )  # fmt: skip
+            return int(cur.lastrowid)
+
+    def update_segment(
+        self,
+        segment_id: int,
+        *,
+        start_us: int,
+        end_us: int,
+        media_duration_us: int,
+        bytes_: int,
+        frames: int,
+        fragment_index: bytes,
+        state: str,
+    ) -> None:
+        with self.transaction() as c:
+            c.execute(
+                "UPDATE segments SET start_us = ?, end_us = ?, media_duration_us = ?, bytes = ?,"
+                " frames = ?, fragment_index = ?, state = ? WHERE id = ?",
+                (start_us, end_us, media_duration_us, bytes_, frames, fragment_index, state,
+                 segment_id),
+            )  # fmt: skip
+
+    def segment(self, segment_id: int) -> SegmentRow | None:
+        row = self._one(f"SELECT {_SEGMENT_COLUMNS} FROM segments WHERE id = ?", (segment_id,))
+        return SegmentRow(*row) if row else None
+
+    def segments(
+        self,
+        stream_id: int | None = None,
+        *,
+        start_us: int | None = None,
+        end_us: int | None = None,
+        state: str | None = None,
+    ) -> list[SegmentRow]:
+        """Segments overlapping [start_us, end_us), oldest first."""
+        where, params = [], []
+        if stream_id is not None:
+            where.append("stream_id = ?")
+            params.append(stream_id)
+        if start_us is not None:
+            where.append("end_us > ?")
+            params.append(start_us)
+        if end_us is not None:
+            where.append("start_us < ?")
+            params.append(end_us)
+        if state is not None:
+            where.append("state = ?")
+            params.append(state)
+        sql = f"SELECT {_SEGMENT_COLUMNS} FROM segments"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        return [SegmentRow(*r) for r in self._all(sql + " ORDER BY start_us, id", params)]
+
+    def delete_segment(self, segment_id: int) -> None:
+        with self.transaction() as c:
+            c.execute("DELETE FROM segments WHERE id = ?", (segment_id,))
+
+    # --- retention -----------------------------------------------------------------------
+
+    def total_bytes(self) -> int:
+        row = self._one("SELECT coalesce(sum(bytes), 0) FROM segments")
+        return int(row[0]) if row else 0
+
+    def deletable_segments(self, *, before_us: int | None = None, camera_id: str | None = None,
+                           limit: int = 500) -> list[SegmentRow]:  # fmt: skip
+        """Closed segments, oldest first, that no locked bookmark touches."""
+        where = ["s.state = 'closed'"]
+        params: list[object] = []
+        if before_us is not None:
+            where.append("s.end_us <= ?")
+            params.append(before_us)
+        if camera_id is not None:
+            where.append("st.camera_id = ?")
+            params.append(camera_id)
+        cols = ", ".join(f"s.{c}" for c in SegmentRow.__slots__)
+        sql = (
+            f"SELECT {cols} FROM segments s JOIN streams st ON st.id = s.stream_id"
+            f" WHERE {' AND '.join(where)} AND NOT EXISTS (SELECT 1 FROM bookmarks b"
+            " WHERE b.locked = 1 AND b.camera_id = st.camera_id"
+            " AND b.start_us < s.end_us AND b.end_us > s.start_us)"
+            " ORDER BY s.start_us, s.id LIMIT ?"
+        )
+        return [SegmentRow(*r) for r in self._all(sql, [*params, limit])]
+
+    def move_to_garbage(self, segments: Iterable[SegmentRow], reason: str, now_us: int) -> None:
+        """Delete segment rows and record their files for unlinking, in one transaction."""
+        with self.transaction() as c:
+            for seg in segments:
+                c.execute("DELETE FROM segments WHERE id = ?", (seg.id,))
+                c.execute(
+                    "INSERT OR REPLACE INTO garbage (path, reason, added_us) VALUES (?, ?, ?)",
+                    (seg.path, reason, now_us),
+                )
+
+    def garbage(self) -> list[str]:
+        return [r[0] for r in self._all("SELECT path FROM garbage ORDER BY added_us")]
+
+    def drop_garbage(self, paths: Iterable[str]) -> None:
+        with self.transaction() as c:
+            c.executemany("DELETE FROM garbage WHERE path = ?", [(p,) for p in paths])
+
+    def add_bookmark(self, camera_id: str, start_us: int, end_us: int, *, name: str = "",
+                     locked: bool = False, now_us: int, created_by: str = "") -> int:  # fmt: skip
+        with self.transaction() as c:
+            cur = c.execute(
+                "INSERT INTO bookmarks (camera_id, start_us, end_us, name, locked, created_us,"
+                " created_by) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (camera_id, start_us, end_us, name, int(locked), now_us, created_by),
+            )
+            return int(cur.lastrowid)

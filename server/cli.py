@@ -1,0 +1,159 @@
+"""Command line of ``vigia-server``: run the recorder, or maintain its data directory."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from server import __version__
+from server.config import CameraConfig, Config, ConfigError, load_config
+from server.datadir import DataDir, DataDirBusy, default_data_dir
+
+log = logging.getLogger("vigia-server")
+
+COMMANDS = ("run", "check")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--data-dir", type=Path, help="recordings and catalog (default: %(default)s)", default=None
+    )
+    p.add_argument("--config", type=Path, help="TOML configuration file")
+    p.add_argument("--log-level", default=os.environ.get("VIGIA_LOG_LEVEL", "INFO"))
+    p.add_argument("--log-json", action="store_true", help="log JSON lines")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vigia-server",
+        description="Vigia recorder: pulls H.264/H.265 camera streams and records them, "
+        "without transcoding, into crash-safe fragmented MP4 segments indexed in SQLite.",
+        epilog="Commands: 'vigia-server [run] [options]' records (the default); "
+        "'vigia-server check [--repair]' reconciles catalog and files.",
+    )
+    parser.add_argument("--version", action="version", version=f"vigia-server {__version__}")
+    sub = parser.add_subparsers(dest="command")
+    run = sub.add_parser("run", help="record (the default command)")
+    _common(run)
+    run.add_argument(
+        "--demo",
+        nargs="?",
+        type=int,
+        const=4,
+        default=None,
+        metavar="N",
+        help="add N simulated cameras (default 4) made from generated clips",
+    )
+    run.add_argument(
+        "--listen",
+        default=None,
+        metavar="HOST:PORT",
+        help="HTTP API address (default 127.0.0.1:8480; the API server is "
+        "delivered by the service issue, the flag is accepted now)",
+    )
+    run.add_argument("--nats-url", default=None, help="external NATS server (service issue)")
+    run.add_argument("--roles", default="all", help="roles to run (service issue); 'all'")
+    chk = sub.add_parser("check", help="reconcile the catalog with the files on disk")
+    _common(chk)
+    chk.add_argument(
+        "--repair",
+        action="store_true",
+        help="fix what is found (loses nothing: unknown files go to lost+found)",
+    )
+    return parser
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    argv = list(argv)
+    if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version")):
+        argv.insert(0, "run")
+    return build_parser().parse_args(argv)
+
+
+def _data_dir(args: argparse.Namespace, config: Config) -> DataDir:
+    return DataDir((args.data_dir or config.data_dir or default_data_dir()).expanduser())
+
+
+def demo_cameras(data: DataDir, count: int) -> list[CameraConfig]:
+    from server.sim.clips import demo_clips  # heavy (numpy, cv2): only for --demo
+
+    log.info(
+        "preparing %d demo cameras (clips are made once, then cached in %s)", count, data.clips
+    )
+    cams = []
+    for i, (main, sub) in enumerate(demo_clips(data.clips, count), start=1):
+        cams.append(
+            CameraConfig(
+                id=f"demo{i}",
+                name=f"Demo camera {i}",
+                main=main.resolve().as_uri(),
+                sub=sub.resolve().as_uri(),
+                retention_days=1.0,
+            )
+        )
+    return cams
+
+
+def cmd_run(args: argparse.Namespace, config: Config) -> int:
+    from server.service import open_services, serve
+
+    data = _data_dir(args, config)
+    if args.listen:
+        config = replace(config, listen=args.listen)
+    if args.nats_url:
+        config = replace(config, nats_url=args.nats_url)
+    if args.demo:
+        data.root.mkdir(parents=True, exist_ok=True)
+        config = replace(config, cameras=(*config.cameras, *demo_cameras(data, args.demo)))
+    services = open_services(config, data)
+    asyncio.run(serve(config, services))
+    return 0
+
+
+def cmd_check(args: argparse.Namespace, config: Config) -> int:
+    from server.catalog import Catalog
+    from server.recording.recovery import check
+
+    data = _data_dir(args, config)
+    if not data.catalog.exists():
+        print(f"no catalog at {data.catalog}", file=sys.stderr)
+        return 2
+    data.lock()
+    catalog = Catalog(data.catalog)
+    report = check(catalog, data, repair=args.repair)
+    catalog.close()
+    for p in report.problems:
+        print(p)
+    left = [p for p in report.problems if not p.repaired]
+    print(
+        f"checked {report.segments_checked} segments: {len(report.problems)} problems"
+        + (f", {len(report.problems) - len(left)} repaired" if args.repair else "")
+    )
+    return 1 if left else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from server.logs import setup_logging
+
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    setup_logging(args.log_level, args.log_json)
+    try:
+        config = load_config(args.config)
+        if args.command == "check":
+            return cmd_check(args, config)
+        return cmd_run(args, config)
+    except (ConfigError, DataDirBusy) as exc:
+        print(f"vigia-server: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""Configuration: a TOML file and command-line flags, read into dataclasses.
+
+Cameras listed in the file are written into the catalog at start (``source = 'config'``);
+cameras added through the API live only in the catalog. The recorder always runs from the
+catalog, so both kinds are handled alike and can be changed while it runs.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+_T = TypeVar("_T")
+
+CAMERA_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    id: str
+    name: str
+    main: str
+    sub: str | None = None
+    record_main: bool = True
+    record_sub: bool = True
+    retention_days: float | None = None
+    enabled: bool = True
+
+    def streams(self) -> dict[str, tuple[str, bool]]:
+        out = {"main": (self.main, self.record_main)}
+        if self.sub:
+            out["sub"] = (self.sub, self.record_sub)
+        return out
+
+
+@dataclass(frozen=True)
+class RecordingConfig:
+    segment_seconds: float = 60.0
+    max_drift_ppm: int = 500
+    open_timeout_s: float = 10.0
+    read_timeout_s: float = 5.0
+    reconnect_max_s: float = 1.0
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    max_bytes: int | None = None  # whole volume (all cameras); None: no limit
+    min_free_bytes: int | None = 1_000_000_000  # keep this much free on the file system
+    retention_interval_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class Config:
+    data_dir: Path | None = None
+    listen: str = "127.0.0.1:8480"
+    nats_url: str | None = None
+    recording: RecordingConfig = field(default_factory=RecordingConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    cameras: tuple[CameraConfig, ...] = ()
+
+
+def _section(cls: type[_T], raw: dict, where: str) -> _T:
+    known = set(cls.__dataclass_fields__)
+    unknown = set(raw) - known
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    try:
+        return cls(**raw)  # type: ignore[call-arg]
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def parse_camera(raw: dict, where: str = "camera") -> CameraConfig:
+    cam = _section(CameraConfig, raw, where)
+    if not isinstance(cam.id, str) or not CAMERA_ID.match(cam.id):
+        raise ConfigError(f"{where}: id {cam.id!r} must match {CAMERA_ID.pattern}")
+    if not isinstance(cam.main, str) or "://" not in cam.main:
+        raise ConfigError(f"{where}: main must be a URL (rtsp://, file://, ...)")
+    if cam.retention_days is not None and cam.retention_days <= 0:
+        raise ConfigError(f"{where}: retention_days must be positive")
+    return cam
+
+
+def load_config(path: Path | None) -> Config:
+    if path is None:
+        return Config()
+    try:
+        raw = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    server = raw.pop("server", {})
+    recording = _section(RecordingConfig, raw.pop("recording", {}), f"{path} [recording]")
+    storage = _section(StorageConfig, raw.pop("storage", {}), f"{path} [storage]")
+    cameras = tuple(
+        parse_camera(c, f"{path} [[cameras]] #{i + 1}")
+        for i, c in enumerate(raw.pop("cameras", []))
+    )
+    if raw:
+        raise ConfigError(f"{path}: unknown section(s) {', '.join(sorted(raw))}")
+    ids = [c.id for c in cameras]
+    if len(set(ids)) != len(ids):
+        raise ConfigError(f"{path}: camera ids must be unique")
+    data_dir = server.pop("data_dir", None)
+    cfg = Config(
+        data_dir=Path(data_dir).expanduser() if data_dir else None,
+        listen=server.pop("listen", Config.listen),
+        nats_url=server.pop("nats_url", None),
+        recording=recording,
+        storage=storage,
+        cameras=cameras,
+    )
+    if server:
+        raise ConfigError(f"{path} [server]: unknown key(s) {', '.join(sorted(server))}")
+    return cfg

@@ -1,0 +1,61 @@
+"""The recorder's data directory: its layout, and the lock that lets one process own it."""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("vigia-server", appauthor=False))
+
+
+class DataDirBusy(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class DataDir:
+    root: Path
+
+    @property
+    def catalog(self) -> Path:
+        return self.root / "catalog.db"
+
+    @property
+    def recordings(self) -> Path:
+        return self.root / "recordings"
+
+    @property
+    def lost_found(self) -> Path:
+        """Files found on disk that the catalog does not know: kept, never deleted."""
+        return self.root / "lost+found"
+
+    @property
+    def clips(self) -> Path:
+        return self.root / "demo-clips"
+
+    def create(self) -> None:
+        self.recordings.mkdir(parents=True, exist_ok=True)
+
+    def lock(self) -> int:
+        """Take the exclusive lock (released by the kernel when the process dies, kill -9 too)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.root / "vigia.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EACCES):
+                raise DataDirBusy(
+                    f"{self.root} is in use by another vigia-server process"
+                ) from None
+            raise
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        return fd

@@ -1,0 +1,1 @@
+"""Pulling camera streams: one PyAV demux thread per stream, reconnecting forever."""

@@ -1,0 +1,164 @@
+"""Opening a camera stream with PyAV and reading its video packets in Annex B form.
+
+``rtsp://`` (over TCP), ``rtsps://`` and ``http(s)://`` are read as they come; ``file://`` plays
+a local file in a loop at real-time pace with ever-increasing timestamps, standing in for a
+live camera (the demo). MP4/MKV inputs carry AVCC packets, so an ``*_mp4toannexb`` bitstream
+filter puts every source into the same form: parameter sets in band at each key frame.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from urllib.parse import unquote, urlsplit
+
+import av
+
+from server.clock import Clock
+from server.recording.packets import IngestPacket, StreamInfo
+
+log = logging.getLogger(__name__)
+
+CODECS = {"h264": "h264", "hevc": "hevc", "h265": "hevc"}
+
+
+class SourceError(Exception):
+    """A source cannot be used; the message is meant for the operator's status display."""
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    open_s: float = 10.0
+    read_s: float = 5.0
+
+
+def describe_error(exc: BaseException) -> str:
+    """A short, operator-facing reason for an FFmpeg/OS error."""
+    if isinstance(exc, SourceError):
+        return str(exc)
+    if isinstance(exc, av.error.ExitError | TimeoutError):
+        return "timed out"
+    if isinstance(exc, av.FFmpegError):
+        text = exc.strerror or type(exc).__name__
+        # e.g. "Server returned 404 Not Found" / "Connection refused"
+        return text.strip()
+    if isinstance(exc, EOFError):
+        return "stream ended"
+    return f"{type(exc).__name__}: {exc}"
+
+
+class Source:
+    """An opened stream. ``packets()`` runs on the ingest thread and stops when ``stop`` is set."""
+
+    def __init__(self, url: str, clock: Clock, timeouts: Timeouts, stop: threading.Event) -> None:
+        self.url = url
+        self.clock = clock
+        self.stop = stop
+        parts = urlsplit(url)
+        self.is_file = parts.scheme == "file"
+        options: dict[str, str] = {}
+        if parts.scheme in ("rtsp", "rtsps"):
+            options["rtsp_transport"] = "tcp"
+            options["timeout"] = str(int(timeouts.read_s * 1_000_000))
+        target = unquote(parts.path) if self.is_file else url
+        try:
+            self.container = av.open(
+                target, options=options, timeout=(timeouts.open_s, timeouts.read_s)
+            )
+        except av.FFmpegError as exc:
+            raise SourceError(describe_error(exc)) from exc
+        try:
+            self.stream, self.info = self._select_stream()
+            self._bsf = None
+            if (
+                self.stream.codec_context.extradata
+                and self.stream.codec_context.extradata[:1] == b"\x01"
+            ):
+                # AVCC/HVCC framing (MP4/MKV): convert so every source looks the same
+                name = "hevc_mp4toannexb" if self.info.codec == "hevc" else "h264_mp4toannexb"
+                self._bsf = av.BitStreamFilterContext(name, self.stream)
+        except BaseException:
+            self.container.close()
+            raise
+
+    def _select_stream(self) -> tuple[av.video.stream.VideoStream, StreamInfo]:
+        if not self.container.streams.video:
+            kinds = sorted({s.type for s in self.container.streams}) or ["nothing"]
+            raise SourceError(f"no video stream (source has {', '.join(kinds)})")
+        stream = self.container.streams.video[0]
+        ctx = stream.codec_context
+        codec = CODECS.get(ctx.name)
+        if codec is None:
+            raise SourceError(f"unsupported video codec {ctx.name!r} (H.264 or H.265 only)")
+        if not ctx.width or not ctx.height:
+            raise SourceError("video stream without a picture size (no SPS received)")
+        rate = stream.average_rate or stream.guessed_rate
+        info = StreamInfo(
+            codec=codec,
+            width=ctx.width,
+            height=ctx.height,
+            time_base=stream.time_base or Fraction(1, 90_000),
+            extradata=bytes(ctx.extradata) if ctx.extradata else None,
+            fps=float(rate) if rate else None,
+        )
+        return stream, info
+
+    def close(self) -> None:
+        self.container.close()
+
+    def packets(self) -> Iterator[IngestPacket]:
+        if self.is_file:
+            yield from self._file_packets()
+            return
+        for pkt in self.container.demux(self.stream):
+            if self.stop.is_set():
+                return
+            out = self._wrap(pkt, 0)
+            if out is not None:
+                yield from out
+
+    def _wrap(self, pkt: av.Packet, offset: int) -> list[IngestPacket] | None:
+        if pkt.dts is None and pkt.pts is None:
+            return None  # the first RTSP packet can come without timestamps; nothing to place it
+        if pkt.size == 0:
+            return None
+        recv_us = self.clock.now_us()
+        packets = self._bsf.filter(pkt) if self._bsf is not None else [pkt]
+        out = []
+        for p in packets:
+            dts = p.dts if p.dts is not None else p.pts
+            pts = p.pts if p.pts is not None else dts
+            out.append(IngestPacket(p, dts + offset, pts + offset, p.is_keyframe, recv_us, p.size))
+        return out
+
+    def _file_packets(self) -> Iterator[IngestPacket]:
+        """Loop the file forever at real-time pace, as a live camera would deliver it."""
+        tb = self.stream.time_base
+        offset = 0
+        first_dts: int | None = None
+        t0 = time.monotonic()
+        while not self.stop.is_set():
+            end_dts = None
+            for pkt in self.container.demux(self.stream):
+                if pkt.dts is None:
+                    continue  # the flush packet at EOF
+                if first_dts is None:
+                    first_dts = pkt.dts
+                media_s = float((pkt.dts + offset - first_dts) * tb)
+                delay = t0 + media_s - time.monotonic()
+                if delay > 0 and self.stop.wait(delay):
+                    return
+                end_dts = pkt.dts + (pkt.duration or 0)
+                out = self._wrap(pkt, offset)
+                if out is not None:
+                    yield from out
+            if end_dts is None or first_dts is None:
+                raise SourceError("file has no video packets")
+            offset += end_dts - first_dts
+            self.container.seek(0, stream=self.stream)
+            if self._bsf is not None:
+                self._bsf.flush()

@@ -1,0 +1,181 @@
+"""One thread per camera stream: open, demux, hand packets to sinks, reconnect with backoff."""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+import av
+
+from server.clock import Clock
+from server.ingest.source import Source, SourceError, Timeouts, describe_error
+from server.recording.packets import PacketSink
+
+log = logging.getLogger(__name__)
+
+
+class State(enum.StrEnum):
+    CONNECTING = "connecting"
+    ONLINE = "online"
+    OFFLINE = "offline"  # was online; lost the source and is retrying
+    ERROR = "error"  # never got a usable stream; retrying (the reason says why)
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Capped exponential backoff. Small cap: a camera back from an outage must record again
+    within a couple of seconds, and a refused connection costs us next to nothing."""
+
+    initial_s: float = 0.25
+    factor: float = 2.0
+    max_s: float = 1.0
+
+    def delay(self, failures: int) -> float:
+        return min(self.max_s, self.initial_s * self.factor ** max(0, failures - 1))
+
+
+@dataclass(frozen=True, slots=True)
+class StreamStatus:
+    camera_id: str
+    stream: str
+    state: State
+    reason: str = ""
+    packets: int = 0
+    bytes: int = 0
+    reconnects: int = 0
+    last_packet_us: int | None = None
+    since_us: int = 0  # when ``state`` was entered
+
+
+StatusCallback = Callable[[StreamStatus], None]
+
+
+class IngestWorker:
+    """Pulls one stream forever until stopped. Counters are updated on the worker thread and
+    read by others through ``status`` (a frozen snapshot, so no torn reads)."""
+
+    def __init__(
+        self,
+        camera_id: str,
+        stream: str,
+        url: str,
+        sinks: Sequence[PacketSink],
+        clock: Clock,
+        *,
+        timeouts: Timeouts | None = None,
+        backoff: Backoff | None = None,
+        on_status: StatusCallback | None = None,
+    ) -> None:
+        self.camera_id, self.stream, self.url = camera_id, stream, url
+        self.sinks = list(sinks)
+        self.clock = clock
+        self.timeouts = timeouts or Timeouts()
+        self.backoff = backoff or Backoff()
+        self.on_status = on_status
+        self._stop = threading.Event()
+        self._status = StreamStatus(camera_id, stream, State.CONNECTING, since_us=clock.now_us())
+        self._thread = threading.Thread(
+            target=self._run, name=f"ingest-{camera_id}-{stream}", daemon=True
+        )
+
+    @property
+    def status(self) -> StreamStatus:
+        return self._status
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Ask the thread to finish (segments are closed on it) and wait for it."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout if timeout is not None else self.timeouts.read_s + 5)
+
+    def _set_state(self, state: State, reason: str = "") -> None:
+        st = self._status
+        if st.state == state and st.reason == reason:
+            return
+        self._status = replace(st, state=state, reason=reason, since_us=self.clock.now_us())
+        level = logging.WARNING if state in (State.OFFLINE, State.ERROR) else logging.INFO
+        log.log(level, "%s/%s %s%s", self.camera_id, self.stream, state,
+                f": {reason}" if reason else "")  # fmt: skip
+        if self.on_status is not None:
+            try:
+                self.on_status(self._status)
+            except Exception:
+                log.exception("status callback failed")
+
+    def _run(self) -> None:
+        failures = 0
+        was_online = False
+        while not self._stop.is_set():
+            reason = self._session()
+            if self._stop.is_set():
+                break
+            online_now = self._status.state == State.ONLINE
+            if online_now:
+                failures = 0
+            was_online = was_online or online_now
+            failures += 1
+            self._status = replace(self._status, reconnects=self._status.reconnects + 1)
+            self._set_state(State.OFFLINE if was_online else State.ERROR, reason)
+            if self._stop.wait(self.backoff.delay(failures)):
+                break
+        self._set_state(State.STOPPED)
+
+    def _session(self) -> str:
+        """One connection: returns why it ended."""
+        if self._status.state != State.ONLINE and not self._status.reconnects:
+            self._set_state(State.CONNECTING)
+        try:
+            source = Source(self.url, self.clock, self.timeouts, self._stop)
+        except SourceError as exc:
+            return str(exc)
+        except (av.FFmpegError, OSError) as exc:
+            return describe_error(exc)
+        reason = "stopped"
+        connected = False
+        try:
+            for sink in self.sinks:
+                sink.on_connect(source.info)
+            connected = True
+            packets = bytes_ = 0  # not yet published in the status snapshot
+            for p in source.packets():
+                if self._status.state != State.ONLINE:
+                    self._set_state(State.ONLINE)
+                for sink in self.sinks:
+                    sink.on_packet(p)
+                packets += 1
+                bytes_ += p.size
+                if packets >= 8:
+                    self._publish_counters(packets, bytes_, p.recv_us)
+                    packets = bytes_ = 0
+            if packets:
+                self._publish_counters(packets, bytes_, self.clock.now_us())
+            if not self._stop.is_set():
+                reason = "stream ended"
+        except (av.FFmpegError, OSError, EOFError, SourceError) as exc:
+            reason = describe_error(exc)
+        finally:
+            if connected:
+                for sink in self.sinks:
+                    try:
+                        sink.on_disconnect(reason)
+                    except Exception:
+                        log.exception("%s/%s: sink failed on disconnect", self.camera_id,
+                                      self.stream)  # fmt: skip
+            source.close()
+        return reason
+
+    def _publish_counters(self, packets: int, bytes_: int, last_us: int) -> None:
+        st = self._status
+        self._status = replace(
+            st, packets=st.packets + packets, bytes=st.bytes + bytes_, last_packet_us=last_us
+        )

@@ -1,0 +1,132 @@
+"""The recorder: one ingest worker (and stream recorder) per configured camera stream.
+
+It always runs from the catalog: ``sync()`` compares what the catalog says should run with
+what runs, and starts, stops or restarts workers to match, so cameras can be added, changed
+or removed while recording (the API does that) without touching the other cameras.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+from server.catalog import Catalog
+from server.clock import Clock
+from server.config import RecordingConfig
+from server.datadir import DataDir
+from server.ingest.source import Timeouts
+from server.ingest.worker import Backoff, IngestWorker, StatusCallback, StreamStatus
+from server.protocol.timeutil import US_PER_SECOND
+from server.recording.segmenter import RecordingSettings, StreamRecorder
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Spec:
+    camera_id: str
+    stream: str
+    url: str
+    record: bool
+
+
+@dataclass
+class _Running:
+    spec: _Spec
+    worker: IngestWorker
+    recorder: StreamRecorder | None
+
+
+class Recorder:
+    def __init__(
+        self,
+        catalog: Catalog,
+        data: DataDir,
+        clock: Clock,
+        config: RecordingConfig | None = None,
+        on_status: StatusCallback | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.data = data
+        self.clock = clock
+        self.config = config or RecordingConfig()
+        self.on_status = on_status
+        self._running: dict[tuple[str, str], _Running] = {}
+        self._lock = threading.Lock()
+
+    def _wanted(self) -> dict[tuple[str, str], _Spec]:
+        enabled = {c.id for c in self.catalog.cameras() if c.enabled}
+        return {
+            (s.camera_id, s.name): _Spec(s.camera_id, s.name, s.url, s.record)
+            for s in self.catalog.streams()
+            if s.camera_id in enabled
+        }
+
+    def sync(self) -> None:
+        """Make the running workers match the catalog."""
+        with self._lock:
+            wanted = self._wanted()
+            stale = [k for k, r in self._running.items() if wanted.get(k) != r.spec]
+            for key in stale:
+                self._stop_one(self._running.pop(key))
+            for key, spec in wanted.items():
+                if key not in self._running:
+                    self._running[key] = self._start_one(spec)
+
+    def _start_one(self, spec: _Spec) -> _Running:
+        cfg = self.config
+        recorder = None
+        if spec.record:
+            settings = RecordingSettings(
+                segment_us=int(cfg.segment_seconds * US_PER_SECOND),
+                max_drift_ppm=cfg.max_drift_ppm,
+            )
+            recorder = StreamRecorder(
+                self.catalog, self.data.root, spec.camera_id, spec.stream, settings
+            )
+        worker = IngestWorker(
+            spec.camera_id,
+            spec.stream,
+            spec.url,
+            [recorder] if recorder else [],
+            self.clock,
+            timeouts=Timeouts(cfg.open_timeout_s, cfg.read_timeout_s),
+            backoff=Backoff(max_s=cfg.reconnect_max_s),
+            on_status=self.on_status,
+        )
+        worker.start()
+        log.info("started %s/%s (%s)", spec.camera_id, spec.stream, _redact(spec.url))
+        return _Running(spec, worker, recorder)
+
+    @staticmethod
+    def _stop_one(running: _Running) -> None:
+        running.worker.stop()
+        log.info("stopped %s/%s", running.spec.camera_id, running.spec.stream)
+
+    def status(self) -> list[StreamStatus]:
+        with self._lock:
+            return [r.worker.status for r in self._running.values()]
+
+    def recorder(self, camera_id: str, stream: str) -> StreamRecorder | None:
+        with self._lock:
+            running = self._running.get((camera_id, stream))
+            return running.recorder if running else None
+
+    def stop(self) -> None:
+        """Stop every worker; each closes its open segment on its own thread."""
+        with self._lock:
+            running, self._running = list(self._running.values()), {}
+        for r in running:
+            r.worker.request_stop()  # ask all first, so they wind down in parallel
+        for r in running:
+            self._stop_one(r)
+
+
+def _redact(url: str) -> str:
+    """Never log camera passwords."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.split("@", 1) if "@" in rest.split("/", 1)[0] else ("", rest)
+    return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}" if creds else url

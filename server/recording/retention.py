@@ -1,0 +1,105 @@
+"""Retention: per-camera age limits and per-volume size and free-space limits.
+
+Oldest whole segments go first, across all cameras of the volume; segments that a locked
+bookmark touches are kept. Deletion is crash-safe in Moonfire's order: the rows are moved to
+``garbage`` in one transaction, then the files are unlinked and the directories fsynced, then
+the garbage rows are dropped. A crash in between leaves garbage rows that the next pass (or
+start-up) finishes, never a row pointing at a missing file.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from server.catalog import Catalog, SegmentRow
+from server.clock import Clock
+from server.datadir import DataDir
+from server.protocol.timeutil import US_PER_SECOND
+from server.recording.recovery import collect_garbage
+
+log = logging.getLogger(__name__)
+
+DAY_US = 86_400 * US_PER_SECOND
+
+
+@dataclass(frozen=True)
+class VolumeLimits:
+    max_bytes: int | None = None
+    min_free_bytes: int | None = None
+
+
+@dataclass
+class RetentionReport:
+    deleted: list[SegmentRow] = field(default_factory=list)
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def freed_bytes(self) -> int:
+        return sum(s.bytes for s in self.deleted)
+
+
+def _free_bytes(data: DataDir) -> int:
+    return shutil.disk_usage(data.root).free
+
+
+class Retention:
+    def __init__(
+        self,
+        catalog: Catalog,
+        data: DataDir,
+        limits: VolumeLimits,
+        clock: Clock,
+        free_bytes: Callable[[DataDir], int] = _free_bytes,
+    ) -> None:
+        self.catalog = catalog
+        self.data = data
+        self.limits = limits
+        self.clock = clock
+        self.free_bytes = free_bytes
+
+    def run_once(self) -> RetentionReport:
+        report = RetentionReport()
+        collect_garbage(self.catalog, self.data)
+        now = self.clock.now_us()
+        for cam in self.catalog.cameras():
+            if cam.retention_days is None:
+                continue
+            cutoff = now - int(cam.retention_days * DAY_US)
+            while batch := self.catalog.deletable_segments(before_us=cutoff, camera_id=cam.id):
+                self._delete(batch, "retention-days", report)
+        if self.limits.max_bytes is not None:
+            excess = self.catalog.total_bytes() - self.limits.max_bytes
+            self._delete_oldest(excess, "volume-bytes", report)
+        if self.limits.min_free_bytes is not None:
+            need = self.limits.min_free_bytes - self.free_bytes(self.data)
+            self._delete_oldest(need, "min-free", report)
+        if report.deleted:
+            log.info(
+                "retention deleted %d segments (%d bytes): %s",
+                len(report.deleted), report.freed_bytes, report.reasons,
+            )  # fmt: skip
+        return report
+
+    def _delete_oldest(self, need: int, reason: str, report: RetentionReport) -> None:
+        """Delete the fewest oldest segments whose bytes add up to ``need``."""
+        while need > 0:
+            batch = self.catalog.deletable_segments(limit=64)
+            if not batch:
+                log.warning("retention (%s): %d bytes over, nothing left to delete", reason, need)
+                return
+            chosen = []
+            for seg in batch:
+                chosen.append(seg)
+                need -= seg.bytes
+                if need <= 0:
+                    break
+            self._delete(chosen, reason, report)
+
+    def _delete(self, segments: list[SegmentRow], reason: str, report: RetentionReport) -> None:
+        self.catalog.move_to_garbage(segments, reason, self.clock.now_us())
+        collect_garbage(self.catalog, self.data)
+        report.deleted.extend(segments)
+        report.reasons[reason] = report.reasons.get(reason, 0) + len(segments)

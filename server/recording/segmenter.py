@@ -1,0 +1,350 @@
+"""Turns one stream's packets into segments on disk and rows in the catalog.
+
+Runs on the stream's ingest thread: a packet is muxed as soon as it arrives, each completed
+fragment is indexed in the catalog at once (open segments are visible while recording), and a
+segment is closed on the first key frame after its rotation time or when the codec parameters
+change. Closing is: flush, fsync, rename ``.part`` away, fsync the directory, then mark the row
+closed. See docs/design/recording.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import zlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import av
+
+from server.catalog import Catalog, SegmentRow
+from server.protocol.fragindex import encode_fragment_index
+from server.protocol.timeutil import US_PER_SECOND, rescale
+from server.recording.fmp4 import Fmp4Writer, WrittenFragment
+from server.recording.h26x import parameter_sets
+from server.recording.packets import IngestPacket, StreamInfo
+from server.recording.timing import (
+    SegmentClock,
+    fragment_durations_us,
+    next_rotation_us,
+    ticks_to_us,
+)
+from server.storage import makedirs_durable, rename_durable
+
+log = logging.getLogger(__name__)
+
+PART_SUFFIX = ".part"
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingSettings:
+    segment_us: int = 60 * US_PER_SECOND
+    max_drift_ppm: int = 500
+    # a timestamp jump larger than this (either way) starts a new run
+    max_jump_us: int = 10 * US_PER_SECOND
+
+
+@dataclass(slots=True)
+class RecorderStats:
+    segments_closed: int = 0
+    fragments: int = 0
+    bytes_written: int = 0
+    packets_recorded: int = 0
+    packets_skipped: int = 0  # before the first key frame of a run, or while a write fails
+    timestamp_fixes: int = 0
+    error: str | None = None
+
+
+def segment_relpath(camera_id: str, stream: str, start_us: int) -> str:
+    day = datetime.fromtimestamp(start_us / US_PER_SECOND, tz=UTC)
+    return f"recordings/{camera_id}/{stream}/{day:%Y/%m/%d}/{start_us}.mp4"
+
+
+@dataclass(slots=True)
+class _OpenSegment:
+    writer: Fmp4Writer
+    row: SegmentRow
+    clock: SegmentClock
+    first_dts: int
+    params: bytes
+    rotate_at_us: int
+    last_dts: int
+    boundaries: list[int] = field(default_factory=list)  # fragment starts (ticks), then the end
+    sizes: list[int] = field(default_factory=list)
+    timescale: int = 0
+
+
+class StreamRecorder:
+    """Records one camera stream. All methods run on that stream's ingest thread."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        data_dir: Path,
+        camera_id: str,
+        stream: str,
+        settings: RecordingSettings | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.data_dir = data_dir
+        self.camera_id = camera_id
+        self.stream = stream
+        self.stream_id = catalog.stream_id(camera_id, stream)
+        self.settings = settings or RecordingSettings()
+        self.stats = RecorderStats()
+        self._offset_us = zlib.crc32(f"{camera_id}/{stream}".encode()) % self.settings.segment_us
+        self._info: StreamInfo | None = None
+        self._run_id: int | None = None
+        self._seg: _OpenSegment | None = None
+        self._prev_dts: int | None = None
+        self._frame_ticks = 0  # last positive DTS step, the estimate of a frame's duration
+        self._chain_end_us: int | None = None  # end of the run's last closed segment
+
+    # --- PacketSink ------------------------------------------------------------------------
+
+    def on_connect(self, info: StreamInfo) -> None:
+        self._info = info
+        self._run_id = None
+        self._prev_dts = None
+        self._frame_ticks = 0
+
+    def on_packet(self, p: IngestPacket) -> None:
+        info = self._info
+        assert info is not None, "on_connect first"
+        if self._prev_dts is not None and self._discontinuity(p, info):
+            self._end_run("timestamp discontinuity", p.recv_us)
+            self._prev_dts = None
+        seg = self._seg
+        if seg is None:
+            if not p.key:
+                self.stats.packets_skipped += 1
+                return
+            seg = self._open_segment(p, info)
+            if seg is None:
+                return
+        elif p.key and self._must_rotate(seg, p, info):
+            self._close_segment(seg, end_dts=p.dts)
+            seg = self._open_segment(p, info, chained=True)
+            if seg is None:
+                return
+        self._mux(seg, p, info)
+
+    def on_disconnect(self, reason: str) -> None:
+        if self._info is not None:
+            self._end_run(reason, None)
+        self._info = None
+
+    # --- internals -------------------------------------------------------------------------
+
+    def _discontinuity(self, p: IngestPacket, info: StreamInfo) -> bool:
+        assert self._prev_dts is not None
+        step = p.dts - self._prev_dts
+        step_us = self._media_us(step, info)
+        if step_us > self.settings.max_jump_us or step_us < -self.settings.max_jump_us:
+            log.warning(
+                "%s/%s: timestamps jumped by %.3f s; starting a new run",
+                self.camera_id, self.stream, step_us / US_PER_SECOND,
+            )  # fmt: skip
+            return True
+        return False
+
+    def _must_rotate(self, seg: _OpenSegment, p: IngestPacket, info: StreamInfo) -> bool:
+        elapsed = self._media_us(p.dts - seg.first_dts, info)
+        if seg.clock.start_us + elapsed >= seg.rotate_at_us:
+            return True
+        params = parameter_sets(info.codec, bytes(p.packet))
+        if params and params != seg.params:
+            log.info("%s/%s: codec parameters changed; new segment", self.camera_id, self.stream)
+            return True
+        return False
+
+    @staticmethod
+    def _media_us(ticks: int, info: StreamInfo) -> int:
+        tb = info.time_base
+        return rescale(ticks, tb.numerator * US_PER_SECOND, tb.denominator)
+
+    def _open_segment(
+        self, p: IngestPacket, info: StreamInfo, *, chained: bool = False
+    ) -> _OpenSegment | None:
+        if chained and self._chain_end_us is not None:
+            clock = SegmentClock.chained_after(self._chain_end_us, p.recv_us, 0)
+        else:
+            floor = self.catalog.last_end_us(self.stream_id) or 0
+            clock = SegmentClock.first_of_run(p.recv_us, floor)
+        self._seg = None
+        if self._run_id is None:
+            self._run_id = self.catalog.begin_run(self.stream_id, clock.start_us)
+        params = parameter_sets(info.codec, bytes(p.packet)) or info.extradata or b""
+        relpath = segment_relpath(self.camera_id, self.stream, clock.start_us)
+        final = self.data_dir / relpath
+        part = final.with_name(final.name + PART_SUFFIX)
+        try:
+            makedirs_durable(final.parent)
+            writer = Fmp4Writer(part, info.codec, info.width, info.height, params, info.time_base)
+        except (OSError, av.FFmpegError) as exc:
+            self._record_error(f"cannot create segment {relpath}: {exc}")
+            return None
+        row = SegmentRow(
+            id=0, stream_id=self.stream_id, run_id=self._run_id, start_us=clock.start_us,
+            end_us=clock.start_us, media_duration_us=0, path=relpath, bytes=0, frames=0,
+            codec=info.codec, width=info.width, height=info.height,
+            fragment_index=encode_fragment_index(0, []), state="open",
+        )  # fmt: skip
+        seg = _OpenSegment(
+            writer=writer,
+            row=row,
+            clock=clock,
+            first_dts=p.dts,
+            params=params,
+            rotate_at_us=next_rotation_us(
+                clock.start_us, self.settings.segment_us, self._offset_us
+            ),
+            last_dts=p.dts,
+        )
+        self._seg = seg
+        return seg
+
+    def _mux(self, seg: _OpenSegment, p: IngestPacket, info: StreamInfo) -> None:
+        pkt = p.packet
+        if self._prev_dts is not None:
+            step = p.dts - self._prev_dts
+            if step > 0:
+                self._frame_ticks = step
+            elif step <= 0:
+                # non-increasing DTS would make the muxer refuse the packet: nudge it forward
+                self.stats.timestamp_fixes += 1
+                p.pts += 1 - step
+                p.dts = self._prev_dts + 1
+        self._prev_dts = p.dts
+        pkt.time_base = info.time_base
+        pkt.dts = p.dts - seg.first_dts
+        pkt.pts = max(p.pts - seg.first_dts, pkt.dts)
+        if not pkt.duration:
+            pkt.duration = self._frame_ticks
+        seg.clock.observe(p.recv_us, self._media_us(pkt.dts, info))
+        seg.last_dts = p.dts
+        try:
+            fragments = seg.writer.mux(pkt)
+        except (OSError, av.FFmpegError) as exc:
+            self._fail_segment(seg, exc)
+            return
+        if seg.row.id == 0:
+            # the init (ftyp+moov) is written with the first packet; now the row can exist
+            seg.timescale = seg.writer.sink.timescale
+            seg.row = _replace_row(seg.row, fragment_index=encode_fragment_index(
+                seg.writer.sink.init_bytes, []), bytes=seg.writer.sink.init_bytes)  # fmt: skip
+            seg.row = _replace_row(seg.row, id=self.catalog.insert_segment(seg.row))
+        self.stats.packets_recorded += 1
+        if fragments:
+            self._index(seg, fragments, final=False)
+
+    def _index(self, seg: _OpenSegment, fragments: list[WrittenFragment], *, final: bool) -> None:
+        for f in fragments:
+            if not seg.boundaries:
+                seg.boundaries.append(f.base_time)
+            seg.boundaries.append(f.base_time + f.duration)
+            seg.sizes.append(f.bytes)
+            self.stats.fragments += 1
+            self.stats.bytes_written += f.bytes
+        origin = seg.boundaries[0] if seg.boundaries else 0
+        ticks = [b - origin for b in seg.boundaries]
+        media_us = ticks_to_us(ticks[-1], seg.timescale) if ticks else 0
+        wall_us = (
+            seg.clock.wall_duration_us(media_us, self.settings.max_drift_ppm) if final else media_us
+        )
+        durations = fragment_durations_us(ticks, seg.timescale, wall_us)
+        frames = seg.row.frames + sum(f.samples for f in fragments)
+        row = _replace_row(
+            seg.row,
+            start_us=seg.clock.start_us,
+            end_us=seg.clock.start_us + sum(durations),
+            media_duration_us=media_us,
+            bytes=seg.writer.sink.init_bytes + sum(seg.sizes),
+            frames=frames,
+            fragment_index=encode_fragment_index(
+                seg.writer.sink.init_bytes, zip(seg.sizes, durations, strict=True)
+            ),
+            state="closed" if final else "open",
+        )
+        seg.row = row
+        if not final:
+            self._update_row(row)
+
+    def _update_row(self, row: SegmentRow) -> None:
+        self.catalog.update_segment(
+            row.id, start_us=row.start_us, end_us=row.end_us,
+            media_duration_us=row.media_duration_us, bytes_=row.bytes, frames=row.frames,
+            fragment_index=row.fragment_index, state=row.state,
+        )  # fmt: skip
+
+    def _close_segment(self, seg: _OpenSegment, end_dts: int | None) -> None:
+        """Finish ``seg``: last fragment, fsync, rename, directory fsync, then the row."""
+        del end_dts  # the file's own sample durations define the end (see design doc)
+        self._seg = None
+        try:
+            fragments = seg.writer.close()
+        except (OSError, av.FFmpegError) as exc:
+            self._fail_segment(seg, exc)
+            return
+        if seg.row.id == 0:  # nothing was ever muxed
+            seg.writer.path.unlink(missing_ok=True)
+            return
+        self._index(seg, fragments, final=True)
+        if not seg.sizes:
+            self._discard(seg)
+            return
+        final = self.data_dir / seg.row.path
+        rename_durable(seg.writer.path, final)
+        self._update_row(seg.row)
+        self._chain_end_us = seg.row.end_us
+        self.stats.segments_closed += 1
+        self.stats.error = None
+        log.debug("%s/%s: closed %s", self.camera_id, self.stream, seg.row.path)
+
+    def _discard(self, seg: _OpenSegment) -> None:
+        seg.writer.path.unlink(missing_ok=True)
+        if seg.row.id:
+            self.catalog.delete_segment(seg.row.id)
+
+    def _fail_segment(self, seg: _OpenSegment, exc: Exception) -> None:
+        """A write failed (disk full, I/O error): keep every complete fragment, drop the rest."""
+        self._seg = None
+        seg.writer.abandon()
+        good_end = seg.writer.sink.complete_end
+        self._record_error(f"writing {seg.row.path} failed: {exc}")
+        if not seg.sizes or seg.row.id == 0:
+            self._discard(seg)
+            return
+        try:
+            os.truncate(seg.writer.path, good_end)
+            seg.row = _replace_row(seg.row, state="closed")
+            rename_durable(seg.writer.path, self.data_dir / seg.row.path)
+            self._update_row(seg.row)
+        except OSError as exc2:
+            # leave the .part and open row for start-up recovery / check to finish
+            log.error("%s: could not finalise after write error: %s", seg.row.path, exc2)
+
+    def _record_error(self, message: str) -> None:
+        if self.stats.error != message:
+            log.error("%s/%s: %s", self.camera_id, self.stream, message)
+        self.stats.error = message
+        self.stats.packets_skipped += 1
+
+    def _end_run(self, reason: str, at_us: int | None) -> None:
+        if self._seg is not None:
+            self._close_segment(self._seg, end_dts=None)
+        if self._run_id is not None:
+            end = self.catalog.last_end_us(self.stream_id) or at_us or 0
+            self.catalog.end_run(self._run_id, end, reason)
+        self._run_id = None
+        self._chain_end_us = None
+
+    def close(self, reason: str = "shutdown") -> None:
+        self.on_disconnect(reason)
+
+
+def _replace_row(row: SegmentRow, **changes: object) -> SegmentRow:
+    from dataclasses import replace
+
+    return replace(row, **changes)

@@ -1,0 +1,1 @@
+"""Vigia workstation widgets (PySide6)."""
