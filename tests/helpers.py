@@ -1,0 +1,62 @@
+"""Test helpers that are plain functions (fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import av
+
+from server.recording.packets import IngestPacket, StreamInfo
+
+
+def ffprobe(path: Path) -> dict:
+    """Independent check of a file with Debian's ffprobe: fails on any decode error."""
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-count_packets", "-show_entries",
+         "format=duration:stream=codec_name,width,height,nb_read_packets", "-of", "json",
+         str(path)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0 and not out.stderr.strip(), f"ffprobe {path}: {out.stderr}"
+    return json.loads(out.stdout)
+
+
+def decode_errors(path: Path) -> str:
+    """Decode every frame with ffmpeg; return its error output (empty when clean)."""
+    out = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(path), "-f", "null", "-"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    return out.stderr.strip() + ("" if out.returncode == 0 else f" (exit {out.returncode})")
+
+
+def clip_packets(
+    clip: Path, loops: int = 1
+) -> tuple[StreamInfo, list[tuple[bytes, int, int, bool]]]:
+    """Annex B packets of a clip (looped, timestamps continuing), as a camera would send them."""
+    with av.open(str(clip)) as c:
+        s = c.streams.video[0]
+        codec = "hevc" if s.codec_context.name == "hevc" else "h264"
+        bsf = av.BitStreamFilterContext(f"{codec}_mp4toannexb", s)
+        raw = []
+        for p in c.demux(s):
+            if p.dts is None:
+                continue
+            for q in bsf.filter(p):
+                raw.append((bytes(q), q.pts, q.dts, q.is_keyframe, q.duration))
+        info = StreamInfo(codec, s.codec_context.width, s.codec_context.height, s.time_base,
+                          None, float(s.average_rate))  # fmt: skip
+    span = raw[-1][2] + raw[-1][4] - raw[0][2]
+    out = []
+    for loop in range(loops):
+        for data, pts, dts, key, _ in raw:
+            out.append((data, pts + loop * span, dts + loop * span, key))
+    return info, out
+
+
+def ingest_packet(data: bytes, pts: int, dts: int, key: bool, recv_us: int) -> IngestPacket:
+    pkt = av.Packet(data)
+    pkt.pts, pkt.dts, pkt.is_keyframe = pts, dts, key
+    return IngestPacket(pkt, dts, pts, key, recv_us, len(data))
