@@ -46,7 +46,7 @@ class RecordingConfig:
     max_drift_ppm: int = 500
     open_timeout_s: float = 10.0
     read_timeout_s: float = 5.0
-    reconnect_max_s: float = 1.0
+    reconnect_max_s: float = 0.5
 
 
 @dataclass(frozen=True)

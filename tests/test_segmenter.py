@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from pathlib import Path
 
@@ -55,7 +56,7 @@ def test_segments_are_valid_chained_and_indexed(
     assert len(segs) >= 2
     assert all(s.state == "closed" and s.codec == codec for s in segs)
     assert sum(s.frames for s in segs) == frames
-    for prev, seg in zip(segs, segs[1:], strict=False):
+    for prev, seg in itertools.pairwise(segs):
         assert seg.start_us == prev.end_us, "segments of a run are chained exactly"
     assert segs[0].start_us - T0 < 30_000  # least-delayed frame's estimate
     for seg in segs:
@@ -81,7 +82,7 @@ def test_open_segment_is_visible_while_recording(tmp_path: Path, camera_clips: l
     (seg,) = catalog.segments()
     assert seg.state == "open"
     part = data.root / (seg.path + ".part")
-    init, frags = decode_fragment_index(seg.fragment_index, seg.start_us)
+    _init, frags = decode_fragment_index(seg.fragment_index, seg.start_us)
     assert len(frags) == 4 and seg.frames == 100
     assert seg.bytes == frags[-1].offset + frags[-1].bytes
     # what the index covers is a playable file on its own (what a client would fetch)

@@ -95,20 +95,25 @@ class Catalog:
             self._conn.execute("COMMIT")
 
     def _migrate(self) -> None:
-        with self._lock:
-            (version,) = self._conn.execute("PRAGMA user_version").fetchone()
-            if version > SCHEMA_VERSION:
-                raise CatalogError(
-                    f"{self.path} has schema version {version}, newer than this program's "
-                    f"{SCHEMA_VERSION}; upgrade vigia-server"
-                )
-            for target in range(version, SCHEMA_VERSION):
+        """Apply pending migrations, each with its version bump in one write transaction.
+
+        The version is read inside the transaction, so two processes opening a new catalog
+        at once (a recorder and ``check``, or a test reading it) never both migrate.
+        """
+        for target in range(SCHEMA_VERSION):
+            with self.transaction() as c:
+                (version,) = c.execute("PRAGMA user_version").fetchone()
+                if version > SCHEMA_VERSION:
+                    raise CatalogError(
+                        f"{self.path} has schema version {version}, newer than this "
+                        f"program's {SCHEMA_VERSION}; upgrade vigia-server"
+                    )
+                if version != target:
+                    continue
                 log.info("catalog %s: migrating schema %d -> %d", self.path, target, target + 1)
-                # executescript commits first; the script and the version bump are one transaction
-                self._conn.executescript(
-                    f"BEGIN IMMEDIATE;\n{MIGRATIONS[target]}\n"
-                    f"PRAGMA user_version = {target + 1};\nCOMMIT;"
-                )
+                for statement in _statements(MIGRATIONS[target]):
+                    c.execute(statement)
+                c.execute(f"PRAGMA user_version = {target + 1}")
 
     def _one(self, sql: str, params: Iterable[object] = ()) -> tuple | None:
         with self._lock:
@@ -321,3 +326,16 @@ class Catalog:
                 (camera_id, start_us, end_us, name, int(locked), now_us, created_by),
             )
             return int(cur.lastrowid)
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into statements with SQLite's own tokenizer (comments may hold ';')."""
+    out, buf = [], ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            out.append(buf.strip())
+            buf = ""
+    if buf.strip():
+        raise CatalogError(f"incomplete SQL statement in migration: {buf.strip()[:80]}")
+    return out

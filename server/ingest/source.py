@@ -64,6 +64,10 @@ class Source:
         if parts.scheme in ("rtsp", "rtsps"):
             options["rtsp_transport"] = "tcp"
             options["timeout"] = str(int(timeouts.read_s * 1_000_000))
+            # Stream parameters come from the SDP and the first key frame; FFmpeg's default
+            # probing (5 MB, ~20 frames for a frame rate estimate) only delays the start.
+            options["analyzeduration"] = "500000"
+            options["probesize"] = "262144"
         target = unquote(parts.path) if self.is_file else url
         try:
             self.container = av.open(

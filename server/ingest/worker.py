@@ -30,9 +30,9 @@ class Backoff:
     """Capped exponential backoff. Small cap: a camera back from an outage must record again
     within a couple of seconds, and a refused connection costs us next to nothing."""
 
-    initial_s: float = 0.25
+    initial_s: float = 0.1
     factor: float = 2.0
-    max_s: float = 1.0
+    max_s: float = 0.5
 
     def delay(self, failures: int) -> float:
         return min(self.max_s, self.initial_s * self.factor ** max(0, failures - 1))

@@ -1,0 +1,1 @@
+"""Simulated cameras for the demo, tests and benchmarks."""
