@@ -29,18 +29,26 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    from PySide6.QtCore import Qt, QTimer
-    from PySide6.QtWidgets import QApplication, QLabel, QMainWindow
+def build_window(server: str):
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QLabel, QMainWindow
 
-    app = QApplication.instance() or QApplication(sys.argv[:1])
     window = QMainWindow()
-    window.setWindowTitle(f"Vigia — {args.server}")
-    label = QLabel(f"{PLACEHOLDER}\n\nRecorder: {args.server}")
+    window.setWindowTitle(f"Vigia — {server}")
+    label = QLabel(f"{PLACEHOLDER}\n\nRecorder: {server}")
     label.setAlignment(Qt.AlignmentFlag.AlignCenter)
     window.setCentralWidget(label)
     window.resize(900, 500)
+    return window
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    window = build_window(args.server)
     window.show()
     if args.quit_after is not None:
         QTimer.singleShot(int(args.quit_after * 1000), app.quit)

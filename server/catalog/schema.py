@@ -77,7 +77,7 @@ CREATE TABLE garbage (
 ) STRICT;
 
 CREATE TABLE bookmarks (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY,               -- stable id used by the API
     camera_id TEXT NOT NULL REFERENCES cameras (id),  -- camera the bookmark is on
     start_us INTEGER NOT NULL,            -- start of the marked range, µs since epoch UTC
     end_us INTEGER NOT NULL               -- end of the marked range

@@ -118,16 +118,34 @@ class Source:
         if self.is_file:
             yield from self._file_packets()
             return
+        untimed: av.Packet | None = None
         for pkt in self.container.demux(self.stream):
             if self.stop.is_set():
                 return
+            if pkt.dts is None and pkt.pts is None:
+                # Over RTSP the session's first packet, often its key frame, can come without
+                # timestamps. Dropping it would delay recording by a whole GOP: place it one
+                # frame before the next packet instead.
+                if pkt.is_keyframe and pkt.size:
+                    untimed = pkt
+                continue
+            if untimed is not None:
+                dts = pkt.dts if pkt.dts is not None else pkt.pts
+                untimed.dts = untimed.pts = dts - self._frame_ticks()
+                yield from self._wrap(untimed, 0) or ()
+                untimed = None
             out = self._wrap(pkt, 0)
             if out is not None:
                 yield from out
 
+    def _frame_ticks(self) -> int:
+        """One frame interval in the stream's time base (40 ms when the rate is unknown)."""
+        fps = self.info.fps or 25.0
+        return max(1, round(1 / (fps * float(self.info.time_base))))
+
     def _wrap(self, pkt: av.Packet, offset: int) -> list[IngestPacket] | None:
         if pkt.dts is None and pkt.pts is None:
-            return None  # the first RTSP packet can come without timestamps; nothing to place it
+            return None
         if pkt.size == 0:
             return None
         recv_us = self.clock.now_us()

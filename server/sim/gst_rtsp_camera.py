@@ -156,10 +156,6 @@ class Feeder:
         with self._lock:
             self._appsrc = appsrc
 
-    def restart_clip(self) -> None:
-        """Start the clip over from its first frame, a key frame (used when a session starts)."""
-        self.pipeline.seek_simple(Gst.Format.TIME, Gst.SeekFlags.FLUSH, 0)
-
     def detach(self, appsrc: Gst.Element) -> None:
         with self._lock:
             if self._appsrc is appsrc:
@@ -199,10 +195,6 @@ def video_factory(feeder: Feeder) -> GstRtspServer.RTSPMediaFactory:
         appsrc.set_property("caps", feeder.caps)
         media.connect("unprepared", lambda _media: feeder.detach(appsrc))
         feeder.attach(appsrc)
-        # A new session starts with a key frame, as IP cameras do (they force an IDR on PLAY),
-        # instead of waiting up to a GOP for the next one. Restarted from the main loop once
-        # this callback has returned: pushing data from inside it can stall the first client.
-        GLib.idle_add(lambda: feeder.restart_clip() and False)
 
     factory.connect("media-configure", on_media_configure)
     return factory

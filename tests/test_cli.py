@@ -1,0 +1,83 @@
+"""The two programs as a user starts them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from server.catalog import Catalog
+from server.datadir import DataDir
+from tests.conftest import ROOT, wait_until
+
+
+def _run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "server", *args],
+        capture_output=True, text=True, timeout=timeout, cwd=ROOT, check=False,
+    )  # fmt: skip
+
+
+def test_demo_records_with_zero_setup(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server", "--data-dir", str(data), "--demo", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+    )  # fmt: skip
+    try:
+
+        def recording() -> bool:
+            if not (data / "catalog.db").exists():
+                return False
+            cat = Catalog(data / "catalog.db")
+            try:
+                return {s.stream_id for s in cat.segments() if s.frames > 0} == {1, 2}
+            finally:
+                cat.close()
+
+        wait_until(recording, 90, "demo camera main and sub recording")
+        busy = _run("check", "--data-dir", str(data))
+        assert busy.returncode == 2 and "in use" in busy.stderr, "check refuses a live data dir"
+        proc.terminate()
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    log = proc.stderr.read() if proc.stderr else ""
+    assert "stopped cleanly" in log, log[-3000:]
+    cat = Catalog(data / "catalog.db")
+    segs = cat.segments()
+    assert segs and all(s.state == "closed" for s in segs)
+    assert {(s.width, s.height) for s in segs} == {(1920, 1080), (640, 360)}
+    cat.close()
+    ok = _run("check", "--data-dir", str(data))
+    assert ok.returncode == 0 and "0 problems" in ok.stdout, ok.stdout + ok.stderr
+
+
+def test_bad_config_and_missing_catalog_are_clear(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[recording]\nsegment_secs = 1\n")
+    r = _run("--data-dir", str(tmp_path / "d"), "--config", str(bad))
+    assert r.returncode == 2 and "unknown key(s) segment_secs" in r.stderr
+    r = _run("check", "--data-dir", str(tmp_path / "empty"))
+    assert r.returncode == 2 and "no catalog" in r.stderr
+
+
+def test_data_dir_lock_is_exclusive(tmp_path: Path) -> None:
+    d = DataDir(tmp_path)
+    fd = d.lock()
+    r = _run("check", "--data-dir", str(tmp_path))
+    assert r.returncode == 2
+    import os
+
+    os.close(fd)
+
+
+def test_help_names_both_programs() -> None:
+    r = _run("--help")
+    assert r.returncode == 0 and "check" in r.stdout
+    r = _run("run", "--help")
+    assert "--demo" in r.stdout and "--data-dir" in r.stdout
+    ws = subprocess.run([sys.executable, "-m", "ui.main", "--help"], capture_output=True,
+                        text=True, timeout=60, cwd=ROOT, check=False)  # fmt: skip
+    assert ws.returncode == 0 and "PLACEHOLDER" in ws.stdout

@@ -1,0 +1,141 @@
+"""Retention on real segments: by days, by volume bytes, by free space, and locked bookmarks."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from server.catalog import Catalog, SegmentRow
+from server.clock import SystemClock
+from server.config import CameraConfig, RecordingConfig
+from server.datadir import DataDir
+from server.recorder import Recorder
+from server.recording.recovery import check
+from server.recording.retention import DAY_US, Retention, VolumeLimits
+from server.recording.segmenter import RecordingSettings, StreamRecorder
+from server.service import apply_camera
+from tests.conftest import wait_until
+from tests.helpers import clip_packets, ingest_packet
+
+
+class FixedClock:
+    """A clock that stands still at a chosen time (retention only reads "now")."""
+
+    def __init__(self, now_us: int) -> None:
+        self.now = now_us
+
+    def now_us(self) -> int:
+        return self.now
+
+
+NOW = 1_800_000_000_000_000
+
+
+def _record(catalog: Catalog, data: DataDir, cam: str, clip: Path, start_us: int) -> None:
+    """Real segments of ``clip`` (two loops, 4 s segments) as if recorded from ``start_us``."""
+    rec = StreamRecorder(catalog, data.root, cam, "main", RecordingSettings(segment_us=4_000_000))
+    info, packets = clip_packets(clip, loops=2)
+    rec.on_connect(info)
+    first = packets[0][2]
+    for payload, pts, dts, key in packets:
+        media_us = int((dts - first) * info.time_base * 1_000_000)
+        rec.on_packet(ingest_packet(payload, pts, dts, key, start_us + media_us))
+    rec.close()
+
+
+def _setup(tmp_path: Path, camera_clips: list, days: dict[str, float | None]):
+    data = DataDir(tmp_path / "data")
+    data.create()
+    catalog = Catalog(data.catalog)
+    clock = FixedClock(NOW)
+    for i, (cam, retention_days) in enumerate(days.items()):
+        cfg = CameraConfig(cam, cam, "rtsp://127.0.0.1:1/m", retention_days=retention_days)
+        apply_camera(catalog, cfg, clock, "config")
+        clip = camera_clips[i][0]
+        _record(catalog, data, cam, clip, NOW - 3 * DAY_US + i * 1_000_000)
+        _record(catalog, data, cam, clip, NOW - DAY_US // 2 + i * 1_000_000)
+    return data, catalog, clock
+
+
+def _paths(segs: list[SegmentRow]) -> set[str]:
+    return {s.path for s in segs}
+
+
+def test_retention_by_days_deletes_exactly_the_old_segments(tmp_path: Path, camera_clips) -> None:
+    data, catalog, clock = _setup(tmp_path, camera_clips, {"a": 1.0, "b": None})
+    before = catalog.segments()
+    old_a = [s for s in before if s.stream_id == catalog.stream_id("a", "main")
+             and s.end_us <= NOW - DAY_US]  # fmt: skip
+    assert old_a
+    report = Retention(catalog, data, VolumeLimits(), clock).run_once()
+    assert _paths(report.deleted) == _paths(old_a)
+    assert _paths(catalog.segments()) == _paths(before) - _paths(old_a)
+    assert not any((data.root / s.path).exists() for s in old_a)
+    assert catalog.garbage() == []
+    assert check(catalog, data, repair=False).problems == []
+
+
+def test_retention_by_bytes_deletes_the_fewest_oldest(tmp_path: Path, camera_clips) -> None:
+    data, catalog, clock = _setup(tmp_path, camera_clips, {"a": None, "b": None})
+    segs = catalog.segments()  # oldest first, across both cameras
+    total = catalog.total_bytes()
+    limit = total - segs[0].bytes - segs[1].bytes + 1  # needs the two oldest, not three
+    report = Retention(catalog, data, VolumeLimits(max_bytes=limit), clock).run_once()
+    assert _paths(report.deleted) == _paths(segs[:2])
+    assert len(report.deleted) == 2
+    assert catalog.total_bytes() <= limit
+
+
+def test_locked_bookmark_keeps_its_segments(tmp_path: Path, camera_clips) -> None:
+    data, catalog, clock = _setup(tmp_path, camera_clips, {"a": 1.0, "b": None})
+    segs = catalog.segments(catalog.stream_id("a", "main"))
+    kept = segs[1]
+    catalog.add_bookmark("a", kept.start_us + 1000, kept.start_us + 2000, name="evidence",
+                         locked=True, now_us=NOW)  # fmt: skip
+    Retention(catalog, data, VolumeLimits(), clock).run_once()
+    left = _paths(catalog.segments())
+    assert kept.path in left and segs[0].path not in left
+    assert (data.root / kept.path).exists()
+
+
+def test_min_free_space(tmp_path: Path, camera_clips) -> None:
+    data, catalog, clock = _setup(tmp_path, camera_clips, {"a": None})
+    segs = catalog.segments()
+    capacity = catalog.total_bytes() + 1_000  # a volume this small: free = capacity - used
+    need_free = 1_000 + segs[0].bytes + segs[1].bytes // 2
+
+    def free_bytes(_data: DataDir) -> int:
+        return capacity - catalog.total_bytes()
+
+    limits = VolumeLimits(min_free_bytes=need_free)
+    report = Retention(catalog, data, limits, clock, free_bytes=free_bytes).run_once()
+    assert _paths(report.deleted) == _paths(segs[:2])
+    assert free_bytes(data) >= need_free
+
+
+def test_full_volume_keeps_recording(tmp_path: Path, camera_clips) -> None:
+    """A volume at its byte limit deletes the oldest and goes on recording the newest."""
+    data = DataDir(tmp_path / "data")
+    data.create()
+    catalog = Catalog(data.catalog)
+    clock = SystemClock()
+    main = camera_clips[0][0].resolve().as_uri()  # a file:// camera, looped at real-time pace
+    apply_camera(catalog, CameraConfig("cam", "cam", main), clock, "api")
+    recorder = Recorder(catalog, data, clock, RecordingConfig(segment_seconds=2))
+    recorder.sync()
+    try:
+        wait_until(lambda: len(catalog.segments(state="closed")) >= 2, 20, "two segments")
+        limit = sum(s.bytes for s in catalog.segments(state="closed")[:2])
+        retention = Retention(catalog, data, VolumeLimits(max_bytes=limit), clock)
+        deleted: list[SegmentRow] = []
+        deadline = time.monotonic() + 12
+        while time.monotonic() < deadline:  # the retention loop, at a fast pace
+            deleted += retention.run_once().deleted
+            time.sleep(0.5)
+        assert len(deleted) >= 3
+        newest = catalog.segments()[-1]
+        assert newest.start_us > max(s.end_us for s in deleted) - 1, "still recording"
+        assert catalog.total_bytes() <= limit + newest.bytes + catalog.segments()[-2].bytes
+    finally:
+        recorder.stop()
+    assert check(catalog, data, repair=False).problems == []
