@@ -89,10 +89,13 @@ class Catalog:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn
+                self._conn.execute("COMMIT")
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                # also when COMMIT itself fails (disk full): never leave the transaction open,
+                # or the next one would silently carry this one's statements
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
                 raise
-            self._conn.execute("COMMIT")
 
     def _migrate(self) -> None:
         """Apply pending migrations, each with its version bump in one write transaction.
@@ -237,6 +240,10 @@ class Catalog:
                 (start_us, end_us, media_duration_us, bytes_, frames, fragment_index, state,
                  segment_id),
             )  # fmt: skip
+
+    def segment_by_path(self, path: str) -> SegmentRow | None:
+        row = self._one(f"SELECT {_SEGMENT_COLUMNS} FROM segments WHERE path = ?", (path,))
+        return SegmentRow(*row) if row else None
 
     def segment(self, segment_id: int) -> SegmentRow | None:
         row = self._one(f"SELECT {_SEGMENT_COLUMNS} FROM segments WHERE id = ?", (segment_id,))

@@ -163,6 +163,10 @@ class IngestWorker:
                 reason = "stream ended"
         except (av.FFmpegError, OSError, EOFError, SourceError) as exc:
             reason = describe_error(exc)
+        except Exception as exc:
+            # a bug in a sink must not end this camera's thread for good: log it, reconnect
+            log.exception("%s/%s: internal error", self.camera_id, self.stream)
+            reason = f"internal error: {type(exc).__name__}: {exc}"
         finally:
             if connected:
                 for sink in self.sinks:

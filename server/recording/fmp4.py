@@ -148,9 +148,9 @@ class Fmp4Writer:
         """Mux one packet; return the fragments this write completed (usually none)."""
         packet.stream = self.stream
         self._container.mux(packet)
-        return self._take_completed()
+        return self.take_completed()
 
-    def _take_completed(self) -> list[WrittenFragment]:
+    def take_completed(self) -> list[WrittenFragment]:
         done = self.sink.completed
         if done:
             self.sink.completed = []
@@ -166,7 +166,7 @@ class Fmp4Writer:
             os.fsync(self._fd)
         finally:
             os.close(self._fd)
-        return self._take_completed()
+        return self.take_completed()
 
     def abandon(self) -> None:
         """Close the descriptor without writing more (after a write error such as ENOSPC)."""

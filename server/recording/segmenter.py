@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -100,6 +101,8 @@ class StreamRecorder:
         self._prev_dts: int | None = None
         self._frame_ticks = 0  # last positive DTS step, the estimate of a frame's duration
         self._chain_end_us: int | None = None  # end of the run's last closed segment
+        self._pending_discards: list[int] = []  # rows of discarded segments still to delete
+        self._floor_us = 0  # end of the last segment written: the next may not start earlier
 
     # --- PacketSink ------------------------------------------------------------------------
 
@@ -110,6 +113,14 @@ class StreamRecorder:
         self._frame_ticks = 0
 
     def on_packet(self, p: IngestPacket) -> None:
+        try:
+            self._on_packet(p)
+        except sqlite3.Error as exc:
+            # the catalog cannot be written (disk full, I/O error): keep writing video; rows
+            # catch up on the next fragment, or start-up recovery rebuilds them from the files
+            self._record_error(f"catalog write failed: {exc}")
+
+    def _on_packet(self, p: IngestPacket) -> None:
         info = self._info
         assert info is not None, "on_connect first"
         if self._prev_dts is not None and self._discontinuity(p, info):
@@ -131,9 +142,16 @@ class StreamRecorder:
         self._mux(seg, p, info)
 
     def on_disconnect(self, reason: str) -> None:
-        if self._info is not None:
-            self._end_run(reason, None)
-        self._info = None
+        try:
+            if self._info is not None:
+                self._end_run(reason, None)
+        except sqlite3.Error as exc:
+            self._record_error(f"catalog write failed: {exc}")
+        finally:
+            self._seg = None
+            self._run_id = None
+            self._chain_end_us = None
+            self._info = None
 
     # --- internals -------------------------------------------------------------------------
 
@@ -170,20 +188,22 @@ class StreamRecorder:
         if chained and self._chain_end_us is not None:
             clock = SegmentClock.chained_after(self._chain_end_us, p.recv_us, 0)
         else:
-            floor = self.catalog.last_end_us(self.stream_id) or 0
+            floor = max(self.catalog.last_end_us(self.stream_id) or 0, self._floor_us)
             clock = SegmentClock.first_of_run(p.recv_us, floor)
         self._seg = None
         if self._run_id is None:
             self._run_id = self.catalog.begin_run(self.stream_id, clock.start_us)
         params = parameter_sets(info.codec, bytes(p.packet)) or info.extradata or b""
-        relpath = segment_relpath(self.camera_id, self.stream, clock.start_us)
+        self._retry_discards()
+        relpath = self._free_relpath(clock.start_us)
         final = self.data_dir / relpath
         part = final.with_name(final.name + PART_SUFFIX)
         try:
             makedirs_durable(final.parent)
             writer = Fmp4Writer(part, info.codec, info.width, info.height, params, info.time_base)
         except (OSError, av.FFmpegError) as exc:
-            self._record_error(f"cannot create segment {relpath}: {exc}")
+            reason = os.strerror(exc.errno) if isinstance(exc, OSError) and exc.errno else exc
+            self._record_error(f"cannot create segments: {reason}")
             return None
         row = SegmentRow(
             id=0, stream_id=self.stream_id, run_id=self._run_id, start_us=clock.start_us,
@@ -237,9 +257,11 @@ class StreamRecorder:
             seg.row = _replace_row(seg.row, id=self.catalog.insert_segment(seg.row))
         self.stats.packets_recorded += 1
         if fragments:
-            self._index(seg, fragments, final=False)
+            self._index(seg, fragments, final=False, persist=True)
 
-    def _index(self, seg: _OpenSegment, fragments: list[WrittenFragment], *, final: bool) -> None:
+    def _index(
+        self, seg: _OpenSegment, fragments: list[WrittenFragment], *, final: bool, persist: bool
+    ) -> None:
         for f in fragments:
             if not seg.boundaries:
                 seg.boundaries.append(f.base_time)
@@ -267,8 +289,8 @@ class StreamRecorder:
             ),
             state="closed" if final else "open",
         )
-        seg.row = row
-        if not final:
+        seg.row = row  # memory first: it stays right even when the catalog cannot be written
+        if persist:
             self._update_row(row)
 
     def _update_row(self, row: SegmentRow) -> None:
@@ -290,32 +312,62 @@ class StreamRecorder:
         if seg.row.id == 0:  # nothing was ever muxed
             seg.writer.path.unlink(missing_ok=True)
             return
-        self._index(seg, fragments, final=True)
+        self._index(seg, fragments, final=True, persist=False)
         if not seg.sizes:
             self._discard(seg)
             return
         final = self.data_dir / seg.row.path
         rename_durable(seg.writer.path, final)
+        self._floor_us = max(self._floor_us, seg.row.end_us)
         self._update_row(seg.row)
         self._chain_end_us = seg.row.end_us
         self.stats.segments_closed += 1
         self.stats.error = None
         log.debug("%s/%s: closed %s", self.camera_id, self.stream, seg.row.path)
 
+    def _free_relpath(self, start_us: int) -> str:
+        """The segment's path; suffixed in the rare case that a row or file already has it
+        (a segment that failed at its first fragment and starts where the next one does)."""
+        relpath = segment_relpath(self.camera_id, self.stream, start_us)
+        n = 0
+        candidate = relpath
+        while self.catalog.segment_by_path(candidate) is not None or (
+            (self.data_dir / candidate).exists()
+            or (self.data_dir / (candidate + PART_SUFFIX)).exists()
+        ):
+            n += 1
+            candidate = relpath.removesuffix(".mp4") + f"-{n}.mp4"
+        return candidate
+
     def _discard(self, seg: _OpenSegment) -> None:
         seg.writer.path.unlink(missing_ok=True)
         if seg.row.id:
-            self.catalog.delete_segment(seg.row.id)
+            self._pending_discards.append(seg.row.id)
+            self._retry_discards()
+
+    def _retry_discards(self) -> None:
+        """Delete rows of discarded segments; kept for later if the catalog cannot be written."""
+        while self._pending_discards:
+            self.catalog.delete_segment(self._pending_discards[0])
+            self._pending_discards.pop(0)
 
     def _fail_segment(self, seg: _OpenSegment, exc: Exception) -> None:
         """A write failed (disk full, I/O error): keep every complete fragment, drop the rest."""
         self._seg = None
         seg.writer.abandon()
+        leftover = seg.writer.take_completed()  # completed in the write call that then failed
+        if leftover and seg.row.id:
+            self._index(seg, leftover, final=False, persist=False)
         good_end = seg.writer.sink.complete_end
-        self._record_error(f"writing {seg.row.path} failed: {exc}")
+        reason = os.strerror(exc.errno) if isinstance(exc, OSError) and exc.errno else str(exc)
+        self._record_error(f"cannot write recordings: {reason}")
         if not seg.sizes or seg.row.id == 0:
             self._discard(seg)
             return
+        self._floor_us = max(self._floor_us, seg.row.end_us)
+        # what was lost is not in the file: the next segment must not chain onto this one's
+        # end (its frames would be shifted back by the lost time) but start from receive times
+        self._chain_end_us = None
         try:
             os.truncate(seg.writer.path, good_end)
             seg.row = _replace_row(seg.row, state="closed")
