@@ -131,3 +131,41 @@ def test_check_reports_and_repairs_without_losing_files(tmp_path: Path, camera_c
     assert (data.lost_found / "recordings" / "cam" / "main" / "stray.mp4").exists()
     assert len(catalog.segments()) == len(segs) - 1
     assert check(catalog, data, repair=False).problems == []
+
+
+def test_parameter_change_starts_a_segment_with_the_new_size(
+    tmp_path: Path, camera_clips: list
+) -> None:
+    """A camera reconfigured mid-stream (new SPS/PPS): new segment, decodable, right size."""
+    catalog, data, rec = _recorder(tmp_path, segment_s=60)
+    info, first = clip_packets(camera_clips[0][0])  # 640x360
+    _, second = clip_packets(camera_clips[0][1])  # 320x180, same 25 fps
+    rec.on_connect(info)
+    shift = first[-1][2] + (first[1][2] - first[0][2]) - second[0][2]
+    packets = first + [(d, pts + shift, dts + shift, k) for d, pts, dts, k in second]
+    for data_, pts, dts, key in packets:
+        media_us = int((dts - first[0][2]) * info.time_base * 1_000_000)
+        rec.on_packet(ingest_packet(data_, pts, dts, key, T0 + media_us))
+    rec.close()
+    a, b = catalog.segments()
+    assert (a.width, a.height, b.width, b.height) == (640, 360, 320, 180)
+    assert b.start_us == a.end_us
+    probe = ffprobe(data.root / b.path)["streams"][0]
+    assert (probe["width"], probe["height"]) == (320, 180)
+    assert decode_errors(data.root / a.path) == decode_errors(data.root / b.path) == ""
+
+
+def test_timestamp_jump_starts_a_new_run(tmp_path: Path, camera_clips: list) -> None:
+    catalog, _data, rec = _recorder(tmp_path, segment_s=60)
+    info, packets = clip_packets(camera_clips[0][0])
+    rec.on_connect(info)
+    jump = int(3600 / info.time_base)  # an hour forward (a camera clock set)
+    half = len(packets) // 2 // 25 * 25  # on a key frame
+    for n, (data_, pts, dts, key) in enumerate(packets):
+        extra = jump if n >= half else 0
+        media_us = int((dts - packets[0][2]) * info.time_base * 1_000_000)
+        rec.on_packet(ingest_packet(data_, pts + extra, dts + extra, key, T0 + media_us))
+    rec.close()
+    a, b = catalog.segments()
+    assert a.run_id != b.run_id
+    assert 0 <= b.start_us - a.end_us < 100_000, "wall time follows our clock, not the jump"

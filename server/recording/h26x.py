@@ -49,3 +49,19 @@ def parameter_sets(codec: str, data: bytes) -> bytes:
 
 def _is_slice(codec: str, kind: int) -> bool:
     return kind < 32 if codec == "hevc" else kind in (1, 5)
+
+
+def picture_size(codec: str, keyframe: bytes) -> tuple[int, int] | None:
+    """Width and height coded in a key frame's parameter sets, by decoding that one frame.
+
+    Only called when the parameter sets change mid-stream (rare), so a decode is cheaper
+    than keeping an SPS parser of our own.
+    """
+    import av  # deferred: the rest of this module is pure byte scanning
+
+    ctx = av.CodecContext.create(codec, "r")
+    try:
+        frames = ctx.decode(av.Packet(keyframe)) + ctx.decode(None)
+    except av.FFmpegError:
+        return None
+    return (frames[0].width, frames[0].height) if frames else None

@@ -23,7 +23,7 @@ from server.catalog import Catalog, SegmentRow
 from server.protocol.fragindex import encode_fragment_index
 from server.protocol.timeutil import US_PER_SECOND, rescale
 from server.recording.fmp4 import Fmp4Writer, WrittenFragment
-from server.recording.h26x import parameter_sets
+from server.recording.h26x import parameter_sets, picture_size
 from server.recording.packets import IngestPacket, StreamInfo
 from server.recording.timing import (
     SegmentClock,
@@ -96,6 +96,8 @@ class StreamRecorder:
         self.stats = RecorderStats()
         self._offset_us = zlib.crc32(f"{camera_id}/{stream}".encode()) % self.settings.segment_us
         self._info: StreamInfo | None = None
+        self._size_params: bytes | None = None  # parameter sets that ``_size`` belongs to
+        self._size: tuple[int, int] | None = None
         self._run_id: int | None = None
         self._seg: _OpenSegment | None = None
         self._prev_dts: int | None = None
@@ -108,6 +110,8 @@ class StreamRecorder:
 
     def on_connect(self, info: StreamInfo) -> None:
         self._info = info
+        self._size_params: bytes | None = None
+        self._size: tuple[int, int] | None = None
         self._run_id = None
         self._prev_dts = None
         self._frame_ticks = 0
@@ -200,7 +204,8 @@ class StreamRecorder:
         part = final.with_name(final.name + PART_SUFFIX)
         try:
             makedirs_durable(final.parent)
-            writer = Fmp4Writer(part, info.codec, info.width, info.height, params, info.time_base)
+            width, height = self._picture_size(info, params, p)
+            writer = Fmp4Writer(part, info.codec, width, height, params, info.time_base)
         except (OSError, av.FFmpegError) as exc:
             reason = os.strerror(exc.errno) if isinstance(exc, OSError) and exc.errno else exc
             self._record_error(f"cannot create segments: {reason}")
@@ -208,7 +213,7 @@ class StreamRecorder:
         row = SegmentRow(
             id=0, stream_id=self.stream_id, run_id=self._run_id, start_us=clock.start_us,
             end_us=clock.start_us, media_duration_us=0, path=relpath, bytes=0, frames=0,
-            codec=info.codec, width=info.width, height=info.height,
+            codec=info.codec, width=width, height=height,
             fragment_index=encode_fragment_index(0, []), state="open",
         )  # fmt: skip
         seg = _OpenSegment(
@@ -324,6 +329,16 @@ class StreamRecorder:
         self.stats.segments_closed += 1
         self.stats.error = None
         log.debug("%s/%s: closed %s", self.camera_id, self.stream, seg.row.path)
+
+    def _picture_size(self, info: StreamInfo, params: bytes, p: IngestPacket) -> tuple[int, int]:
+        """The source's size, unless the parameter sets changed since it was opened."""
+        if self._size_params is None:
+            self._size_params = params  # the sets the source was opened with
+        if params != self._size_params:
+            size = picture_size(info.codec, bytes(p.packet))
+            if size is not None:
+                self._size, self._size_params = size, params
+        return self._size or (info.width, info.height)
 
     def _free_relpath(self, start_us: int) -> str:
         """The segment's path; suffixed in the rare case that a row or file already has it
