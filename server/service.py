@@ -16,6 +16,7 @@ from server.catalog import Catalog
 from server.clock import Clock, SystemClock
 from server.config import CameraConfig, Config
 from server.datadir import DataDir
+from server.ingest.worker import State
 from server.recorder import Recorder
 from server.recording.recovery import recover
 from server.recording.retention import Retention, VolumeLimits
@@ -62,6 +63,21 @@ def apply_camera(catalog: Catalog, cam: CameraConfig, clock: Clock, source: str)
     )
 
 
+SUMMARY_INTERVAL_S = 60.0
+
+
+def log_summary(recorder: Recorder) -> None:
+    """One line on how recording goes, and one per stream that is not well."""
+    statuses = recorder.status()
+    online = sum(1 for s in statuses if s.state == State.ONLINE)
+    log.info("%d/%d streams online", online, len(statuses))
+    for st in statuses:
+        rec = recorder.recorder(st.camera_id, st.stream)
+        problem = st.reason if st.state != State.ONLINE else (rec.stats.error if rec else None)
+        if problem:
+            log.warning("%s/%s %s: %s", st.camera_id, st.stream, st.state, problem)
+
+
 async def serve(config: Config, services: Services) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -74,10 +90,14 @@ async def serve(config: Config, services: Services) -> None:
         services.data.root,
     )
     interval = config.storage.retention_interval_s
+    next_summary = loop.time()
     try:
         while not stop.is_set():
             # retention and garbage collection touch disk and SQLite: keep them off the loop
             await asyncio.to_thread(services.retention.run_once)
+            if loop.time() >= next_summary:
+                log_summary(services.recorder)
+                next_summary = loop.time() + SUMMARY_INTERVAL_S
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), interval)
     finally:
