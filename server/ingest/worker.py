@@ -142,11 +142,11 @@ class IngestWorker:
             return describe_error(exc)
         reason = "stopped"
         connected = False
+        packets = bytes_ = last_us = 0  # counted but not yet published in the status snapshot
         try:
             for sink in self.sinks:
                 sink.on_connect(source.info)
             connected = True
-            packets = bytes_ = 0  # not yet published in the status snapshot
             for p in source.packets():
                 if self._status.state != State.ONLINE:
                     self._set_state(State.ONLINE)
@@ -154,11 +154,10 @@ class IngestWorker:
                     sink.on_packet(p)
                 packets += 1
                 bytes_ += p.size
-                if packets >= 8:
-                    self._publish_counters(packets, bytes_, p.recv_us)
+                last_us = p.recv_us
+                if packets >= 8:  # publishing allocates a snapshot: not on every packet
+                    self._publish_counters(packets, bytes_, last_us)
                     packets = bytes_ = 0
-            if packets:
-                self._publish_counters(packets, bytes_, self.clock.now_us())
             if not self._stop.is_set():
                 reason = "stream ended"
         except (av.FFmpegError, OSError, EOFError, SourceError) as exc:
@@ -168,6 +167,8 @@ class IngestWorker:
             log.exception("%s/%s: internal error", self.camera_id, self.stream)
             reason = f"internal error: {type(exc).__name__}: {exc}"
         finally:
+            if packets:
+                self._publish_counters(packets, bytes_, last_us)
             if connected:
                 for sink in self.sinks:
                     try:
