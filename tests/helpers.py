@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -56,7 +57,9 @@ def clip_packets(
     return info, out
 
 
-def ingest_packet(data: bytes, pts: int, dts: int, key: bool, recv_us: int) -> IngestPacket:
+def ingest_packet(
+    data: bytes, pts: int, dts: int, key: bool, recv_us: int, time_base: Fraction
+) -> IngestPacket:
     pkt = av.Packet(data)
-    pkt.pts, pkt.dts, pkt.is_keyframe = pts, dts, key
+    pkt.pts, pkt.dts, pkt.is_keyframe, pkt.time_base = pts, dts, key, time_base
     return IngestPacket(pkt, dts, pts, key, recv_us, len(data))

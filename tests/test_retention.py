@@ -39,7 +39,7 @@ def _record(catalog: Catalog, data: DataDir, cam: str, clip: Path, start_us: int
     first = packets[0][2]
     for payload, pts, dts, key in packets:
         media_us = int((dts - first) * info.time_base * 1_000_000)
-        rec.on_packet(ingest_packet(payload, pts, dts, key, start_us + media_us))
+        rec.on_packet(ingest_packet(payload, pts, dts, key, start_us + media_us, info.time_base))
     rec.close()
 
 

@@ -40,7 +40,7 @@ def _feed(rec: StreamRecorder, clip: Path, loops: int, stop_after: int | None = 
         if stop_after is not None and n == stop_after:
             return n
         media_us = int((dts - first) * tb * 1_000_000)
-        rec.on_packet(ingest_packet(data, pts, dts, key, T0 + media_us + rng.randrange(30_000)))
+        rec.on_packet(ingest_packet(data, pts, dts, key, T0 + media_us + rng.randrange(30_000), tb))
     return len(packets)
 
 
@@ -145,7 +145,7 @@ def test_parameter_change_starts_a_segment_with_the_new_size(
     packets = first + [(d, pts + shift, dts + shift, k) for d, pts, dts, k in second]
     for data_, pts, dts, key in packets:
         media_us = int((dts - first[0][2]) * info.time_base * 1_000_000)
-        rec.on_packet(ingest_packet(data_, pts, dts, key, T0 + media_us))
+        rec.on_packet(ingest_packet(data_, pts, dts, key, T0 + media_us, info.time_base))
     rec.close()
     a, b = catalog.segments()
     assert (a.width, a.height, b.width, b.height) == (640, 360, 320, 180)
@@ -164,7 +164,9 @@ def test_timestamp_jump_starts_a_new_run(tmp_path: Path, camera_clips: list) -> 
     for n, (data_, pts, dts, key) in enumerate(packets):
         extra = jump if n >= half else 0
         media_us = int((dts - packets[0][2]) * info.time_base * 1_000_000)
-        rec.on_packet(ingest_packet(data_, pts + extra, dts + extra, key, T0 + media_us))
+        rec.on_packet(
+            ingest_packet(data_, pts + extra, dts + extra, key, T0 + media_us, info.time_base)
+        )
     rec.close()
     a, b = catalog.segments()
     assert a.run_id != b.run_id

@@ -61,17 +61,27 @@ class Source:
         parts = urlsplit(url)
         self.is_file = parts.scheme == "file"
         options: dict[str, str] = {}
+        # PyAV's own timeout calls back into Python, taking the GIL, on every socket read:
+        # where FFmpeg has a socket timeout option, use that instead.
+        pyav_timeout: tuple[float, float] | None = None
         if parts.scheme in ("rtsp", "rtsps"):
             options["rtsp_transport"] = "tcp"
-            options["timeout"] = str(int(timeouts.read_s * 1_000_000))
+            options["timeout"] = str(int(timeouts.read_s * 1_000_000))  # connect and each read
             # Stream parameters come from the SDP and the first key frame; FFmpeg's default
             # probing (5 MB, ~20 frames for a frame rate estimate) only delays the start.
             options["analyzeduration"] = "500000"
             options["probesize"] = "262144"
+        elif not self.is_file:
+            options["rw_timeout"] = str(int(timeouts.read_s * 1_000_000))
+            pyav_timeout = (timeouts.open_s, timeouts.read_s)
         target = unquote(parts.path) if self.is_file else url
         try:
             self.container = av.open(
-                target, options=options, timeout=(timeouts.open_s, timeouts.read_s)
+                target,
+                options=options,
+                # probing decodes a frame or two: one thread, not a pool idling all day
+                stream_options=[{"threads": "1"}],
+                timeout=pyav_timeout,
             )
         except av.FFmpegError as exc:
             raise SourceError(describe_error(exc)) from exc
@@ -119,24 +129,31 @@ class Source:
             yield from self._file_packets()
             return
         untimed: av.Packet | None = None
-        for pkt in self.container.demux(self.stream):
-            if self.stop.is_set():
+        now_us = self.clock.now_us
+        stop = self.stop.is_set
+        for pkt in self.container.demux(self.stream):  # the per-packet path: keep it lean
+            if stop():
                 return
-            if pkt.dts is None and pkt.pts is None:
-                # Over RTSP the session's first packet, often its key frame, can come without
-                # timestamps. Dropping it would delay recording by a whole GOP: place it one
-                # frame before the next packet instead.
-                if pkt.is_keyframe and pkt.size:
-                    untimed = pkt
+            dts, pts = pkt.dts, pkt.pts
+            if dts is None:
+                if pts is None:
+                    # Over RTSP the session's first packet, often its key frame, can come
+                    # without timestamps. Dropping it would delay recording by a whole GOP:
+                    # place it one frame before the next packet instead.
+                    if pkt.is_keyframe and pkt.size:
+                        untimed = pkt
+                    continue
+                dts = pts
+            elif pts is None:
+                pts = dts
+            size = pkt.size
+            if not size:
                 continue
             if untimed is not None:
-                dts = pkt.dts if pkt.dts is not None else pkt.pts
-                untimed.dts = untimed.pts = dts - self._frame_ticks()
-                yield from self._wrap(untimed, 0) or ()
+                untimed.dts = untimed.pts = t = dts - self._frame_ticks()
+                yield IngestPacket(untimed, t, t, True, now_us(), untimed.size)
                 untimed = None
-            out = self._wrap(pkt, 0)
-            if out is not None:
-                yield from out
+            yield IngestPacket(pkt, dts, pts, pkt.is_keyframe, now_us(), size)
 
     def _frame_ticks(self) -> int:
         """One frame interval in the stream's time base (40 ms when the rate is unknown)."""

@@ -1,10 +1,8 @@
-"""Passthrough fragmented-MP4 writer: PyAV's mp4 muxer into a file we own, byte for byte.
+"""Passthrough fragmented-MP4 writer: PyAV's mp4 muxer, and the fragments it completes.
 
-PyAV (FFmpeg's movenc) does the muxing. It writes through ``_TrackingSink``, which sends each
-chunk straight to the file descriptor and watches the top-level box boundaries go by, so the
-writer knows the moment a fragment (moof + mdat) is complete and where it lies, without
-re-reading the file. ``flush_packets`` makes FFmpeg hand bytes over per packet rather than
-holding them in its 32 KiB buffer, so a complete fragment is on its way to disk at once.
+PyAV (FFmpeg's movenc) does the muxing and writes the file natively. After each key frame the
+writer reads back the box headers FFmpeg has just written, so it knows the moment a fragment
+(moof + mdat) is complete and where it lies: the catalog indexes it at once.
 """
 
 from __future__ import annotations
@@ -34,81 +32,66 @@ class WrittenFragment:
     samples: int
 
 
-class _TrackingSink:
-    """File-like object for PyAV: writes to ``fd`` and tracks top-level boxes as they pass."""
+class _FileScanner:
+    """Finds the boxes FFmpeg has finished writing to the segment file, by reading them back.
+
+    movenc writes a whole fragment (moof + mdat) at once, when the key frame that starts the
+    next one is muxed (or at close), and ``flush_packets`` pushes it to the file before
+    ``mux`` returns. So the writer scans after key frames only: a few ``pread``s of box
+    headers and the small moof per GOP, instead of a Python callback on every write.
+    """
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
-        self.position = 0
         self.init_bytes = 0
         self.timescale = 0
         self._trex_duration = 0
-        self._init = bytearray()  # ftyp + moov, kept to read the timescale
-        self._header = bytearray()  # partial box header
-        self._box: Box | None = None  # box being written
-        self._keep: bytearray | None = None  # bytes of the box kept for parsing (moov, moof)
-        self._moof: tuple[int, bytes] | None = None
         self.completed: list[WrittenFragment] = []
         self.complete_end = 0  # file offset up to which all boxes are complete fragments/init
 
-    def write(self, data: bytes | memoryview) -> int:
-        view = memoryview(data)
-        written = 0
-        while written < len(view):
-            written += os.write(self.fd, view[written:])
-        self._track(view)
-        self.position += len(view)
-        return len(view)
+    def _header(self, pos: int, size: int) -> tuple[int, bytes, int] | None:
+        """(box size, type, header size) of the box at ``pos``, None if not all written."""
+        if pos + 8 > size:
+            return None
+        head = os.pread(self.fd, 16, pos)
+        box_size, kind = struct.unpack_from(">I4s", head)
+        if box_size == 1:
+            if len(head) < 16:
+                return None
+            (box_size,) = struct.unpack_from(">Q", head, 8)
+            return box_size, kind, 16
+        if box_size < 8:
+            raise ValueError(f"unexpected box size {box_size} at {pos} in muxer output")
+        return box_size, kind, 8
 
-    def _track(self, view: memoryview) -> None:
-        pos, n = 0, len(view)
-        while pos < n:
-            if self._box is None:
-                need = 8 - len(self._header)
-                take = min(need, n - pos)
-                self._header += view[pos : pos + take]
-                pos += take
-                if len(self._header) < 8:
-                    return
-                size, kind = struct.unpack(">I4s", self._header)
-                if size < 8:  # size 0/1 (to end of file, 64-bit) are never written by movenc here
-                    raise ValueError(f"unsupported box size {size} in muxer output")
-                start = self.position + pos - 8
-                self._box = Box(kind.decode("latin-1"), start, size, 8)
-                self._keep = bytearray(self._header) if self._box.type in ("moov", "moof") else None
-                self._header.clear()
-                self._remaining = size - 8
-            take = min(self._remaining, n - pos)
-            if self._keep is not None:
-                self._keep += view[pos : pos + take]
-            pos += take
-            self._remaining -= take
-            if self._remaining == 0:
-                self._finish_box()
-
-    def _finish_box(self) -> None:
-        box, kept = self._box, self._keep
-        assert box is not None
-        self._box = self._keep = None
-        if box.type == "moov" and kept is not None:
-            self.timescale, self._trex_duration = _parse_moov(
-                bytes(kept), Box("moov", 0, box.size, 8)
-            )
-            self.init_bytes = self.complete_end = box.end
-        elif box.type == "moof" and kept is not None:
-            self._moof = (box.offset, bytes(kept))
-        elif box.type == "mdat" and self._moof is not None:
-            offset, moof = self._moof
-            self._moof = None
-            base, duration, samples = _parse_moof(
-                moof, Box("moof", 0, len(moof), 8), self._trex_duration
-            )
-            self.completed.append(
-                WrittenFragment(offset, box.end - offset, base, duration, samples)
-            )
-            self.complete_end = box.end
-        elif box.type == "ftyp" or (self._moof is None and self.complete_end == box.offset):
-            self.complete_end = box.end
+    def scan(self) -> None:
+        size = os.fstat(self.fd).st_size
+        pos = self.complete_end
+        while (h := self._header(pos, size)) is not None:
+            box_size, kind, header = h
+            end = pos + box_size
+            if end > size:
+                return
+            if kind == b"moof":
+                m = self._header(end, size)
+                if m is None or end + m[0] > size:
+                    return  # the mdat is not all there yet
+                if m[1] != b"mdat":
+                    raise ValueError(f"moof at {pos} is followed by {m[1]!r}, not mdat")
+                moof = os.pread(self.fd, box_size, pos)
+                base, duration, samples = _parse_moof(
+                    moof, Box("moof", 0, box_size, header), self._trex_duration
+                )
+                mdat_end = end + m[0]
+                self.completed.append(WrittenFragment(pos, mdat_end - pos, base, duration, samples))
+                end = mdat_end
+            elif kind == b"moov":
+                moov = os.pread(self.fd, box_size, pos)
+                self.timescale, self._trex_duration = _parse_moov(
+                    moov, Box("moov", 0, box_size, header)
+                )
+                self.init_bytes = end
+            self.complete_end = pos = end
 
 
 class Fmp4Writer:
@@ -124,11 +107,14 @@ class Fmp4Writer:
         time_base: Fraction,
     ) -> None:
         self.path = path
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-        self.sink = _TrackingSink(self._fd)
+        # O_EXCL: never clobber a file; FFmpeg then opens the (empty) file by name and writes
+        # it natively, with no Python in its write path. Our descriptor reads it back and
+        # fsyncs it.
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        self.scan = _FileScanner(self._fd)
         try:
             self._container = av.open(
-                self.sink,
+                f"file:{path}",
                 "w",
                 format="mp4",
                 options={"movflags": MOVFLAGS, "flush_packets": "1"},
@@ -144,16 +130,18 @@ class Fmp4Writer:
             raise
         self._closed = False
 
-    def mux(self, packet: av.Packet) -> list[WrittenFragment]:
+    def mux(self, packet: av.Packet, key: bool) -> list[WrittenFragment]:
         """Mux one packet; return the fragments this write completed (usually none)."""
         packet.stream = self.stream
-        self._container.mux(packet)
+        self._container.mux_one(packet)
+        if key or not self.scan.init_bytes:
+            self.scan.scan()  # fragments are completed by key frames (and the first packet)
         return self.take_completed()
 
     def take_completed(self) -> list[WrittenFragment]:
-        done = self.sink.completed
+        done = self.scan.completed
         if done:
-            self.sink.completed = []
+            self.scan.completed = []
         return done
 
     def close(self) -> list[WrittenFragment]:
@@ -164,6 +152,7 @@ class Fmp4Writer:
         try:
             self._container.close()
             os.fsync(self._fd)
+            self.scan.scan()
         finally:
             os.close(self._fd)
         return self.take_completed()
@@ -177,5 +166,9 @@ class Fmp4Writer:
             self._container.close()
         except (OSError, av.FFmpegError) as exc:
             log.debug("closing abandoned muxer for %s: %s", self.path, exc)
+        try:
+            self.scan.scan()  # what is complete on disk is what will be kept
+        except (OSError, ValueError) as exc:
+            log.debug("scanning abandoned %s: %s", self.path, exc)
         finally:
             os.close(self._fd)

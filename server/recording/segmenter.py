@@ -70,7 +70,6 @@ class _OpenSegment:
     first_dts: int
     params: bytes
     rotate_at_us: int
-    last_dts: int
     boundaries: list[int] = field(default_factory=list)  # fragment starts (ticks), then the end
     sizes: list[int] = field(default_factory=list)
     timescale: int = 0
@@ -105,13 +104,18 @@ class StreamRecorder:
         self._chain_end_us: int | None = None  # end of the run's last closed segment
         self._pending_discards: list[int] = []  # rows of discarded segments still to delete
         self._floor_us = 0  # end of the last segment written: the next may not start earlier
+        self._us_num, self._us_den, self._max_jump_ticks = US_PER_SECOND, 1, 0  # on_connect
 
     # --- PacketSink ------------------------------------------------------------------------
 
     def on_connect(self, info: StreamInfo) -> None:
         self._info = info
-        self._size_params: bytes | None = None
-        self._size: tuple[int, int] | None = None
+        # per-packet conversions in plain integers, computed once per connection
+        self._us_num = info.time_base.numerator * US_PER_SECOND
+        self._us_den = info.time_base.denominator
+        self._max_jump_ticks = self.settings.max_jump_us * self._us_den // self._us_num
+        self._size_params = None
+        self._size = None
         self._run_id = None
         self._prev_dts = None
         self._frame_ticks = 0
@@ -139,7 +143,7 @@ class StreamRecorder:
             if seg is None:
                 return
         elif p.key and self._must_rotate(seg, p, info):
-            self._close_segment(seg, end_dts=p.dts)
+            self._close_segment(seg)
             seg = self._open_segment(p, info, chained=True)
             if seg is None:
                 return
@@ -162,14 +166,13 @@ class StreamRecorder:
     def _discontinuity(self, p: IngestPacket, info: StreamInfo) -> bool:
         assert self._prev_dts is not None
         step = p.dts - self._prev_dts
-        step_us = self._media_us(step, info)
-        if step_us > self.settings.max_jump_us or step_us < -self.settings.max_jump_us:
-            log.warning(
-                "%s/%s: timestamps jumped by %.3f s; starting a new run",
-                self.camera_id, self.stream, step_us / US_PER_SECOND,
-            )  # fmt: skip
-            return True
-        return False
+        if -self._max_jump_ticks <= step <= self._max_jump_ticks:
+            return False
+        log.warning(
+            "%s/%s: timestamps jumped by %.3f s; starting a new run",
+            self.camera_id, self.stream, self._media_us(step, info) / US_PER_SECOND,
+        )  # fmt: skip
+        return True
 
     def _must_rotate(self, seg: _OpenSegment, p: IngestPacket, info: StreamInfo) -> bool:
         elapsed = self._media_us(p.dts - seg.first_dts, info)
@@ -225,7 +228,6 @@ class StreamRecorder:
             rotate_at_us=next_rotation_us(
                 clock.start_us, self.settings.segment_us, self._offset_us
             ),
-            last_dts=p.dts,
         )
         self._seg = seg
         return seg
@@ -242,23 +244,21 @@ class StreamRecorder:
                 p.pts += 1 - step
                 p.dts = self._prev_dts + 1
         self._prev_dts = p.dts
-        pkt.time_base = info.time_base
         pkt.dts = p.dts - seg.first_dts
         pkt.pts = max(p.pts - seg.first_dts, pkt.dts)
         if not pkt.duration:
             pkt.duration = self._frame_ticks
-        seg.clock.observe(p.recv_us, self._media_us(pkt.dts, info))
-        seg.last_dts = p.dts
+        seg.clock.observe(p.recv_us, pkt.dts * self._us_num // self._us_den)
         try:
-            fragments = seg.writer.mux(pkt)
+            fragments = seg.writer.mux(pkt, p.key)
         except (OSError, av.FFmpegError) as exc:
             self._fail_segment(seg, exc)
             return
         if seg.row.id == 0:
             # the init (ftyp+moov) is written with the first packet; now the row can exist
-            seg.timescale = seg.writer.sink.timescale
+            seg.timescale = seg.writer.scan.timescale
             seg.row = _replace_row(seg.row, fragment_index=encode_fragment_index(
-                seg.writer.sink.init_bytes, []), bytes=seg.writer.sink.init_bytes)  # fmt: skip
+                seg.writer.scan.init_bytes, []), bytes=seg.writer.scan.init_bytes)  # fmt: skip
             seg.row = _replace_row(seg.row, id=self.catalog.insert_segment(seg.row))
         self.stats.packets_recorded += 1
         if fragments:
@@ -287,10 +287,10 @@ class StreamRecorder:
             start_us=seg.clock.start_us,
             end_us=seg.clock.start_us + sum(durations),
             media_duration_us=media_us,
-            bytes=seg.writer.sink.init_bytes + sum(seg.sizes),
+            bytes=seg.writer.scan.init_bytes + sum(seg.sizes),
             frames=frames,
             fragment_index=encode_fragment_index(
-                seg.writer.sink.init_bytes, zip(seg.sizes, durations, strict=True)
+                seg.writer.scan.init_bytes, zip(seg.sizes, durations, strict=True)
             ),
             state="closed" if final else "open",
         )
@@ -305,9 +305,11 @@ class StreamRecorder:
             fragment_index=row.fragment_index, state=row.state,
         )  # fmt: skip
 
-    def _close_segment(self, seg: _OpenSegment, end_dts: int | None) -> None:
-        """Finish ``seg``: last fragment, fsync, rename, directory fsync, then the row."""
-        del end_dts  # the file's own sample durations define the end (see design doc)
+    def _close_segment(self, seg: _OpenSegment) -> None:
+        """Finish ``seg``: last fragment, fsync, rename, directory fsync, then the row.
+
+        Its end is what the file's own sample durations say (see the design doc's caveats).
+        """
         self._seg = None
         try:
             fragments = seg.writer.close()
@@ -373,7 +375,7 @@ class StreamRecorder:
         leftover = seg.writer.take_completed()  # completed in the write call that then failed
         if leftover and seg.row.id:
             self._index(seg, leftover, final=False, persist=False)
-        good_end = seg.writer.sink.complete_end
+        good_end = seg.writer.scan.complete_end
         reason = os.strerror(exc.errno) if isinstance(exc, OSError) and exc.errno else str(exc)
         self._record_error(f"cannot write recordings: {reason}")
         if not seg.sizes or seg.row.id == 0:
@@ -400,7 +402,7 @@ class StreamRecorder:
 
     def _end_run(self, reason: str, at_us: int | None) -> None:
         if self._seg is not None:
-            self._close_segment(self._seg, end_dts=None)
+            self._close_segment(self._seg)
         if self._run_id is not None:
             end = self.catalog.last_end_us(self.stream_id) or at_us or 0
             self.catalog.end_run(self._run_id, end, reason)
