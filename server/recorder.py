@@ -67,9 +67,12 @@ class Recorder:
         """Make the running workers match the catalog."""
         with self._lock:
             wanted = self._wanted()
-            stale = [k for k, r in self._running.items() if wanted.get(k) != r.spec]
-            for key in stale:
-                self._stop_one(self._running.pop(key))
+            stale = [self._running.pop(k) for k, r in list(self._running.items())
+                     if wanted.get(k) != r.spec]  # fmt: skip
+            for r in stale:
+                r.worker.request_stop()  # all at once: a worker in a connect attempt is slow
+            for r in stale:
+                self._stop_one(r)
             for key, spec in wanted.items():
                 if key not in self._running:
                     self._running[key] = self._start_one(spec)

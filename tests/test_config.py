@@ -60,3 +60,17 @@ retention_days = 14
 def test_bad_config_is_a_clear_error(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         _load(tmp_path, text)
+
+
+@pytest.mark.parametrize(
+    ("url", "logged"),
+    [
+        ("rtsp://admin:s3cret@192.0.2.1/stream1", "rtsp://admin:***@192.0.2.1/stream1"),
+        ("rtsp://192.0.2.1/a@b", "rtsp://192.0.2.1/a@b"),
+        ("file:///clips/a.mp4", "file:///clips/a.mp4"),
+    ],
+)
+def test_camera_passwords_never_reach_the_log(url: str, logged: str) -> None:
+    from server.recorder import _redact
+
+    assert _redact(url) == logged
