@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +43,24 @@ class DataDir:
 
     def create(self) -> None:
         self.recordings.mkdir(parents=True, exist_ok=True)
+
+    def server_id(self) -> str:
+        """This recorder's stable id (12 hex digits): in NATS subjects, discovery and exports.
+
+        Made once and kept in the data dir, so it survives restarts and moves with the data.
+        """
+        path = self.root / "server-id"
+        try:
+            sid = path.read_text().strip()
+        except FileNotFoundError:
+            sid = ""
+        if len(sid) == 12 and all(c in "0123456789abcdef" for c in sid):
+            return sid
+        sid = secrets.token_hex(6)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(sid + "\n")
+        os.replace(tmp, path)
+        return sid
 
     def lock(self) -> int:
         """Take the exclusive lock (released by the kernel when the process dies, kill -9 too)."""

@@ -81,3 +81,12 @@ def test_help_names_both_programs() -> None:
     ws = subprocess.run([sys.executable, "-m", "ui.main", "--help"], capture_output=True,
                         text=True, timeout=60, cwd=ROOT, check=False)  # fmt: skip
     assert ws.returncode == 0 and "PLACEHOLDER" in ws.stdout
+
+
+def test_server_id_is_stable_and_subject_safe(tmp_path: Path) -> None:
+    d = DataDir(tmp_path)
+    sid = d.server_id()
+    assert len(sid) == 12 and sid.isalnum() and sid == sid.lower()
+    assert DataDir(tmp_path).server_id() == sid
+    (tmp_path / "server-id").write_text("garbage.with.dots\n")
+    assert DataDir(tmp_path).server_id() != "garbage.with.dots"
