@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -65,12 +66,13 @@ def test_bad_config_and_missing_catalog_are_clear(tmp_path: Path) -> None:
 
 def test_data_dir_lock_is_exclusive(tmp_path: Path) -> None:
     d = DataDir(tmp_path)
+    Catalog(d.catalog).close()
     fd = d.lock()
-    r = _run("check", "--data-dir", str(tmp_path))
-    assert r.returncode == 2
-    import os
-
-    os.close(fd)
+    try:
+        r = _run("check", "--data-dir", str(tmp_path))
+        assert r.returncode == 2 and "in use by another vigia-server" in r.stderr
+    finally:
+        os.close(fd)
 
 
 def test_help_names_both_programs() -> None:
