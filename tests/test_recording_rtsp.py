@@ -114,6 +114,8 @@ def test_kill_9_loses_nothing_complete(farm: CameraFarm, server_process, tmp_pat
             cat.close()
 
     wait_until(resumed, 30, "recording to resume after restart")
+    for rel in complete:  # recovered at start-up, before recording resumed
+        assert not (data / "recordings" / (rel + ".part")).exists(), rel
     assert server.stop() == 0, server.log()
     assert not list((data / "recordings").rglob("*.part")), "no .part left"
     cat = _catalog(data)
