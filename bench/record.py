@@ -270,7 +270,9 @@ def wait_until(predicate, timeout: float, what: str, procs: list[subprocess.Pope
 
 
 def vigia_config(urls: list[str]) -> str:
+    """Recording only, like the ffmpeg reference: live distribution over NATS is off."""
     lines = ["[recording]", "segment_seconds = 60", "[storage]", "min_free_bytes = 0"]
+    lines += ["[nats]", "enabled = false"]
     for i, url in enumerate(urls, start=1):
         lines += ["[[cameras]]", f'id = "cam{i:02d}"', f'name = "Camera {i}"', f'main = "{url}"']
     return "\n".join(lines) + "\n"

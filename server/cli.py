@@ -57,7 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="HTTP API address (default 127.0.0.1:8480; the API server is "
         "delivered by the service issue, the flag is accepted now)",
     )
-    run.add_argument("--nats-url", default=None, help="external NATS server (service issue)")
+    run.add_argument(
+        "--nats-url",
+        default=None,
+        help="publish live video to this NATS server or cluster instead of starting one",
+    )
     run.add_argument("--roles", default="all", help="roles to run (service issue); 'all'")
     chk = sub.add_parser("check", help="reconcile the catalog with the files on disk")
     _common(chk)
@@ -107,7 +111,7 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
     if args.listen:
         config = replace(config, listen=args.listen)
     if args.nats_url:
-        config = replace(config, nats_url=args.nats_url)
+        config = replace(config, nats=replace(config.nats, url=args.nats_url))
     if args.demo:
         data.root.mkdir(parents=True, exist_ok=True)
         config = replace(config, cameras=(*config.cameras, *demo_cameras(data, args.demo)))

@@ -57,10 +57,19 @@ class StorageConfig:
 
 
 @dataclass(frozen=True)
+class NatsConfig:
+    """Live distribution. With no ``url`` the recorder runs its own nats-server on ``listen``."""
+
+    url: str | None = None  # an existing server or cluster; overrides the embedded one
+    listen: str = "127.0.0.1:4222"  # embedded server; port 0 picks one (kept across restarts)
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
 class Config:
     data_dir: Path | None = None
     listen: str = "127.0.0.1:8480"
-    nats_url: str | None = None
+    nats: NatsConfig = field(default_factory=NatsConfig)
     recording: RecordingConfig = field(default_factory=RecordingConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     cameras: tuple[CameraConfig, ...] = ()
@@ -98,6 +107,7 @@ def load_config(path: Path | None) -> Config:
     server = raw.pop("server", {})
     recording = _section(RecordingConfig, raw.pop("recording", {}), f"{path} [recording]")
     storage = _section(StorageConfig, raw.pop("storage", {}), f"{path} [storage]")
+    nats = _section(NatsConfig, raw.pop("nats", {}), f"{path} [nats]")
     cameras = tuple(
         parse_camera(c, f"{path} [[cameras]] #{i + 1}")
         for i, c in enumerate(raw.pop("cameras", []))
@@ -111,7 +121,7 @@ def load_config(path: Path | None) -> Config:
     cfg = Config(
         data_dir=Path(data_dir).expanduser() if data_dir else None,
         listen=server.pop("listen", Config.listen),
-        nats_url=server.pop("nats_url", None),
+        nats=nats,
         recording=recording,
         storage=storage,
         cameras=cameras,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from server.catalog import Catalog
@@ -18,6 +19,7 @@ from server.datadir import DataDir
 from server.ingest.source import Timeouts
 from server.ingest.worker import Backoff, IngestWorker, StatusCallback, StreamStatus
 from server.protocol.timeutil import US_PER_SECOND
+from server.recording.packets import PacketSink
 from server.recording.segmenter import RecordingSettings, StreamRecorder
 
 log = logging.getLogger(__name__)
@@ -46,12 +48,14 @@ class Recorder:
         clock: Clock,
         config: RecordingConfig | None = None,
         on_status: StatusCallback | None = None,
+        sinks_for: Callable[[str, str], list[PacketSink]] | None = None,
     ) -> None:
         self.catalog = catalog
         self.data = data
         self.clock = clock
         self.config = config or RecordingConfig()
         self.on_status = on_status
+        self.sinks_for = sinks_for  # other consumers of each stream (live distribution)
         self._running: dict[tuple[str, str], _Running] = {}
         self._lock = threading.Lock()
 
@@ -92,7 +96,11 @@ class Recorder:
             spec.camera_id,
             spec.stream,
             spec.url,
-            [recorder] if recorder else [],
+            # the recorder last: it rewrites packet timestamps in place
+            [
+                *(self.sinks_for(spec.camera_id, spec.stream) if self.sinks_for else []),
+                *([recorder] if recorder else []),
+            ],
             self.clock,
             timeouts=Timeouts(cfg.open_timeout_s, cfg.read_timeout_s),
             backoff=Backoff(max_s=cfg.reconnect_max_s),

@@ -17,6 +17,8 @@ from server.clock import Clock, SystemClock
 from server.config import CameraConfig, Config
 from server.datadir import DataDir
 from server.ingest.worker import State
+from server.live import EmbeddedNats, LivePublisher, NatsServerError
+from server.live.publisher import stream_status_message
 from server.recorder import Recorder
 from server.recording.recovery import recover
 from server.recording.retention import Retention, VolumeLimits
@@ -31,6 +33,35 @@ class Services:
     recorder: Recorder
     retention: Retention
     lock_fd: int
+    live: LivePublisher | None = None
+    nats: EmbeddedNats | None = None
+
+
+def start_live(config: Config, data: DataDir, clock: Clock) -> tuple[
+    LivePublisher | None, EmbeddedNats | None
+]:  # fmt: skip
+    """Live distribution is best effort: without it the recorder still records."""
+    nats_cfg = config.nats
+    if not nats_cfg.enabled:
+        return None, None
+    embedded = None
+    try:
+        if nats_cfg.url:
+            url, credentials = nats_cfg.url, None
+        else:
+            host, _, port = nats_cfg.listen.rpartition(":")
+            embedded = EmbeddedNats(data.root / "nats", host=host or "127.0.0.1", port=int(port))
+            embedded.start()
+            url, credentials = embedded.url, embedded.credentials
+    except (NatsServerError, OSError, ValueError) as exc:
+        log.error("live distribution disabled: %s", exc)
+        if embedded is not None:
+            embedded.stop()
+        return None, None
+    live = LivePublisher(url, data.server_id(), credentials, clock=clock)
+    if not live.start(wait_s=2):
+        log.warning("NATS at %s not reachable yet; live video follows when it is", url)
+    return live, embedded
 
 
 def open_services(config: Config, data: DataDir, clock: Clock | None = None) -> Services:
@@ -43,12 +74,25 @@ def open_services(config: Config, data: DataDir, clock: Clock | None = None) -> 
         log.warning("start-up recovery: %d problems handled", len(report.problems))
     for cam in config.cameras:
         apply_camera(catalog, cam, clock, source="config")
-    recorder = Recorder(catalog, data, clock, config.recording)
+    live, nats = start_live(config, data, clock)
+    recorder = Recorder(
+        catalog,
+        data,
+        clock,
+        config.recording,
+        on_status=(lambda st: live.publish_status(stream_status_message(st))) if live else None,
+        sinks_for=(lambda cam, stream: [live.sink(cam, stream)]) if live else None,
+    )
+    if live is not None:
+        # every (re)connection of the publisher starts with a snapshot of all streams
+        live.on_connected = lambda: [
+            live.publish_status(stream_status_message(st)) for st in recorder.status()
+        ]
     storage = config.storage
     retention = Retention(
         catalog, data, VolumeLimits(storage.max_bytes, storage.min_free_bytes), clock
     )
-    return Services(data, catalog, recorder, retention, lock_fd)
+    return Services(data, catalog, recorder, retention, lock_fd, live, nats)
 
 
 def apply_camera(catalog: Catalog, cam: CameraConfig, clock: Clock, source: str) -> None:
@@ -103,5 +147,9 @@ async def serve(config: Config, services: Services) -> None:
     finally:
         log.info("stopping")
         await asyncio.to_thread(services.recorder.stop)
+        if services.live is not None:
+            await asyncio.to_thread(services.live.close)
+        if services.nats is not None:
+            await asyncio.to_thread(services.nats.stop)
         services.catalog.close()
         log.info("stopped cleanly")

@@ -155,6 +155,8 @@ def camera_toml(cameras: list[tuple[str, str, str | None]], extra: str = "") -> 
         "open_timeout_s = 5",
         "[storage]",
         "min_free_bytes = 0",
+        "[nats]",
+        'listen = "127.0.0.1:0"',  # the embedded nats-server on a free port
         extra,
     ]
     for cid, main, sub in cameras:

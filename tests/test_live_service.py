@@ -1,0 +1,75 @@
+"""Live video from a real vigia-server process, through its embedded nats-server."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import socket
+
+import av
+import nats
+
+from server.datadir import DataDir
+from server.live.nats_server import load_or_create_credentials
+from server.protocol.live import decode_live_packet, live_subject
+from tests.conftest import camera_toml, wait_until
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def _receive(url: str, user: str, password: str, subject: str, count: int) -> list[bytes]:
+    nc = await nats.connect(url, user=user, password=password, connect_timeout=5)
+    got: list[bytes] = []
+    done = asyncio.Event()
+
+    async def on_msg(msg) -> None:
+        got.append(msg.data)
+        if len(got) >= count:
+            done.set()
+
+    await nc.subscribe(subject, cb=on_msg)
+    try:
+        await asyncio.wait_for(done.wait(), 30)
+    finally:
+        await nc.close()
+    return got
+
+
+def test_recorder_publishes_every_packet_decodably(
+    server_process, camera_host, camera_clips: list
+) -> None:
+    host = camera_host({"main": camera_clips[0][0]})
+    port = _free_port()
+    toml = camera_toml([("cam", host.url("main"), None)])
+    toml = toml.replace('listen = "127.0.0.1:0"', f'listen = "127.0.0.1:{port}"')
+    server = server_process(toml)
+    server.start()
+    state = server.data_dir / "nats"
+    wait_until(lambda: (state / "credentials.json").exists(), 20, "the embedded nats-server")
+    creds = load_or_create_credentials(state)
+    sid = wait_until(
+        lambda: (server.data_dir / "server-id").exists() and DataDir(server.data_dir).server_id(),
+        10,
+        "the server id",
+    )
+    subject = live_subject(sid, "cam", "main")
+    msgs = asyncio.run(
+        _receive(f"nats://127.0.0.1:{port}", creds.user, creds.password, subject, 100)
+    )
+    # a viewer may join mid-GOP: it starts at the first key frame it gets (there is one a second)
+    first_key = next(i for i, m in enumerate(msgs) if decode_live_packet(m)[0].key)
+    msgs = msgs[first_key:]
+    assert len(msgs) >= 70
+    headers = [decode_live_packet(m)[0] for m in msgs]
+    assert [h.seq for h in headers] == list(range(headers[0].seq, headers[0].seq + len(msgs)))
+    assert all(a.dts_us < b.dts_us for a, b in itertools.pairwise(headers))
+    decoder = av.CodecContext.create("h264", "r")
+    frames = 0
+    for m in msgs:
+        frames += len(decoder.decode(av.Packet(bytes(decode_live_packet(m)[1]))))
+    assert frames >= len(msgs) - 2  # a decoder may hold a frame or two back
+    assert server.stop() == 0, server.log()
