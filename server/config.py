@@ -68,7 +68,9 @@ class NatsConfig:
 @dataclass(frozen=True)
 class Config:
     data_dir: Path | None = None
-    listen: str = "127.0.0.1:8480"
+    listen: str = "127.0.0.1:8480"  # HTTP API; port 0 picks one (logged)
+    name: str = ""  # shown to workstations; default: the host name
+    discovery: bool = True  # advertise on the interfaces of ``listen`` with zeroconf
     nats: NatsConfig = field(default_factory=NatsConfig)
     recording: RecordingConfig = field(default_factory=RecordingConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
@@ -121,6 +123,8 @@ def load_config(path: Path | None) -> Config:
     cfg = Config(
         data_dir=Path(data_dir).expanduser() if data_dir else None,
         listen=server.pop("listen", Config.listen),
+        name=server.pop("name", ""),
+        discovery=bool(server.pop("discovery", True)),
         nats=nats,
         recording=recording,
         storage=storage,

@@ -107,7 +107,7 @@ class Recorder:
             on_status=self.on_status,
         )
         worker.start()
-        log.info("started %s/%s (%s)", spec.camera_id, spec.stream, _redact(spec.url))
+        log.info("started %s/%s (%s)", spec.camera_id, spec.stream, redact_url(spec.url))
         return _Running(spec, worker, recorder)
 
     @staticmethod
@@ -134,7 +134,7 @@ class Recorder:
             self._stop_one(r)
 
 
-def _redact(url: str) -> str:
+def redact_url(url: str) -> str:
     """Never log camera passwords."""
     if "@" not in url or "://" not in url:
         return url

@@ -10,12 +10,18 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 from dataclasses import dataclass
 
+from aiohttp import web
+
+from server import __version__
+from server.api.app import ApiContext, make_app
 from server.catalog import Catalog
 from server.clock import Clock, SystemClock
 from server.config import CameraConfig, Config
 from server.datadir import DataDir
+from server.discovery import Advertisement, Advertiser, strip_credentials
 from server.ingest.worker import State
 from server.live import EmbeddedNats, LivePublisher, NatsServerError
 from server.live.publisher import stream_status_message
@@ -33,6 +39,7 @@ class Services:
     recorder: Recorder
     retention: Retention
     lock_fd: int
+    clock: Clock
     live: LivePublisher | None = None
     nats: EmbeddedNats | None = None
 
@@ -92,7 +99,7 @@ def open_services(config: Config, data: DataDir, clock: Clock | None = None) -> 
     retention = Retention(
         catalog, data, VolumeLimits(storage.max_bytes, storage.min_free_bytes), clock
     )
-    return Services(data, catalog, recorder, retention, lock_fd, live, nats)
+    return Services(data, catalog, recorder, retention, lock_fd, clock, live, nats)
 
 
 def apply_camera(catalog: Catalog, cam: CameraConfig, clock: Clock, source: str) -> None:
@@ -122,6 +129,51 @@ def log_summary(recorder: Recorder) -> None:
             log.warning("%s/%s %s: %s", st.camera_id, st.stream, st.state, problem)
 
 
+async def start_api(config: Config, services: Services) -> tuple[web.AppRunner | None, int | None]:
+    """Serve the HTTP API on ``config.listen``; a recorder whose port is taken still records."""
+    host, _, port = config.listen.rpartition(":")
+    ctx = ApiContext(
+        services.catalog, services.recorder, services.data, services.clock,
+        services.data.server_id(), config.name or socket.gethostname(),
+    )  # fmt: skip
+    runner = web.AppRunner(make_app(ctx), access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host or "127.0.0.1", int(port))
+        await site.start()
+    except (OSError, ValueError) as exc:
+        log.error("HTTP API disabled: cannot listen on %s: %s", config.listen, exc)
+        await runner.cleanup()
+        return None, None
+    bound = int(runner.addresses[0][1])
+    log.info("HTTP API on http://%s:%d/api/v1", host or "127.0.0.1", bound)
+    return runner, bound
+
+
+async def start_discovery(config: Config, services: Services, port: int) -> Advertiser | None:
+    """Best effort: a recorder without working mDNS still records and serves its API."""
+    nats = ""
+    if services.nats is not None:
+        nats = str(services.nats.port)
+    elif config.nats.url:
+        nats = strip_credentials(config.nats.url)
+    adv = Advertisement(
+        server_id=services.data.server_id(),
+        name=config.name or socket.gethostname(),
+        port=port,
+        version=__version__,
+        nats=nats,
+    )
+    advertiser = Advertiser(adv, listen=config.listen)
+    try:
+        await advertiser.start()
+    except Exception as exc:
+        log.warning("zeroconf discovery disabled: %s", exc)
+        await advertiser.close()
+        return None
+    return advertiser
+
+
 async def serve(config: Config, services: Services) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -133,6 +185,10 @@ async def serve(config: Config, services: Services) -> None:
         len(services.recorder.status()),
         services.data.root,
     )
+    runner, port = await start_api(config, services)
+    advertiser = None
+    if port is not None and config.discovery:
+        advertiser = await start_discovery(config, services, port)
     interval = config.storage.retention_interval_s
     next_summary = loop.time()
     try:
@@ -146,6 +202,10 @@ async def serve(config: Config, services: Services) -> None:
                 await asyncio.wait_for(stop.wait(), interval)
     finally:
         log.info("stopping")
+        if advertiser is not None:
+            await advertiser.close()  # clients stop coming first
+        if runner is not None:
+            await runner.cleanup()
         await asyncio.to_thread(services.recorder.stop)
         if services.live is not None:
             await asyncio.to_thread(services.live.close)

@@ -149,6 +149,9 @@ def server_process(tmp_path: Path) -> Iterator[Callable[[str], ServerProcess]]:
 def camera_toml(cameras: list[tuple[str, str, str | None]], extra: str = "") -> str:
     """TOML for (id, main url, sub url) cameras, quick reconnects."""
     out = [
+        "[server]",
+        'listen = "127.0.0.1:0"',  # the HTTP API on a free port
+        "discovery = false",
         "[recording]",
         "segment_seconds = 15",
         "read_timeout_s = 3",

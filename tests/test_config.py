@@ -71,6 +71,6 @@ def test_bad_config_is_a_clear_error(tmp_path: Path, text: str, message: str) ->
     ],
 )
 def test_camera_passwords_never_reach_the_log(url: str, logged: str) -> None:
-    from server.recorder import _redact
+    from server.recorder import redact_url
 
-    assert _redact(url) == logged
+    assert redact_url(url) == logged

@@ -325,14 +325,49 @@ class Catalog:
             c.executemany("DELETE FROM garbage WHERE path = ?", [(p,) for p in paths])
 
     def add_bookmark(self, camera_id: str, start_us: int, end_us: int, *, name: str = "",
-                     locked: bool = False, now_us: int, created_by: str = "") -> int:  # fmt: skip
+                     description: str = "", locked: bool = False, now_us: int,
+                     created_by: str = "") -> int:  # fmt: skip
         with self.transaction() as c:
             cur = c.execute(
-                "INSERT INTO bookmarks (camera_id, start_us, end_us, name, locked, created_us,"
-                " created_by) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (camera_id, start_us, end_us, name, int(locked), now_us, created_by),
-            )
+                "INSERT INTO bookmarks (camera_id, start_us, end_us, name, description, locked,"
+                " created_us, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (camera_id, start_us, end_us, name, description, int(locked), now_us,
+                 created_by),
+            )  # fmt: skip
             return int(cur.lastrowid)
+
+    _BOOKMARK = "id, camera_id, start_us, end_us, name, description, locked, created_us, created_by"
+
+    def _bookmark_dict(self, row: tuple) -> dict:
+        d = dict(zip(self._BOOKMARK.split(", "), row, strict=True))
+        d["locked"] = bool(d["locked"])
+        return d
+
+    def bookmarks(self, camera_id: str | None, start_us: int, end_us: int) -> list[dict]:
+        """Bookmarks overlapping [start_us, end_us), oldest first."""
+        sql = f"SELECT {self._BOOKMARK} FROM bookmarks WHERE end_us >= ? AND start_us < ?"
+        params: list[object] = [start_us, end_us]
+        if camera_id is not None:
+            sql += " AND camera_id = ?"
+            params.append(camera_id)
+        return [self._bookmark_dict(r) for r in self._all(sql + " ORDER BY start_us", params)]
+
+    def bookmark(self, bookmark_id: int) -> dict | None:
+        row = self._one(f"SELECT {self._BOOKMARK} FROM bookmarks WHERE id = ?", (bookmark_id,))
+        return self._bookmark_dict(row) if row else None
+
+    def delete_bookmark(self, bookmark_id: int) -> bool:
+        with self.transaction() as c:
+            return c.execute("DELETE FROM bookmarks WHERE id = ?", (bookmark_id,)).rowcount > 0
+
+    def segment_spans(self, stream_id: int, start_us: int, end_us: int) -> list[tuple[int, int]]:
+        """(start_us, end_us) of a stream's segments overlapping a window: the timeline's
+        query, reading two columns of the (stream_id, start_us) index."""
+        return self._all(
+            "SELECT start_us, end_us FROM segments WHERE stream_id = ? AND start_us < ?"
+            " AND end_us > ? ORDER BY start_us",
+            (stream_id, end_us, start_us),
+        )
 
 
 def _statements(script: str) -> list[str]:

@@ -1,0 +1,71 @@
+"""Errors as the wire contract wants them: ``{"error": {"code", "message"}}`` with a 4xx/5xx."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def error_response(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+
+
+@web.middleware
+async def error_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc.status, exc.code, exc.message)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = exc.reason.lower().replace(" ", "_") if exc.reason else "http_error"
+        return error_response(exc.status, code, exc.text or exc.reason)
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return error_response(500, "internal", "internal server error")
+
+
+async def json_body(request: web.Request) -> dict:
+    """The request's JSON object, or a 400 that says what is wrong with it."""
+    try:
+        body = await request.json(loads=json.loads)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ApiError(400, "bad_json", f"request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "bad_json", "request body must be a JSON object")
+    return body
+
+
+def int_param(
+    request: web.Request,
+    name: str,
+    default: int | None = None,
+    minimum: int | None = 0,
+    maximum: int = 2**62,
+) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        if default is None:
+            raise ApiError(400, "missing_parameter", f"query parameter {name!r} is required")
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, "bad_parameter", f"{name} must be an integer") from None
+    if (minimum is not None and value < minimum) or value > maximum:
+        raise ApiError(400, "bad_parameter", f"{name} is out of range")
+    return value

@@ -1,0 +1,376 @@
+"""The OpenAPI 3 document of ``/api/v1``, kept beside the routes; tests check that the two
+agree (every route documented, every response valid against its schema)."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from server import __version__
+
+_INT = {"type": "integer"}
+_US = {"type": "integer", "minimum": 0, "description": "µs since the Unix epoch, UTC"}
+_STR = {"type": "string"}
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict, description: str = "OK") -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_ERR = {
+    "400": _json(_ref("Error"), "Bad request"),
+    "404": _json(_ref("Error"), "Not found"),
+}
+
+
+def _q(name: str, schema: dict, required: bool = True, description: str = "") -> dict:
+    return {
+        "name": name,
+        "in": "query",
+        "required": required,
+        "schema": schema,
+        "description": description,
+    }
+
+
+def _p(name: str, schema: dict) -> dict:
+    return {"name": name, "in": "path", "required": True, "schema": schema}
+
+
+_WINDOW = [
+    _q("start_us", {"type": "integer", "minimum": 0, "maximum": 2**62}),
+    _q("end_us", {"type": "integer", "minimum": 0, "maximum": 2**62}),
+]
+_CAMERA_ID = {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,63}$"}
+
+SCHEMAS: dict[str, dict] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {"code": _STR, "message": _STR},
+            }
+        },
+    },
+    "Health": {
+        "type": "object",
+        "required": ["status", "streams", "online"],
+        "properties": {"status": {"enum": ["ok"]}, "streams": _INT, "online": _INT},
+    },
+    "Server": {
+        "type": "object",
+        "required": ["id", "name", "version", "api", "time_us"],
+        "properties": {"id": _STR, "name": _STR, "version": _STR, "api": _STR, "time_us": _US},
+    },
+    "Stream": {
+        "type": "object",
+        "required": [
+            "name",
+            "url",
+            "record",
+            "state",
+            "reason",
+            "packets",
+            "bytes",
+            "reconnects",
+            "last_packet_us",
+        ],
+        "properties": {
+            "name": {"enum": ["main", "sub"]},
+            "url": {"type": "string", "description": "password replaced by ***"},
+            "record": {"type": "boolean"},
+            "state": {"enum": ["connecting", "online", "offline", "error", "stopped"]},
+            "reason": _STR,
+            "packets": _INT,
+            "bytes": _INT,
+            "reconnects": _INT,
+            "last_packet_us": {"type": ["integer", "null"]},
+        },
+    },
+    "Camera": {
+        "type": "object",
+        "required": ["id", "name", "enabled", "retention_days", "source", "streams"],
+        "properties": {
+            "id": _CAMERA_ID,
+            "name": _STR,
+            "enabled": {"type": "boolean"},
+            "retention_days": {"type": ["number", "null"]},
+            "source": {"enum": ["config", "api"]},
+            "streams": {"type": "array", "items": _ref("Stream")},
+        },
+    },
+    "CameraInput": {
+        "type": "object",
+        "required": ["id", "name", "main"],
+        "additionalProperties": False,
+        "properties": {
+            "id": _CAMERA_ID,
+            "name": _STR,
+            "main": {"type": "string", "description": "rtsp://, rtsps://, http(s)://, file://"},
+            "sub": {"type": ["string", "null"]},
+            "record_main": {"type": "boolean"},
+            "record_sub": {"type": "boolean"},
+            "retention_days": {"type": ["number", "null"], "exclusiveMinimum": 0},
+            "enabled": {"type": "boolean"},
+        },
+    },
+    "CameraPatch": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "name": _STR,
+            "main": _STR,
+            "sub": {"type": ["string", "null"]},
+            "record_main": {"type": "boolean"},
+            "record_sub": {"type": "boolean"},
+            "retention_days": {"type": ["number", "null"], "exclusiveMinimum": 0},
+            "enabled": {"type": "boolean"},
+        },
+    },
+    "Probe": {
+        "type": "object",
+        "required": ["url"],
+        "properties": {"url": {"type": "string", "maxLength": 2048}},
+    },
+    "ProbeResult": {
+        "type": "object",
+        "required": ["codec", "width", "height", "fps"],
+        "properties": {
+            "codec": {"enum": ["h264", "hevc"]},
+            "width": _INT,
+            "height": _INT,
+            "fps": {"type": ["number", "null"]},
+        },
+    },
+    "Fragment": {
+        "type": "object",
+        "required": ["offset", "bytes", "start_us", "duration_us"],
+        "properties": {"offset": _INT, "bytes": _INT, "start_us": _US, "duration_us": _INT},
+    },
+    "Segment": {
+        "type": "object",
+        "required": [
+            "id",
+            "start_us",
+            "end_us",
+            "bytes",
+            "frames",
+            "codec",
+            "width",
+            "height",
+            "state",
+            "init_bytes",
+            "fragments",
+        ],
+        "properties": {
+            "id": _INT,
+            "start_us": _US,
+            "end_us": _US,
+            "bytes": _INT,
+            "frames": _INT,
+            "codec": {"enum": ["h264", "hevc"]},
+            "width": _INT,
+            "height": _INT,
+            "state": {"enum": ["open", "closed"]},
+            "init_bytes": _INT,
+            "fragments": {"type": "array", "items": _ref("Fragment")},
+        },
+    },
+    "Range": {
+        "type": "object",
+        "required": ["start_us", "end_us"],
+        "properties": {"start_us": _US, "end_us": _US},
+    },
+    "Recordings": {
+        "type": "object",
+        "required": ["camera", "stream", "start_us", "end_us", "ranges", "gaps"],
+        "properties": {
+            "camera": _STR,
+            "stream": {"enum": ["main", "sub"]},
+            "start_us": _US,
+            "end_us": _US,
+            "ranges": {"type": "array", "items": _ref("Range")},
+            "gaps": {"type": "array", "items": _ref("Range")},
+        },
+    },
+    "Bookmark": {
+        "type": "object",
+        "required": [
+            "id",
+            "camera_id",
+            "start_us",
+            "end_us",
+            "name",
+            "description",
+            "locked",
+            "created_us",
+            "created_by",
+        ],
+        "properties": {
+            "id": _INT,
+            "camera_id": _STR,
+            "start_us": _US,
+            "end_us": _US,
+            "name": _STR,
+            "description": _STR,
+            "locked": {"type": "boolean"},
+            "created_us": _US,
+            "created_by": _STR,
+        },
+    },
+    "BookmarkInput": {
+        "type": "object",
+        "required": ["camera", "start_us", "end_us"],
+        "additionalProperties": False,
+        "properties": {
+            "camera": _STR,
+            "start_us": {"type": "integer", "minimum": 0, "maximum": 2**62 - 1},
+            "end_us": {"type": "integer", "minimum": 0, "maximum": 2**62 - 1},
+            "name": {"type": "string", "maxLength": 200},
+            "description": _STR,
+            "locked": {"type": "boolean", "description": "retention keeps what it touches"},
+        },
+    },
+}
+
+
+def _body(name: str) -> dict:
+    return {"required": True, "content": {"application/json": {"schema": _ref(name)}}}
+
+
+@cache
+def openapi_document() -> dict:
+    cam = [_p("camera_id", _STR)]
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Vigia recorder API", "version": __version__},
+        "paths": {
+            "/healthz": {
+                "get": {
+                    "summary": "Liveness and stream counts",
+                    "responses": {"200": _json(_ref("Health"))},
+                }
+            },
+            "/api/v1/openapi.json": {
+                "get": {"summary": "This document", "responses": {"200": _json({"type": "object"})}}
+            },
+            "/api/v1/server": {
+                "get": {
+                    "summary": "Recorder identity and clock",
+                    "responses": {"200": _json(_ref("Server"))},
+                }
+            },
+            "/api/v1/cameras": {
+                "get": {
+                    "summary": "Cameras with stream status",
+                    "responses": {"200": _json({"type": "array", "items": _ref("Camera")})},
+                },
+                "post": {
+                    "summary": "Add a camera; recording starts at once",
+                    "requestBody": _body("CameraInput"),
+                    "responses": {
+                        "201": _json(_ref("Camera"), "Created"),
+                        **_ERR,
+                        "409": _json(_ref("Error"), "Exists"),
+                    },
+                },
+            },
+            "/api/v1/cameras/probe": {
+                "post": {
+                    "summary": "Test a URL: codec, size and rate, or why it fails",
+                    "requestBody": _body("Probe"),
+                    "responses": {
+                        "200": _json(_ref("ProbeResult")),
+                        **_ERR,
+                        "422": _json(_ref("Error"), "The source failed"),
+                    },
+                },
+            },
+            "/api/v1/cameras/{camera_id}": {
+                "get": {"parameters": cam, "responses": {"200": _json(_ref("Camera")), **_ERR}},
+                "patch": {
+                    "parameters": cam,
+                    "requestBody": _body("CameraPatch"),
+                    "responses": {"200": _json(_ref("Camera")), **_ERR},
+                },
+                "delete": {
+                    "parameters": cam,
+                    "summary": "Stop the camera (recordings stay)",
+                    "responses": {"204": {"description": "Stopped"}, **_ERR},
+                },
+            },
+            "/api/v1/cameras/{camera_id}/segments": {
+                "get": {
+                    "summary": "Segments with their fragment index",
+                    "parameters": [*cam, *_WINDOW, _q("stream", {"enum": ["main", "sub"]}, False)],
+                    "responses": {
+                        "200": _json({"type": "array", "items": _ref("Segment")}),
+                        **_ERR,
+                    },
+                },
+            },
+            "/api/v1/segments/{segment_id}/media": {
+                "get": {
+                    "summary": "The segment's fMP4 file; HTTP Range supported",
+                    "parameters": [_p("segment_id", _INT)],
+                    "responses": {
+                        "200": {
+                            "description": "The file",
+                            "content": {
+                                "video/mp4": {"schema": {"type": "string", "format": "binary"}}
+                            },
+                        },
+                        "206": {
+                            "description": "The requested byte range",
+                            "content": {
+                                "video/mp4": {"schema": {"type": "string", "format": "binary"}}
+                            },
+                        },
+                        **_ERR,
+                    },
+                },
+            },
+            "/api/v1/recordings": {
+                "get": {
+                    "summary": "Recorded ranges and gaps of a stream, for the timeline",
+                    "parameters": [
+                        _q("camera", _STR),
+                        *_WINDOW,
+                        _q("stream", {"enum": ["main", "sub"]}, False),
+                        _q(
+                            "resolution_us",
+                            {"type": "integer", "minimum": 0, "maximum": 2**62},
+                            False,
+                        ),
+                    ],
+                    "responses": {"200": _json(_ref("Recordings")), **_ERR},
+                },
+            },
+            "/api/v1/bookmarks": {
+                "get": {
+                    "parameters": [*_WINDOW, _q("camera", _STR, False)],
+                    "responses": {
+                        "200": _json({"type": "array", "items": _ref("Bookmark")}),
+                        **_ERR,
+                    },
+                },
+                "post": {
+                    "requestBody": _body("BookmarkInput"),
+                    "responses": {"201": _json(_ref("Bookmark"), "Created"), **_ERR},
+                },
+            },
+            "/api/v1/bookmarks/{bookmark_id}": {
+                "delete": {
+                    "parameters": [_p("bookmark_id", _INT)],
+                    "responses": {"204": {"description": "Deleted"}, **_ERR},
+                },
+            },
+        },
+        "components": {"schemas": SCHEMAS},
+    }
