@@ -11,7 +11,9 @@ from typing import Any
 
 import aiohttp
 import av
+import cv2
 import jsonschema
+import numpy as np
 import pytest
 from aiohttp import web
 
@@ -134,6 +136,16 @@ def test_camera_lifecycle_segments_range_and_timeline(
         async with http.get(f"{base}{API}/recordings", params=params) as r:
             rec = await _json(r, 200, "Recordings")
         assert len(rec["ranges"]) == 1 and rec["ranges"][0]["start_us"] == seg["start_us"]
+
+        async with http.get(f"{base}{API}/cameras/door/snapshot", params={"stream": "main"}) as r:
+            assert r.status == 200 and r.headers["Content-Type"] == "image/jpeg"
+            jpeg = await r.read()
+        image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+        assert image.shape == (360, 640, 3)
+        async with http.get(f"{base}/metrics") as r:
+            text = await r.text()
+        assert 'vigia_stream_online{camera="door",stream="main"} 1.0' in text
+        assert 'vigia_api_request_seconds_count{method="GET",route="/api/v1/recordings"}' in text
 
         async with http.patch(f"{base}{API}/cameras/door", json={"name": "Front door"}) as r:
             assert (await _json(r, 200, "Camera"))["name"] == "Front door"

@@ -12,7 +12,9 @@ from aiohttp import web
 
 from server import __version__
 from server.api.errors import ApiError, error_middleware, int_param, json_body
+from server.api.metrics import Metrics
 from server.api.openapi import openapi_document
+from server.api.snapshot import jpeg_of_first_frame
 from server.catalog import Catalog, SegmentRow
 from server.catalog.catalog import CameraRow
 from server.clock import Clock
@@ -45,10 +47,15 @@ CTX = web.AppKey("ctx", ApiContext)
 
 
 def make_app(ctx: ApiContext) -> web.Application:
-    app = web.Application(middlewares=[error_middleware], client_max_size=1024 * 1024)
+    metrics = Metrics(ctx.recorder, ctx.catalog, ctx.data)
+    app = web.Application(
+        middlewares=[metrics.middleware, error_middleware], client_max_size=1024 * 1024
+    )
     app[CTX] = ctx
     r = app.router
     r.add_get("/healthz", healthz)
+    r.add_get("/metrics", metrics.handle)
+    r.add_get(f"{API}/cameras/{{camera_id}}/snapshot", snapshot)
     r.add_get(f"{API}/openapi.json", openapi)
     r.add_get(f"{API}/server", server_info)
     r.add_get(f"{API}/cameras", list_cameras)
@@ -273,6 +280,35 @@ async def probe_camera(request: web.Request) -> web.Response:
             source.close()
 
     return web.json_response(await asyncio.to_thread(work))
+
+
+async def snapshot(request: web.Request) -> web.Response:
+    """JPEG of the latest key frame: the first frame of the newest indexed fragment."""
+    ctx = _ctx(request)
+    stream = request.query.get("stream", "sub")
+
+    def work() -> bytes:
+        sid = _stream_id(ctx, request.match_info["camera_id"], stream)
+        now = ctx.clock.now_us()
+        segs = ctx.catalog.segments(sid, start_us=now - 600_000_000)
+        for seg in reversed(segs):
+            init, frags = decode_fragment_index(seg.fragment_index, seg.start_us)
+            if not frags:
+                continue
+            path = ctx.data.root / seg.path
+            if seg.state == "open":
+                path = path.with_name(path.name + PART_SUFFIX)
+            try:
+                with open(path, "rb") as f:
+                    head = f.read(init)
+                    f.seek(frags[-1].offset)
+                    body = f.read(frags[-1].bytes)
+            except FileNotFoundError:
+                continue  # closed meanwhile: the next one back has it under its final name
+            return jpeg_of_first_frame(head + body)
+        raise ApiError(404, "no_video", "no recent video for this stream")
+
+    return web.Response(body=await asyncio.to_thread(work), content_type="image/jpeg")
 
 
 # --- recordings ----------------------------------------------------------------------------

@@ -305,6 +305,32 @@ def openapi_document() -> dict:
                     "responses": {"204": {"description": "Stopped"}, **_ERR},
                 },
             },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics",
+                    "responses": {
+                        "200": {
+                            "description": "Prometheus text format",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        }
+                    },
+                }
+            },
+            "/api/v1/cameras/{camera_id}/snapshot": {
+                "get": {
+                    "summary": "JPEG of the latest key frame",
+                    "parameters": [*cam, _q("stream", {"enum": ["main", "sub"]}, False)],
+                    "responses": {
+                        "200": {
+                            "description": "The image",
+                            "content": {
+                                "image/jpeg": {"schema": {"type": "string", "format": "binary"}}
+                            },
+                        },
+                        **_ERR,
+                    },
+                }
+            },
             "/api/v1/cameras/{camera_id}/segments": {
                 "get": {
                     "summary": "Segments with their fragment index",
