@@ -382,6 +382,8 @@ async def segment_media(request: web.Request) -> web.StreamResponse:
         segment_id = int(request.match_info["segment_id"])
     except ValueError:
         raise ApiError(400, "bad_parameter", "segment id must be an integer") from None
+    if not 0 <= segment_id < 2**63:
+        raise ApiError(404, "not_found", f"no segment {segment_id}")
     seg = await asyncio.to_thread(ctx.catalog.segment, segment_id)
     if seg is None:
         raise ApiError(404, "not_found", f"no segment {segment_id}")
@@ -490,6 +492,8 @@ async def delete_bookmark(request: web.Request) -> web.Response:
         bid = int(request.match_info["bookmark_id"])
     except ValueError:
         raise ApiError(400, "bad_parameter", "bookmark id must be an integer") from None
+    if not 0 <= bid < 2**63:
+        raise ApiError(404, "not_found", f"no bookmark {bid}")
     if not await asyncio.to_thread(ctx.catalog.delete_bookmark, bid):
         raise ApiError(404, "not_found", f"no bookmark {bid}")
     return web.Response(status=204)

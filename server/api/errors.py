@@ -33,7 +33,10 @@ async def error_middleware(
         if exc.status < 400:
             raise
         code = exc.reason.lower().replace(" ", "_") if exc.reason else "http_error"
-        return error_response(exc.status, code, exc.text or exc.reason)
+        response = error_response(exc.status, code, exc.text or exc.reason)
+        if "Allow" in exc.headers:  # a 405 says what is allowed (RFC 9110)
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         return error_response(500, "internal", "internal server error")
