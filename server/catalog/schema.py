@@ -91,6 +91,65 @@ CREATE TABLE bookmarks (
 ) STRICT;
 CREATE INDEX bookmarks_camera ON bookmarks (camera_id, start_us);
 """,
+    # 1 -> 2: users, per-camera rights, API tokens, audit log (design §8)
+    """
+CREATE TABLE users (
+    id INTEGER PRIMARY KEY,               -- referenced by user_cameras and tokens
+    name TEXT NOT NULL UNIQUE COLLATE NOCASE  -- login name, case-insensitive: [A-Za-z0-9._@-]
+        CHECK (length(name) BETWEEN 1 AND 64 AND name NOT GLOB '*[^A-Za-z0-9._@-]*'),
+    password_hash TEXT NOT NULL           -- 'scrypt$n$r$p$salt_b64$hash_b64'; scheme first
+        CHECK (password_hash GLOB '[a-z]*$*$*'),
+    role TEXT NOT NULL                    -- 'admin' (all), 'operator' (no config), 'viewer'
+        CHECK (role IN ('admin', 'operator', 'viewer')),
+    all_cameras INTEGER NOT NULL DEFAULT 0  -- 1: every camera; 0: only those in user_cameras
+        CHECK (all_cameras IN (0, 1)),
+    created_us INTEGER NOT NULL,          -- when the account was made, µs since epoch UTC
+    disabled INTEGER NOT NULL DEFAULT 0   -- 1: cannot log in, its tokens resolve to nobody
+        CHECK (disabled IN (0, 1)),
+    CHECK (role != 'admin' OR all_cameras = 1)
+) STRICT;
+
+CREATE TABLE user_cameras (
+    user_id INTEGER NOT NULL              -- the user granted the right
+        REFERENCES users (id) ON DELETE CASCADE,
+    camera_id TEXT NOT NULL               -- camera slug; no foreign key, grants may precede it
+        CHECK (length(camera_id) BETWEEN 1 AND 64 AND camera_id NOT GLOB '*[^a-z0-9_-]*'),
+    PRIMARY KEY (user_id, camera_id)
+) STRICT;
+
+CREATE TABLE tokens (
+    id INTEGER PRIMARY KEY,               -- row id, never shown to clients
+    user_id INTEGER NOT NULL              -- whose session this is
+        REFERENCES users (id) ON DELETE CASCADE,
+    token_hash TEXT NOT NULL UNIQUE       -- sha256 hex of the bearer token (never stored itself)
+        CHECK (length(token_hash) = 64 AND token_hash NOT GLOB '*[^0-9a-f]*'),
+    created_us INTEGER NOT NULL,          -- when it was issued, µs since epoch UTC
+    expires_us INTEGER NOT NULL           -- refused from this time on
+        CHECK (expires_us > created_us),
+    last_used_us INTEGER                  -- last request seen (coarse); NULL: never used
+        CHECK (last_used_us IS NULL OR last_used_us >= created_us)
+) STRICT;
+CREATE INDEX tokens_user ON tokens (user_id);
+CREATE INDEX tokens_expires ON tokens (expires_us);
+
+CREATE TABLE audit_log (
+    id INTEGER PRIMARY KEY,               -- order of recording
+    ts_us INTEGER NOT NULL,               -- when it happened, µs since epoch UTC
+    user TEXT NOT NULL DEFAULT '',        -- user name (as typed for a failed login); '': none
+    action TEXT NOT NULL                  -- 'login', 'login-failed', 'config-change', 'export', ...
+        CHECK (length(action) BETWEEN 1 AND 64 AND action NOT GLOB '*[^a-z0-9.-]*'),
+    target TEXT NOT NULL DEFAULT '',      -- what it acted on: camera id, user name, export id
+    detail TEXT NOT NULL DEFAULT '{}'     -- JSON object with the specifics
+        CHECK (json_valid(detail) AND json_type(detail) = 'object'),
+    remote TEXT NOT NULL DEFAULT ''       -- client address; '': local (command line, the server)
+) STRICT;
+CREATE INDEX audit_log_ts ON audit_log (ts_us);
+CREATE INDEX audit_log_user_ts ON audit_log (user, ts_us);
+CREATE TRIGGER audit_log_append_only BEFORE UPDATE ON audit_log
+BEGIN
+    SELECT RAISE(ABORT, 'audit_log is append-only');
+END;
+""",
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
