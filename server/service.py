@@ -9,14 +9,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
+import sys
 from dataclasses import dataclass
 
 from aiohttp import web
 
 from server import __version__
 from server.api.app import ApiContext, make_app
+from server.api.auth import Security
+from server.auth import Audit, LoginRateLimiter, Tokens, Users
 from server.catalog import Catalog
 from server.clock import Clock, SystemClock
 from server.config import CameraConfig, Config
@@ -129,13 +133,29 @@ def log_summary(recorder: Recorder) -> None:
             log.warning("%s/%s %s: %s", st.camera_id, st.stream, st.state, problem)
 
 
+def make_security(catalog: Catalog, clock: Clock) -> Security:
+    """Users, tokens, login limits and audit; creates the first admin on a new catalog."""
+    users = Users(catalog, clock)
+    password = users.ensure_first_admin(os.environ.get("VIGIA_ADMIN_PASSWORD"))
+    if password is not None:
+        # shown once, on the terminal, never logged; VIGIA_ADMIN_PASSWORD avoids it
+        sys.stderr.write(f"\nvigia-server: first start: user 'admin', password {password}\n\n")
+        sys.stderr.flush()
+    return Security(users, Tokens(catalog, clock), Audit(catalog, clock), LoginRateLimiter(clock))
+
+
 async def start_api(config: Config, services: Services) -> tuple[web.AppRunner | None, int | None]:
     """Serve the HTTP API on ``config.listen``; a recorder whose port is taken still records."""
     host, _, port = config.listen.rpartition(":")
     ctx = ApiContext(
-        services.catalog, services.recorder, services.data, services.clock,
-        services.data.server_id(), config.name or socket.gethostname(),
-    )  # fmt: skip
+        services.catalog,
+        services.recorder,
+        services.data,
+        services.clock,
+        services.data.server_id(),
+        config.name or socket.gethostname(),
+        make_security(services.catalog, services.clock),
+    )
     runner = web.AppRunner(make_app(ctx), access_log=None)
     await runner.setup()
     try:

@@ -18,7 +18,9 @@ import pytest
 from aiohttp import web
 
 from server.api.app import API, ApiContext, make_app
+from server.api.auth import Security
 from server.api.openapi import openapi_document
+from server.auth import Audit, LoginRateLimiter, Tokens, Users
 from server.config import Config, NatsConfig
 from server.datadir import DataDir
 from server.service import open_services
@@ -39,6 +41,9 @@ def check(body: Any, schema: str | dict) -> None:
     _validator(schema).validate(body)
 
 
+ADMIN_PASSWORD = "admin-password-1"
+
+
 class Api:
     """A real recorder (no live distribution) with its API on a free loopback port."""
 
@@ -46,9 +51,26 @@ class Api:
         config = Config(nats=NatsConfig(enabled=False))
         self.services = open_services(config, DataDir(tmp_path / "data"))
         s = self.services
-        self.ctx = ApiContext(s.catalog, s.recorder, s.data, s.clock, s.data.server_id(), "t")
+        self.users = Users(s.catalog, s.clock)
+        self.users.add("admin", ADMIN_PASSWORD, "admin")
+        security = Security(
+            self.users,
+            Tokens(s.catalog, s.clock),
+            Audit(s.catalog, s.clock),
+            LoginRateLimiter(s.clock),
+        )
+        self.ctx = ApiContext(
+            s.catalog, s.recorder, s.data, s.clock, s.data.server_id(), "t", security
+        )
 
-    def run(self, scenario: Callable[[aiohttp.ClientSession, str], Coroutine[Any, Any, None]]):
+    def run(
+        self,
+        scenario: Callable[[aiohttp.ClientSession, str], Coroutine[Any, Any, None]],
+        user: str = "admin",
+        password: str = ADMIN_PASSWORD,
+    ):
+        """Run ``scenario`` with an HTTP session logged in as ``user``."""
+
         async def main() -> None:
             runner = web.AppRunner(make_app(self.ctx))
             await runner.setup()
@@ -56,7 +78,12 @@ class Api:
             await site.start()
             base = f"http://127.0.0.1:{runner.addresses[0][1]}"
             try:
-                async with aiohttp.ClientSession() as http:
+                async with aiohttp.ClientSession() as anon:
+                    login = {"name": user, "password": password}
+                    async with anon.post(f"{base}{API}/auth/login", json=login) as r:
+                        token = (await _json(r, 200, "Session"))["token"]
+                auth = {"Authorization": f"Bearer {token}"}
+                async with aiohttp.ClientSession(headers=auth) as http:
                     await scenario(http, base)
             finally:
                 await runner.cleanup()

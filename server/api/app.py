@@ -11,10 +11,13 @@ from pathlib import Path
 from aiohttp import web
 
 from server import __version__
+from server.api.auth import USER, Security, require
 from server.api.errors import ApiError, error_middleware, int_param, json_body
 from server.api.metrics import Metrics
 from server.api.openapi import openapi_document
 from server.api.snapshot import jpeg_of_first_frame
+from server.auth import Permission, can_see
+from server.auth.audit import ARCHIVE_ACCESS, BOOKMARK_CHANGE, CONFIG_CHANGE
 from server.catalog import Catalog, SegmentRow
 from server.catalog.catalog import CameraRow
 from server.clock import Clock
@@ -38,6 +41,7 @@ class ApiContext:
     clock: Clock
     server_id: str
     name: str
+    security: Security
 
     def sync(self) -> None:
         self.recorder.sync()
@@ -48,11 +52,16 @@ CTX = web.AppKey("ctx", ApiContext)
 
 def make_app(ctx: ApiContext) -> web.Application:
     metrics = Metrics(ctx.recorder, ctx.catalog, ctx.data)
+    sec = ctx.security
     app = web.Application(
-        middlewares=[metrics.middleware, error_middleware], client_max_size=1024 * 1024
+        middlewares=[metrics.middleware, error_middleware, sec.middleware],
+        client_max_size=1024 * 1024,
     )
     app[CTX] = ctx
     r = app.router
+    r.add_post(f"{API}/auth/login", sec.login)
+    r.add_post(f"{API}/auth/logout", sec.logout)
+    r.add_get(f"{API}/audit", sec.audit_log)
     r.add_get("/healthz", healthz)
     r.add_get("/metrics", metrics.handle)
     r.add_get(f"{API}/cameras/{{camera_id}}/snapshot", snapshot)
@@ -75,6 +84,12 @@ def make_app(ctx: ApiContext) -> web.Application:
 
 def _ctx(request: web.Request) -> ApiContext:
     return request.app[CTX]
+
+
+def _require_camera(request: web.Request, permission: Permission) -> str:
+    camera_id = request.match_info["camera_id"]
+    require(request, permission, camera_id)
+    return camera_id
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -141,14 +156,17 @@ def _find_camera(ctx: ApiContext, camera_id: str) -> CameraRow:
 async def list_cameras(request: web.Request) -> web.Response:
     ctx = _ctx(request)
 
+    user = request[USER]
+
     def work() -> list[dict]:
-        return [_camera_json(ctx, c) for c in ctx.catalog.cameras()]
+        return [_camera_json(ctx, c) for c in ctx.catalog.cameras() if can_see(user, c.id)]
 
     return web.json_response(await asyncio.to_thread(work))
 
 
 async def get_camera(request: web.Request) -> web.Response:
     ctx = _ctx(request)
+    _require_camera(request, Permission.LIVE)
     cam = await asyncio.to_thread(_find_camera, ctx, request.match_info["camera_id"])
     return web.json_response(await asyncio.to_thread(_camera_json, ctx, cam))
 
@@ -203,12 +221,14 @@ def _apply(ctx: ApiContext, cam: CameraConfig) -> None:
 
 async def create_camera(request: web.Request) -> web.Response:
     ctx = _ctx(request)
+    require(request, Permission.CONFIG)
     cam = _parse_camera_body(await json_body(request))
 
     def work() -> dict:
         if any(c.id == cam.id for c in ctx.catalog.cameras()):
             raise ApiError(409, "exists", f"camera {cam.id!r} exists")
         _apply(ctx, cam)
+        ctx.security.record(request, CONFIG_CHANGE, cam.id, {"op": "create", "name": cam.name})
         return _camera_json(ctx, _find_camera(ctx, cam.id))
 
     return web.json_response(await asyncio.to_thread(work), status=201)
@@ -216,6 +236,7 @@ async def create_camera(request: web.Request) -> web.Response:
 
 async def update_camera(request: web.Request) -> web.Response:
     ctx = _ctx(request)
+    require(request, Permission.CONFIG)
     body = await json_body(request)
     camera_id = request.match_info["camera_id"]
     if "id" in body and body["id"] != camera_id:
@@ -236,6 +257,7 @@ async def update_camera(request: web.Request) -> web.Response:
         }
         cam = _parse_camera_body({**current, **body})
         _apply(ctx, cam)
+        ctx.security.record(request, CONFIG_CHANGE, camera_id, {"op": "update", "f": sorted(body)})
         return _camera_json(ctx, _find_camera(ctx, camera_id))
 
     return web.json_response(await asyncio.to_thread(work))
@@ -244,17 +266,20 @@ async def update_camera(request: web.Request) -> web.Response:
 async def delete_camera(request: web.Request) -> web.Response:
     """Stops pulling and recording; the recordings stay until retention removes them."""
     ctx = _ctx(request)
+    require(request, Permission.CONFIG)
 
     def work() -> None:
         cam = _find_camera(ctx, request.match_info["camera_id"])
         ctx.catalog.set_camera_enabled(cam.id, False, now_us=ctx.clock.now_us())
         ctx.sync()
+        ctx.security.record(request, CONFIG_CHANGE, cam.id, {"op": "delete"})
 
     await asyncio.to_thread(work)
     return web.Response(status=204)
 
 
 async def probe_camera(request: web.Request) -> web.Response:
+    require(request, Permission.CONFIG)
     body = await json_body(request)
     url = body.get("url")
     if not isinstance(url, str) or "://" not in url or len(url) > 2048:
@@ -285,6 +310,7 @@ async def probe_camera(request: web.Request) -> web.Response:
 async def snapshot(request: web.Request) -> web.Response:
     """JPEG of the latest key frame: the first frame of the newest indexed fragment."""
     ctx = _ctx(request)
+    _require_camera(request, Permission.LIVE)
     stream = request.query.get("stream", "sub")
 
     def work() -> bytes:
@@ -361,12 +387,15 @@ def _segment_json(seg: SegmentRow) -> dict:
 
 async def list_segments(request: web.Request) -> web.Response:
     ctx = _ctx(request)
+    camera_id = _require_camera(request, Permission.ARCHIVE)
     start, end = _window(request)
     stream = request.query.get("stream", "main")
 
     def work() -> list[dict]:
-        sid = _stream_id(ctx, request.match_info["camera_id"], stream)
+        sid = _stream_id(ctx, camera_id, stream)
         segs = ctx.catalog.segments(sid, start_us=start, end_us=end)
+        detail = {"stream": stream, "start_us": start, "end_us": end}
+        ctx.security.record(request, ARCHIVE_ACCESS, camera_id, detail)
         if len(segs) > MAX_SEGMENTS:
             raise ApiError(400, "bad_parameter", "window holds too many segments; narrow it")
         return [_segment_json(s) for s in segs]
@@ -387,6 +416,8 @@ async def segment_media(request: web.Request) -> web.StreamResponse:
     seg = await asyncio.to_thread(ctx.catalog.segment, segment_id)
     if seg is None:
         raise ApiError(404, "not_found", f"no segment {segment_id}")
+    camera_id = await asyncio.to_thread(ctx.catalog.stream_camera, seg.stream_id)
+    require(request, Permission.ARCHIVE, camera_id)
     path = ctx.data.root / seg.path
     if seg.state == "open":
         part = path.with_name(path.name + PART_SUFFIX)
@@ -407,6 +438,7 @@ async def recordings(request: web.Request) -> web.Response:
     camera_id = request.query.get("camera")
     if not camera_id:
         raise ApiError(400, "missing_parameter", "query parameter 'camera' is required")
+    require(request, Permission.ARCHIVE, camera_id)
     stream = request.query.get("stream", "main")
 
     def work() -> dict:
@@ -444,8 +476,9 @@ async def list_bookmarks(request: web.Request) -> web.Response:
     ctx = _ctx(request)
     start, end = _window(request)
     camera_id = request.query.get("camera")
+    user = require(request, Permission.ARCHIVE, camera_id)
     rows = await asyncio.to_thread(ctx.catalog.bookmarks, camera_id, start, end)
-    return web.json_response([b.__dict__ if hasattr(b, "__dict__") else b for b in rows])
+    return web.json_response([b for b in rows if can_see(user, b["camera_id"])])
 
 
 async def create_bookmark(request: web.Request) -> web.Response:
@@ -469,6 +502,7 @@ async def create_bookmark(request: web.Request) -> web.Response:
         raise ApiError(400, "bad_request", "name and description must be strings")
     if not isinstance(locked, bool) or not isinstance(body["camera"], str):
         raise ApiError(400, "bad_request", "locked must be a boolean, camera a string")
+    user = require(request, Permission.BOOKMARKS, body["camera"])
 
     def work() -> dict:
         _find_camera(ctx, body["camera"])
@@ -480,7 +514,9 @@ async def create_bookmark(request: web.Request) -> web.Response:
             locked=locked,
             description=description,
             now_us=ctx.clock.now_us(),
+            created_by=user.name,
         )
+        ctx.security.record(request, BOOKMARK_CHANGE, body["camera"], {"op": "create", "id": bid})
         return ctx.catalog.bookmark(bid)
 
     return web.json_response(await asyncio.to_thread(work), status=201)
@@ -494,8 +530,15 @@ async def delete_bookmark(request: web.Request) -> web.Response:
         raise ApiError(400, "bad_parameter", "bookmark id must be an integer") from None
     if not 0 <= bid < 2**63:
         raise ApiError(404, "not_found", f"no bookmark {bid}")
-    if not await asyncio.to_thread(ctx.catalog.delete_bookmark, bid):
+    mark = await asyncio.to_thread(ctx.catalog.bookmark, bid)
+    if mark is None:
         raise ApiError(404, "not_found", f"no bookmark {bid}")
+    require(request, Permission.BOOKMARKS, mark["camera_id"])
+    await asyncio.to_thread(ctx.catalog.delete_bookmark, bid)
+    detail = {"op": "delete", "id": bid}
+    await asyncio.to_thread(
+        ctx.security.record, request, BOOKMARK_CHANGE, mark["camera_id"], detail
+    )
     return web.Response(status=204)
 
 

@@ -22,8 +22,11 @@ def _json(schema: dict, description: str = "OK") -> dict:
 
 _ERR = {
     "400": _json(_ref("Error"), "Bad request"),
+    "401": _json(_ref("Error"), "Not logged in (missing, unknown or expired token)"),
+    "403": _json(_ref("Error"), "The user lacks the right (role or camera)"),
     "404": _json(_ref("Error"), "Not found"),
 }
+_PUBLIC: list[dict] = []  # an operation anyone may call (no bearer token)
 
 
 def _q(name: str, schema: dict, required: bool = True, description: str = "") -> dict:
@@ -47,6 +50,34 @@ _WINDOW = [
 _CAMERA_ID = {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,63}$"}
 
 SCHEMAS: dict[str, dict] = {
+    "Login": {
+        "type": "object",
+        "required": ["name", "password"],
+        "properties": {"name": {"type": "string"}, "password": {"type": "string"}},
+    },
+    "Session": {
+        "type": "object",
+        "required": ["token", "expires_us", "user", "role"],
+        "properties": {
+            "token": _STR,
+            "expires_us": _US,
+            "user": _STR,
+            "role": {"enum": ["admin", "operator", "viewer"]},
+        },
+    },
+    "AuditEntry": {
+        "type": "object",
+        "required": ["id", "ts_us", "user", "action", "target", "detail", "remote"],
+        "properties": {
+            "id": _INT,
+            "ts_us": _US,
+            "user": _STR,
+            "action": _STR,
+            "target": _STR,
+            "detail": {"type": "object"},
+            "remote": _STR,
+        },
+    },
     "Error": {
         "type": "object",
         "required": ["error"],
@@ -246,6 +277,16 @@ def _body(name: str) -> dict:
 
 @cache
 def openapi_document() -> dict:
+    doc = _document()
+    for ops in doc["paths"].values():
+        for op in ops.values():
+            if op.get("security") != _PUBLIC:  # every other call may be refused
+                op["responses"].setdefault("401", _ERR["401"])
+                op["responses"].setdefault("403", _ERR["403"])
+    return doc
+
+
+def _document() -> dict:
     cam = [_p("camera_id", _STR)]
     return {
         "openapi": "3.1.0",
@@ -254,11 +295,51 @@ def openapi_document() -> dict:
             "/healthz": {
                 "get": {
                     "summary": "Liveness and stream counts",
+                    "security": _PUBLIC,
                     "responses": {"200": _json(_ref("Health"))},
                 }
             },
             "/api/v1/openapi.json": {
-                "get": {"summary": "This document", "responses": {"200": _json({"type": "object"})}}
+                "get": {
+                    "summary": "This document",
+                    "security": _PUBLIC,
+                    "responses": {"200": _json({"type": "object"})},
+                }
+            },
+            "/api/v1/auth/login": {
+                "post": {
+                    "summary": "Log in: a bearer token for the other calls",
+                    "security": _PUBLIC,
+                    "requestBody": _body("Login"),
+                    "responses": {
+                        "200": _json(_ref("Session")),
+                        "400": _json(_ref("Error"), "Bad request"),
+                        "401": _json(_ref("Error"), "Wrong name or password"),
+                        "429": _json(_ref("Error"), "Too many failed logins"),
+                    },
+                }
+            },
+            "/api/v1/auth/logout": {
+                "post": {
+                    "summary": "Revoke this token",
+                    "responses": {"204": {"description": "Logged out"}, **_ERR},
+                }
+            },
+            "/api/v1/audit": {
+                "get": {
+                    "summary": "Audit log (admins): logins, changes, archive access, exports",
+                    "parameters": [
+                        _q("since_us", {"type": "integer", "minimum": 0, "maximum": 2**62}, False),
+                        _q("until_us", {"type": "integer", "minimum": 0, "maximum": 2**62}, False),
+                        _q("user", _STR, False),
+                        _q("action", _STR, False),
+                        _q("limit", {"type": "integer", "minimum": 1, "maximum": 10000}, False),
+                    ],
+                    "responses": {
+                        "200": _json({"type": "array", "items": _ref("AuditEntry")}),
+                        **_ERR,
+                    },
+                }
             },
             "/api/v1/server": {
                 "get": {
@@ -308,6 +389,7 @@ def openapi_document() -> dict:
             "/metrics": {
                 "get": {
                     "summary": "Prometheus metrics",
+                    "security": _PUBLIC,
                     "responses": {
                         "200": {
                             "description": "Prometheus text format",
@@ -398,5 +480,9 @@ def openapi_document() -> dict:
                 },
             },
         },
-        "components": {"schemas": SCHEMAS},
+        "security": [{"bearer": []}],
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
     }

@@ -179,6 +179,12 @@ class Catalog:
         rows = self._all(sql + " ORDER BY camera_id, name", params)
         return [StreamRow(r[0], r[1], r[2], r[3], bool(r[4])) for r in rows]
 
+    def stream_camera(self, stream_id: int) -> str:
+        row = self._one("SELECT camera_id FROM streams WHERE id = ?", (stream_id,))
+        if row is None:
+            raise CatalogError(f"no stream {stream_id}")
+        return row[0]
+
     def stream_id(self, camera_id: str, name: str) -> int:
         row = self._one(
             "SELECT id FROM streams WHERE camera_id = ? AND name = ?", (camera_id, name)
