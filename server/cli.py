@@ -17,7 +17,7 @@ from server.datadir import DataDir, DataDirBusy, default_data_dir
 
 log = logging.getLogger("vigia-server")
 
-COMMANDS = ("run", "check")
+COMMANDS = ("run", "check", "verify")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -35,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Vigia recorder: pulls H.264/H.265 camera streams and records them, "
         "without transcoding, into crash-safe fragmented MP4 segments indexed in SQLite.",
         epilog="Commands: 'vigia-server [run] [options]' records (the default); "
-        "'vigia-server check [--repair]' reconciles catalog and files.",
+        "'vigia-server check [--repair]' reconciles catalog and files; "
+        "'vigia-server verify EXPORT_DIR' checks an export's signature and files.",
     )
     parser.add_argument("--version", action="version", version=f"vigia-server {__version__}")
     sub = parser.add_subparsers(dest="command")
@@ -69,6 +70,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--repair",
         action="store_true",
         help="fix what is found (loses nothing: unknown files go to lost+found)",
+    )
+    ver = sub.add_parser("verify", help="check an export: signature, file sizes and SHA-256")
+    _common(ver)
+    ver.add_argument("export_dir", type=Path, metavar="EXPORT_DIR")
+    ver.add_argument(
+        "--key",
+        type=Path,
+        metavar="SERVER_PUB",
+        help="trust this public key (a server.pub fetched from the recorder) instead of "
+        "the signing key in the data directory",
     )
     return parser
 
@@ -142,6 +153,38 @@ def cmd_check(args: argparse.Namespace, config: Config) -> int:
     return 1 if left else 0
 
 
+def cmd_verify(args: argparse.Namespace, config: Config) -> int:
+    from server.export.manifest import load_public_key, read_public_key_file, verify_export
+
+    if not args.export_dir.is_dir():
+        print(f"no export directory at {args.export_dir}", file=sys.stderr)
+        return 2
+    if args.key:
+        try:
+            trusted, source = read_public_key_file(args.key), str(args.key)
+        except (OSError, ValueError) as exc:
+            print(f"cannot read the key {args.key}: {exc}", file=sys.stderr)
+            return 2
+    else:
+        data = _data_dir(args, config)
+        trusted, source = load_public_key(data), f"the signing key of {data.root}"
+    report = verify_export(args.export_dir, trusted)
+    for problem in report.problems:
+        print(problem)
+    if not report.ok:
+        print(f"FAILED: {len(report.problems)} problem(s) in {args.export_dir}")
+        return 1
+    assert report.manifest is not None
+    print(f"OK: {len(report.manifest.files)} file(s) intact, signed by key {report.key_id}"
+          + (f", {source}" if report.trusted else ""))  # fmt: skip
+    if not report.trusted:
+        print(
+            "warning: no trusted key (use --key SERVER_PUB or --data-dir): this shows the files "
+            "are as signed, not who signed them"
+        )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from server.logs import setup_logging
 
@@ -151,6 +194,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = load_config(args.config)
         if args.command == "check":
             return cmd_check(args, config)
+        if args.command == "verify":
+            return cmd_verify(args, config)
         return cmd_run(args, config)
     except (ConfigError, DataDirBusy) as exc:
         print(f"vigia-server: {exc}", file=sys.stderr)
