@@ -26,6 +26,7 @@ from server.clock import Clock, SystemClock
 from server.config import CameraConfig, Config
 from server.datadir import DataDir
 from server.discovery import Advertisement, Advertiser, strip_credentials
+from server.export.jobs import ExportJobs
 from server.ingest.worker import State
 from server.live import EmbeddedNats, LivePublisher, NatsServerError
 from server.live.publisher import stream_status_message
@@ -155,6 +156,7 @@ async def start_api(config: Config, services: Services) -> tuple[web.AppRunner |
         services.data.server_id(),
         config.name or socket.gethostname(),
         make_security(services.catalog, services.clock),
+        ExportJobs(services.catalog, services.data, clock=services.clock),
     )
     runner = web.AppRunner(make_app(ctx), access_log=None)
     await runner.setup()

@@ -23,6 +23,7 @@ from server.api.openapi import openapi_document
 from server.auth import Audit, LoginRateLimiter, Tokens, Users
 from server.config import Config, NatsConfig
 from server.datadir import DataDir
+from server.export.jobs import ExportJobs
 from server.service import open_services
 from tests.conftest import wait_until
 
@@ -59,8 +60,16 @@ class Api:
             Audit(s.catalog, s.clock),
             LoginRateLimiter(s.clock),
         )
+        self.exports = ExportJobs(s.catalog, s.data, clock=s.clock)
         self.ctx = ApiContext(
-            s.catalog, s.recorder, s.data, s.clock, s.data.server_id(), "t", security
+            s.catalog,
+            s.recorder,
+            s.data,
+            s.clock,
+            s.data.server_id(),
+            "t",
+            security,
+            self.exports,
         )
 
     def run(
@@ -91,6 +100,7 @@ class Api:
         asyncio.run(main())
 
     def close(self) -> None:
+        self.exports.close()
         self.services.recorder.stop()
         self.services.catalog.close()
 

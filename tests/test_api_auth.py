@@ -3,6 +3,9 @@ and the audit trail."""
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
+import sys
 from pathlib import Path
 
 import aiohttp
@@ -12,6 +15,7 @@ from server.api.app import API
 from server.config import CameraConfig
 from server.recording.segmenter import RecordingSettings, StreamRecorder
 from server.service import apply_camera
+from tests.conftest import ROOT
 from tests.helpers import clip_packets, ingest_packet
 from tests.test_api import Api
 
@@ -23,8 +27,9 @@ def api(tmp_path: Path, camera_clips: list):
     a = Api(tmp_path)
     s = a.services
     for cam in ("a", "b"):  # cameras with recordings, not pulled (enabled = False)
-        apply_camera(s.catalog, CameraConfig(cam, cam, "rtsp://127.0.0.1:9/x", enabled=False),
-                     s.clock, "api")  # fmt: skip
+        apply_camera(
+            s.catalog, CameraConfig(cam, cam, "rtsp://127.0.0.1:9/x", enabled=False), s.clock, "api"
+        )
         rec = StreamRecorder(s.catalog, s.data.root, cam, "main", RecordingSettings())
         info, packets = clip_packets(camera_clips[0][0])
         rec.on_connect(info)
@@ -39,6 +44,13 @@ def api(tmp_path: Path, camera_clips: list):
     a.close()
 
 
+def _fill(value: object, fill: dict) -> object:
+    if isinstance(value, str):
+        text = value.format(**fill)
+        return int(text) if text.isdigit() and value.startswith("{") else text
+    return value
+
+
 def _segment_of(api: Api, camera: str) -> int:
     cat = api.services.catalog
     return cat.segments(cat.stream_id(camera, "main"))[0].id
@@ -49,49 +61,93 @@ EXPECTED = {
     "list cameras": ("get", "/cameras", None, {"admin": 200, "oper": 200, "view": 200}),
     "camera a": ("get", "/cameras/a", None, {"admin": 200, "oper": 200, "view": 200}),
     "camera b": ("get", "/cameras/b", None, {"admin": 200, "oper": 200, "view": 403}),
-    "add camera": ("post", "/cameras", {"id": "c-{role}", "name": "c", "main": "rtsp://h/",
-                                        "enabled": False},
-                   {"admin": 201, "oper": 403, "view": 403}),
-    "change camera": ("patch", "/cameras/a", {"name": "A"},
-                      {"admin": 200, "oper": 403, "view": 403}),
-    "probe": ("post", "/cameras/probe", {"url": "rtsp://127.0.0.1:9/x"},
-              {"admin": 422, "oper": 403, "view": 403}),
-    "segments a": ("get", "/cameras/a/segments?start_us={start}&end_us={now}", None,
-                   {"admin": 200, "oper": 200, "view": 200}),
-    "segments b": ("get", "/cameras/b/segments?start_us={start}&end_us={now}", None,
-                   {"admin": 200, "oper": 200, "view": 403}),
+    "add camera": (
+        "post",
+        "/cameras",
+        {"id": "c-{role}", "name": "c", "main": "rtsp://h/", "enabled": False},
+        {"admin": 201, "oper": 403, "view": 403},
+    ),
+    "change camera": (
+        "patch",
+        "/cameras/a",
+        {"name": "A"},
+        {"admin": 200, "oper": 403, "view": 403},
+    ),
+    "probe": (
+        "post",
+        "/cameras/probe",
+        {"url": "rtsp://127.0.0.1:9/x"},
+        {"admin": 422, "oper": 403, "view": 403},
+    ),
+    "segments a": (
+        "get",
+        "/cameras/a/segments?start_us={start}&end_us={now}",
+        None,
+        {"admin": 200, "oper": 200, "view": 200},
+    ),
+    "segments b": (
+        "get",
+        "/cameras/b/segments?start_us={start}&end_us={now}",
+        None,
+        {"admin": 200, "oper": 200, "view": 403},
+    ),
     "media a": ("get", "/segments/{seg_a}/media", None, {"admin": 200, "oper": 200, "view": 200}),
     "media b": ("get", "/segments/{seg_b}/media", None, {"admin": 200, "oper": 200, "view": 403}),
-    "timeline b": ("get", "/recordings?camera=b&start_us={start}&end_us={now}", None,
-                   {"admin": 200, "oper": 200, "view": 403}),
-    "bookmark a": ("post", "/bookmarks", {"camera": "a", "start_us": 1, "end_us": 2},
-                   {"admin": 201, "oper": 201, "view": 403}),
+    "timeline b": (
+        "get",
+        "/recordings?camera=b&start_us={start}&end_us={now}",
+        None,
+        {"admin": 200, "oper": 200, "view": 403},
+    ),
+    "bookmark a": (
+        "post",
+        "/bookmarks",
+        {"camera": "a", "start_us": 1, "end_us": 2},
+        {"admin": 201, "oper": 201, "view": 403},
+    ),
     "audit": ("get", "/audit", None, {"admin": 200, "oper": 403, "view": 403}),
-}  # fmt: skip
+    "export a": (
+        "post",
+        "/exports",
+        {"cameras": [{"camera": "a"}], "start_us": "{start}", "end_us": "{now}"},
+        {"admin": 202, "oper": 202, "view": 403},
+    ),
+}
 
 
 @pytest.mark.parametrize("role", ["admin", "oper", "view"])
 def test_role_matrix(api: Api, role: str) -> None:
     now = api.services.clock.now_us()
-    fill = {"role": role, "now": now, "start": now - 600_000_000, "seg_a": _segment_of(api, "a"),
-            "seg_b": _segment_of(api, "b")}  # fmt: skip
+    fill = {
+        "role": role,
+        "now": now,
+        "start": now - 600_000_000,
+        "seg_a": _segment_of(api, "a"),
+        "seg_b": _segment_of(api, "b"),
+    }
     got: dict[str, int] = {}
 
     async def scenario(http: aiohttp.ClientSession, base: str) -> None:
         for name, (method, path, body, _) in EXPECTED.items():
             if isinstance(body, dict):
-                body = {k: v.format(**fill) if isinstance(v, str) else v for k, v in body.items()}
+                body = {k: _fill(v, fill) for k, v in body.items()}
             async with http.request(method, f"{base}{API}{path.format(**fill)}", json=body) as r:
                 got[name] = r.status
                 if r.status >= 400:
                     assert "error" in await r.json()
         async with http.get(f"{base}{API}/cameras") as r:
             seen = {c["id"] for c in await r.json()}
-        assert seen == ({"a"} if role == "view" else {"a", "b", "c-admin"} - (
-            set() if role == "admin" else {"c-admin"}))  # fmt: skip
+        assert seen == (
+            {"a"}
+            if role == "view"
+            else {"a", "b", "c-admin"} - (set() if role == "admin" else {"c-admin"})
+        )
 
-    api.run(scenario, user="admin" if role == "admin" else role,
-            password=PASSWORD if role != "admin" else "admin-password-1")  # fmt: skip
+    api.run(
+        scenario,
+        user="admin" if role == "admin" else role,
+        password=PASSWORD if role != "admin" else "admin-password-1",
+    )
     assert got == {name: exp[3][role] for name, exp in EXPECTED.items()}
 
 
@@ -138,3 +194,61 @@ def test_changes_and_archive_access_are_audited(api: Api) -> None:
     api.run(scenario)
     access = api.ctx.security.audit.query(0, 2**62, "admin", "archive-access", 10)
     assert [e.target for e in access] == ["b"]
+
+
+def test_export_over_the_api_is_signed_and_verifiable(api: Api, tmp_path: Path) -> None:
+    out = tmp_path / "export"
+    out.mkdir()
+
+    async def scenario(http: aiohttp.ClientSession, base: str) -> None:
+        seg = api.services.catalog.segment(_segment_of(api, "a"))
+        assert seg is not None
+        body = {
+            "cameras": [{"camera": "a"}],
+            "start_us": seg.start_us + 1_000_000,
+            "end_us": seg.end_us - 1_000_000,
+            "format": "mkv",
+        }
+        async with http.post(f"{base}{API}/exports", json=body) as r:
+            job = await r.json()
+            assert r.status == 202, job
+        for _ in range(200):  # the job runs in the background: poll its state, as clients do
+            async with http.get(f"{base}{API}/exports/{job['id']}") as r:
+                job = await r.json()
+            if job["state"] in ("done", "failed"):
+                break
+            await asyncio.sleep(0.05)
+        assert job["state"] == "done", job
+        for name in job["files"]:
+            async with http.get(f"{base}{API}/exports/{job['id']}/files/{name}") as r:
+                assert r.status == 200
+                (out / name).write_bytes(await r.read())
+
+    api.run(scenario)
+    ok = _verify(out)
+    assert ok.returncode == 0 and ok.stdout.startswith("OK"), ok.stdout + ok.stderr
+    video = next(p for p in out.iterdir() if p.suffix == ".mkv")
+    data = bytearray(video.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    video.write_bytes(bytes(data))
+    bad = _verify(out)
+    assert bad.returncode == 1 and "FAILED" in bad.stdout
+
+
+def _verify(directory: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "server",
+            "verify",
+            str(directory),
+            "--key",
+            str(directory / "server.pub"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        check=False,
+    )

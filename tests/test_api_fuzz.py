@@ -20,6 +20,7 @@ from server.api.openapi import openapi_document
 from server.auth import Audit, LoginRateLimiter, Tokens, Users
 from server.config import Config, NatsConfig
 from server.datadir import DataDir
+from server.export.jobs import ExportJobs
 from server.service import open_services
 
 schema = schemathesis.openapi.from_dict(openapi_document())
@@ -35,8 +36,16 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]
     security = Security(
         users, Tokens(services.catalog, c), Audit(services.catalog, c), LoginRateLimiter(c)
     )
+    exports = ExportJobs(services.catalog, services.data, clock=c)
     ctx = ApiContext(
-        services.catalog, services.recorder, services.data, c, data.server_id(), "fuzz", security
+        services.catalog,
+        services.recorder,
+        services.data,
+        c,
+        data.server_id(),
+        "fuzz",
+        security,
+        exports,
     )
     token, _ = Tokens(services.catalog, c).issue(users.get("admin"))
     loop = asyncio.new_event_loop()
@@ -58,6 +67,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]
     asyncio.run_coroutine_threadsafe(holder["runner"].cleanup(), loop).result(10)  # type: ignore[union-attr]
     loop.call_soon_threadsafe(loop.stop)
     thread.join(10)
+    exports.close()
     services.recorder.stop()
     services.catalog.close()
 

@@ -13,6 +13,7 @@ from aiohttp import web
 from server import __version__
 from server.api.auth import USER, Security, require
 from server.api.errors import ApiError, error_middleware, int_param, json_body
+from server.api.exports import ExportRoutes
 from server.api.metrics import Metrics
 from server.api.openapi import openapi_document
 from server.api.snapshot import jpeg_of_first_frame
@@ -23,6 +24,7 @@ from server.catalog.catalog import CameraRow
 from server.clock import Clock
 from server.config import CameraConfig, ConfigError, parse_camera
 from server.datadir import DataDir
+from server.export.jobs import ExportJobs
 from server.ingest.source import Source, SourceError, Timeouts
 from server.protocol.fragindex import decode_fragment_index
 from server.recorder import Recorder, redact_url
@@ -42,6 +44,7 @@ class ApiContext:
     server_id: str
     name: str
     security: Security
+    exports: ExportJobs | None = None
 
     def sync(self) -> None:
         self.recorder.sync()
@@ -62,6 +65,14 @@ def make_app(ctx: ApiContext) -> web.Application:
     r.add_post(f"{API}/auth/login", sec.login)
     r.add_post(f"{API}/auth/logout", sec.logout)
     r.add_get(f"{API}/audit", sec.audit_log)
+    if ctx.exports is not None:
+        ExportRoutes(ctx.exports, sec).add_to(r, API)
+        exports = ctx.exports
+
+        async def close_exports(_app: web.Application) -> None:
+            await asyncio.to_thread(exports.close)
+
+        app.on_cleanup.append(close_exports)
     r.add_get("/healthz", healthz)
     r.add_get("/metrics", metrics.handle)
     r.add_get(f"{API}/cameras/{{camera_id}}/snapshot", snapshot)

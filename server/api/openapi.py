@@ -65,6 +65,61 @@ SCHEMAS: dict[str, dict] = {
             "role": {"enum": ["admin", "operator", "viewer"]},
         },
     },
+    "ExportInput": {
+        "type": "object",
+        "required": ["cameras", "start_us", "end_us"],
+        "additionalProperties": False,
+        "properties": {
+            "cameras": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 64,
+                "items": {
+                    "type": "object",
+                    "required": ["camera"],
+                    "additionalProperties": False,
+                    "properties": {"camera": _STR, "stream": {"enum": ["main", "sub"]}},
+                },
+            },
+            "start_us": {"type": "integer", "minimum": 0, "maximum": 2**62 - 1},
+            "end_us": {"type": "integer", "minimum": 0, "maximum": 2**62 - 1},
+            "format": {"enum": ["mp4", "mkv"]},
+            "exact": {"type": "boolean", "description": "re-encode the first GOP from start"},
+        },
+    },
+    "Export": {
+        "type": "object",
+        "required": [
+            "id",
+            "state",
+            "progress",
+            "error",
+            "files",
+            "cameras",
+            "start_us",
+            "end_us",
+            "format",
+            "exact",
+            "exported_by",
+            "created_us",
+            "finished_us",
+        ],
+        "properties": {
+            "id": _STR,
+            "state": {"enum": ["queued", "running", "done", "failed", "cancelled"]},
+            "progress": {"type": "number", "minimum": 0, "maximum": 1},
+            "error": {"type": ["string", "null"]},
+            "files": {"type": "array", "items": _STR},
+            "cameras": {"type": "array", "items": {"type": "object"}},
+            "start_us": _US,
+            "end_us": _US,
+            "format": {"enum": ["mp4", "mkv"]},
+            "exact": {"type": "boolean"},
+            "exported_by": _STR,
+            "created_us": _US,
+            "finished_us": {"type": ["integer", "null"]},
+        },
+    },
     "AuditEntry": {
         "type": "object",
         "required": ["id", "ts_us", "user", "action", "target", "detail", "remote"],
@@ -338,6 +393,46 @@ def _document() -> dict:
                     "responses": {
                         "200": _json({"type": "array", "items": _ref("AuditEntry")}),
                         **_ERR,
+                    },
+                }
+            },
+            "/api/v1/exports": {
+                "post": {
+                    "summary": "Start an export job (signed manifest with SHA-256 per file)",
+                    "requestBody": _body("ExportInput"),
+                    "responses": {
+                        "202": _json(_ref("Export"), "Queued"),
+                        **_ERR,
+                        "422": _json(_ref("Error"), "Nothing recorded, or a bad camera"),
+                    },
+                }
+            },
+            "/api/v1/exports/{export_id}": {
+                "get": {
+                    "parameters": [_p("export_id", _STR)],
+                    "responses": {"200": _json(_ref("Export")), **_ERR},
+                },
+                "delete": {
+                    "summary": "Cancel and delete an export",
+                    "parameters": [_p("export_id", _STR)],
+                    "responses": {"204": {"description": "Deleted"}, **_ERR},
+                },
+            },
+            "/api/v1/exports/{export_id}/files/{name}": {
+                "get": {
+                    "summary": "Download a file of a finished export",
+                    "parameters": [_p("export_id", _STR), _p("name", _STR)],
+                    "responses": {
+                        "200": {
+                            "description": "The file",
+                            "content": {
+                                "application/octet-stream": {
+                                    "schema": {"type": "string", "format": "binary"}
+                                }
+                            },
+                        },
+                        **_ERR,
+                        "409": _json(_ref("Error"), "Not finished"),
                     },
                 }
             },
