@@ -17,7 +17,7 @@ from server.datadir import DataDir, DataDirBusy, default_data_dir
 
 log = logging.getLogger("vigia-server")
 
-COMMANDS = ("run", "check", "verify")
+COMMANDS = ("run", "check", "verify", "user")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -70,6 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--repair",
         action="store_true",
         help="fix what is found (loses nothing: unknown files go to lost+found)",
+    )
+    usr = sub.add_parser("user", help="add a user or change a password (VIGIA_PASSWORD or asked)")
+    _common(usr)
+    usr.add_argument("action", choices=["add", "passwd"])
+    usr.add_argument("name")
+    usr.add_argument("--role", choices=["admin", "operator", "viewer"], default="viewer")
+    usr.add_argument(
+        "--cameras", default=None, metavar="A,B", help="only these cameras (default: all)"
     )
     ver = sub.add_parser("verify", help="check an export: signature, file sizes and SHA-256")
     _common(ver)
@@ -153,6 +161,35 @@ def cmd_check(args: argparse.Namespace, config: Config) -> int:
     return 1 if left else 0
 
 
+def cmd_user(args: argparse.Namespace, config: Config) -> int:
+    """Accounts from the command line; safe while the recorder runs (SQLite WAL)."""
+    import getpass
+
+    from server.auth import UserError, Users
+    from server.catalog import Catalog
+    from server.clock import SystemClock
+
+    data = _data_dir(args, config)
+    data.create()
+    password = os.environ.get("VIGIA_PASSWORD") or getpass.getpass(f"password for {args.name}: ")
+    catalog = Catalog(data.catalog)
+    try:
+        users = Users(catalog, SystemClock())
+        if args.action == "add":
+            cameras = [c for c in args.cameras.split(",") if c] if args.cameras else None
+            users.add(args.name, password, args.role, cameras)
+            print(f"user {args.name} added ({args.role})")
+        else:
+            users.set_password(args.name, password)
+            print(f"password of {args.name} changed; their sessions ended")
+    except UserError as exc:
+        print(f"vigia-server: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        catalog.close()
+    return 0
+
+
 def cmd_verify(args: argparse.Namespace, config: Config) -> int:
     from server.export.manifest import load_public_key, read_public_key_file, verify_export
 
@@ -175,8 +212,10 @@ def cmd_verify(args: argparse.Namespace, config: Config) -> int:
         print(f"FAILED: {len(report.problems)} problem(s) in {args.export_dir}")
         return 1
     assert report.manifest is not None
-    print(f"OK: {len(report.manifest.files)} file(s) intact, signed by key {report.key_id}"
-          + (f", {source}" if report.trusted else ""))  # fmt: skip
+    print(
+        f"OK: {len(report.manifest.files)} file(s) intact, signed by key {report.key_id}"
+        + (f", {source}" if report.trusted else "")
+    )
     if not report.trusted:
         print(
             "warning: no trusted key (use --key SERVER_PUB or --data-dir): this shows the files "
@@ -194,6 +233,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = load_config(args.config)
         if args.command == "check":
             return cmd_check(args, config)
+        if args.command == "user":
+            return cmd_user(args, config)
         if args.command == "verify":
             return cmd_verify(args, config)
         return cmd_run(args, config)

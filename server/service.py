@@ -19,7 +19,7 @@ from aiohttp import web
 
 from server import __version__
 from server.api.app import ApiContext, make_app
-from server.api.auth import Security
+from server.api.auth import NatsGrants, Security
 from server.auth import Audit, LoginRateLimiter, Tokens, Users
 from server.catalog import Catalog
 from server.clock import Clock, SystemClock
@@ -134,7 +134,7 @@ def log_summary(recorder: Recorder) -> None:
             log.warning("%s/%s %s: %s", st.camera_id, st.stream, st.state, problem)
 
 
-def make_security(catalog: Catalog, clock: Clock) -> Security:
+def make_security(catalog: Catalog, clock: Clock, services: Services | None = None) -> Security:
     """Users, tokens, login limits and audit; creates the first admin on a new catalog."""
     users = Users(catalog, clock)
     password = users.ensure_first_admin(os.environ.get("VIGIA_ADMIN_PASSWORD"))
@@ -142,7 +142,11 @@ def make_security(catalog: Catalog, clock: Clock) -> Security:
         # shown once, on the terminal, never logged; VIGIA_ADMIN_PASSWORD avoids it
         sys.stderr.write(f"\nvigia-server: first start: user 'admin', password {password}\n\n")
         sys.stderr.flush()
-    return Security(users, Tokens(catalog, clock), Audit(catalog, clock), LoginRateLimiter(clock))
+    tokens = Tokens(catalog, clock)
+    grants = None
+    if services is not None and services.nats is not None:
+        grants = NatsGrants(services.nats, services.data.server_id(), tokens)
+    return Security(users, tokens, Audit(catalog, clock), LoginRateLimiter(clock), grants)
 
 
 async def start_api(config: Config, services: Services) -> tuple[web.AppRunner | None, int | None]:
@@ -155,7 +159,7 @@ async def start_api(config: Config, services: Services) -> tuple[web.AppRunner |
         services.clock,
         services.data.server_id(),
         config.name or socket.gethostname(),
-        make_security(services.catalog, services.clock),
+        make_security(services.catalog, services.clock, services),
         ExportJobs(services.catalog, services.data, clock=services.clock),
     )
     runner = web.AppRunner(make_app(ctx), access_log=None)

@@ -5,14 +5,18 @@ from __future__ import annotations
 import asyncio
 import itertools
 import socket
+import subprocess
+import sys
 
+import aiohttp
 import av
 import nats
+import pytest
 
 from server.datadir import DataDir
 from server.live.nats_server import load_or_create_credentials
 from server.protocol.live import decode_live_packet, live_subject
-from tests.conftest import camera_toml, wait_until
+from tests.conftest import ROOT, camera_toml, wait_until
 
 
 def _free_port() -> int:
@@ -72,4 +76,86 @@ def test_recorder_publishes_every_packet_decodably(
     for m in msgs:
         frames += len(decoder.decode(av.Packet(bytes(decode_live_packet(m)[1]))))
     assert frames >= len(msgs) - 2  # a decoder may hold a frame or two back
+    assert server.stop() == 0, server.log()
+
+
+def test_viewer_gets_nats_credentials_for_its_cameras_only(
+    server_process, camera_host, camera_clips: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host = camera_host({"a": camera_clips[0][0], "b": camera_clips[1][0]})
+    api_port, nats_port = _free_port(), _free_port()
+    toml = camera_toml([("a", host.url("a"), None), ("b", host.url("b"), None)])
+    toml = toml.replace('listen = "127.0.0.1:0"', f'listen = "127.0.0.1:{api_port}"', 1)
+    toml = toml.replace('listen = "127.0.0.1:0"', f'listen = "127.0.0.1:{nats_port}"', 1)
+    monkeypatch.setenv("VIGIA_ADMIN_PASSWORD", "admin-password-1")
+    server = server_process(toml)
+    server.start()
+    monkeypatch.setenv("VIGIA_PASSWORD", "viewer-password-1")
+    add = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "server",
+            "user",
+            "add",
+            "view",
+            "--role",
+            "viewer",
+            "--cameras",
+            "a",
+            "--data-dir",
+            str(server.data_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        check=False,
+    )
+    assert add.returncode == 0, add.stderr
+    base = f"http://127.0.0.1:{api_port}/api/v1"
+
+    async def scenario() -> tuple[list[str], list[str]]:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(100):  # the API comes up once recovery and NATS are done
+                try:
+                    async with http.get(f"{base}/openapi.json") as r:
+                        if r.status == 200:
+                            break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.1)
+            login = {"name": "view", "password": "viewer-password-1"}
+            async with http.post(f"{base}/auth/login", json=login) as r:
+                session = await r.json()
+                assert r.status == 200, session
+        creds = session["nats"]
+        errors: list[str] = []
+
+        async def on_error(exc: Exception) -> None:
+            errors.append(str(exc))
+
+        nc = await nats.connect(
+            f"nats://127.0.0.1:{creds['port']}",
+            user=creds["user"],
+            password=creds["password"],
+            error_cb=on_error,
+        )
+        sid = DataDir(server.data_dir).server_id()
+        got: list[str] = []
+        enough = asyncio.Event()
+
+        async def on_msg(msg) -> None:
+            got.append(msg.subject)
+            if got.count(live_subject(sid, "a", "main")) >= 25:
+                enough.set()
+
+        await nc.subscribe(live_subject(sid, "a", "main"), cb=on_msg)
+        await nc.subscribe(live_subject(sid, "b", "main"), cb=on_msg)
+        await asyncio.wait_for(enough.wait(), 30)
+        await nc.close()
+        return got, errors
+
+    got, errors = asyncio.run(scenario())
+    assert set(got) == {live_subject(DataDir(server.data_dir).server_id(), "a", "main")}
+    assert any("permissions violation for subscription" in e.lower() for e in errors), errors
     assert server.stop() == 0, server.log()

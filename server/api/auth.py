@@ -4,7 +4,11 @@ and per camera, login with a rate limit, and the audit trail of who did what."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import logging
 import math
+import secrets
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -13,11 +17,57 @@ from aiohttp import web
 from server.api.errors import ApiError, int_param, json_body
 from server.auth import Audit, LoginRateLimiter, Permission, Tokens, User, Users, allowed
 from server.auth.audit import LOGIN, LOGIN_FAILED, LOGIN_REFUSED, LOGOUT
+from server.live.nats_server import EmbeddedNats, NatsServerError
+from server.protocol.live import ai_subject, events_subject, status_subject
+
+log = logging.getLogger(__name__)
 
 PUBLIC_PATHS = frozenset({"/healthz", "/metrics", "/api/v1/openapi.json", "/api/v1/auth/login"})
 USER = web.RequestKey("user", User)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class NatsGrants:
+    """NATS credentials per login: subscribe-only, to the live, status, AI and event subjects
+    of the cameras the user may see (design §8), on the embedded nats-server."""
+
+    def __init__(self, nats: EmbeddedNats, server_id: str, tokens: Tokens) -> None:
+        self.nats, self.server_id, self.tokens = nats, server_id, tokens
+        self._sessions: dict[str, str] = {}  # NATS user -> API token it belongs to
+        self._lock = threading.Lock()
+
+    def subjects(self, user: User) -> list[str]:
+        sid = self.server_id
+        if user.all_cameras:
+            return [
+                f"vigia.{sid}.live.>",
+                f"vigia.{sid}.ai.>",
+                f"vigia.{sid}.events.>",
+                status_subject(sid),
+            ]
+        out = [status_subject(sid)]
+        for cam in sorted(user.cameras):
+            out += [f"vigia.{sid}.live.{cam}.>", ai_subject(sid, cam), events_subject(sid, cam)]
+        return out
+
+    def grant(self, user: User, token: str) -> dict:
+        name = "ws-" + hashlib.sha256(token.encode()).hexdigest()[:16]
+        password = secrets.token_urlsafe(24)
+        with self._lock:
+            for stale, tok in list(self._sessions.items()):
+                if self.tokens.resolve(tok) is None:  # expired or revoked: no NATS either
+                    self.nats.remove_client(stale)
+                    del self._sessions[stale]
+            self.nats.set_client(name, password, self.subjects(user))
+            self._sessions[name] = token
+        return {"url": self.nats.url, "port": self.nats.port, "user": name, "password": password}
+
+    def revoke(self, token: str) -> None:
+        name = "ws-" + hashlib.sha256(token.encode()).hexdigest()[:16]
+        with self._lock:
+            if self._sessions.pop(name, None) is not None:
+                self.nats.remove_client(name)
 
 
 @dataclass
@@ -26,6 +76,7 @@ class Security:
     tokens: Tokens
     audit: Audit
     limiter: LoginRateLimiter
+    nats: NatsGrants | None = None
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -67,13 +118,25 @@ class Security:
         self.limiter.success(remote, name)
         token, expires_us = await asyncio.to_thread(self.tokens.issue, user)
         await asyncio.to_thread(self.audit.record, user, LOGIN, "", {}, remote)
-        return web.json_response(
-            {"token": token, "expires_us": expires_us, "user": user.name, "role": str(user.role)}
-        )
+        session = {
+            "token": token,
+            "expires_us": expires_us,
+            "user": user.name,
+            "role": str(user.role),
+        }
+        if self.nats is not None:
+            try:
+                session["nats"] = await asyncio.to_thread(self.nats.grant, user, token)
+            except NatsServerError as exc:
+                log.error("no NATS credentials for %s: %s", user.name, exc)
+        return web.json_response(session)
 
     async def logout(self, request: web.Request) -> web.Response:
         header = request.headers.get("Authorization", "")
-        await asyncio.to_thread(self.tokens.revoke, header[7:].strip())
+        token = header[7:].strip()
+        await asyncio.to_thread(self.tokens.revoke, token)
+        if self.nats is not None:
+            await asyncio.to_thread(self.nats.revoke, token)
         await asyncio.to_thread(self.record, request, LOGOUT)
         return web.Response(status=204)
 

@@ -63,6 +63,12 @@ SCHEMAS: dict[str, dict] = {
             "expires_us": _US,
             "user": _STR,
             "role": {"enum": ["admin", "operator", "viewer"]},
+            "nats": {
+                "type": "object",
+                "description": "subscribe-only NATS credentials for the cameras the user sees",
+                "required": ["url", "port", "user", "password"],
+                "properties": {"url": _STR, "port": _INT, "user": _STR, "password": _STR},
+            },
         },
     },
     "ExportInput": {

@@ -155,6 +155,9 @@ class EmbeddedNats:
         self._spawn_error: BaseException | None = None
         self._listen_port: int | None = None
         self._tail: collections.deque[str] = collections.deque(maxlen=40)
+        self._clients: dict[str, tuple[str, list[str]]] = {}  # workstation logins
+        self._reload_lock = threading.Lock()
+        self._reloaded = threading.Event()
 
     # --- public ------------------------------------------------------------------------
 
@@ -256,6 +259,13 @@ class EmbeddedNats:
         return self.state_dir
 
     def _config_text(self, state: Path, creds: NatsCredentials) -> str:
+        users = [f"    {{ user: {_conf_str(creds.user)}, password: {_conf_str(creds.password)} }}"]
+        for name, (password, allow) in sorted(self._clients.items()):
+            subjects = ", ".join(_conf_str(s) for s in allow) or _conf_str("_vigia.none")
+            users.append(
+                f"    {{ user: {_conf_str(name)}, password: {_conf_str(password)}, permissions: "
+                f'{{ publish: {{ deny: ">" }}, subscribe: {{ allow: [{subjects}] }} }} }}'
+            )
         return "\n".join(
             [
                 "# Written by vigia-server at every start: edits here are overwritten.",
@@ -264,12 +274,42 @@ class EmbeddedNats:
                 f"max_payload: {self.max_payload}",
                 f"jetstream {{ store_dir: {_conf_str(str(state))} }}",
                 "authorization {",
-                f"  users: [ {{ user: {_conf_str(creds.user)}, "
-                f"password: {_conf_str(creds.password)} }} ]",
+                "  users: [",
+                *users,
+                "  ]",
                 "}",
                 "",
             ]
         )
+
+    # --- workstation credentials ---------------------------------------------------------
+
+    def set_client(self, name: str, password: str, subscribe: list[str]) -> None:
+        """Let a client connect as ``name`` and subscribe to ``subscribe`` only (no publish).
+
+        The API calls this at login with the live subjects of the cameras the user may see;
+        the server reloads its configuration, and this returns once it has.
+        """
+        with self._reload_lock:
+            self._clients[name] = (password, list(subscribe))
+            self._reload()
+
+    def remove_client(self, name: str) -> None:
+        with self._reload_lock:
+            if self._clients.pop(name, None) is not None:
+                self._reload()
+
+    def _reload(self) -> None:
+        if not self.running or self._proc is None:
+            return
+        state = self._prepare_dir()
+        _write_private(state / CONFIG_FILE, self._config_text(state, self.credentials))
+        self._reloaded.clear()
+        self._proc.send_signal(signal.SIGHUP)
+        if not self._reloaded.wait(self.ready_timeout):
+            raise NatsServerError(
+                f"nats-server did not reload its configuration{self._tail_text()}"
+            )
 
     def _supervise(self, cmd: list[str]) -> None:
         """Runs on the thread that owns the child: start it, forward its log, reap it."""
@@ -306,6 +346,8 @@ class EmbeddedNats:
         elif level > logging.WARNING and " - cid:" in text:
             level = logging.WARNING  # one client's trouble (bad password...), not the server's
         log.log(level, "nats-server: %s", text)
+        if text.startswith("Reloaded server configuration"):
+            self._reloaded.set()
         if self._started.is_set():
             return
         listening = _LISTENING.search(text)
