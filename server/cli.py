@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from server import __version__
-from server.config import CameraConfig, Config, ConfigError, load_config
+from server.config import CameraConfig, Config, ConfigError, load_config, parse_roles
 from server.datadir import DataDir, DataDirBusy, default_data_dir
 
 log = logging.getLogger("vigia-server")
@@ -63,7 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="publish live video to this NATS server or cluster instead of starting one",
     )
-    run.add_argument("--roles", default="all", help="roles to run (service issue); 'all'")
+    run.add_argument(
+        "--roles",
+        default=None,
+        help="what this process does: 'all' (default) or a list of ingest, record, live, api; "
+        "e.g. recorders on several hosts with 'ingest,record,live' sharing one --nats-url",
+    )
     chk = sub.add_parser("check", help="reconcile the catalog with the files on disk")
     _common(chk)
     chk.add_argument(
@@ -131,6 +136,8 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
         config = replace(config, listen=args.listen)
     if args.nats_url:
         config = replace(config, nats=replace(config.nats, url=args.nats_url))
+    if args.roles:
+        config = replace(config, roles=parse_roles(args.roles))
     if args.demo:
         data.root.mkdir(parents=True, exist_ok=True)
         config = replace(config, cameras=(*config.cameras, *demo_cameras(data, args.demo)))

@@ -65,12 +65,32 @@ class NatsConfig:
     enabled: bool = True
 
 
+ROLES = frozenset({"ingest", "record", "live", "api"})
+
+
+def parse_roles(text: str) -> frozenset[str]:
+    """``all`` or a comma list of ingest, record, live, api (record and live need ingest)."""
+    names = {r.strip() for r in text.split(",") if r.strip()}
+    if names == {"all"}:
+        return ROLES
+    unknown = names - ROLES
+    if unknown or not names:
+        raise ConfigError(
+            f"roles: unknown {', '.join(sorted(unknown)) or 'empty list'}; "
+            f"use 'all' or some of {', '.join(sorted(ROLES))}"
+        )
+    if names & {"record", "live"} and "ingest" not in names:
+        raise ConfigError("roles: record and live need ingest (the process pulls the cameras)")
+    return frozenset(names)
+
+
 @dataclass(frozen=True)
 class Config:
     data_dir: Path | None = None
     listen: str = "127.0.0.1:8480"  # HTTP API; port 0 picks one (logged)
     name: str = ""  # shown to workstations; default: the host name
     discovery: bool = True  # advertise on the interfaces of ``listen`` with zeroconf
+    roles: frozenset[str] = ROLES  # what this process does; others may run elsewhere
     nats: NatsConfig = field(default_factory=NatsConfig)
     recording: RecordingConfig = field(default_factory=RecordingConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
@@ -125,6 +145,7 @@ def load_config(path: Path | None) -> Config:
         listen=server.pop("listen", Config.listen),
         name=server.pop("name", ""),
         discovery=bool(server.pop("discovery", True)),
+        roles=parse_roles(server.pop("roles", "all")),
         nats=nats,
         recording=recording,
         storage=storage,

@@ -49,6 +49,7 @@ class Recorder:
         config: RecordingConfig | None = None,
         on_status: StatusCallback | None = None,
         sinks_for: Callable[[str, str], list[PacketSink]] | None = None,
+        record: bool = True,
     ) -> None:
         self.catalog = catalog
         self.data = data
@@ -56,6 +57,7 @@ class Recorder:
         self.config = config or RecordingConfig()
         self.on_status = on_status
         self.sinks_for = sinks_for  # other consumers of each stream (live distribution)
+        self.record = record  # False: this process pulls for live only (the 'record' role)
         self._running: dict[tuple[str, str], _Running] = {}
         self._lock = threading.Lock()
 
@@ -84,7 +86,7 @@ class Recorder:
     def _start_one(self, spec: _Spec) -> _Running:
         cfg = self.config
         recorder = None
-        if spec.record:
+        if spec.record and self.record:
             settings = RecordingSettings(
                 segment_us=int(cfg.segment_seconds * US_PER_SECOND),
                 max_drift_ppm=cfg.max_drift_ppm,

@@ -86,7 +86,8 @@ def open_services(config: Config, data: DataDir, clock: Clock | None = None) -> 
         log.warning("start-up recovery: %d problems handled", len(report.problems))
     for cam in config.cameras:
         apply_camera(catalog, cam, clock, source="config")
-    live, nats = start_live(config, data, clock)
+    roles = config.roles
+    live, nats = start_live(config, data, clock) if "live" in roles else (None, None)
     recorder = Recorder(
         catalog,
         data,
@@ -94,6 +95,7 @@ def open_services(config: Config, data: DataDir, clock: Clock | None = None) -> 
         config.recording,
         on_status=(lambda st: live.publish_status(stream_status_message(st))) if live else None,
         sinks_for=(lambda cam, stream: [live.sink(cam, stream)]) if live else None,
+        record="record" in roles,
     )
     if live is not None:
         # every (re)connection of the publisher starts with a snapshot of all streams
@@ -205,13 +207,16 @@ async def serve(config: Config, services: Services) -> None:
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    services.recorder.sync()
+    roles = config.roles
+    log.info("roles: %s", ", ".join(sorted(roles)))
+    if "ingest" in roles:
+        services.recorder.sync()
     log.info(
         "recording %d streams into %s",
         len(services.recorder.status()),
         services.data.root,
     )
-    runner, port = await start_api(config, services)
+    runner, port = await start_api(config, services) if "api" in roles else (None, None)
     advertiser = None
     if port is not None and config.discovery:
         advertiser = await start_discovery(config, services, port)
@@ -220,7 +225,8 @@ async def serve(config: Config, services: Services) -> None:
     try:
         while not stop.is_set():
             # retention and garbage collection touch disk and SQLite: keep them off the loop
-            await asyncio.to_thread(services.retention.run_once)
+            if "record" in roles:
+                await asyncio.to_thread(services.retention.run_once)
             if loop.time() >= next_summary:
                 log_summary(services.recorder)
                 next_summary = loop.time() + SUMMARY_INTERVAL_S
