@@ -9,6 +9,7 @@ import asyncio
 import json
 import queue
 import secrets
+import socket
 import subprocess
 import sys
 import threading
@@ -19,6 +20,7 @@ import pytest
 from zeroconf import InterfaceChoice, NonUniqueNameException, ServiceInfo
 
 from server import __version__
+from server.datadir import DataDir
 from server.discovery import (
     SERVICE_TYPE,
     Advertisement,
@@ -29,6 +31,7 @@ from server.discovery import (
     parse_service_info,
     strip_credentials,
 )
+from tests.conftest import camera_toml, wait_until
 
 LOOPBACK = ["127.0.0.1"]
 EVENT_TIMEOUT_S = 5.0
@@ -191,9 +194,11 @@ class Browser:
             self.events.put(json.loads(line))
         self.events.put(None)  # the process ended
 
-    def wait_for(self, what: str, match: Callable[[dict], bool]) -> dict:
+    def wait_for(
+        self, what: str, match: Callable[[dict], bool], timeout: float = EVENT_TIMEOUT_S
+    ) -> dict:
         """The first event (from now on) that matches; other events (other servers) pass by."""
-        deadline = time.monotonic() + EVENT_TIMEOUT_S
+        deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:
             try:
                 event = self.events.get(timeout=left)
@@ -205,7 +210,7 @@ class Browser:
             self.seen.append(event)
             if match(event):
                 return event
-        pytest.fail(f"no {what} within {EVENT_TIMEOUT_S} s; saw {self.seen}")
+        pytest.fail(f"no {what} within {timeout} s; saw {self.seen}")
 
     async def await_for(self, what: str, match: Callable[[dict], bool]) -> dict:
         return await asyncio.to_thread(self.wait_for, what, match)
@@ -291,3 +296,30 @@ def test_a_second_recorder_with_the_same_id_is_refused() -> None:
             await first.close()
 
     asyncio.run(scenario())
+
+
+def test_a_running_recorder_is_found_and_withdrawn(server_process, browser: Browser) -> None:
+    """The real vigia-server advertises its API port and TXT, and withdraws on a clean exit."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        api_port = s.getsockname()[1]
+    toml = camera_toml([])
+    toml = toml.replace('listen = "127.0.0.1:0"', f'listen = "127.0.0.1:{api_port}"', 1)
+    toml = toml.replace("discovery = false", 'discovery = true\nname = "Gate recorder"')
+    server = server_process(toml)
+    server.start()
+    sid = wait_until(
+        lambda: (server.data_dir / "server-id").exists() and DataDir(server.data_dir).server_id(),
+        10,
+        "the server id",
+    )
+    found = browser.wait_for(
+        "the recorder",
+        lambda e: e["event"] == "added" and e.get("txt", {}).get("id") == sid,
+        timeout=30,  # a whole recorder process starts first
+    )
+    assert found["port"] == api_port
+    assert found["txt"]["name"] == "Gate recorder" and found["txt"]["api"] == "/api/v1"
+    assert found["txt"]["nats"].isdigit()  # the embedded server's port, on the same host
+    assert server.stop() == 0, server.log()
+    browser.wait_for("the goodbye", lambda e: e["event"] == "removed" and sid in e["name"])
