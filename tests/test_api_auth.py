@@ -106,6 +106,7 @@ EXPECTED = {
         {"admin": 201, "oper": 201, "view": 403},
     ),
     "audit": ("get", "/audit", None, {"admin": 200, "oper": 403, "view": 403}),
+    "users": ("get", "/users", None, {"admin": 200, "oper": 403, "view": 403}),
     "export a": (
         "post",
         "/exports",
@@ -252,3 +253,22 @@ def _verify(directory: Path) -> subprocess.CompletedProcess[str]:
         cwd=ROOT,
         check=False,
     )
+
+
+def test_admin_manages_users_over_the_api(api: Api) -> None:
+    async def scenario(http: aiohttp.ClientSession, base: str) -> None:
+        new = {"name": "guard", "password": "guard-password-1", "role": "viewer", "cameras": ["b"]}
+        async with http.post(f"{base}{API}/users", json=new) as r:
+            assert r.status == 201 and (await r.json())["cameras"] == ["b"]
+        async with http.post(f"{base}{API}/users", json=new) as r:
+            assert r.status == 409
+        weak = {**new, "name": "weak", "password": "x"}
+        async with http.post(f"{base}{API}/users", json=weak) as r:
+            assert r.status == 400
+        async with http.patch(f"{base}{API}/users/guard", json={"disabled": True}) as r:
+            assert r.status == 200 and (await r.json())["disabled"] is True
+        async with http.patch(f"{base}{API}/users/admin", json={"role": "viewer"}) as r:
+            assert r.status == 400, "the last admin stays an admin"
+
+    api.run(scenario)
+    assert [e.action for e in api.ctx.security.audit.query(0, 2**62, "admin", "user-change", 10)]

@@ -17,6 +17,7 @@ from server.api.exports import ExportRoutes
 from server.api.metrics import Metrics
 from server.api.openapi import openapi_document
 from server.api.snapshot import jpeg_of_first_frame
+from server.api.users import UserRoutes
 from server.auth import Permission, can_see
 from server.auth.audit import ARCHIVE_ACCESS, BOOKMARK_CHANGE, CONFIG_CHANGE
 from server.catalog import Catalog, SegmentRow
@@ -65,6 +66,7 @@ def make_app(ctx: ApiContext) -> web.Application:
     r.add_post(f"{API}/auth/login", sec.login)
     r.add_post(f"{API}/auth/logout", sec.logout)
     r.add_get(f"{API}/audit", sec.audit_log)
+    UserRoutes(sec).add_to(r, API)
     if ctx.exports is not None:
         ExportRoutes(ctx.exports, sec).add_to(r, API)
         exports = ctx.exports

@@ -126,6 +126,41 @@ SCHEMAS: dict[str, dict] = {
             "finished_us": {"type": ["integer", "null"]},
         },
     },
+    "User": {
+        "type": "object",
+        "required": ["name", "role", "cameras", "disabled"],
+        "properties": {
+            "name": _STR,
+            "role": {"enum": ["admin", "operator", "viewer"]},
+            "cameras": {
+                "type": ["array", "null"],
+                "items": _STR,
+                "description": "null: every camera",
+            },
+            "disabled": {"type": "boolean"},
+        },
+    },
+    "UserInput": {
+        "type": "object",
+        "required": ["name", "password"],
+        "additionalProperties": False,
+        "properties": {
+            "name": _STR,
+            "password": _STR,
+            "role": {"enum": ["admin", "operator", "viewer"]},
+            "cameras": {"type": ["array", "null"], "items": _STR},
+        },
+    },
+    "UserPatch": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "password": _STR,
+            "role": {"enum": ["admin", "operator", "viewer"]},
+            "cameras": {"type": ["array", "null"], "items": _STR},
+            "disabled": {"type": "boolean"},
+        },
+    },
     "AuditEntry": {
         "type": "object",
         "required": ["id", "ts_us", "user", "action", "target", "detail", "remote"],
@@ -440,6 +475,29 @@ def _document() -> dict:
                         **_ERR,
                         "409": _json(_ref("Error"), "Not finished"),
                     },
+                }
+            },
+            "/api/v1/users": {
+                "get": {
+                    "summary": "Accounts (admins)",
+                    "responses": {"200": _json({"type": "array", "items": _ref("User")}), **_ERR},
+                },
+                "post": {
+                    "summary": "Create an account (admins)",
+                    "requestBody": _body("UserInput"),
+                    "responses": {
+                        "201": _json(_ref("User"), "Created"),
+                        **_ERR,
+                        "409": _json(_ref("Error"), "Exists"),
+                    },
+                },
+            },
+            "/api/v1/users/{name}": {
+                "patch": {
+                    "summary": "Change password, role, cameras or disable (admins)",
+                    "parameters": [_p("name", _STR)],
+                    "requestBody": _body("UserPatch"),
+                    "responses": {"200": _json(_ref("User")), **_ERR},
                 }
             },
             "/api/v1/server": {
