@@ -15,7 +15,7 @@ import pytest
 
 from server.datadir import DataDir
 from server.live.nats_server import load_or_create_credentials
-from server.protocol.live import decode_live_packet, live_subject
+from server.protocol.live import decode_live_packet, event_stream_name, live_subject
 from tests.conftest import ROOT, camera_toml, wait_until
 
 
@@ -76,6 +76,18 @@ def test_recorder_publishes_every_packet_decodably(
     for m in msgs:
         frames += len(decoder.decode(av.Packet(bytes(decode_live_packet(m)[1]))))
     assert frames >= len(msgs) - 2  # a decoder may hold a frame or two back
+
+    async def events_kept() -> int:
+        nc = await nats.connect(
+            f"nats://127.0.0.1:{port}", user=creds.user, password=creds.password
+        )
+        js = nc.jetstream()
+        await js.publish(f"vigia.{sid}.events.cam", b'{"type": "test"}')
+        info = await js.stream_info(event_stream_name(sid))
+        await nc.close()
+        return info.state.messages
+
+    assert asyncio.run(events_kept()) == 1, "events go to a JetStream stream"
     assert server.stop() == 0, server.log()
 
 

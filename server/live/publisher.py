@@ -28,6 +28,8 @@ from typing import Any, Protocol
 
 import nats
 from nats.aio.client import Client as NatsClient
+from nats.js.api import StreamConfig
+from nats.js.errors import BadRequestError
 
 from server.clock import Clock, SystemClock
 from server.ingest.worker import StreamStatus
@@ -38,6 +40,7 @@ from server.protocol.live import (
     FLAG_KEY,
     LiveCodec,
     encode_live_header,
+    event_stream_name,
     live_subject,
     status_subject,
 )
@@ -520,8 +523,27 @@ class LivePublisher:
             await self._nc.close()
             return
         log.info("live: connected to NATS at %s", self.url)
+        await self._ensure_event_stream()
         self._connected.set()
         self._call_on_connected()
+
+    async def _ensure_event_stream(self) -> None:
+        """Events are kept in a JetStream stream (design §5), so a workstation that was away
+        can catch up; live video is not (it is recorded)."""
+        assert self._nc is not None
+        config = StreamConfig(
+            name=event_stream_name(self.server_id),
+            subjects=[f"vigia.{self.server_id}.events.>"],
+            max_age=30 * 86_400,  # seconds: a month of events
+        )
+        try:
+            js = self._nc.jetstream()
+            try:
+                await js.add_stream(config)
+            except BadRequestError:
+                await js.update_stream(config)  # exists with other settings: bring it up to date
+        except Exception as exc:  # JetStream off on an external server: live video still works
+            log.warning("live: no JetStream stream for events: %s", exc)
 
     def _call_on_connected(self) -> None:
         if self.on_connected is not None:

@@ -111,6 +111,11 @@ def parse_live_subject(subject: str) -> tuple[str, str, str]:
     return parts[1], parts[3], parts[4]
 
 
+def event_stream_name(sid: str) -> str:
+    """The JetStream stream that keeps ``vigia.<sid>.events.>`` (stream names allow no dots)."""
+    return f"VIGIA_EVENTS_{_token('server id', sid)}"
+
+
 def status_subject(sid: str) -> str:
     """``vigia.<sid>.status``."""
     return f"vigia.{_token('server id', sid)}.status"
