@@ -99,6 +99,17 @@ def _ctx(request: web.Request) -> ApiContext:
     return request.app[CTX]
 
 
+def _id_param(request: web.Request, key: str, what: str) -> int:
+    """A row id from the path: 400 when not an integer, 404 when it cannot exist."""
+    try:
+        value = int(request.match_info[key])
+    except ValueError:
+        raise ApiError(400, "bad_parameter", f"{what} id must be an integer") from None
+    if not 0 <= value < 2**63:
+        raise ApiError(404, "not_found", f"no {what} {value}")
+    return value
+
+
 def _require_camera(request: web.Request, permission: Permission) -> str:
     camera_id = request.match_info["camera_id"]
     require(request, permission, camera_id)
@@ -420,12 +431,7 @@ async def segment_media(request: web.Request) -> web.StreamResponse:
     """The segment file, with HTTP Range (aiohttp's FileResponse) so a client fetches the init
     and exactly the fragments it needs; an open segment is served as written so far."""
     ctx = _ctx(request)
-    try:
-        segment_id = int(request.match_info["segment_id"])
-    except ValueError:
-        raise ApiError(400, "bad_parameter", "segment id must be an integer") from None
-    if not 0 <= segment_id < 2**63:
-        raise ApiError(404, "not_found", f"no segment {segment_id}")
+    segment_id = _id_param(request, "segment_id", "segment")
     seg = await asyncio.to_thread(ctx.catalog.segment, segment_id)
     if seg is None:
         raise ApiError(404, "not_found", f"no segment {segment_id}")
@@ -537,12 +543,7 @@ async def create_bookmark(request: web.Request) -> web.Response:
 
 async def delete_bookmark(request: web.Request) -> web.Response:
     ctx = _ctx(request)
-    try:
-        bid = int(request.match_info["bookmark_id"])
-    except ValueError:
-        raise ApiError(400, "bad_parameter", "bookmark id must be an integer") from None
-    if not 0 <= bid < 2**63:
-        raise ApiError(404, "not_found", f"no bookmark {bid}")
+    bid = _id_param(request, "bookmark_id", "bookmark")
     mark = await asyncio.to_thread(ctx.catalog.bookmark, bid)
     if mark is None:
         raise ApiError(404, "not_found", f"no bookmark {bid}")
