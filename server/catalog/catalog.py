@@ -65,6 +65,10 @@ class SegmentRow:
 
 _SEGMENT_COLUMNS = ", ".join(SegmentRow.__slots__)
 
+# No segment is longer than this (rotation is on the first key frame after ~60 s): window
+# queries use it as a lower bound on start_us, so they read only the index range they need.
+MAX_SEGMENT_US = 6 * 3600 * 1_000_000
+
 
 class Catalog:
     def __init__(self, path: Path) -> None:
@@ -269,8 +273,8 @@ class Catalog:
             where.append("stream_id = ?")
             params.append(stream_id)
         if start_us is not None:
-            where.append("end_us > ?")
-            params.append(start_us)
+            where.append("end_us > ? AND start_us > ?")
+            params += [start_us, start_us - MAX_SEGMENT_US]
         if end_us is not None:
             where.append("start_us < ?")
             params.append(end_us)
@@ -368,11 +372,12 @@ class Catalog:
 
     def segment_spans(self, stream_id: int, start_us: int, end_us: int) -> list[tuple[int, int]]:
         """(start_us, end_us) of a stream's segments overlapping a window: the timeline's
-        query, reading two columns of the (stream_id, start_us) index."""
+        query. The lower bound on ``start_us`` keeps it a short range of the (stream_id,
+        start_us) index instead of a scan from the stream's first segment."""
         return self._all(
             "SELECT start_us, end_us FROM segments WHERE stream_id = ? AND start_us < ?"
-            " AND end_us > ? ORDER BY start_us",
-            (stream_id, end_us, start_us),
+            " AND start_us > ? AND end_us > ? ORDER BY start_us",
+            (stream_id, end_us, start_us - MAX_SEGMENT_US, start_us),
         )
 
 
