@@ -462,13 +462,7 @@ async def recordings(request: web.Request) -> web.Response:
 
     def work() -> dict:
         sid = _stream_id(ctx, camera_id, stream)
-        ranges: list[list[int]] = []
-        for seg in ctx.catalog.segment_spans(sid, start, end):
-            s, e = max(seg[0], start), min(seg[1], end)
-            if ranges and s - ranges[-1][1] <= resolution:
-                ranges[-1][1] = max(ranges[-1][1], e)
-            else:
-                ranges.append([s, e])
+        ranges = ctx.catalog.recorded_ranges(sid, start, end, resolution)
         gaps, t = [], start
         for s, e in ranges:
             if s > t:

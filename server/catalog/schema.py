@@ -150,6 +150,11 @@ BEGIN
     SELECT RAISE(ABORT, 'audit_log is append-only');
 END;
 """,
+    # 2 -> 3: the timeline's window query reads start and end from the index alone
+    """
+CREATE INDEX segments_stream_span ON segments (stream_id, start_us, end_us);
+DROP INDEX segments_stream_start;
+""",
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
