@@ -171,3 +171,21 @@ def test_timestamp_jump_starts_a_new_run(tmp_path: Path, camera_clips: list) -> 
     a, b = catalog.segments()
     assert a.run_id != b.run_id
     assert 0 <= b.start_us - a.end_us < 100_000, "wall time follows our clock, not the jump"
+
+
+def test_startup_recovery_finds_a_part_file_created_just_before_a_crash(
+    tmp_path: Path, camera_clips: list
+) -> None:
+    """A crash between creating a segment file and inserting its row leaves a .part no row
+    knows: start-up recovery looks in each stream's newest day directory and keeps it aside."""
+    catalog, data, rec = _recorder(tmp_path)
+    _feed(rec, camera_clips[0][0], loops=1)
+    rec.close()
+    newest = data.root / catalog.segments()[-1].path
+    stray = newest.with_name("1999999999999999.mp4.part")
+    stray.write_bytes(newest.read_bytes()[:500])
+    report = recover(catalog, data)
+    assert [p.kind for p in report.problems] == ["orphan-part"]
+    assert not stray.exists()
+    assert (data.lost_found / stray.relative_to(data.root)).exists()
+    assert check(catalog, data, repair=False).problems == []

@@ -273,6 +273,14 @@ class Catalog:
                 ),
             )
 
+    def newest_segment(self, stream_id: int) -> SegmentRow | None:
+        row = self._one(
+            f"SELECT {_SEGMENT_COLUMNS} FROM segments WHERE stream_id = ?"
+            " ORDER BY start_us DESC LIMIT 1",
+            (stream_id,),
+        )
+        return SegmentRow(*row) if row else None
+
     def segment_by_path(self, path: str) -> SegmentRow | None:
         row = self._one(f"SELECT {_SEGMENT_COLUMNS} FROM segments WHERE path = ?", (path,))
         return SegmentRow(*row) if row else None

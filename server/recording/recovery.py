@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -91,10 +92,15 @@ def _finalise_part(catalog: Catalog, data: DataDir, row: SegmentRow, part: Path)
 
 def _update(catalog: Catalog, row: SegmentRow) -> None:
     catalog.update_segment(
-        row.id, start_us=row.start_us, end_us=row.end_us,
-        media_duration_us=row.media_duration_us, bytes_=row.bytes, frames=row.frames,
-        fragment_index=row.fragment_index, state=row.state,
-    )  # fmt: skip
+        row.id,
+        start_us=row.start_us,
+        end_us=row.end_us,
+        media_duration_us=row.media_duration_us,
+        bytes_=row.bytes,
+        frames=row.frames,
+        fragment_index=row.fragment_index,
+        state=row.state,
+    )
 
 
 def _to_lost_found(data: DataDir, path: Path) -> Path:
@@ -121,72 +127,94 @@ def check(catalog: Catalog, data: DataDir, *, repair: bool) -> CheckReport:
     rows = catalog.segments()
     known = {r.path for r in rows}
     for row in rows:
-        report.segments_checked += 1
-        final = data.root / row.path
-        part = final.with_name(final.name + PART_SUFFIX)
-        if row.state == "open":
-            if part.exists():
-                detail = "segment left open (recorder stopped without closing it)"
-                if repair:
-                    detail += ": " + _finalise_part(catalog, data, row, part)
-                report.add("open-segment", row.path + PART_SUFFIX, detail, repair)
-                continue
-            if not final.exists():
-                report.add("missing-file", row.path, "open row without a file", repair)
-                if repair:
-                    catalog.delete_segment(row.id)
-                continue
-            # crashed between rename and row update: the final file is complete
+        _check_row(catalog, data, row, report, repair)
+    _check_files(catalog, data, data.recordings.rglob("*"), known, report, repair)
+    _check_garbage(catalog, data, report, repair)
+    for problem in _overlaps(catalog):
+        report.problems.append(problem)
+    return report
+
+
+def _check_row(
+    catalog: Catalog, data: DataDir, row: SegmentRow, report: CheckReport, repair: bool
+) -> None:
+    report.segments_checked += 1
+    final = data.root / row.path
+    part = final.with_name(final.name + PART_SUFFIX)
+    if row.state == "open":
+        if part.exists():
+            detail = "segment left open (recorder stopped without closing it)"
+            if repair:
+                detail += ": " + _finalise_part(catalog, data, row, part)
+            report.add("open-segment", row.path + PART_SUFFIX, detail, repair)
+            return
         if not final.exists():
-            report.add("missing-file", row.path, "catalog row without a file", repair)
+            report.add("missing-file", row.path, "open row without a file", repair)
             if repair:
                 catalog.delete_segment(row.id)
-            continue
-        size = final.stat().st_size
-        if row.state == "closed" and size == row.bytes and _index_consistent(row):
-            continue
-        scan = scan_segment_bytes(final.read_bytes())
-        if not scan.fragments:
-            report.add("unreadable", row.path, "; ".join(scan.problems) or "no fragment", repair)
-            if repair:
-                catalog.delete_segment(row.id)
-                _to_lost_found(data, final)
-            continue
-        fixed = row_from_scan(row, scan)
-        report.add(
-            "index-mismatch", row.path,
-            f"catalog says {row.bytes} bytes/{row.state}, file has {size} bytes "
-            f"({len(scan.fragments)} fragments)", repair,
-        )  # fmt: skip
+            return
+        # crashed between rename and row update: the final file is complete
+    if not final.exists():
+        report.add("missing-file", row.path, "catalog row without a file", repair)
         if repair:
-            if scan.complete_end < size:
-                os.truncate(final, scan.complete_end)
-            _update(catalog, fixed)
-    # files without rows
-    if data.recordings.exists():
-        for path in sorted(data.recordings.rglob("*")):
-            if not path.is_file():
-                continue
-            rel = str(path.relative_to(data.root))
-            if path.name.endswith(PART_SUFFIX):
-                if rel.removesuffix(PART_SUFFIX) in known:
-                    continue  # handled with its row above
-                report.add("orphan-part", rel, "partial file without a catalog row", repair)
-            elif rel in known:
-                continue
-            else:
-                report.add("orphan-file", rel, "file without a catalog row", repair)
-            if repair:
-                dst = _to_lost_found(data, path)
-                log.info("moved %s to %s", rel, dst)
+            catalog.delete_segment(row.id)
+        return
+    size = final.stat().st_size
+    if row.state == "closed" and size == row.bytes and _index_consistent(row):
+        return
+    scan = scan_segment_bytes(final.read_bytes())
+    if not scan.fragments:
+        report.add("unreadable", row.path, "; ".join(scan.problems) or "no fragment", repair)
+        if repair:
+            catalog.delete_segment(row.id)
+            _to_lost_found(data, final)
+        return
+    fixed = row_from_scan(row, scan)
+    report.add(
+        "index-mismatch",
+        row.path,
+        f"catalog says {row.bytes} bytes/{row.state}, file has {size} bytes "
+        f"({len(scan.fragments)} fragments)",
+        repair,
+    )
+    if repair:
+        if scan.complete_end < size:
+            os.truncate(final, scan.complete_end)
+        _update(catalog, fixed)
+
+
+def _check_files(
+    catalog: Catalog,
+    data: DataDir,
+    paths: Iterable[Path],
+    known: set[str],
+    report: CheckReport,
+    repair: bool,
+) -> None:
+    """Files the catalog does not know: ``.part`` files of no open row, stray files."""
+    for path in sorted(paths):
+        if not path.is_file():
+            continue
+        rel = str(path.relative_to(data.root))
+        if path.name.endswith(PART_SUFFIX):
+            if rel.removesuffix(PART_SUFFIX) in known:
+                continue  # handled with its row
+            report.add("orphan-part", rel, "partial file without a catalog row", repair)
+        elif rel in known:
+            continue
+        else:
+            report.add("orphan-file", rel, "file without a catalog row", repair)
+        if repair:
+            dst = _to_lost_found(data, path)
+            log.info("moved %s to %s", rel, dst)
+
+
+def _check_garbage(catalog: Catalog, data: DataDir, report: CheckReport, repair: bool) -> None:
     pending = catalog.garbage()
     if pending:
         report.add("garbage", f"{len(pending)} files", "deleted rows with files left", repair)
         if repair:
             collect_garbage(catalog, data)
-    for problem in _overlaps(catalog):
-        report.problems.append(problem)
-    return report
 
 
 def _index_consistent(row: SegmentRow) -> bool:
@@ -218,8 +246,21 @@ def _overlaps(catalog: Catalog) -> list[Problem]:
 
 
 def recover(catalog: Catalog, data: DataDir) -> CheckReport:
-    """Start-up recovery: the repairing check, plus closing runs a crash left open."""
-    report = check(catalog, data, repair=True)
+    """Start-up recovery: what a crash can leave, and only that, so a restart stays quick with
+    millions of segments (the full reconciliation is ``vigia-server check``): open rows and
+    their files, each stream's newest segment, ``.part`` files in each stream's newest day
+    directory, pending garbage, and runs left open."""
+    report = CheckReport()
+    rows = catalog.segments(state="open")
+    for stream in catalog.streams():
+        newest = catalog.newest_segment(stream.id)
+        if newest is not None and newest.state == "closed":
+            rows.append(newest)
+    for row in rows:
+        _check_row(catalog, data, row, report, repair=True)
+    known = {r.path for r in rows}
+    _check_files(catalog, data, _recent_parts(data), known, report, repair=True)
+    _check_garbage(catalog, data, report, repair=True)
     with catalog.transaction() as c:
         c.execute(
             "UPDATE runs SET ended_us = max(started_us, coalesce((SELECT max(end_us) FROM"
@@ -228,3 +269,23 @@ def recover(catalog: Catalog, data: DataDir) -> CheckReport:
             ("recorder stopped unexpectedly",),
         )
     return report
+
+
+def _recent_parts(data: DataDir) -> list[Path]:
+    """``.part`` files in the newest ``YYYY/MM/DD`` directory of every stream: where a segment
+    being created at the time of a crash can be (a few small directory listings)."""
+    out: list[Path] = []
+    if not data.recordings.is_dir():
+        return out
+    for stream_dir in (
+        s for cam in data.recordings.iterdir() if cam.is_dir() for s in cam.iterdir() if s.is_dir()
+    ):
+        day = stream_dir
+        for _ in range(3):  # year, month, day: the largest name is the newest
+            subdirs = [d for d in day.iterdir() if d.is_dir() and d.name.isdigit()]
+            if not subdirs:
+                break
+            day = max(subdirs, key=lambda d: d.name)
+        else:
+            out += day.glob("*" + PART_SUFFIX)
+    return out
