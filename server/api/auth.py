@@ -55,11 +55,12 @@ class NatsGrants:
         name = "ws-" + hashlib.sha256(token.encode()).hexdigest()[:16]
         password = secrets.token_urlsafe(24)
         with self._lock:
-            for stale, tok in list(self._sessions.items()):
-                if self.tokens.resolve(tok) is None:  # expired or revoked: no NATS either
-                    self.nats.remove_client(stale)
-                    del self._sessions[stale]
-            self.nats.set_client(name, password, self.subjects(user))
+            # sessions whose token expired or was revoked (logout, password change) lose their
+            # NATS access too, in the same reload
+            stale = [n for n, tok in self._sessions.items() if self.tokens.resolve(tok) is None]
+            for n in stale:
+                del self._sessions[n]
+            self.nats.set_client(name, password, self.subjects(user), drop=stale)
             self._sessions[name] = token
         return {"url": self.nats.url, "port": self.nats.port, "user": name, "password": password}
 

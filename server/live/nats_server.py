@@ -26,7 +26,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -284,13 +284,18 @@ class EmbeddedNats:
 
     # --- workstation credentials ---------------------------------------------------------
 
-    def set_client(self, name: str, password: str, subscribe: list[str]) -> None:
-        """Let a client connect as ``name`` and subscribe to ``subscribe`` only (no publish).
+    def set_client(
+        self, name: str, password: str, subscribe: list[str], *, drop: Iterable[str] = ()
+    ) -> None:
+        """Let a client connect as ``name`` and subscribe to ``subscribe`` only (no publish),
+        and forget the clients in ``drop``, with one configuration reload.
 
         The API calls this at login with the live subjects of the cameras the user may see;
-        the server reloads its configuration, and this returns once it has.
+        this returns once the server has reloaded.
         """
         with self._reload_lock:
+            for old in drop:
+                self._clients.pop(old, None)
             self._clients[name] = (password, list(subscribe))
             self._reload()
 
