@@ -17,7 +17,7 @@ from server.datadir import DataDir, DataDirBusy, default_data_dir
 
 log = logging.getLogger("vigia-server")
 
-COMMANDS = ("run", "check", "verify", "user")
+COMMANDS = ("run", "check", "verify", "user", "models")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -36,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
         "without transcoding, into crash-safe fragmented MP4 segments indexed in SQLite.",
         epilog="Commands: 'vigia-server [run] [options]' records (the default); "
         "'vigia-server check [--repair]' reconciles catalog and files; "
-        "'vigia-server verify EXPORT_DIR' checks an export's signature and files.",
+        "'vigia-server verify EXPORT_DIR' checks an export's signature and files; "
+        "'vigia-server models import-darknet CFG WEIGHTS NAMES' converts a detector to ONNX.",
     )
     parser.add_argument("--version", action="version", version=f"vigia-server {__version__}")
     sub = parser.add_subparsers(dest="command")
@@ -93,6 +94,19 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SERVER_PUB",
         help="trust this public key (a server.pub fetched from the recorder) instead of "
         "the signing key in the data directory",
+    )
+    models = sub.add_parser("models", help="detector models")
+    models_sub = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+    imp = models_sub.add_parser(
+        "import-darknet",
+        help="convert a Darknet YOLO model (cfg, weights, class names) to ONNX for the detector",
+    )
+    _common(imp)
+    imp.add_argument("cfg", type=Path, metavar="CFG")
+    imp.add_argument("weights", type=Path, metavar="WEIGHTS")
+    imp.add_argument("names", type=Path, metavar="NAMES")
+    imp.add_argument(
+        "--out", type=Path, default=None, help="ONNX file (default: DATA_DIR/models/CFG_STEM.onnx)"
     )
     return parser
 
@@ -231,6 +245,19 @@ def cmd_verify(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def cmd_models(args: argparse.Namespace, config: Config) -> int:
+    from server.analytics.darknet import DarknetError, darknet_to_onnx
+
+    out = args.out or _data_dir(args, config).root / "models" / f"{args.cfg.stem}.onnx"
+    try:
+        darknet_to_onnx(args.cfg, args.weights, args.names, out)
+    except DarknetError as exc:
+        print(f"vigia-server: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {out}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from server.logs import setup_logging
 
@@ -244,6 +271,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_user(args, config)
         if args.command == "verify":
             return cmd_verify(args, config)
+        if args.command == "models":
+            return cmd_models(args, config)
         return cmd_run(args, config)
     except (ConfigError, DataDirBusy) as exc:
         print(f"vigia-server: {exc}", file=sys.stderr)

@@ -65,11 +65,27 @@ class NatsConfig:
     enabled: bool = True
 
 
-ROLES = frozenset({"ingest", "record", "live", "api"})
+@dataclass(frozen=True)
+class AnalyticsConfig:
+    """Object detection for every camera unless its own settings (API) say otherwise."""
+
+    enabled: bool = True
+    model: str = ""  # ONNX file; "": YOLOv3-tiny (COCO) converted from Darknet on first start
+    labels: str = ""  # labels file, one per line, for a model without names in its metadata
+    providers: tuple[str, ...] = ()  # onnxruntime execution providers to try; (): best there is
+    threads: int = 0  # inference threads; 0: onnxruntime's choice
+    fps: float = 5.0  # analysed frames per second, for cameras without their own setting
+    refresh_s: float = 2.0  # detect at least this often without motion (parked objects stay)
+    motion_gate: bool = True  # detect only on frames with motion (and on refresh)
+    batch: int = 4  # frames of several cameras run through the detector together
+    queue: int = 16  # analysed frames waiting for the detector before new ones are dropped
+
+
+ROLES = frozenset({"ingest", "record", "live", "api", "ai"})
 
 
 def parse_roles(text: str) -> frozenset[str]:
-    """``all`` or a comma list of ingest, record, live, api (record and live need ingest)."""
+    """``all`` or a comma list of ingest, record, live, api, ai (record, live, ai need ingest)."""
     names = {r.strip() for r in text.split(",") if r.strip()}
     if names == {"all"}:
         return ROLES
@@ -79,8 +95,8 @@ def parse_roles(text: str) -> frozenset[str]:
             f"roles: unknown {', '.join(sorted(unknown)) or 'empty list'}; "
             f"use 'all' or some of {', '.join(sorted(ROLES))}"
         )
-    if names & {"record", "live"} and "ingest" not in names:
-        raise ConfigError("roles: record and live need ingest (the process pulls the cameras)")
+    if names & {"record", "live", "ai"} and "ingest" not in names:
+        raise ConfigError("roles: record, live and ai need ingest (the process pulls the cameras)")
     return frozenset(names)
 
 
@@ -94,6 +110,7 @@ class Config:
     nats: NatsConfig = field(default_factory=NatsConfig)
     recording: RecordingConfig = field(default_factory=RecordingConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
+    analytics: AnalyticsConfig = field(default_factory=AnalyticsConfig)
     cameras: tuple[CameraConfig, ...] = ()
 
 
@@ -130,6 +147,10 @@ def load_config(path: Path | None) -> Config:
     recording = _section(RecordingConfig, raw.pop("recording", {}), f"{path} [recording]")
     storage = _section(StorageConfig, raw.pop("storage", {}), f"{path} [storage]")
     nats = _section(NatsConfig, raw.pop("nats", {}), f"{path} [nats]")
+    analytics_raw = raw.pop("analytics", {})
+    if "providers" in analytics_raw:
+        analytics_raw["providers"] = tuple(analytics_raw["providers"])
+    analytics = _section(AnalyticsConfig, analytics_raw, f"{path} [analytics]")
     cameras = tuple(
         parse_camera(c, f"{path} [[cameras]] #{i + 1}")
         for i, c in enumerate(raw.pop("cameras", []))
@@ -149,6 +170,7 @@ def load_config(path: Path | None) -> Config:
         nats=nats,
         recording=recording,
         storage=storage,
+        analytics=analytics,
         cameras=cameras,
     )
     if server:

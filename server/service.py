@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from server import __version__
+from server.analytics.service import Analytics
 from server.api.app import ApiContext, make_app
 from server.api.auth import NatsGrants, Security
 from server.auth import Audit, LoginRateLimiter, Tokens, Users
@@ -29,6 +30,7 @@ from server.discovery import Advertisement, Advertiser, strip_credentials
 from server.export.jobs import ExportJobs
 from server.ingest.worker import State
 from server.live import EmbeddedNats, LivePublisher, NatsServerError
+from server.live.fanout import Fanout
 from server.live.publisher import stream_status_message
 from server.recorder import Recorder
 from server.recording.recovery import recover
@@ -47,6 +49,8 @@ class Services:
     clock: Clock
     live: LivePublisher | None = None
     nats: EmbeddedNats | None = None
+    fanout: Fanout | None = None  # every stream's packets in process (WebRTC, analytics)
+    analytics: Analytics | None = None
 
 
 def start_live(config: Config, data: DataDir, clock: Clock) -> tuple[
@@ -88,13 +92,17 @@ def open_services(config: Config, data: DataDir, clock: Clock | None = None) -> 
         apply_camera(catalog, cam, clock, source="config")
     roles = config.roles
     live, nats = start_live(config, data, clock) if "live" in roles else (None, None)
+    fanout = Fanout()
     recorder = Recorder(
         catalog,
         data,
         clock,
         config.recording,
         on_status=(lambda st: live.publish_status(stream_status_message(st))) if live else None,
-        sinks_for=(lambda cam, stream: [live.sink(cam, stream)]) if live else None,
+        sinks_for=lambda cam, stream: [
+            *([live.sink(cam, stream)] if live else []),
+            fanout.sink(cam, stream),
+        ],
         record="record" in roles,
     )
     if live is not None:
@@ -106,7 +114,22 @@ def open_services(config: Config, data: DataDir, clock: Clock | None = None) -> 
     retention = Retention(
         catalog, data, VolumeLimits(storage.max_bytes, storage.min_free_bytes), clock
     )
-    return Services(data, catalog, recorder, retention, lock_fd, clock, live, nats)
+    analytics = None
+    if "ai" in roles and "ingest" in roles:
+        analytics = Analytics(
+            config.analytics,
+            catalog,
+            data.root,
+            data.server_id(),
+            clock,
+            fanout.subscribe,
+            publish=(lambda subj, payload: live.offer(subj, payload, True, clock.now_us()))
+            if live
+            else None,
+        )
+    return Services(
+        data, catalog, recorder, retention, lock_fd, clock, live, nats, fanout, analytics
+    )
 
 
 def apply_camera(catalog: Catalog, cam: CameraConfig, clock: Clock, source: str) -> None:
@@ -122,6 +145,7 @@ def apply_camera(catalog: Catalog, cam: CameraConfig, clock: Clock, source: str)
 
 
 SUMMARY_INTERVAL_S = 60.0
+METADATA_TRIM_INTERVAL_S = 60.0  # events, tracks and motion older than the oldest video go
 
 
 def log_summary(recorder: Recorder) -> None:
@@ -163,6 +187,8 @@ async def start_api(config: Config, services: Services) -> tuple[web.AppRunner |
         config.name or socket.gethostname(),
         make_security(services.catalog, services.clock, services),
         ExportJobs(services.catalog, services.data, clock=services.clock),
+        fanout=services.fanout,
+        analytics=services.analytics,
     )
     runner = web.AppRunner(make_app(ctx), access_log=None)
     await runner.setup()
@@ -211,6 +237,8 @@ async def serve(config: Config, services: Services) -> None:
     log.info("roles: %s", ", ".join(sorted(roles)))
     if "ingest" in roles:
         services.recorder.sync()
+    if services.analytics is not None:
+        await asyncio.to_thread(services.analytics.start)
     log.info(
         "recording %d streams into %s",
         len(services.recorder.status()),
@@ -221,12 +249,15 @@ async def serve(config: Config, services: Services) -> None:
     if port is not None and config.discovery:
         advertiser = await start_discovery(config, services, port)
     interval = config.storage.retention_interval_s
-    next_summary = loop.time()
+    next_summary = next_trim = loop.time()
     try:
         while not stop.is_set():
             # retention and garbage collection touch disk and SQLite: keep them off the loop
             if "record" in roles:
                 await asyncio.to_thread(services.retention.run_once)
+                if services.analytics is not None and loop.time() >= next_trim:
+                    await asyncio.to_thread(services.analytics.trim_all)
+                    next_trim = loop.time() + METADATA_TRIM_INTERVAL_S
             if loop.time() >= next_summary:
                 log_summary(services.recorder)
                 next_summary = loop.time() + SUMMARY_INTERVAL_S
@@ -239,6 +270,8 @@ async def serve(config: Config, services: Services) -> None:
         if runner is not None:
             await runner.cleanup()
         await asyncio.to_thread(services.recorder.stop)
+        if services.analytics is not None:
+            await asyncio.to_thread(services.analytics.stop)
         if services.live is not None:
             await asyncio.to_thread(services.live.close)
         if services.nats is not None:

@@ -146,8 +146,12 @@ def server_process(tmp_path: Path) -> Iterator[Callable[[str], ServerProcess]]:
             p.proc.wait(10)
 
 
-def camera_toml(cameras: list[tuple[str, str, str | None]], extra: str = "") -> str:
-    """TOML for (id, main url, sub url) cameras, quick reconnects."""
+def camera_toml(
+    cameras: list[tuple[str, str, str | None]], extra: str = "", analytics: str = "enabled = false"
+) -> str:
+    """TOML for (id, main url, sub url) cameras, quick reconnects. Analytics is off unless a
+    test asks (``analytics`` is the body of the ``[analytics]`` table): detection on every
+    test camera would load the machine for tests that are not about it."""
     out = [
         "[server]",
         'listen = "127.0.0.1:0"',  # the HTTP API on a free port
@@ -160,6 +164,8 @@ def camera_toml(cameras: list[tuple[str, str, str | None]], extra: str = "") -> 
         "min_free_bytes = 0",
         "[nats]",
         'listen = "127.0.0.1:0"',  # the embedded nats-server on a free port
+        "[analytics]",
+        analytics,
         extra,
     ]
     for cid, main, sub in cameras:

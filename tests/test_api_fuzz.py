@@ -23,6 +23,13 @@ from server.datadir import DataDir
 from server.export.jobs import ExportJobs
 from server.service import open_services
 
+
+@schemathesis.serializer("application/sdp")
+def _sdp(ctx, value) -> bytes:
+    """WHEP offers are SDP text; the fuzzer sends whatever it generated, as text."""
+    return value.encode() if isinstance(value, str) else str(value).encode()
+
+
 schema = schemathesis.openapi.from_dict(openapi_document())
 
 

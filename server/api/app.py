@@ -7,10 +7,12 @@ import asyncio
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from server import __version__
+from server.api.analytics import AnalyticsCollector, AnalyticsRoutes
 from server.api.auth import USER, Security, require
 from server.api.errors import ApiError, error_middleware, int_param, json_body
 from server.api.exports import ExportRoutes
@@ -18,6 +20,7 @@ from server.api.metrics import Metrics
 from server.api.openapi import openapi_document
 from server.api.snapshot import jpeg_of_first_frame
 from server.api.users import UserRoutes
+from server.api.whep import WhepRoutes
 from server.auth import Permission, can_see
 from server.auth.audit import ARCHIVE_ACCESS, BOOKMARK_CHANGE, CONFIG_CHANGE
 from server.catalog import Catalog, SegmentRow
@@ -27,9 +30,16 @@ from server.config import CameraConfig, ConfigError, parse_camera
 from server.datadir import DataDir
 from server.export.jobs import ExportJobs
 from server.ingest.source import Source, SourceError, Timeouts
+from server.live.fanout import Fanout
 from server.protocol.fragindex import decode_fragment_index
 from server.recorder import Recorder, redact_url
 from server.recording.segmenter import PART_SUFFIX
+from server.web import add_routes as add_viewer_routes
+from server.web import public_viewer
+from server.webrtc.sessions import WebRtcSettings
+
+if TYPE_CHECKING:
+    from server.analytics.service import Analytics
 
 API = "/api/v1"
 MAX_WINDOW_US = 400 * 86_400 * 1_000_000  # a timeline query spans at most ~13 months
@@ -46,9 +56,14 @@ class ApiContext:
     name: str
     security: Security
     exports: ExportJobs | None = None
+    analytics: Analytics | None = None
+    fanout: Fanout | None = None  # live packets in process: WebRTC viewers (WHEP)
+    webrtc: WebRtcSettings | None = None
 
     def sync(self) -> None:
         self.recorder.sync()
+        if self.analytics is not None:
+            self.analytics.sync()
 
 
 CTX = web.AppKey("ctx", ApiContext)
@@ -58,7 +73,7 @@ def make_app(ctx: ApiContext) -> web.Application:
     metrics = Metrics(ctx.recorder, ctx.catalog, ctx.data)
     sec = ctx.security
     app = web.Application(
-        middlewares=[metrics.middleware, error_middleware, sec.middleware],
+        middlewares=[metrics.middleware, error_middleware, public_viewer(sec.middleware)],
         client_max_size=1024 * 1024,
     )
     app[CTX] = ctx
@@ -75,6 +90,14 @@ def make_app(ctx: ApiContext) -> web.Application:
             await asyncio.to_thread(exports.close)
 
         app.on_cleanup.append(close_exports)
+    WhepRoutes.install(app, API, ctx, metrics.registry)
+    add_viewer_routes(r)  # the web viewer at /
+    camera_ids = ctx.catalog
+    if ctx.analytics is not None:
+        metrics.registry.register(AnalyticsCollector(ctx.analytics))
+    AnalyticsRoutes(
+        ctx.analytics, sec, lambda cid: any(c.id == cid for c in camera_ids.cameras())
+    ).add_to(r, API)
     r.add_get("/healthz", healthz)
     r.add_get("/metrics", metrics.handle)
     r.add_get(f"{API}/cameras/{{camera_id}}/snapshot", snapshot)
@@ -167,6 +190,7 @@ def _camera_json(ctx: ApiContext, cam: CameraRow) -> dict:
         "retention_days": cam.retention_days,
         "source": cam.source,
         "streams": streams,
+        "analytics": ctx.analytics.status(cam.id) if ctx.analytics else {"state": "disabled"},
     }
 
 

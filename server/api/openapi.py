@@ -373,13 +373,72 @@ def _body(name: str) -> dict:
 
 @cache
 def openapi_document() -> dict:
+    from server.api import openapi_analytics  # it builds on this module's helpers
+
     doc = _document()
+    doc["paths"].update(openapi_analytics.paths())
+    doc["components"]["schemas"] = {**doc["components"]["schemas"], **openapi_analytics.SCHEMAS}
     for ops in doc["paths"].values():
         for op in ops.values():
             if op.get("security") != _PUBLIC:  # every other call may be refused
                 op["responses"].setdefault("401", _ERR["401"])
                 op["responses"].setdefault("403", _ERR["403"])
     return doc
+
+
+def _webrtc_paths(cam: list[dict]) -> dict:
+    """WHEP (RFC 9725) and the web viewer that uses it."""
+    sdp = {"application/sdp": {"schema": {"type": "string"}}}
+    html = {"description": "The web viewer", "content": {"text/html": {"schema": _STR}}}
+    return {
+        "/": {
+            "get": {
+                "summary": "The web viewer (login, cameras, live)",
+                "security": _PUBLIC,
+                "responses": {"200": html},
+            }
+        },
+        "/web/{name}": {
+            "get": {
+                "summary": "A file of the web viewer",
+                "security": _PUBLIC,
+                "parameters": [_p("name", {"enum": ["index.html", "app.js", "style.css"]})],
+                "responses": {
+                    "200": {"description": "The file", "content": {"*/*": {"schema": _STR}}},
+                    "404": _ERR["404"],
+                },
+            }
+        },
+        "/api/v1/cameras/{camera_id}/whep": {
+            "post": {
+                "summary": "WHEP: an SDP offer in, the answer out; live H.264, never re-encoded",
+                "parameters": [*cam, _q("stream", {"enum": ["main", "sub"]}, False)],
+                "requestBody": {"required": True, "content": sdp},
+                "responses": {
+                    "201": {
+                        "description": "The SDP answer (all ICE candidates included)",
+                        "headers": {
+                            "Location": {
+                                "description": "The session, for DELETE",
+                                "schema": {"type": "string"},
+                            }
+                        },
+                        "content": sdp,
+                    },
+                    **_ERR,
+                    "415": _json(_ref("Error"), "Not SDP, or no codec in common (H.265)"),
+                    "503": _json(_ref("Error"), "Stream offline, or too many viewers"),
+                },
+            }
+        },
+        "/api/v1/whep/{session_id}": {
+            "delete": {
+                "summary": "End a WHEP session",
+                "parameters": [_p("session_id", _STR)],
+                "responses": {"200": {"description": "Ended"}, **_ERR},
+            }
+        },
+    }
 
 
 def _document() -> dict:
@@ -572,6 +631,7 @@ def _document() -> dict:
                     },
                 }
             },
+            **_webrtc_paths(cam),
             "/api/v1/cameras/{camera_id}/segments": {
                 "get": {
                     "summary": "Segments with their fragment index",

@@ -155,6 +155,69 @@ END;
 CREATE INDEX segments_stream_span ON segments (stream_id, start_us, end_us);
 DROP INDEX segments_stream_start;
 """,
+    # 3 -> 4: analytics (design §7): per-camera settings, zones and lines, events
+    """
+CREATE TABLE analytics (
+    camera_id TEXT PRIMARY KEY            -- camera slug; no foreign key, settings may precede it
+        CHECK (length(camera_id) BETWEEN 1 AND 64 AND camera_id NOT GLOB '*[^a-z0-9_-]*'),
+    enabled INTEGER NOT NULL DEFAULT 1    -- 1: decode, detect, track and raise events
+        CHECK (enabled IN (0, 1)),
+    stream TEXT NOT NULL DEFAULT 'sub'    -- stream analysed; 'sub' unless the camera has none
+        CHECK (stream IN ('main', 'sub')),
+    fps REAL NOT NULL DEFAULT 5           -- analysed frames per second
+        CHECK (fps > 0 AND fps <= 30),
+    labels TEXT NOT NULL DEFAULT '[]'     -- JSON array of labels to track; []: every label
+        CHECK (json_valid(labels) AND json_type(labels) = 'array'),
+    min_score REAL NOT NULL DEFAULT 0.4   -- a track starts only from detections this sure
+        CHECK (min_score > 0 AND min_score < 1),
+    updated_us INTEGER NOT NULL           -- last change, µs since epoch UTC
+) STRICT;
+
+CREATE TABLE zones (
+    camera_id TEXT NOT NULL               -- camera slug the zone is drawn on
+        CHECK (length(camera_id) BETWEEN 1 AND 64 AND camera_id NOT GLOB '*[^a-z0-9_-]*'),
+    id TEXT NOT NULL                      -- slug, unique per camera
+        CHECK (length(id) BETWEEN 1 AND 64 AND id NOT GLOB '*[^a-z0-9_-]*'),
+    kind TEXT NOT NULL                    -- 'zone' (polygon) or 'line' (directed segment a->b)
+        CHECK (kind IN ('zone', 'line')),
+    name TEXT NOT NULL,                   -- display name
+    points TEXT NOT NULL                  -- JSON [[x, y], ...] normalised 0..1; a line has 2
+        CHECK (json_valid(points) AND json_type(points) = 'array'),
+    labels TEXT NOT NULL DEFAULT '[]'     -- JSON array of labels it reacts to; []: every label
+        CHECK (json_valid(labels) AND json_type(labels) = 'array'),
+    min_dwell_us INTEGER NOT NULL DEFAULT 0  -- time inside before 'enter' fires
+        CHECK (min_dwell_us >= 0),
+    loiter_us INTEGER NOT NULL DEFAULT 0  -- time inside that raises 'loiter'; 0: never
+        CHECK (loiter_us >= 0),
+    updated_us INTEGER NOT NULL,          -- last change, µs since epoch UTC
+    PRIMARY KEY (camera_id, id)
+) STRICT;
+
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY,               -- stable id used by the API (/events/{id}/snapshot)
+    camera_id TEXT NOT NULL               -- camera slug the event happened on
+        CHECK (length(camera_id) BETWEEN 1 AND 64 AND camera_id NOT GLOB '*[^a-z0-9_-]*'),
+    kind TEXT NOT NULL                    -- 'object', 'enter', 'leave', 'loiter', 'line', 'motion'
+        CHECK (kind IN ('object', 'enter', 'leave', 'loiter', 'line', 'motion')),
+    label TEXT NOT NULL DEFAULT '',       -- object label ('person', ...); '' for motion
+    score REAL NOT NULL DEFAULT 0         -- best detection score of the object, 0..1
+        CHECK (score >= 0 AND score <= 1),
+    start_us INTEGER NOT NULL             -- when it began, µs since epoch UTC
+        CHECK (start_us > 0),
+    end_us INTEGER                        -- when it ended; NULL while it goes on
+        CHECK (end_us IS NULL OR end_us >= start_us),
+    track_id INTEGER,                     -- tracker id of the object; NULL for motion
+    zone_id TEXT,                         -- zone or line id for enter/leave/loiter/line
+    direction TEXT,                       -- line crossings: 'left_to_right' or 'right_to_left'
+    box TEXT                              -- JSON [x1, y1, x2, y2] of the best snapshot, or NULL
+        CHECK (box IS NULL OR json_valid(box)),
+    path TEXT NOT NULL DEFAULT '[]'       -- JSON [[ts_us, x, y], ...] of the object's track
+        CHECK (json_valid(path)),
+    snapshot TEXT                         -- JPEG path relative to the data dir, or NULL
+) STRICT;
+CREATE INDEX events_camera_start ON events (camera_id, start_us);
+CREATE INDEX events_start ON events (start_us);
+""",
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

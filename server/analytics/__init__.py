@@ -1,0 +1,1 @@
+"""Video analytics: object detection (onnxruntime), tracking, zones and lines, motion, metadata."""

@@ -1,0 +1,339 @@
+"""Analytics for every camera of the recorder: settings from the catalog, one shared detector,
+metadata stores, events in the catalog and on NATS.
+
+Owned by ``server.service``; the API reads ``status``, the stores and the catalog through it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from server.analytics.detector import Detector, DetectorError
+from server.analytics.events import AnalyticsEvent
+from server.analytics.models import default_model
+from server.analytics.motion import MotionResult
+from server.analytics.motionstore import MotionStore
+from server.analytics.pipeline import (
+    LOW_SCORE,
+    CameraAnalytics,
+    CameraSettings,
+    DetectionService,
+    Outputs,
+)
+from server.analytics.tracker import Track
+from server.analytics.trackstore import TrackStore
+from server.analytics.zones import Line, Zone
+from server.catalog import Catalog
+from server.catalog.analytics import AnalyticsCatalog, AnalyticsSettings, EventRow, ZoneRow
+from server.clock import Clock
+from server.config import AnalyticsConfig
+from server.protocol.live import ai_subject, events_subject
+from server.protocol.timeutil import US_PER_SECOND
+
+log = logging.getLogger(__name__)
+
+Subscribe = Callable[[str, str, object], Callable[[], None]]  # Fanout.subscribe
+Publish = Callable[[str, bytes], None]  # subject, payload
+
+
+@dataclass
+class _Running:
+    camera: CameraAnalytics
+    stream: str
+    unsubscribe: Callable[[], None]
+    settings: CameraSettings
+
+
+def zone_objects(rows: Sequence[ZoneRow]) -> tuple[tuple[Zone, ...], tuple[Line, ...]]:
+    zones, lines = [], []
+    for z in rows:
+        if z.kind == "line":
+            lines.append(Line(z.id, z.name, z.points[0], z.points[1], frozenset(z.labels)))
+        else:
+            zones.append(
+                Zone(z.id, z.name, z.points, frozenset(z.labels), z.min_dwell_us, z.loiter_us)
+            )
+    return tuple(zones), tuple(lines)
+
+
+class Analytics(Outputs):
+    def __init__(
+        self,
+        config: AnalyticsConfig,
+        catalog: Catalog,
+        data_root: Path,
+        server_id: str,
+        clock: Clock,
+        subscribe: Subscribe,
+        publish: Publish | None = None,
+    ) -> None:
+        self.config = config
+        self.catalog = catalog
+        self.db = AnalyticsCatalog(catalog)
+        self.root = data_root
+        self.server_id = server_id
+        self.clock = clock
+        self._subscribe = subscribe
+        self._publish = publish
+        self.tracks = TrackStore(data_root / "metadata" / "tracks")
+        self.motion = MotionStore(data_root / "metadata" / "motion")
+        self.snapshots = data_root / "events"
+        self.service = DetectionService(
+            self._make_detector, batch=config.batch, queue_size=config.queue
+        )
+        self._running: dict[str, _Running] = {}
+        self._open: dict[tuple, EventRow] = {}  # open events by their pairing key
+        self._lock = threading.Lock()
+
+    # --- life cycle -----------------------------------------------------------------------
+
+    def _make_detector(self) -> Detector:
+        cfg = self.config
+        model = Path(cfg.model).expanduser() if cfg.model else default_model(self.root / "models")
+        labels = Path(cfg.labels).expanduser() if cfg.labels else None
+        return Detector(
+            model,
+            labels=labels,
+            providers=cfg.providers or None,
+            score_threshold=LOW_SCORE,
+            threads=cfg.threads or None,
+        )
+
+    def start(self) -> None:
+        closed = self.db.close_open_events(self.clock.now_us())
+        if closed:
+            log.info("analytics: %d events left open by the last run were closed", closed)
+        self.service.start()
+        self.sync()
+
+    def stop(self) -> None:
+        with self._lock:
+            running, self._running = self._running, {}
+        for r in running.values():
+            r.unsubscribe()
+            r.camera.stop()
+        self.service.stop()
+        now = self.clock.now_us()
+        for ev in list(self._open.values()):
+            ev.end_us = max(ev.start_us, now)
+            self._save(ev)
+        self._open.clear()
+        self.tracks.close()
+        self.motion.close()
+
+    def settings_for(self, camera_id: str, has_sub: bool) -> AnalyticsSettings:
+        s = self.db.settings(camera_id)
+        if s is not None:
+            return s
+        return AnalyticsSettings(
+            camera_id,
+            enabled=self.config.enabled,
+            stream="sub" if has_sub else "main",
+            fps=self.config.fps,
+        )
+
+    def sync(self) -> None:
+        """Start, restart or stop camera pipelines to match the catalog."""
+        wanted: dict[str, CameraSettings] = {}
+        zones_by_cam: dict[str, list[ZoneRow]] = {}
+        for z in self.db.zones():
+            zones_by_cam.setdefault(z.camera_id, []).append(z)
+        for cam in self.catalog.cameras():
+            if not cam.enabled:
+                continue
+            streams = {s.name for s in self.catalog.streams(cam.id)}
+            s = self.settings_for(cam.id, "sub" in streams)
+            if not s.enabled:
+                continue
+            stream = s.stream if s.stream in streams else "main"
+            zones, lines = zone_objects(zones_by_cam.get(cam.id, []))
+            wanted[cam.id] = CameraSettings(
+                cam.id,
+                stream=stream,
+                fps=s.fps,
+                labels=frozenset(s.labels),
+                min_score=s.min_score,
+                refresh_us=int(self.config.refresh_s * US_PER_SECOND),
+                motion_gate=self.config.motion_gate,
+                zones=zones,
+                lines=lines,
+            )
+        with self._lock:
+            for cam_id in list(self._running):
+                r = self._running[cam_id]
+                want = wanted.get(cam_id)
+                if want is None or _restart_needed(r.settings, want):
+                    del self._running[cam_id]
+                    r.unsubscribe()
+                    r.camera.stop()
+                elif (want.zones, want.lines) != (r.settings.zones, r.settings.lines):
+                    r.camera.set_zones(want.zones, want.lines)
+                    r.settings = want
+            for cam_id, want in wanted.items():
+                if cam_id in self._running:
+                    continue
+                camera = CameraAnalytics(want, self.service, self)
+                camera.start()
+                unsubscribe = self._subscribe(cam_id, want.stream, camera)
+                self._running[cam_id] = _Running(camera, want.stream, unsubscribe, want)
+
+    # --- status and metrics ----------------------------------------------------------------
+
+    def status(self, camera_id: str) -> dict:
+        r = self._running.get(camera_id)
+        if r is None:
+            return {"state": "disabled"}
+        c = r.camera.counters
+        svc = self.service
+        if svc.error:
+            state, reason = "error", svc.error
+        elif not svc.ready.is_set():
+            state, reason = "starting", "loading the detection model"
+        elif not r.camera.connected:
+            state, reason = "waiting", f"no video yet from the {r.stream} stream"
+        else:
+            state, reason = "running", ""
+        out = {
+            "state": state,
+            "reason": reason,
+            "stream": r.stream,
+            "fps": r.settings.fps,
+            "analysed": c.analysed,
+            "detected": c.detected,
+            "dropped_frames": c.dropped_frames,
+            "dropped_packets": c.dropped_packets,
+            "last_ts_us": c.last_ts_us,
+        }
+        if svc.info is not None:
+            out["provider"] = svc.info.provider
+            out["model"] = Path(svc.info.model).name
+        return out
+
+    def cameras(self) -> dict[str, CameraAnalytics]:
+        return {k: r.camera for k, r in self._running.items()}
+
+    # --- Outputs, on the detection service thread -------------------------------------------
+
+    def frame(
+        self, camera_id: str, ts_us: int, tracks: Sequence[Track], motion: MotionResult
+    ) -> None:
+        if tracks:
+            self.tracks.append(camera_id, ts_us, tracks)
+        if motion.active:
+            self.motion.append(camera_id, ts_us, motion.grid)
+        if self._publish is not None:
+            msg = {
+                "ts_us": ts_us,
+                "camera": camera_id,
+                "motion": motion.active,
+                "objects": [
+                    {
+                        "track_id": t.track_id,
+                        "label": t.label,
+                        "score": round(t.score, 3),
+                        "box": [round(v, 4) for v in (t.x1, t.y1, t.x2, t.y2)],
+                    }
+                    for t in tracks
+                ],
+            }
+            self._publish(ai_subject(self.server_id, camera_id), _dumps(msg))
+
+    def events(
+        self, camera_id: str, events: Sequence[AnalyticsEvent], rgb: np.ndarray | None
+    ) -> None:
+        for ev in events:
+            try:
+                row = self._apply(ev, rgb)
+            except Exception:
+                log.exception("%s: cannot store a %s event", camera_id, ev.kind)
+                continue
+            if self._publish is not None and row is not None:
+                msg = {"phase": ev.phase, **row.to_json()}
+                self._publish(events_subject(self.server_id, camera_id), _dumps(msg))
+
+    def _apply(self, ev: AnalyticsEvent, rgb: np.ndarray | None) -> EventRow | None:
+        key = (ev.camera_id, ev.kind, ev.track_id, ev.zone_id or ev.line_id, ev.start_us)
+        row = self._open.get(key)
+        if row is None:
+            row = EventRow(camera_id=ev.camera_id, kind=ev.kind, start_us=ev.start_us)
+        row.label, row.score = ev.label, max(row.score, ev.score)
+        row.track_id, row.zone_id = ev.track_id, ev.zone_id or ev.line_id
+        row.direction = ev.direction
+        if ev.box is not None and (ev.best_changed or row.box is None):
+            row.box = ev.box
+        if ev.path:
+            row.path = [[t, round(x, 4), round(y, 4)] for t, x, y in ev.path]
+        row.end_us = ev.end_us if ev.phase in ("end", "instant") else None
+        if ev.phase == "instant" and row.end_us is None:
+            row.end_us = ev.start_us
+        if row.id is None:
+            self.db.insert_event(row)
+        if ev.best_changed and rgb is not None:
+            row.snapshot = self._snapshot(row, rgb)
+        self._save(row)
+        if row.end_us is None:
+            self._open[key] = row
+        else:
+            self._open.pop(key, None)
+        return row
+
+    def _save(self, row: EventRow) -> None:
+        self.db.update_event(row)
+
+    def _snapshot(self, row: EventRow, rgb: np.ndarray) -> str | None:
+        ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        if not ok:
+            return row.snapshot
+        rel = Path("events") / row.camera_id / f"{row.id}.jpg"
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(jpeg.tobytes())
+        os.replace(tmp, path)
+        return str(rel)
+
+    # --- retention ------------------------------------------------------------------------
+
+    def trim_all(self) -> None:
+        """Retention of metadata: whatever is older than a camera's oldest video goes."""
+        for cam in self.catalog.cameras():
+            oldest = self.db.oldest_video_us(cam.id)
+            if oldest is not None:
+                self.trim(cam.id, oldest)
+
+    def trim(self, camera_id: str, before_us: int) -> None:
+        """Metadata goes with its video: called with the start of the camera's oldest video."""
+        for rel in self.db.delete_events_before(camera_id, before_us):
+            try:
+                (self.root / rel).unlink(missing_ok=True)
+            except OSError as exc:
+                log.warning("cannot remove snapshot %s: %s", rel, exc)
+        self.tracks.delete_before(camera_id, before_us)
+        self.motion.delete_before(camera_id, before_us)
+
+
+def _restart_needed(old: CameraSettings, new: CameraSettings) -> bool:
+    return (old.stream, old.fps, old.labels, old.min_score, old.refresh_us, old.motion_gate) != (
+        new.stream,
+        new.fps,
+        new.labels,
+        new.min_score,
+        new.refresh_us,
+        new.motion_gate,
+    )
+
+
+def _dumps(msg: dict) -> bytes:
+    return json.dumps(msg, separators=(",", ":")).encode()
+
+
+__all__ = ["Analytics", "DetectorError", "zone_objects"]

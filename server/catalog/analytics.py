@@ -1,0 +1,303 @@
+"""Catalog access for analytics: per-camera settings, zones and lines, and events.
+
+Kept apart from ``Catalog`` (segments and cameras) because it changes for other reasons; it
+shares the catalog's one connection and lock through ``Catalog.transaction``/``_all``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from server.catalog.catalog import Catalog
+
+
+@dataclass(frozen=True)
+class AnalyticsSettings:
+    camera_id: str
+    enabled: bool = True
+    stream: str = "sub"
+    fps: float = 5.0
+    labels: tuple[str, ...] = ()
+    min_score: float = 0.4
+
+
+@dataclass(frozen=True)
+class ZoneRow:
+    camera_id: str
+    id: str
+    kind: str  # 'zone' or 'line'
+    name: str
+    points: tuple[tuple[float, float], ...]
+    labels: tuple[str, ...] = ()
+    min_dwell_us: int = 0
+    loiter_us: int = 0
+
+    def to_json(self) -> dict:
+        return {
+            "camera_id": self.camera_id,
+            "id": self.id,
+            "kind": self.kind,
+            "name": self.name,
+            "points": [list(p) for p in self.points],
+            "labels": list(self.labels),
+            "min_dwell_us": self.min_dwell_us,
+            "loiter_us": self.loiter_us,
+        }
+
+
+@dataclass
+class EventRow:
+    camera_id: str
+    kind: str
+    start_us: int
+    label: str = ""
+    score: float = 0.0
+    end_us: int | None = None
+    track_id: int | None = None
+    zone_id: str | None = None
+    direction: str | None = None
+    box: tuple[float, float, float, float] | None = None
+    path: list = field(default_factory=list)
+    snapshot: str | None = None
+    id: int | None = None
+
+    def to_json(self) -> dict:
+        return {
+            "id": self.id,
+            "camera_id": self.camera_id,
+            "kind": self.kind,
+            "label": self.label,
+            "score": round(self.score, 4),
+            "start_us": self.start_us,
+            "end_us": self.end_us,
+            "track_id": self.track_id,
+            "zone_id": self.zone_id,
+            "direction": self.direction,
+            "box": list(self.box) if self.box else None,
+            "path": self.path,
+            "snapshot": self.snapshot is not None,
+        }
+
+
+_EVENT = (
+    "id, camera_id, kind, label, score, start_us, end_us, track_id, zone_id, direction, box,"
+    " path, snapshot"
+)
+
+
+def _event(row: tuple) -> EventRow:
+    (eid, cam, kind, label, score, start, end, track, zone, direction, box, path, snap) = row
+    return EventRow(
+        camera_id=cam,
+        kind=kind,
+        start_us=start,
+        label=label,
+        score=score,
+        end_us=end,
+        track_id=track,
+        zone_id=zone,
+        direction=direction,
+        box=tuple(json.loads(box)) if box else None,
+        path=json.loads(path),
+        snapshot=snap,
+        id=eid,
+    )
+
+
+class AnalyticsCatalog:
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+
+    # --- settings ------------------------------------------------------------------------
+
+    def settings(self, camera_id: str) -> AnalyticsSettings | None:
+        rows = self.catalog._all(
+            "SELECT camera_id, enabled, stream, fps, labels, min_score FROM analytics"
+            " WHERE camera_id = ?",
+            (camera_id,),
+        )
+        return _settings(rows[0]) if rows else None
+
+    def all_settings(self) -> dict[str, AnalyticsSettings]:
+        rows = self.catalog._all(
+            "SELECT camera_id, enabled, stream, fps, labels, min_score FROM analytics"
+        )
+        return {r[0]: _settings(r) for r in rows}
+
+    def set_settings(self, s: AnalyticsSettings, now_us: int) -> None:
+        with self.catalog.transaction() as c:
+            c.execute(
+                "INSERT INTO analytics (camera_id, enabled, stream, fps, labels, min_score,"
+                " updated_us) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (camera_id) DO UPDATE SET"
+                " enabled = excluded.enabled, stream = excluded.stream, fps = excluded.fps,"
+                " labels = excluded.labels, min_score = excluded.min_score,"
+                " updated_us = excluded.updated_us",
+                (
+                    s.camera_id,
+                    int(s.enabled),
+                    s.stream,
+                    s.fps,
+                    json.dumps(list(s.labels)),
+                    s.min_score,
+                    now_us,
+                ),
+            )
+
+    # --- zones and lines -----------------------------------------------------------------
+
+    def zones(self, camera_id: str | None = None) -> list[ZoneRow]:
+        sql = "SELECT camera_id, id, kind, name, points, labels, min_dwell_us, loiter_us FROM zones"
+        params: tuple = ()
+        if camera_id is not None:
+            sql += " WHERE camera_id = ?"
+            params = (camera_id,)
+        return [_zone(r) for r in self.catalog._all(sql + " ORDER BY camera_id, id", params)]
+
+    def put_zone(self, z: ZoneRow, now_us: int) -> None:
+        with self.catalog.transaction() as c:
+            c.execute(
+                "INSERT INTO zones (camera_id, id, kind, name, points, labels, min_dwell_us,"
+                " loiter_us, updated_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (camera_id, id) DO UPDATE SET kind = excluded.kind,"
+                " name = excluded.name, points = excluded.points, labels = excluded.labels,"
+                " min_dwell_us = excluded.min_dwell_us, loiter_us = excluded.loiter_us,"
+                " updated_us = excluded.updated_us",
+                (
+                    z.camera_id,
+                    z.id,
+                    z.kind,
+                    z.name,
+                    json.dumps([list(p) for p in z.points]),
+                    json.dumps(list(z.labels)),
+                    z.min_dwell_us,
+                    z.loiter_us,
+                    now_us,
+                ),
+            )
+
+    def delete_zone(self, camera_id: str, zone_id: str) -> bool:
+        with self.catalog.transaction() as c:
+            cur = c.execute(
+                "DELETE FROM zones WHERE camera_id = ? AND id = ?", (camera_id, zone_id)
+            )
+            return cur.rowcount > 0
+
+    # --- events --------------------------------------------------------------------------
+
+    def insert_event(self, ev: EventRow) -> int:
+        with self.catalog.transaction() as c:
+            cur = c.execute(
+                "INSERT INTO events (camera_id, kind, label, score, start_us, end_us, track_id,"
+                " zone_id, direction, box, path, snapshot) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+                " ?, ?)",
+                _event_values(ev),
+            )
+            ev.id = int(cur.lastrowid)
+            return ev.id
+
+    def update_event(self, ev: EventRow) -> None:
+        if ev.id is None:
+            raise ValueError("event has no id; insert it first")
+        with self.catalog.transaction() as c:
+            c.execute(
+                "UPDATE events SET camera_id = ?, kind = ?, label = ?, score = ?, start_us = ?,"
+                " end_us = ?, track_id = ?, zone_id = ?, direction = ?, box = ?, path = ?,"
+                " snapshot = ? WHERE id = ?",
+                (*_event_values(ev), ev.id),
+            )
+
+    def event(self, event_id: int) -> EventRow | None:
+        rows = self.catalog._all(f"SELECT {_EVENT} FROM events WHERE id = ?", (event_id,))
+        return _event(rows[0]) if rows else None
+
+    def events(
+        self,
+        start_us: int,
+        end_us: int,
+        *,
+        cameras: list[str] | None = None,
+        kinds: list[str] | None = None,
+        labels: list[str] | None = None,
+        zone_id: str | None = None,
+        min_score: float = 0.0,
+        limit: int = 1000,
+        newest_first: bool = False,
+    ) -> list[EventRow]:
+        """Events overlapping [start_us, end_us) (an open event overlaps everything after it)."""
+        sql = f"SELECT {_EVENT} FROM events WHERE start_us < ? AND (end_us IS NULL OR end_us >= ?)"
+        params: list[object] = [end_us, start_us]
+        for column, values in (("camera_id", cameras), ("kind", kinds), ("label", labels)):
+            if values:
+                sql += f" AND {column} IN ({', '.join('?' * len(values))})"
+                params.extend(values)
+        if zone_id is not None:
+            sql += " AND zone_id = ?"
+            params.append(zone_id)
+        if min_score > 0:
+            sql += " AND score >= ?"
+            params.append(min_score)
+        sql += f" ORDER BY start_us {'DESC' if newest_first else 'ASC'}, id LIMIT ?"
+        params.append(limit)
+        return [_event(r) for r in self.catalog._all(sql, params)]
+
+    def close_open_events(self, end_us: int) -> int:
+        """At start-up: events a crash left open end where the recorder stopped knowing."""
+        with self.catalog.transaction() as c:
+            cur = c.execute(
+                "UPDATE events SET end_us = max(start_us, ?) WHERE end_us IS NULL", (end_us,)
+            )
+            return cur.rowcount
+
+    def oldest_video_us(self, camera_id: str) -> int | None:
+        """Start of the camera's oldest recorded video (any stream); metadata older than it
+        has lost its video to retention."""
+        row = self.catalog._one(
+            "SELECT min((SELECT min(start_us) FROM segments WHERE stream_id = streams.id))"
+            " FROM streams WHERE camera_id = ?",
+            (camera_id,),
+        )
+        return row[0] if row and row[0] is not None else None
+
+    def delete_events_before(self, camera_id: str, ts_us: int) -> list[str]:
+        """Retention: drop ended events older than ``ts_us``; returns their snapshot paths."""
+        with self.catalog.transaction() as c:
+            snaps = [
+                r[0]
+                for r in c.execute(
+                    "SELECT snapshot FROM events WHERE camera_id = ? AND end_us IS NOT NULL"
+                    " AND end_us < ? AND snapshot IS NOT NULL",
+                    (camera_id, ts_us),
+                )
+            ]
+            c.execute(
+                "DELETE FROM events WHERE camera_id = ? AND end_us IS NOT NULL AND end_us < ?",
+                (camera_id, ts_us),
+            )
+        return snaps
+
+
+def _settings(r: tuple) -> AnalyticsSettings:
+    return AnalyticsSettings(r[0], bool(r[1]), r[2], float(r[3]), tuple(json.loads(r[4])), r[5])
+
+
+def _zone(r: tuple) -> ZoneRow:
+    points = tuple((float(x), float(y)) for x, y in json.loads(r[4]))
+    return ZoneRow(r[0], r[1], r[2], r[3], points, tuple(json.loads(r[5])), r[6], r[7])
+
+
+def _event_values(ev: EventRow) -> tuple:
+    return (
+        ev.camera_id,
+        ev.kind,
+        ev.label,
+        min(1.0, max(0.0, float(ev.score))),
+        ev.start_us,
+        ev.end_us,
+        ev.track_id,
+        ev.zone_id,
+        ev.direction,
+        json.dumps([round(v, 5) for v in ev.box]) if ev.box else None,
+        json.dumps(ev.path),
+        ev.snapshot,
+    )

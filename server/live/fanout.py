@@ -1,0 +1,173 @@
+"""In-process fan-out of each camera stream's packets (WebRTC now, analytics later).
+
+The recorder gives every stream a ``Fanout.sink``; consumers ``subscribe`` to the streams they
+want. The per-packet cost with nobody listening is one attribute read. Consumers run on the
+stream's ingest thread and must return at once: copy ``bytes(packet.packet)`` immediately
+(the recorder rewrites the packet after them) and hand the copy to their own thread or loop.
+
+Key frames reach consumers with their parameter sets in band, as on the NATS live subjects, so
+a consumer can start decoding (or a browser can start playing) at any key frame: sources whose
+key frames lack them (cameras that send SPS/PPS only in the SDP) get the last ones seen in band,
+or those of the stream's extradata.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import av
+
+from server.live.publisher import extradata_parameter_sets
+from server.protocol.live import LiveCodec
+from server.recording.h26x import iter_nals, nal_type, parameter_sets
+from server.recording.packets import IngestPacket, PacketSink, StreamInfo
+
+log = logging.getLogger(__name__)
+
+_AUD = {"h264": 9, "hevc": 35}  # access unit delimiter: parameter sets go after it
+
+
+@dataclass(slots=True)
+class FanoutStats:
+    packets: int = 0  # handed to at least one consumer
+    params_added: int = 0  # key frames that got parameter sets from us
+    consumer_errors: int = 0
+
+
+class _Stream:
+    """One camera stream: its consumers (an immutable tuple, swapped under the lock, so the
+    ingest thread reads it without locking) and what is known of the current connection."""
+
+    def __init__(self, key: tuple[str, str]) -> None:
+        self.key = key
+        self.lock = threading.Lock()
+        self.consumers: tuple[PacketSink, ...] = ()
+        self.info: StreamInfo | None = None
+        self.connected = False
+        self.codec = "h264"
+        self.params = b""  # the last in-band parameter sets of this connection
+        self.extra_params = b""
+        self.stats = FanoutStats()
+
+    def remove(self, consumer: PacketSink) -> None:
+        with self.lock:
+            self.consumers = tuple(c for c in self.consumers if c is not consumer)
+
+
+class _FanoutSink:
+    """The ``PacketSink`` the recorder calls for one stream."""
+
+    def __init__(self, stream: _Stream) -> None:
+        self._s = stream
+
+    def on_connect(self, info: StreamInfo) -> None:
+        s = self._s
+        with s.lock:
+            s.info, s.connected, s.params = info, True, b""
+            s.codec = "hevc" if info.codec in ("hevc", "h265") else "h264"
+            try:
+                s.extra_params = extradata_parameter_sets(
+                    LiveCodec.from_name(s.codec), info.extradata
+                )
+            except ValueError:
+                s.extra_params = b""
+            consumers = s.consumers
+        for c in consumers:
+            self._call(c, "on_connect", info)
+
+    def on_packet(self, packet: IngestPacket) -> None:
+        s = self._s
+        consumers = s.consumers
+        if not consumers:
+            return
+        if packet.key:
+            packet = self._with_parameter_sets(packet)
+        s.stats.packets += 1
+        for c in consumers:
+            self._call(c, "on_packet", packet)
+
+    def on_disconnect(self, reason: str) -> None:
+        s = self._s
+        with s.lock:
+            s.connected = False
+            consumers = s.consumers
+        for c in consumers:
+            self._call(c, "on_disconnect", reason)
+
+    def _call(self, consumer: PacketSink, method: str, arg: object) -> None:
+        try:
+            getattr(consumer, method)(arg)
+        except Exception:
+            s = self._s
+            s.stats.consumer_errors += 1
+            log.exception("%s/%s: fan-out consumer %r failed; unsubscribed", *s.key, consumer)
+            s.remove(consumer)
+
+    def _with_parameter_sets(self, p: IngestPacket) -> IngestPacket:
+        s = self._s
+        data = bytes(p.packet)
+        found = parameter_sets(s.codec, data)
+        if found:
+            s.params = found
+            return p
+        supply = s.params or s.extra_params
+        if not supply:
+            return p  # nothing known: the consumer's decoder will say so
+        at = 0
+        for start, end in iter_nals(data):
+            if nal_type(s.codec, data[start]) == _AUD[s.codec]:
+                at = end
+            break
+        fixed = av.Packet(b"".join((data[:at], supply, data[at:])))
+        fixed.pts, fixed.dts = p.packet.pts, p.packet.dts
+        if p.packet.time_base is not None:
+            fixed.time_base = p.packet.time_base
+        s.stats.params_added += 1
+        return IngestPacket(fixed, p.dts, p.pts, True, p.recv_us, fixed.size)
+
+
+class Fanout:
+    """Every stream's packets to whoever subscribed, in process."""
+
+    def __init__(self) -> None:
+        self._streams: dict[tuple[str, str], _Stream] = {}
+        self._lock = threading.Lock()
+
+    def _stream(self, camera_id: str, stream: str) -> _Stream:
+        key = (camera_id, stream)
+        with self._lock:
+            s = self._streams.get(key)
+            if s is None:
+                s = self._streams[key] = _Stream(key)
+            return s
+
+    def sink(self, camera_id: str, stream: str) -> PacketSink:
+        """The sink for one stream (given to the recorder; one per running worker)."""
+        return _FanoutSink(self._stream(camera_id, stream))
+
+    def subscribe(self, camera_id: str, stream: str, consumer: PacketSink) -> Callable[[], None]:
+        """Start delivering a stream to ``consumer``; returns the unsubscribe function.
+
+        A consumer that subscribes while the stream is connected gets ``on_connect`` with its
+        ``StreamInfo`` at once (before any packet). A consumer that raises is unsubscribed.
+        """
+        s = self._stream(camera_id, stream)
+        with s.lock:  # the ingest thread's on_connect cannot slip in between
+            if s.connected and s.info is not None:
+                consumer.on_connect(s.info)
+            s.consumers = (*s.consumers, consumer)
+        return lambda: s.remove(consumer)
+
+    def info(self, camera_id: str, stream: str) -> StreamInfo | None:
+        """The stream's ``StreamInfo`` while it is connected, else ``None``."""
+        with self._lock:
+            s = self._streams.get((camera_id, stream))
+        return s.info if s is not None and s.connected else None
+
+    def stats(self, camera_id: str, stream: str) -> FanoutStats:
+        with self._lock:
+            s = self._streams.get((camera_id, stream))
+        return FanoutStats() if s is None else s.stats
