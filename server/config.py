@@ -81,6 +81,16 @@ class AnalyticsConfig:
     queue: int = 16  # analysed frames waiting for the detector before new ones are dropped
 
 
+@dataclass(frozen=True)
+class WebRtcConfig:
+    """Browser live view (WHEP). No STUN/TURN unless given: no third party learns of viewers."""
+
+    ice_servers: tuple[str, ...] = ()  # 'stun:host:port', 'turn:host:port'
+    turn_username: str | None = None
+    turn_password: str | None = None
+    max_sessions: int = 64  # WHEP viewers at once; more get 503
+
+
 ROLES = frozenset({"ingest", "record", "live", "api", "ai"})
 
 
@@ -111,6 +121,7 @@ class Config:
     recording: RecordingConfig = field(default_factory=RecordingConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     analytics: AnalyticsConfig = field(default_factory=AnalyticsConfig)
+    webrtc: WebRtcConfig = field(default_factory=WebRtcConfig)
     cameras: tuple[CameraConfig, ...] = ()
 
 
@@ -151,6 +162,10 @@ def load_config(path: Path | None) -> Config:
     if "providers" in analytics_raw:
         analytics_raw["providers"] = tuple(analytics_raw["providers"])
     analytics = _section(AnalyticsConfig, analytics_raw, f"{path} [analytics]")
+    webrtc_raw = raw.pop("webrtc", {})
+    if "ice_servers" in webrtc_raw:
+        webrtc_raw["ice_servers"] = tuple(webrtc_raw["ice_servers"])
+    webrtc = _section(WebRtcConfig, webrtc_raw, f"{path} [webrtc]")
     cameras = tuple(
         parse_camera(c, f"{path} [[cameras]] #{i + 1}")
         for i, c in enumerate(raw.pop("cameras", []))
@@ -171,6 +186,7 @@ def load_config(path: Path | None) -> Config:
         recording=recording,
         storage=storage,
         analytics=analytics,
+        webrtc=webrtc,
         cameras=cameras,
     )
     if server:

@@ -35,6 +35,7 @@ from server.live.publisher import stream_status_message
 from server.recorder import Recorder
 from server.recording.recovery import recover
 from server.recording.retention import Retention, VolumeLimits
+from server.webrtc.sessions import WebRtcSettings
 
 log = logging.getLogger(__name__)
 
@@ -189,6 +190,12 @@ async def start_api(config: Config, services: Services) -> tuple[web.AppRunner |
         ExportJobs(services.catalog, services.data, clock=services.clock),
         fanout=services.fanout,
         analytics=services.analytics,
+        webrtc=WebRtcSettings(
+            ice_servers=config.webrtc.ice_servers,
+            turn_username=config.webrtc.turn_username,
+            turn_password=config.webrtc.turn_password,
+            max_sessions=config.webrtc.max_sessions,
+        ),
     )
     runner = web.AppRunner(make_app(ctx), access_log=None)
     await runner.setup()

@@ -31,6 +31,7 @@ from server.protocol.timeutil import rescale
 from server.sim.clips import transcode_to_h264
 from tests.conftest import vtest_path, wait_until
 from tests.helpers import clip_packets, ingest_packet
+from tests.test_detector import _const_model
 
 BASE_US = 1_700_000_000_000_000
 SID = "a1b2c3d4e5f6"
@@ -273,11 +274,17 @@ def test_walker_motion_events_motion_search_and_line_crossing(
     assert cross_us <= by_line["door"].start_us <= cross_us + 2 * step
 
 
-def test_model_errors_reach_the_status_and_motion_goes_on(tmp_path: Path) -> None:
+def test_model_errors_reach_the_status(tmp_path: Path) -> None:
     root = tmp_path / "data"
     bad = tmp_path / "broken.onnx"
     bad.write_bytes(np.random.default_rng(1).bytes(4096))
-    for model, words in ((tmp_path / "missing.onnx", "missing.onnx"), (bad, "broken.onnx")):
+    odd = _const_model(tmp_path / "odd.onnx", {"out": np.zeros((1, 7), np.float32)}, names="['a']")
+    cases = (
+        (tmp_path / "missing.onnx", "missing.onnx"),
+        (bad, "broken.onnx"),
+        (odd, "output layout"),
+    )
+    for model, words in cases:
         shutil.rmtree(root, ignore_errors=True)
         rig = Rig(root, model)
         try:

@@ -74,3 +74,17 @@ def test_camera_passwords_never_reach_the_log(url: str, logged: str) -> None:
     from server.recorder import redact_url
 
     assert redact_url(url) == logged
+
+
+def test_webrtc_has_no_ice_servers_unless_configured(tmp_path: Path) -> None:
+    from server.webrtc.sessions import WebRtcSettings
+
+    assert load_config(None).webrtc.ice_servers == ()
+    assert WebRtcSettings().rtc_configuration().iceServers == []
+    cfg = tmp_path / "vigia.toml"
+    cfg.write_text('[webrtc]\nice_servers = ["stun:stun.example.org:3478"]\nmax_sessions = 8\n')
+    got = load_config(cfg).webrtc
+    assert got.ice_servers == ("stun:stun.example.org:3478",) and got.max_sessions == 8
+    cfg.write_text("[webrtc]\nstun = 1\n")
+    with pytest.raises(ConfigError, match=r"\[webrtc\].*stun"):
+        load_config(cfg)

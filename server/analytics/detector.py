@@ -25,6 +25,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -322,6 +323,18 @@ class Detector:
             outs = self._run(np.ascontiguousarray(blob))
             results.extend(self._decode(outs, i, lb) for i, lb in enumerate(boxes))
         return results
+
+    def prepare(self, frame: np.ndarray) -> dict[str, np.ndarray]:
+        """The model's input feed for one frame, as ``detect`` makes it (for benchmarks that
+        time ``session.run`` alone against the whole pipeline)."""
+        image = np.full((1, self._h, self._w, 3), PAD_VALUE, np.uint8)
+        self._letterbox(frame, image[0])
+        blob = image.transpose(0, 3, 1, 2).astype(self._dtype) * self._dtype(1 / 255)
+        return {self._input: np.ascontiguousarray(blob)}
+
+    @property
+    def session(self) -> Any:  # onnxruntime.InferenceSession (imported lazily)
+        return self._session
 
     def _letterbox(self, frame: np.ndarray, out: np.ndarray) -> _Letterbox:
         h, w = frame.shape[:2]

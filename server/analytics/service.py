@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,8 @@ from server.protocol.live import ai_subject, events_subject
 from server.protocol.timeutil import US_PER_SECOND
 
 log = logging.getLogger(__name__)
+
+UPDATE_INTERVAL_S = 1.0  # a lasting event's row and snapshot are rewritten at most this often
 
 Subscribe = Callable[[str, str, object], Callable[[], None]]  # Fanout.subscribe
 Publish = Callable[[str, bytes], None]  # subject, payload
@@ -92,6 +95,8 @@ class Analytics(Outputs):
         )
         self._running: dict[str, _Running] = {}
         self._open: dict[tuple, EventRow] = {}  # open events by their pairing key
+        self._best: dict[tuple, np.ndarray] = {}  # best frame of an open event, not yet written
+        self._written: dict[tuple, float] = {}  # when an open event's row was last written
         self._lock = threading.Lock()
 
     # --- life cycle -----------------------------------------------------------------------
@@ -123,8 +128,13 @@ class Analytics(Outputs):
             r.camera.stop()
         self.service.stop()
         now = self.clock.now_us()
-        for ev in list(self._open.values()):
+        for key, ev in list(self._open.items()):
             ev.end_us = max(ev.start_us, now)
+            if ev.id is None:
+                self.db.insert_event(ev)
+            best = self._best.pop(key, None)
+            if best is not None:
+                ev.snapshot = self._snapshot(ev, best)
             self._save(ev)
         self._open.clear()
         self.tracks.close()
@@ -261,6 +271,10 @@ class Analytics(Outputs):
                 self._publish(events_subject(self.server_id, camera_id), _dumps(msg))
 
     def _apply(self, ev: AnalyticsEvent, rgb: np.ndarray | None) -> EventRow | None:
+        """Store one event phase. Updates of a lasting event (a better snapshot) are written at
+        most every ``UPDATE_INTERVAL_S``: the best frame is kept in memory meanwhile and
+        written with the next update or the end, so a busy scene does not encode a JPEG and
+        commit a transaction per frame. Returns the row when it was written (to publish)."""
         key = (ev.camera_id, ev.kind, ev.track_id, ev.zone_id or ev.line_id, ev.start_us)
         row = self._open.get(key)
         if row is None:
@@ -275,15 +289,24 @@ class Analytics(Outputs):
         row.end_us = ev.end_us if ev.phase in ("end", "instant") else None
         if ev.phase == "instant" and row.end_us is None:
             row.end_us = ev.start_us
+        if ev.best_changed and rgb is not None:
+            self._best[key] = rgb
+        now = time.monotonic()
+        if ev.phase == "update" and now - self._written.get(key, 0.0) < UPDATE_INTERVAL_S:
+            self._open[key] = row
+            return None
         if row.id is None:
             self.db.insert_event(row)
-        if ev.best_changed and rgb is not None:
-            row.snapshot = self._snapshot(row, rgb)
+        best = self._best.pop(key, None)
+        if best is not None:
+            row.snapshot = self._snapshot(row, best)
         self._save(row)
         if row.end_us is None:
             self._open[key] = row
+            self._written[key] = now
         else:
             self._open.pop(key, None)
+            self._written.pop(key, None)
         return row
 
     def _save(self, row: EventRow) -> None:
