@@ -264,3 +264,42 @@ def test_malformed_requests_get_clear_errors(
         assert err["error"]["message"]
 
     api.run(scenario)
+
+
+def test_wall_layouts_per_user_and_shared(api: Api) -> None:
+    api.users.add("op", "operator-password-1", "operator")
+    wall = {"rows": 2, "cols": 2, "cells": [{"row": 0, "col": 0, "camera": "s/c1"}]}
+
+    async def as_admin(http: aiohttp.ClientSession, base: str) -> None:
+        body = {"layout": wall, "shared": True}
+        async with http.put(f"{base}{API}/layouts/Lobby", json=body) as r:
+            row = await _json(r, 200, "Layout")
+        assert row["owner"] == "admin" and row["shared"] is True and row["layout"] == wall
+        async with http.put(f"{base}{API}/layouts/Mine", json={"layout": {"rows": 1}}) as r:
+            await _json(r, 200, "Layout")
+        async with http.put(f"{base}{API}/layouts/Bad", json={"layout": [1, 2]}) as r:
+            await _json(r, 400, "Error")
+
+    async def as_operator(http: aiohttp.ClientSession, base: str) -> None:
+        async with http.get(f"{base}{API}/layouts") as r:
+            seen = await _json(
+                r, 200, {"type": "array", "items": {"$ref": "#/components/schemas/Layout"}}
+            )
+        assert [(x["owner"], x["name"]) for x in seen] == [("admin", "Lobby")]  # not "Mine"
+        async with http.put(f"{base}{API}/layouts/Desk", json={"layout": wall}) as r:
+            await _json(r, 200, "Layout")
+        async with http.put(
+            f"{base}{API}/layouts/Desk", json={"layout": wall, "shared": True}
+        ) as r:
+            await _json(r, 403, "Error")  # sharing is the admins' call
+        async with http.delete(f"{base}{API}/layouts/Lobby", params={"owner": "admin"}) as r:
+            await _json(r, 403, "Error")
+        async with http.get(f"{base}{API}/layouts") as r:
+            assert {x["name"] for x in await _json(r, 200)} == {"Lobby", "Desk"}
+        async with http.delete(f"{base}{API}/layouts/Desk") as r:
+            assert r.status == 204
+        async with http.delete(f"{base}{API}/layouts/Desk") as r:
+            await _json(r, 404, "Error")
+
+    api.run(as_admin)
+    api.run(as_operator, "op", "operator-password-1")

@@ -16,6 +16,7 @@ from server.api.analytics import AnalyticsCollector, AnalyticsRoutes
 from server.api.auth import USER, Security, require
 from server.api.errors import ApiError, error_middleware, int_param, json_body
 from server.api.exports import ExportRoutes
+from server.api.layouts import LayoutRoutes
 from server.api.metrics import Metrics
 from server.api.openapi import openapi_document
 from server.api.snapshot import jpeg_of_first_frame
@@ -25,6 +26,7 @@ from server.auth import Permission, can_see
 from server.auth.audit import ARCHIVE_ACCESS, BOOKMARK_CHANGE, CONFIG_CHANGE
 from server.catalog import Catalog, SegmentRow
 from server.catalog.catalog import CameraRow
+from server.catalog.layouts import Layouts
 from server.clock import Clock
 from server.config import CameraConfig, ConfigError, parse_camera
 from server.datadir import DataDir
@@ -92,6 +94,7 @@ def make_app(ctx: ApiContext) -> web.Application:
         app.on_cleanup.append(close_exports)
     WhepRoutes.install(app, API, ctx, metrics.registry)
     add_viewer_routes(r)  # the web viewer at /
+    LayoutRoutes(Layouts(ctx.catalog), sec, ctx.clock).add_to(r, API)
     camera_ids = ctx.catalog
     if ctx.analytics is not None:
         metrics.registry.register(AnalyticsCollector(ctx.analytics))

@@ -1,4 +1,5 @@
-"""The analytics part of the OpenAPI document (events, tracks, motion search, zones, settings)."""
+"""The analytics and workstation parts of the OpenAPI document (events, tracks, motion search,
+zones, analytics settings, wall layouts)."""
 
 from __future__ import annotations
 
@@ -118,6 +119,23 @@ SCHEMAS: dict[str, dict] = {
             },
         },
     },
+    "Layout": {
+        "type": "object",
+        "required": ["owner", "name", "shared", "layout", "updated_us"],
+        "properties": {
+            "owner": _STR,
+            "name": _STR,
+            "shared": {"type": "boolean"},
+            "layout": {"type": "object"},
+            "updated_us": _US,
+        },
+    },
+    "LayoutInput": {
+        "type": "object",
+        "required": ["layout"],
+        "additionalProperties": False,
+        "properties": {"layout": {"type": "object"}, "shared": {"type": "boolean"}},
+    },
     "AnalyticsPatch": {
         "type": "object",
         "additionalProperties": False,
@@ -143,7 +161,26 @@ def paths() -> dict:
     cam = [_p("camera_id", _CAMERA_ID)]
     zone = [*cam, _p("zone_id", _SLUG)]
     event = [_p("event_id", _INT)]
+    layout = [_p("name", {"type": "string", "minLength": 1, "maxLength": 100})]
     return {
+        "/api/v1/layouts": {
+            "get": {
+                "summary": "The user's wall layouts and the shared ones",
+                "responses": {"200": _json({"type": "array", "items": _ref("Layout")}), **_ERR},
+            }
+        },
+        "/api/v1/layouts/{name}": {
+            "put": {
+                "summary": "Save a wall layout (shared ones need the config right)",
+                "parameters": layout,
+                "requestBody": _body("LayoutInput"),
+                "responses": {"200": _json(_ref("Layout")), **_ERR},
+            },
+            "delete": {
+                "parameters": [*layout, _q("owner", _STR, False, "another user's (admins)")],
+                "responses": {"204": {"description": "Deleted"}, **_ERR},
+            },
+        },
         "/api/v1/events": {
             "get": {
                 "summary": "Analytics events overlapping a window, filtered",

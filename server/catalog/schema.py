@@ -218,6 +218,21 @@ CREATE TABLE events (
 CREATE INDEX events_camera_start ON events (camera_id, start_us);
 CREATE INDEX events_start ON events (start_us);
 """,
+    # 4 -> 5: named wall layouts of the workstations, kept by the recorder so they follow users
+    """
+CREATE TABLE layouts (
+    owner TEXT NOT NULL COLLATE NOCASE    -- user name of its author
+        CHECK (length(owner) BETWEEN 1 AND 64),
+    name TEXT NOT NULL                    -- title shown in the workstation, unique per owner
+        CHECK (length(name) BETWEEN 1 AND 100),
+    shared INTEGER NOT NULL DEFAULT 0     -- 1: every user sees it (set by admins)
+        CHECK (shared IN (0, 1)),
+    layout TEXT NOT NULL                  -- JSON object: the wall's grid, spans and cameras
+        CHECK (json_valid(layout) AND json_type(layout) = 'object' AND length(layout) < 65536),
+    updated_us INTEGER NOT NULL,          -- last change, µs since epoch UTC
+    PRIMARY KEY (owner, name)
+) STRICT;
+""",
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
