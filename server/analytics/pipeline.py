@@ -61,7 +61,8 @@ class Job:
     camera: CameraAnalytics
     ts_us: int
     motion: MotionResult
-    rgb: np.ndarray | None  # set when the detector should look at this frame
+    rgb: np.ndarray | None  # the frame scaled to the detector's input; set when it should look
+    picture: av.VideoFrame | None = None  # the decoded frame, for a snapshot at full size
 
 
 class Outputs:
@@ -72,7 +73,7 @@ class Outputs:
     ) -> None: ...
 
     def events(
-        self, camera_id: str, events: Sequence[AnalyticsEvent], rgb: np.ndarray | None
+        self, camera_id: str, events: Sequence[AnalyticsEvent], picture: av.VideoFrame | None
     ) -> None: ...
 
 
@@ -127,6 +128,11 @@ class DetectionService:
     @property
     def can_detect(self) -> bool:
         return self.detector is not None
+
+    @property
+    def input_size(self) -> tuple[int, int] | None:
+        """(width, height) the model takes, once loaded."""
+        return self.info.input_size if self.info is not None else None
 
     def _load(self) -> None:
         try:
@@ -361,13 +367,25 @@ class CameraAnalytics:
             or motion.active
             or f_us - self._last_detect_us >= self.settings.refresh_us
         )
-        rgb = frame.to_ndarray(format="rgb24") if detect else None
-        if self.service.submit(Job(self, f_us, motion, rgb)):
+        rgb = self._detector_rgb(frame) if detect else None
+        if self.service.submit(Job(self, f_us, motion, rgb, frame if detect else None)):
             self.counters.analysed += 1
             if detect:
                 self._last_detect_us = f_us
         else:
             self.counters.dropped_frames += 1
+
+    def _detector_rgb(self, frame: av.VideoFrame) -> np.ndarray:
+        """RGB at the size the detector letterboxes to, in one swscale pass (colour conversion
+        and scaling together), rather than full-size RGB that the detector then shrinks."""
+        size = self.service.input_size
+        if size is None:
+            return frame.to_ndarray(format="rgb24")
+        gain = min(size[0] / frame.width, size[1] / frame.height)
+        if gain >= 1.0:
+            return frame.to_ndarray(format="rgb24")
+        w, h = round(frame.width * gain), round(frame.height * gain)
+        return frame.reformat(width=w, height=h, format="rgb24").to_ndarray()
 
     # --- service thread ---------------------------------------------------------------------
 
@@ -395,7 +413,7 @@ class CameraAnalytics:
         self.counters.last_ts_us = ts
         self.outputs.frame(self.camera_id, ts, self.tracks, job.motion)
         if events:
-            self.outputs.events(self.camera_id, events, job.rgb)
+            self.outputs.events(self.camera_id, events, job.picture)
 
 
 def make_tracker(min_score: float) -> ByteTracker:

@@ -15,8 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import av
 import cv2
-import numpy as np
 
 from server.analytics.detector import Detector, DetectorError
 from server.analytics.events import AnalyticsEvent
@@ -95,7 +95,7 @@ class Analytics(Outputs):
         )
         self._running: dict[str, _Running] = {}
         self._open: dict[tuple, EventRow] = {}  # open events by their pairing key
-        self._best: dict[tuple, np.ndarray] = {}  # best frame of an open event, not yet written
+        self._best: dict[tuple, av.VideoFrame] = {}  # best frame of an open event, unwritten
         self._written: dict[tuple, float] = {}  # when an open event's row was last written
         self._lock = threading.Lock()
 
@@ -258,11 +258,11 @@ class Analytics(Outputs):
             self._publish(ai_subject(self.server_id, camera_id), _dumps(msg))
 
     def events(
-        self, camera_id: str, events: Sequence[AnalyticsEvent], rgb: np.ndarray | None
+        self, camera_id: str, events: Sequence[AnalyticsEvent], picture: av.VideoFrame | None
     ) -> None:
         for ev in events:
             try:
-                row = self._apply(ev, rgb)
+                row = self._apply(ev, picture)
             except Exception:
                 log.exception("%s: cannot store a %s event", camera_id, ev.kind)
                 continue
@@ -270,7 +270,7 @@ class Analytics(Outputs):
                 msg = {"phase": ev.phase, **row.to_json()}
                 self._publish(events_subject(self.server_id, camera_id), _dumps(msg))
 
-    def _apply(self, ev: AnalyticsEvent, rgb: np.ndarray | None) -> EventRow | None:
+    def _apply(self, ev: AnalyticsEvent, picture: av.VideoFrame | None) -> EventRow | None:
         """Store one event phase. Updates of a lasting event (a better snapshot) are written at
         most every ``UPDATE_INTERVAL_S``: the best frame is kept in memory meanwhile and
         written with the next update or the end, so a busy scene does not encode a JPEG and
@@ -289,8 +289,8 @@ class Analytics(Outputs):
         row.end_us = ev.end_us if ev.phase in ("end", "instant") else None
         if ev.phase == "instant" and row.end_us is None:
             row.end_us = ev.start_us
-        if ev.best_changed and rgb is not None:
-            self._best[key] = rgb
+        if ev.best_changed and picture is not None:
+            self._best[key] = picture
         now = time.monotonic()
         if ev.phase == "update" and now - self._written.get(key, 0.0) < UPDATE_INTERVAL_S:
             self._open[key] = row
@@ -312,8 +312,8 @@ class Analytics(Outputs):
     def _save(self, row: EventRow) -> None:
         self.db.update_event(row)
 
-    def _snapshot(self, row: EventRow, rgb: np.ndarray) -> str | None:
-        ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    def _snapshot(self, row: EventRow, picture: av.VideoFrame) -> str | None:
+        ok, jpeg = cv2.imencode(".jpg", picture.to_ndarray(format="bgr24"))
         if not ok:
             return row.snapshot
         rel = Path("events") / row.camera_id / f"{row.id}.jpg"
