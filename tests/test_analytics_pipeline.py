@@ -47,7 +47,7 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 class Rig:
     """A data dir with a catalog, one camera, a fan-out and the analytics of the recorder."""
 
-    def __init__(self, root: Path, model: Path, camera: str = "cam") -> None:
+    def __init__(self, root: Path, model: Path, camera: str = "cam", **config) -> None:
         self.root = root
         self.camera = camera
         root.mkdir(parents=True, exist_ok=True)
@@ -56,7 +56,8 @@ class Rig:
         self.db = AnalyticsCatalog(self.catalog)
         self.fanout = Fanout()
         self.published: list[tuple[str, bytes]] = []
-        cfg = AnalyticsConfig(model=str(model), queue=100_000)  # nothing dropped in tests
+        # nothing dropped unless a test asks for small queues
+        cfg = AnalyticsConfig(**{"model": str(model), "queue": 100_000, **config})
         self.analytics = Analytics(
             cfg,
             self.catalog,
@@ -299,3 +300,31 @@ def test_model_errors_reach_the_status(tmp_path: Path) -> None:
             assert status["state"] == "error" and words in status["reason"]
         finally:
             rig.close()
+
+
+@needs_vtest
+def test_analytics_behind_drops_and_counts_never_blocks(tmp_path: Path, model: Path) -> None:
+    """Packets offered far faster than the detector runs: the ingest side returns at once,
+    analytics drops whole GOPs or frames and counts them, and what it decodes stays clean."""
+    clip = transcode_to_h264(VTEST, tmp_path / "vtest.mp4", max_seconds=30)
+    rig = Rig(tmp_path / "data", model, queue=2, batch=1)
+    try:
+        rig.settings(fps=10.0)
+        rig.analytics.start()
+        assert rig.analytics.service.ready.wait(60)
+        info, packets = clip_packets(clip, loops=2)
+        cam = rig.analytics.cameras()[rig.camera]
+        sink = rig.fanout.sink(rig.camera, "main")
+        sink.on_connect(info)
+        tb = info.time_base
+        for data, pts, dts, key in packets:  # no waiting: as fast as ingest could go
+            recv = BASE_US + rescale(dts * tb.numerator, 1_000_000, tb.denominator)
+            sink.on_packet(ingest_packet(data, pts, dts, key, recv, tb))
+        wait_until(cam.idle, 120, "analytics to drain")
+        c = cam.counters
+        assert c.packets == len(packets)
+        assert c.dropped_packets + c.dropped_frames > 0
+        assert c.analysed > 0 and c.decode_errors == 0
+        assert rig.fanout.stats(rig.camera, "main").consumer_errors == 0
+    finally:
+        rig.close()
