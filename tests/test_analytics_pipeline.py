@@ -328,3 +328,46 @@ def test_analytics_behind_drops_and_counts_never_blocks(tmp_path: Path, model: P
         assert rig.fanout.stats(rig.camera, "main").consumer_errors == 0
     finally:
         rig.close()
+
+
+def test_metadata_goes_with_its_video(tmp_path: Path, model: Path) -> None:
+    """Retention's cut (the start of the camera's oldest video) removes older events, their
+    snapshots, tracks and motion grids, and keeps what is newer."""
+    from server.analytics.tracker import Track
+    from server.catalog.analytics import EventRow
+
+    rig = Rig(tmp_path / "data", model)
+    hour = 3_600_000_000
+    old, new = BASE_US, BASE_US + 3 * hour
+    try:
+        a = rig.analytics
+        snap = rig.root / "events" / "cam" / "old.jpg"
+        snap.parent.mkdir(parents=True)
+        snap.write_bytes(b"jpeg")
+        rig.db.insert_event(
+            EventRow(
+                "cam",
+                "object",
+                old,
+                "person",
+                0.9,
+                old + 5,
+                snapshot=str(snap.relative_to(rig.root)),
+            )
+        )
+        rig.db.insert_event(EventRow("cam", "object", new, "person", 0.9, new + 5))
+        for ts in (old, new):
+            a.tracks.append("cam", ts, [Track(1, "person", 0.9, 0.1, 0.1, 0.2, 0.2, ts, 3, True)])
+            a.motion.append("cam", ts, b"\xff" * 72)
+        a.tracks.flush()
+        a.motion.flush()
+        assert rig.db.oldest_video_us("cam") is None  # no video yet: trim_all keeps everything
+        a.trim_all()
+        assert len(rig.db.events(0, 2**62)) == 2
+        a.trim("cam", new - hour)
+        assert [e.start_us for e in rig.db.events(0, 2**62)] == [new]
+        assert not snap.exists()
+        assert a.tracks.read("cam", 0, new + hour).column("ts_us").to_pylist() == [new]
+        assert a.motion.search("cam", 0, new + hour, (0, 0, 1, 1)) == [(new, new + 1)]
+    finally:
+        rig.close()

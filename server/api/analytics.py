@@ -29,9 +29,13 @@ SLUG = re.compile(r"^[a-z0-9_-]{1,64}$")
 KINDS = ("object", "enter", "leave", "loiter", "line", "motion")
 
 
+# the stores name files by UTC hour: keep windows inside the calendar (year 9999)
+MAX_TIME_US = 253_402_300_799_999_999
+
+
 def _window(request: web.Request, limit_us: int = MAX_WINDOW_US) -> tuple[int, int]:
-    start = int_param(request, "start_us")
-    end = int_param(request, "end_us")
+    start = min(int_param(request, "start_us"), MAX_TIME_US - 1)
+    end = min(int_param(request, "end_us"), MAX_TIME_US)
     if end <= start:
         raise ApiError(400, "bad_parameter", "end_us must be after start_us")
     if end - start > limit_us:
@@ -190,7 +194,8 @@ class AnalyticsRoutes:
         if not isinstance(camera_id, str) or not SLUG.match(camera_id):
             raise ApiError(400, "bad_parameter", "camera (a camera id) is required")
         require(request, Permission.ARCHIVE, camera_id)
-        start, end = _us(body.get("start_us"), "start_us"), _us(body.get("end_us"), "end_us")
+        start = min(_us(body.get("start_us"), "start_us"), MAX_TIME_US - 1)
+        end = min(_us(body.get("end_us"), "end_us"), MAX_TIME_US)
         if end <= start:
             raise ApiError(400, "bad_parameter", "end_us must be after start_us")
         region = body.get("region", [0, 0, 1, 1])
