@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
 import json
 from collections.abc import Callable, Coroutine
@@ -206,6 +207,11 @@ def test_bookmarks_and_probe(api: Api, camera_host, camera_clips: list) -> None:
                 "height": 360,
                 "fps": 25.0,
             }
+        with_picture = {"url": host.url("main"), "snapshot": True}
+        async with http.post(f"{base}{API}/cameras/probe", json=with_picture) as r:
+            got = await _json(r, 200, "ProbeResult")
+        jpeg = base64.b64decode(got["snapshot_jpeg"])
+        assert cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR).shape == (360, 640, 3)
         bad = {"url": host.url("nothing-here")}
         async with http.post(f"{base}{API}/cameras/probe", json=bad) as r:
             assert "404" in (await _json(r, 422, "Error"))["error"]["message"]

@@ -4,6 +4,7 @@ worker threads where it touches SQLite or files, so the event loop never waits o
 from __future__ import annotations
 
 import asyncio
+import base64
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -19,7 +20,7 @@ from server.api.exports import ExportRoutes
 from server.api.layouts import LayoutRoutes
 from server.api.metrics import Metrics
 from server.api.openapi import openapi_document
-from server.api.snapshot import jpeg_of_first_frame
+from server.api.snapshot import jpeg_of_first_frame, probe_snapshot
 from server.api.users import UserRoutes
 from server.api.whep import WhepRoutes
 from server.auth import Permission, can_see
@@ -337,6 +338,9 @@ async def probe_camera(request: web.Request) -> web.Response:
         raise ApiError(400, "bad_request", "url must be a camera URL (rtsp://, http://, ...)")
     if url.startswith("file:"):
         raise ApiError(400, "bad_request", "file:// URLs are not probed over the API")
+    want_snapshot = body.get("snapshot", False)
+    if not isinstance(want_snapshot, bool):
+        raise ApiError(400, "bad_request", "snapshot must be true or false")
     ctx = _ctx(request)
 
     def work() -> dict:
@@ -346,12 +350,15 @@ async def probe_camera(request: web.Request) -> web.Response:
             raise ApiError(422, "probe_failed", str(exc)) from None
         try:
             info = source.info
-            return {
+            out: dict = {
                 "codec": info.codec,
                 "width": info.width,
                 "height": info.height,
                 "fps": info.fps,
             }
+            if want_snapshot:
+                out["snapshot_jpeg"] = base64.b64encode(probe_snapshot(source)).decode()
+            return out
         finally:
             source.close()
 

@@ -263,7 +263,10 @@ SCHEMAS: dict[str, dict] = {
     "Probe": {
         "type": "object",
         "required": ["url"],
-        "properties": {"url": {"type": "string", "maxLength": 2048}},
+        "properties": {
+            "url": {"type": "string", "maxLength": 2048},
+            "snapshot": {"type": "boolean", "description": "also a JPEG of the first picture"},
+        },
     },
     "ProbeResult": {
         "type": "object",
@@ -273,6 +276,7 @@ SCHEMAS: dict[str, dict] = {
             "width": _INT,
             "height": _INT,
             "fps": {"type": ["number", "null"]},
+            "snapshot_jpeg": {"type": "string", "description": "base64 JPEG, when asked for"},
         },
     },
     "Fragment": {
