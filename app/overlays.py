@@ -21,6 +21,7 @@ from typing import Any
 from app.loop import AsyncRunner
 from app.signals import Signal
 from server.protocol.live import ai_subject
+from server.protocol.live import events_subject as events_subject  # for ui (no server)
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,12 @@ async def _scenario(server: EmbeddedNats) -> tuple[list[bytes], list[str]]:
     publisher = await nats.connect(server.url, user=creds.user, password=creds.password)
     errors: list[str] = []
 
+    publish_refused = asyncio.Event()
+
     async def on_error(exc: Exception) -> None:
         errors.append(str(exc))
+        if "publish" in str(exc).lower():
+            publish_refused.set()
 
     client = await nats.connect(server.url, user="ws-1", password="pw-ws-1-long", error_cb=on_error)
     got: list[bytes] = []
@@ -38,6 +42,9 @@ async def _scenario(server: EmbeddedNats) -> tuple[list[bytes], list[str]]:
     await client.publish("vigia.s1.live.a.main", b"forged")  # a client may not publish
     with contextlib.suppress(Exception):
         await client.flush(timeout=2)
+    # the server's refusal comes back asynchronously: wait for it rather than for a flush
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(publish_refused.wait(), 5)
     await client.close()
     await publisher.close()
     return got, errors

@@ -182,7 +182,7 @@ class Decoder:
         assert ctx is not None
         frames: list = []
         for data, pts_us in batch:
-            packet = av.Packet(data)
+            packet = owned_packet(data)
             if pts_us is not None:
                 packet.pts = packet.dts = pts_us
             frames.extend(ctx.decode(packet))
@@ -207,3 +207,16 @@ def open_decoder(
     ``Decoder.attempts``. ``role`` ('main'|'sub') picks the software thread count.
     """
     return Decoder(codec, prefer, default_threads(role) if threads is None else threads)
+
+
+def owned_packet(data: bytes | memoryview) -> av.Packet:
+    """A packet whose bytes FFmpeg allocated and owns.
+
+    ``av.Packet(data)`` wraps the Python buffer and frees it through a callback that needs the
+    GIL. A frame-threaded decoder's worker threads may drop such a packet while another thread
+    closes the decoder holding the GIL (``avcodec_free_context`` joins the workers): a deadlock
+    seen in the tests. One copy of a compressed packet is cheap; a frozen wall is not.
+    """
+    packet = av.Packet(len(data))
+    memoryview(packet)[:] = data
+    return packet

@@ -178,6 +178,8 @@ class PlaybackEngine:
                     self._seek_seen = st.seek_version
                     frame = self._seek(st)
                     self._resolve_seeks(st.seek_version, frame)
+                    if not st.paused:
+                        timeout = 0.0  # playing: follow the clock on from the new position
                 elif not st.paused:
                     timeout = self._follow(st)
             except (ApiError, GopError, ValueError, TimeoutError) as exc:
@@ -287,6 +289,8 @@ class PlaybackEngine:
             try:
                 if at is not None and at.fragment.end_us <= m:
                     nxt = self.fetcher.after(at)
+                    while nxt.fragment.end_us <= m:  # the clock ran past it too: walk on
+                        nxt = self.fetcher.after(nxt)
                 else:
                     nxt = self.fetcher.next_recorded(m)
                     if nxt is None:

@@ -35,6 +35,7 @@ def probe_snapshot(source, quality: int = 80) -> bytes:
     the settings dialog shows what the camera sees before it is added)."""
     info = source.info
     ctx = av.CodecContext.create(info.codec, "r")
+    ctx.thread_count = 1  # no worker threads to join (with the GIL held) when it is freed
     if info.extradata and info.extradata.startswith((b"\0\0\1", b"\0\0\0\1")):
         ctx.extradata = info.extradata
     started = False
