@@ -1,58 +1,229 @@
 """``vigia``: the desktop workstation.
 
-For now a placeholder window: the workstation (video wall, timeline, playback) is delivered by
-the workstation issues. It shows which recorder it would connect to.
+``vigia [--server URL] [--user NAME] [--wall 2x2]``: opens the main window and logs in to the
+recorder at URL (the password from ``VIGIA_PASSWORD``, the keyring when the server is saved, or
+a dialog). Without ``--server`` the saved recorders are logged in to in the background. Once a
+recorder is online the wall shows ``--wall`` filled with the first cameras, else the wall as it
+was left, else 2×2 with the first four cameras.
+
+Self-test (for tests and ``make demo`` checks): with ``VIGIA_SELFTEST=PATH`` the program writes
+a JSON report to PATH and quits as soon as every tile of the wall has received frames (exit 0),
+or after ``VIGIA_SELFTEST_TIMEOUT`` seconds (default 60; the report then has ``"ok": false``
+and the exit status is 1). The report: ``ok``, ``title``, ``layout`` and, per tile, ``camera``,
+``frames_received``, ``stream``, ``decoder``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import logging
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
-PLACEHOLDER = (
-    "Vigia workstation\n\n"
-    "This is a placeholder window: the video wall, timeline and playback arrive with the\n"
-    "workstation issues. The recorder (vigia-server) is recording meanwhile."
-)
+PRESETS = ("1", "2x2", "3x3", "4x4", "5x5", "8x8")
+SELFTEST_POLL_MS = 200
+
+log = logging.getLogger("vigia")
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="vigia",
-        description="Vigia desktop workstation. PLACEHOLDER: this version only opens a window "
-        "saying so; the video wall, timeline and playback come with the workstation issues.",
+        description="Vigia desktop workstation: live video wall, playback, events and export "
+        "for Vigia recorders.",
     )
-    p.add_argument("--server", default="http://127.0.0.1:8480", help="recorder URL")
-    p.add_argument("--user", default="admin", help="user name (password from VIGIA_PASSWORD)")
-    p.add_argument("--quit-after", type=float, default=None, metavar="S", help=argparse.SUPPRESS)
+    p.add_argument(
+        "--server",
+        default=None,
+        help="recorder URL to log in to, e.g. http://127.0.0.1:8480 (default: the saved recorders)",
+    )
+    p.add_argument(
+        "--user",
+        default="admin",
+        help="user name (password from VIGIA_PASSWORD, the keyring, or a dialog)",
+    )
+    p.add_argument(
+        "--wall",
+        choices=PRESETS,
+        default=None,
+        help="start with this layout filled with the first cameras",
+    )
+    p.add_argument(
+        "--renderer",
+        choices=("auto", "gl", "raster"),
+        default="auto",
+        help="video tile renderer (default: GPU when a hardware context exists)",
+    )
+    p.add_argument(
+        "--no-discovery",
+        action="store_true",
+        help="do not look for recorders on the network (zeroconf)",
+    )
+    p.add_argument(
+        "--config-dir",
+        default=None,
+        help="settings directory (default: VIGIA_CONFIG_DIR or the user's)",
+    )
+    p.add_argument("--log-level", default="WARNING", help=argparse.SUPPRESS)
     return p
 
 
-def build_window(server: str):
-    from PySide6.QtCore import Qt
-    from PySide6.QtWidgets import QLabel, QMainWindow
+def pick_language(preference: str) -> str:
+    """'' follows the system: pt_BR for Portuguese locales, English otherwise."""
+    if preference:
+        return preference
+    from PySide6.QtCore import QLocale
 
-    window = QMainWindow()
-    window.setWindowTitle(f"Vigia — {server}")
-    label = QLabel(f"{PLACEHOLDER}\n\nRecorder: {server}")
-    label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-    window.setCentralWidget(label)
-    window.resize(900, 500)
-    return window
+    return "pt_BR" if QLocale.system().name().startswith("pt") else "en"
+
+
+def ask_password(parent: Any, server: str, user: str) -> str | None:
+    from PySide6.QtCore import QCoreApplication
+    from PySide6.QtWidgets import QInputDialog, QLineEdit
+
+    text, ok = QInputDialog.getText(
+        parent,
+        QCoreApplication.translate("MainWindow", "Connect to recorder"),
+        QCoreApplication.translate("MainWindow", "Password for {user} at {server}").format(
+            user=user, server=server
+        ),
+        QLineEdit.EchoMode.Password,
+    )
+    return text if ok else None
+
+
+def retry_login(window: Any, message: str) -> None:
+    """Say why the login failed and offer the connect dialog again."""
+    from PySide6.QtCore import QCoreApplication
+    from PySide6.QtWidgets import QMessageBox
+
+    title = QCoreApplication.translate("MainWindow", "Connect to recorder")
+    QMessageBox.warning(window, title, message)
+    window.connect_dialog()
+
+
+class SelfTest:
+    """Writes the report once every tile has frames (or at the deadline) and quits."""
+
+    def __init__(self, window: Any, path: Path, timeout_s: float) -> None:
+        from PySide6.QtCore import QTimer
+
+        self.window, self.path = window, path
+        self.exit_code: int | None = None
+        self._poll = QTimer(window)
+        self._poll.setInterval(SELFTEST_POLL_MS)
+        self._poll.timeout.connect(self.check)
+        self._poll.start()
+        QTimer.singleShot(round(timeout_s * 1000), lambda: self.finish(False))
+
+    def check(self) -> None:
+        wall = self.window.wall
+        tiles = [cell.tile for cell in wall.cells]
+        if tiles and all(c for c in wall.cameras) and all(t.frames_received for t in tiles):
+            self.finish(True)
+
+    def report(self, ok: bool) -> dict[str, Any]:
+        wall, sources = self.window.wall, self.window.sources
+        tiles = []
+        for i, cell in enumerate(wall.cells):
+            source = sources.source_at(i)
+            stats = source.stats() if source is not None else None
+            tiles.append(
+                {
+                    "camera": cell.camera,
+                    "frames_received": cell.tile.frames_received,
+                    "stream": stats.stream if stats else None,
+                    "decoder": stats.decoder if stats else None,
+                }
+            )
+        return {
+            "ok": ok,
+            "title": self.window.windowTitle(),
+            "layout": f"{wall.layout_spec.rows}x{wall.layout_spec.cols}",
+            "tiles": tiles,
+        }
+
+    def finish(self, ok: bool) -> None:
+        if self.exit_code is not None:
+            return
+        self._poll.stop()
+        self.exit_code = 0 if ok else 1
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(json.dumps(self.report(ok), indent=2) + "\n", encoding="utf-8")
+        tmp.replace(self.path)
+        self.window.close()
+        from PySide6.QtWidgets import QApplication
+
+        QApplication.quit()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from PySide6.QtCore import QTimer
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     from PySide6.QtWidgets import QApplication
 
+    from app.settings import Settings
+    from app.workstation import Workstation
+    from ui.bridge import bridge
+    from ui.mainwindow import MainWindow
+    from ui.theme import LANGUAGES, apply_theme, install_language
+
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    window = build_window(args.server)
+    app.setApplicationName("Vigia")
+    apply_theme(app)
+    settings = Settings(args.config_dir)
+    language = pick_language(settings.preferences.language)
+    if language in LANGUAGES:
+        install_language(app, language)
+    workstation = Workstation(settings, start_discovery=not args.no_discovery)
+    window = MainWindow(workstation, renderer=args.renderer)
+    selftest_path = os.environ.get("VIGIA_SELFTEST")
+    selftest = None
+    if selftest_path:
+        timeout = float(os.environ.get("VIGIA_SELFTEST_TIMEOUT", "60"))
+        selftest = SelfTest(window, Path(selftest_path), timeout)
+
+    started = [False]
+
+    def first_wall(_session: Any = None) -> None:
+        if not started[0] and not any(window.wall.cameras):
+            started[0] = True
+            window.start_wall(args.wall)
+
+    undo = bridge().connect(workstation.sessions.added, first_wall)
+    for _ in workstation.sessions.sessions():
+        first_wall()
+    if selftest is not None:
+        window.connect_failed.connect(lambda _m: selftest.finish(False))
+    else:
+        window.connect_failed.connect(lambda m: retry_login(window, m))
     window.show()
-    if args.quit_after is not None:
-        QTimer.singleShot(int(args.quit_after * 1000), app.quit)
-    return app.exec()
+
+    if args.server:
+        password = os.environ.get("VIGIA_PASSWORD")
+        if password is None:
+            saved = settings.server(args.server)
+            if saved is not None and saved.user == args.user:
+                password = settings.password(saved)
+        if password is None and selftest is None:
+            password = ask_password(window, args.server, args.user)
+        if password is None:
+            log.error("no password for %s at %s (set VIGIA_PASSWORD)", args.user, args.server)
+            if selftest is not None:
+                selftest.finish(False)
+        else:
+            window.connect_to(args.server, args.user, password)
+    code = app.exec() if selftest is None or selftest.exit_code is None else 0
+    undo()
+    window.shutdown()
+    workstation.close()
+    if selftest is not None and selftest.exit_code is not None:
+        return selftest.exit_code
+    return code
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import time
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import Protocol
 
 import cv2
@@ -127,13 +127,23 @@ def frame_standard(frame: VideoFrame) -> str:
 
 def frame_to_rgb(frame: VideoFrame) -> np.ndarray:
     """H×W×3 RGB of a frame, with OpenCV (BT.601 limited range: OpenCV's only YUV matrix)."""
+    return _convert(frame, cv2.COLOR_YUV2RGB_NV12, cv2.COLOR_YUV2RGB_I420)
+
+
+def frame_to_bgrx(frame: VideoFrame) -> np.ndarray:
+    """H×W×4 in the byte order of ``QImage.Format_RGB32`` on little-endian machines: Qt
+    blits it to the window as it is, where RGB888 would be converted on every paint."""
+    return _convert(frame, cv2.COLOR_YUV2BGRA_NV12, cv2.COLOR_YUV2BGRA_I420)
+
+
+def _convert(frame: VideoFrame, nv12_code: int, i420_code: int) -> np.ndarray:
     w, h = frame.width & ~1, frame.height & ~1
     if frame.format == "nv12":
         y, uv = frame.planes
         return cv2.cvtColorTwoPlane(
             np.ascontiguousarray(y[:h, :w]),
             np.ascontiguousarray(uv[: h // 2, :w]).reshape(h // 2, w // 2, 2),
-            cv2.COLOR_YUV2RGB_NV12,
+            nv12_code,
         )
     if frame.format != "yuv420p":
         raise ValueError(f"unsupported frame format {frame.format!r} (yuv420p or nv12)")
@@ -144,7 +154,7 @@ def frame_to_rgb(frame: VideoFrame) -> np.ndarray:
     flat = i420[h:].reshape(-1)
     flat[:quarter] = u[: h // 2, : w // 2].reshape(-1)
     flat[quarter:] = v[: h // 2, : w // 2].reshape(-1)
-    return cv2.cvtColor(i420, cv2.COLOR_YUV2RGB_I420)
+    return cv2.cvtColor(i420, i420_code)
 
 
 # --- geometry -----------------------------------------------------------------------------
@@ -309,15 +319,42 @@ def clock_text(pts_us: int) -> str:
 
 
 def _text_box(p: QPainter, x: float, y: float, text: str, fg: QColor, bg: QColor) -> QRectF:
-    fm = QFontMetrics(p.font())
-    rect = QRectF(x, y, fm.horizontalAdvance(text) + 8, fm.height() + 2)
-    p.fillRect(rect, bg)
-    p.setPen(fg)
-    p.drawText(rect, Qt.AlignmentFlag.AlignCenter, text)
-    return rect
+    """A label on a plate; drawn from a cached pixmap, since text shaping and antialiasing on
+    every paint of every tile cost more than the picture itself on a busy wall."""
+    font = p.font()
+    dpr = p.device().devicePixelRatioF() if p.device() is not None else 1.0
+    pix = _label_image(text, font.family(), font.pixelSize(), fg.rgba(), bg.rgba(), dpr)
+    p.drawImage(QPointF(x, y), pix)
+    return QRectF(x, y, pix.width() / dpr, pix.height() / dpr)
+
+
+@lru_cache(maxsize=512)
+def _label_image(text: str, family: str, px: int, fg: int, bg: int, dpr: float) -> QImage:
+    font = QFont(family)
+    font.setPixelSize(max(1, px))
+    fm = QFontMetrics(font)
+    w, h = fm.horizontalAdvance(text) + 8, fm.height() + 2
+    pix = QImage(
+        max(1, round(w * dpr)), max(1, round(h * dpr)), QImage.Format.Format_ARGB32_Premultiplied
+    )
+    pix.setDevicePixelRatio(dpr)
+    pix.fill(QColor.fromRgba(bg))
+    q = QPainter(pix)
+    try:
+        q.setRenderHint(QPainter.RenderHint.TextAntialiasing, True)
+        q.setFont(font)
+        q.setPen(QColor.fromRgba(fg))
+        q.drawText(QRectF(0, 0, w, h), Qt.AlignmentFlag.AlignCenter, text)
+    finally:
+        q.end()
+    return pix
 
 
 # --- views --------------------------------------------------------------------------------
+
+
+# the 32-bit format Qt paints without converting: BGRX bytes (x86-64 and arm64 are little endian)
+_NATIVE_32 = QImage.Format.Format_RGB32
 
 
 class RasterVideoView(QWidget):
@@ -342,7 +379,7 @@ class RasterVideoView(QWidget):
         if self._rgb_frame is frame and key == self._cache_key and self._image is not None:
             return self._image
         if self._rgb_frame is not frame or self._full is None:
-            self._full = frame_to_rgb(frame)
+            self._full = frame_to_bgrx(frame)
             self._rgb_frame = frame
         full = self._full
         h, w = full.shape[:2]
@@ -358,7 +395,7 @@ class RasterVideoView(QWidget):
             rgb = cv2.resize(crop, (tw, th), interpolation=interp)
         else:
             rgb = np.ascontiguousarray(crop)
-        image = QImage(rgb.data, tw, th, rgb.strides[0], QImage.Format.Format_RGB888)
+        image = QImage(rgb.data, tw, th, rgb.strides[0], _NATIVE_32)
         image.setDevicePixelRatio(dpr)
         self._rgb, self._image, self._cache_key = rgb, image, key
         return image
@@ -850,16 +887,17 @@ class VideoTile(QWidget):
             p.setBrush(QColor(DARK.alarm))
             p.drawEllipse(QRectF(self.width() - d - 8, 8, d, d))
         if frame is not None and self.show_clock:
-            text = clock_text(frame.pts_us)
-            fm = QFontMetrics(font)
-            _text_box(
-                p,
-                self.width() - fm.horizontalAdvance(text) - 12,
-                h - fm.height() - 6,
-                text,
-                QColor(DARK.text),
-                shadow,
+            dpr = self.devicePixelRatioF()
+            clock = _label_image(
+                clock_text(frame.pts_us),
+                font.family(),
+                font.pixelSize(),
+                QColor(DARK.text).rgba(),
+                shadow.rgba(),
+                dpr,
             )
+            w, ch = clock.width() / dpr, clock.height() / dpr
+            p.drawImage(QPointF(self.width() - w - 4, h - ch - 4), clock)
         if frame is None or self.state == "no_signal":
             self._paint_banner(p, _tr("No signal"), QColor(DARK.text_dim), veil=frame is not None)
         elif self.state == "reconnecting":

@@ -1,0 +1,643 @@
+"""The workstation's main window: resource tree, video wall, playback bar, events, menus.
+
+One place builds and wires the widgets around a ``Workstation`` (the engine, Qt-free). Panels
+written elsewhere (playback bar, events panel, export and settings dialogs) are imported when
+first needed, so a missing one shows a placeholder instead of stopping the program.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QCoreApplication, QEvent, Qt, Signal
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication,
+    QCheckBox,
+    QDialog,
+    QDialogButtonBox,
+    QDockWidget,
+    QFormLayout,
+    QInputDialog,
+    QLabel,
+    QLineEdit,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QWidget,
+)
+
+from app.api import ApiError
+from app.session import Session
+from app.workstation import Workstation
+from ui.bridge import bridge
+from ui.layouts import Layouts, Tour
+from ui.sources import LiveSources
+from ui.statusbar import WorkstationStatus
+from ui.theme import install_language
+from ui.tree import ResourceTree
+from ui.wall import PRESETS, VideoWall
+
+log = logging.getLogger(__name__)
+
+PRESET_KEYS = {"1": "Ctrl+1", "2x2": "Ctrl+2", "3x3": "Ctrl+3", "4x4": "Ctrl+4", "5x5": "Ctrl+5",
+               "8x8": "Ctrl+8"}  # fmt: skip
+DEFAULT_TOUR_S = 10
+
+
+def _tr(text: str) -> str:
+    return QCoreApplication.translate("MainWindow", text)
+
+
+def optional_widget(module: str, name: str, *args: Any) -> QWidget | None:
+    """``module.name(*args)`` when that module exists; None (logged) when it does not."""
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise
+        log.info("%s is not available: %s", module, exc)
+        return None
+    return cls(*args)
+
+
+def optional_call(module: str, name: str) -> Callable[..., Any] | None:
+    try:
+        return getattr(importlib.import_module(module), name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise
+        return None
+
+
+def placeholder(text: str) -> QLabel:
+    label = QLabel(text)
+    label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+    label.setEnabled(False)
+    return label
+
+
+def first_cameras(workstation: Workstation, count: int) -> list[str]:
+    return [f"{c.server_id}/{c.camera_id}" for c in workstation.tree.cameras()][:count]
+
+
+def fill_wall(wall: VideoWall, cameras: list[str]) -> None:
+    """Put ``cameras`` on the wall's empty cells, in order (cameras already shown are skipped)."""
+    shown = set(wall.cameras)
+    todo = [c for c in cameras if c not in shown]
+    for index, camera in enumerate(wall.cameras):
+        if camera is None and todo:
+            wall.assign(index, todo.pop(0))
+
+
+class ConnectDialog(QDialog):
+    """Recorder address, user and password."""
+
+    def __init__(self, parent: QWidget | None = None, server: str = "", user: str = "") -> None:
+        super().__init__(parent)
+        self.setWindowTitle(_tr("Connect to recorder"))
+        self.server = QLineEdit(server or "http://127.0.0.1:8480")
+        self.user = QLineEdit(user or "admin")
+        self.password = QLineEdit()
+        self.password.setEchoMode(QLineEdit.EchoMode.Password)
+        self.remember = QCheckBox(_tr("Remember this recorder"))
+        self.remember.setChecked(True)
+        form = QFormLayout(self)
+        form.addRow(_tr("Recorder"), self.server)
+        form.addRow(_tr("User"), self.user)
+        form.addRow(_tr("Password"), self.password)
+        form.addRow(self.remember)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+        if server and user:
+            self.password.setFocus()
+
+
+class SaveLayoutDialog(QDialog):
+    def __init__(self, parent: QWidget | None, names: list[str]) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(_tr("Save layout"))
+        self.name = QLineEdit()
+        self.name.setPlaceholderText(", ".join(names[:5]))
+        self.shared = QCheckBox(_tr("Shared with all users (kept by the recorder)"))
+        form = QFormLayout(self)
+        form.addRow(_tr("Name"), self.name)
+        form.addRow(self.shared)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
+        )
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+
+
+class WallWindow(QMainWindow):
+    """A window with its own video wall (the detached copy of a layout); F11 full screen."""
+
+    closed = Signal(object)
+
+    def __init__(self, workstation: Workstation, layout: dict | None, renderer: str = "auto"):
+        super().__init__()
+        self.workstation = workstation
+        self.sources = LiveSources(workstation)
+        self.wall = VideoWall(self, provider=self.sources, renderer=renderer)
+        self.sources.attach(self.wall)
+        if layout is not None:
+            self.wall.from_dict(layout)
+        self.setCentralWidget(self.wall)
+        self.setWindowTitle(_tr("Vigia — detached wall"))
+        full = QAction(_tr("Full screen"), self)
+        full.setShortcut(QKeySequence("F11"))
+        full.triggered.connect(lambda: toggle_full_screen(self))
+        self.addAction(full)
+        self.resize(960, 540)
+        self._shut = False
+
+    def shutdown(self) -> None:
+        if self._shut:
+            return
+        self._shut = True
+        self.wall.clear()
+        self.sources.close()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.shutdown()
+        self.closed.emit(self)
+        super().closeEvent(event)
+
+
+def toggle_full_screen(window: QMainWindow) -> None:
+    if window.isFullScreen():
+        window.showNormal()
+    else:
+        window.showFullScreen()
+
+
+class MainWindow(QMainWindow):
+    """Tree on the left, wall in the centre, playback below, events on the right."""
+
+    connected = Signal(object)  # Session, after a login from this window
+    connect_failed = Signal(str)
+
+    def __init__(
+        self,
+        workstation: Workstation,
+        *,
+        renderer: str = "auto",
+        layout: str = "2x2",
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.workstation = workstation
+        self.renderer = renderer
+        self.layouts = Layouts(workstation)
+        self.sources = LiveSources(workstation)
+        self.wall = VideoWall(self, provider=self.sources, renderer=renderer, layout=layout)
+        self.sources.attach(self.wall)
+        self.setCentralWidget(self.wall)
+        self.detached: list[WallWindow] = []
+        self.tour: Tour | None = None
+        self._shut = False
+
+        self.tree = ResourceTree(workstation.tree, self)
+        self.tree.camera_activated.connect(self.show_camera)
+        self.tree_dock = self._dock("resources", self.tree, Qt.DockWidgetArea.LeftDockWidgetArea)
+
+        self.playback_bar = optional_widget(
+            "ui.playback_bar", "PlaybackBar", workstation, self.wall, self
+        )
+        bottom = self.playback_bar or placeholder(_tr("Playback controls are not installed"))
+        self.playback_dock = self._dock("playback", bottom, Qt.DockWidgetArea.BottomDockWidgetArea)
+
+        self.events_panel = optional_widget(
+            "ui.events_panel", "EventsPanel", workstation, self.wall, self
+        )
+        play = getattr(self.events_panel, "play_requested", None)
+        if play is not None:
+            play.connect(self.play_from)
+        right = self.events_panel or placeholder(_tr("The events panel is not installed"))
+        self.events_dock = self._dock("events", right, Qt.DockWidgetArea.RightDockWidgetArea)
+
+        self.motion_panel = optional_widget(
+            "ui.motion_search", "MotionSearchPanel", workstation, self
+        )
+        if self.motion_panel is not None:
+            self.motion_panel.play_requested.connect(self.play_from)
+            self.motion_dock = self._dock(
+                "motion", self.motion_panel, Qt.DockWidgetArea.RightDockWidgetArea
+            )
+            self.tabifyDockWidget(self.events_dock, self.motion_dock)
+            self.events_dock.raise_()
+
+        self.status = WorkstationStatus(workstation, self.wall, self.sources, self)
+        self.setStatusBar(self.status)
+        self._build_menus()
+        self._undo = [
+            bridge().connect(workstation.settings.changed, lambda _s: self._apply_language()),
+            bridge().connect(workstation.sessions.added, lambda _s: self._update_title()),
+        ]
+        self._language = workstation.settings.preferences.language
+        self.retranslate()
+        self.resize(1400, 860)
+
+    def _dock(self, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(self)
+        dock.setObjectName(f"dock-{name}")
+        dock.setWidget(widget)
+        dock.setFeatures(
+            QDockWidget.DockWidgetFeature.DockWidgetMovable
+            | QDockWidget.DockWidgetFeature.DockWidgetClosable
+            | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+        )
+        self.addDockWidget(area, dock)
+        return dock
+
+    # --- menus ------------------------------------------------------------------------------
+
+    def _action(
+        self, menu: QMenu, key: str, slot: Callable[[], Any], shortcut: str = ""
+    ) -> QAction:
+        action = QAction(self)
+        action.setObjectName(key)
+        if shortcut:
+            action.setShortcut(QKeySequence(shortcut))
+            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        action.triggered.connect(lambda _checked=False: slot())
+        menu.addAction(action)
+        self.actions_by_key[key] = action
+        return action
+
+    def _build_menus(self) -> None:
+        self.actions_by_key: dict[str, QAction] = {}
+        bar = self.menuBar()
+        self.file_menu = bar.addMenu("")
+        self._action(self.file_menu, "connect", self.connect_dialog, "Ctrl+O")
+        self._action(self.file_menu, "export", self.open_export, "Ctrl+E")
+        self.file_menu.addSeparator()
+        self._action(self.file_menu, "quit", self.close, "Ctrl+Q")
+
+        self.view_menu = bar.addMenu("")
+        self.layout_menu = self.view_menu.addMenu("")
+        group = QActionGroup(self)
+        for preset in PRESETS:
+            action = self._action(
+                self.layout_menu,
+                f"layout-{preset}",
+                lambda p=preset: self.set_preset(p),
+                PRESET_KEYS[preset],
+            )
+            action.setCheckable(True)
+            group.addAction(action)
+        self.saved_menu = self.view_menu.addMenu("")
+        self.saved_menu.aboutToShow.connect(self._fill_saved_menu)
+        self._action(self.view_menu, "save-layout", self.save_layout_dialog, "Ctrl+S")
+        self._action(self.view_menu, "delete-layout", self.delete_layout_dialog)
+        self.view_menu.addSeparator()
+        self._action(self.view_menu, "tour", self.tour_dialog, "Ctrl+T")
+        self._action(self.view_menu, "stop-tour", self.stop_tour, "Ctrl+Shift+T")
+        self.view_menu.addSeparator()
+        self._action(self.view_menu, "detach", self.detach_layout, "Ctrl+D")
+        self._action(self.view_menu, "full-screen", lambda: toggle_full_screen(self), "F11")
+        self._action(self.view_menu, "motion-search", self.motion_search, "Ctrl+M")
+        self.view_menu.addSeparator()
+        for dock in (self.tree_dock, self.playback_dock, self.events_dock):
+            self.view_menu.addAction(dock.toggleViewAction())
+
+        self.settings_menu = bar.addMenu("")
+        self._action(self.settings_menu, "settings", lambda: self.open_settings(None), "Ctrl+,")
+        self._action(self.settings_menu, "recorders", lambda: self.open_settings("recorders"))
+        self._action(self.settings_menu, "cameras", lambda: self.open_settings("cameras"))
+        self._action(self.settings_menu, "preferences", lambda: self.open_settings("preferences"))
+
+        self.help_menu = bar.addMenu("")
+        self._action(self.help_menu, "shortcuts", self.show_shortcuts, "F1")
+        self._action(self.help_menu, "about", self.show_about)
+
+    def retranslate(self) -> None:
+        texts = {
+            "connect": _tr("&Connect to recorder…"),
+            "export": _tr("&Export…"),
+            "quit": _tr("&Quit"),
+            "save-layout": _tr("&Save layout…"),
+            "delete-layout": _tr("&Delete saved layout…"),
+            "tour": _tr("Start &tour…"),
+            "stop-tour": _tr("Stop tour"),
+            "detach": _tr("&Detach layout to a new window"),
+            "full-screen": _tr("&Full screen"),
+            "motion-search": _tr("&Motion search on this tile"),
+            "settings": _tr("&Settings…"),
+            "recorders": _tr("&Recorders…"),
+            "cameras": _tr("&Cameras…"),
+            "preferences": _tr("&Preferences…"),
+            "shortcuts": _tr("&Keyboard shortcuts"),
+            "about": _tr("&About Vigia"),
+        }
+        for preset in PRESETS:
+            texts[f"layout-{preset}"] = (
+                _tr("Single tile") if preset == "1" else preset.replace("x", "×")
+            )
+        for key, text in texts.items():
+            self.actions_by_key[key].setText(text)
+        self.file_menu.setTitle(_tr("&File"))
+        self.view_menu.setTitle(_tr("&View"))
+        self.layout_menu.setTitle(_tr("&Layout"))
+        self.saved_menu.setTitle(_tr("Saved &layouts"))
+        self.settings_menu.setTitle(_tr("&Settings"))
+        self.help_menu.setTitle(_tr("&Help"))
+        self.tree_dock.setWindowTitle(_tr("Cameras"))
+        self.playback_dock.setWindowTitle(_tr("Playback"))
+        self.events_dock.setWindowTitle(_tr("Events"))
+        if self.motion_panel is not None:
+            self.motion_dock.setWindowTitle(_tr("Motion search"))
+        self._update_title()
+
+    def changeEvent(self, event: QEvent) -> None:
+        if event.type() == QEvent.Type.LanguageChange:
+            self.retranslate()
+        super().changeEvent(event)
+
+    def _apply_language(self) -> None:
+        language = self.workstation.settings.preferences.language
+        if language == self._language:
+            return
+        self._language = language
+        app = QApplication.instance()
+        if isinstance(app, QApplication):
+            install_language(app, language or "en")
+
+    def _update_title(self) -> None:
+        names = [s.name for s in self.workstation.sessions.sessions()]
+        suffix = f" — {', '.join(names)}" if names else ""
+        self.setWindowTitle(_tr("Vigia") + suffix)
+
+    # --- recorders --------------------------------------------------------------------------
+
+    def connect_to(self, server: str, user: str, password: str, *, remember: bool = False) -> None:
+        """Log in in the background; ``connected`` or ``connect_failed`` tells how it went."""
+
+        def work() -> Session:
+            return self.workstation.connect(server, user, password, remember=remember)
+
+        def done(future: Any) -> None:
+            try:
+                session = future.result()
+            except (ApiError, ValueError, TimeoutError) as exc:
+                message = _tr("Could not connect to {server}: {error}").format(
+                    server=server, error=getattr(exc, "message", None) or str(exc)
+                )
+                log.warning("%s", message)
+                self.status.showMessage(message, 10_000)
+                self.connect_failed.emit(message)
+                return
+            self.status.showMessage(_tr("Connected to {name}").format(name=session.name), 5000)
+            self._update_title()
+            self.connected.emit(session)
+
+        self.status.showMessage(_tr("Connecting to {server}…").format(server=server))
+        bridge().run(work, done)
+
+    def connect_dialog(self) -> None:
+        dialog = ConnectDialog(self)
+        if dialog.exec() != QDialog.DialogCode.Accepted:
+            return
+        self.connect_to(
+            dialog.server.text(),
+            dialog.user.text().strip(),
+            dialog.password.text(),
+            remember=dialog.remember.isChecked(),
+        )
+
+    # --- wall -------------------------------------------------------------------------------
+
+    def set_preset(self, preset: str) -> None:
+        self.wall.set_layout(preset)
+        action = self.actions_by_key.get(f"layout-{preset}")
+        if action is not None:
+            action.setChecked(True)
+
+    def show_camera(self, camera: str) -> None:
+        """Put ``camera`` on the current tile, else on the first empty one, else the first."""
+        index = self.wall.current
+        if index < 0:
+            cameras = self.wall.cameras
+            index = cameras.index(None) if None in cameras else 0
+        self.wall.assign(index, camera)
+        self.wall.set_current(index)
+
+    def motion_search(self) -> None:
+        """Draw a rectangle on the current tile to find when something moved there."""
+        if self.motion_panel is None:
+            return
+        index = self.wall.current
+        camera = self.wall.cameras[index] if 0 <= index < len(self.wall.cameras) else None
+        if camera is None:
+            self.statusBar().showMessage(_tr("Choose a tile with a camera first"), 4000)
+            return
+        server_id, _, camera_id = camera.partition("/")
+        self.motion_dock.show()
+        self.motion_dock.raise_()
+        self.motion_panel.arm(self.wall.tile(index), server_id, camera_id)
+
+    def play_from(self, server_id: str, camera_id: str, start_us: int) -> None:
+        """Show the camera (its tile if on the wall) and play it back from ``start_us``."""
+        camera = f"{server_id}/{camera_id}"
+        cameras = self.wall.cameras
+        if camera in cameras:
+            self.wall.set_current(cameras.index(camera))
+        else:
+            self.show_camera(camera)
+        playback = getattr(self.playback_bar, "playback", None)
+        if playback is not None:
+            playback.seek(int(start_us))
+
+    def start_wall(self, preset: str | None = None) -> None:
+        """The first wall after connecting: ``preset`` filled with the first cameras, else
+        the wall as the user left it, else 2×2 with the first four cameras."""
+        if preset is None:
+            last = self.layouts.local().last()
+            if last is not None:
+                try:
+                    self.wall.from_dict(last)
+                    return
+                except ValueError as exc:
+                    log.warning("last layout unusable: %s", exc)
+            preset = "2x2"
+        self.set_preset(preset)
+        fill_wall(self.wall, first_cameras(self.workstation, len(self.wall.cells)))
+
+    def save_layout(self, name: str, *, shared: bool = False) -> list[str]:
+        """Keep the current wall under ``name`` (see ``Layouts.save``)."""
+        return self.layouts.save(name, self.wall.to_dict(), shared=shared)
+
+    def restore_layout(self, name: str) -> bool:
+        found = self.layouts.get(name)
+        if found is None:
+            self.status.showMessage(_tr("No layout named {name}").format(name=name), 5000)
+            return False
+        self.wall.from_dict(found.layout)
+        return True
+
+    def save_layout_dialog(self) -> None:
+        dialog = SaveLayoutDialog(self, self.layouts.names())
+        if dialog.exec() != QDialog.DialogCode.Accepted:
+            return
+        name = dialog.name.text().strip()
+        try:
+            self.save_layout(name, shared=dialog.shared.isChecked())
+        except (ValueError, ApiError) as exc:
+            QMessageBox.warning(self, _tr("Save layout"), str(exc))
+            return
+        self.status.showMessage(_tr("Layout {name} saved").format(name=name), 5000)
+
+    def delete_layout_dialog(self) -> None:
+        names = self.layouts.names()
+        if not names:
+            return
+        name, ok = QInputDialog.getItem(self, _tr("Delete layout"), _tr("Layout"), names, 0, False)
+        if ok and name:
+            self.layouts.delete(name)
+
+    def _fill_saved_menu(self) -> None:
+        self.saved_menu.clear()
+        try:
+            layouts = self.layouts.list()
+        except (ApiError, ValueError) as exc:
+            log.warning("layouts: %s", exc)
+            layouts = []
+        if not layouts:
+            empty = self.saved_menu.addAction(_tr("(none saved)"))
+            empty.setEnabled(False)
+        for lay in layouts:
+            label = lay.name
+            if lay.shared:
+                label += " " + _tr("(shared by {owner})").format(owner=lay.owner)
+            elif lay.origin != "local":
+                label += " " + _tr("(on the recorder)")
+            self.saved_menu.addAction(label).triggered.connect(
+                lambda _c=False, d=lay.layout: self.wall.from_dict(d)
+            )
+
+    # --- tours ------------------------------------------------------------------------------
+
+    def start_tour(self, names: list[str], interval_s: float) -> Tour:
+        self.stop_tour()
+        self.tour = Tour(names, interval_s, self)
+        self.tour.step.connect(self.restore_layout)
+        self.tour.start()
+        return self.tour
+
+    def stop_tour(self) -> None:
+        if self.tour is not None:
+            self.tour.stop()
+            self.tour.deleteLater()
+            self.tour = None
+
+    def tour_dialog(self) -> None:
+        names = self.layouts.names()
+        if len(names) < 2:
+            QMessageBox.information(
+                self, _tr("Tour"), _tr("Save at least two layouts to tour through them.")
+            )
+            return
+        seconds, ok = QInputDialog.getInt(
+            self, _tr("Tour"), _tr("Seconds per layout"), DEFAULT_TOUR_S, 1, 3600
+        )
+        if ok:
+            self.start_tour(names, seconds)
+
+    # --- windows ----------------------------------------------------------------------------
+
+    def detach_layout(self) -> WallWindow:
+        """The current layout in a window of its own (drag it to another monitor)."""
+        window = WallWindow(self.workstation, self.wall.to_dict(), self.renderer)
+        window.closed.connect(self._detached_closed)
+        self.detached.append(window)
+        window.show()
+        return window
+
+    def _detached_closed(self, window: WallWindow) -> None:
+        if window in self.detached:
+            self.detached.remove(window)
+        window.deleteLater()
+
+    # --- dialogs by other modules -----------------------------------------------------------
+
+    def open_export(self) -> None:
+        fn = optional_call("ui.dialogs.export", "open_export_dialog")
+        if fn is None:
+            self._missing(_tr("Export"))
+            return
+        fn(self, self.workstation, self.wall)
+
+    def open_settings(self, page: str | None) -> None:
+        fn = optional_call("ui.dialogs.settings", "open_settings")
+        if fn is None:
+            self._missing(_tr("Settings"))
+            return
+        fn(self, self.workstation, page)
+
+    def _missing(self, what: str) -> None:
+        self.status.showMessage(_tr("{what} is not installed").format(what=what), 5000)
+
+    def show_shortcuts(self) -> None:
+        lines = [
+            f"{a.shortcut().toString(QKeySequence.SequenceFormat.NativeText)}\t"
+            f"{a.text().replace('&', '')}"
+            for a in self.actions_by_key.values()
+            if not a.shortcut().isEmpty()
+        ]
+        lines += [
+            _tr("Enter\tMaximise the selected tile (Esc: back)"),
+            _tr("Wheel / drag\tDigital zoom and pan on a tile (0: reset)"),
+        ]
+        QMessageBox.information(self, _tr("Keyboard shortcuts"), "\n".join(lines))
+
+    def show_about(self) -> None:
+        QMessageBox.about(
+            self,
+            _tr("About Vigia"),
+            _tr("Vigia workstation: live video, playback and search for Vigia recorders."),
+        )
+
+    # --- end --------------------------------------------------------------------------------
+
+    def shutdown(self) -> None:
+        """Stop tours, detached walls, panels and live tiles; remember the wall. Idempotent;
+        the Workstation itself is closed by whoever made it."""
+        if self._shut:
+            return
+        self._shut = True
+        self.stop_tour()
+        for window in list(self.detached):
+            window.close()
+        if self.workstation.sessions.sessions() and any(self.wall.cameras):
+            try:
+                self.layouts.local().save_last(self.wall.to_dict())
+            except (OSError, ValueError) as exc:
+                log.warning("could not remember the wall: %s", exc)
+        if self.motion_panel is not None:
+            self.motion_panel.disarm()
+        for panel in (self.playback_bar, self.events_panel):
+            stop = getattr(panel, "shutdown", None) or getattr(panel, "close_panel", None)
+            if callable(stop):
+                try:
+                    stop()
+                except Exception:
+                    log.exception("shutting down %s", type(panel).__name__)
+        for undo in self._undo:
+            undo()
+        self.status.stop()
+        self.tree.close_tree()
+        self.wall.clear()
+        self.sources.close()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.shutdown()
+        super().closeEvent(event)
