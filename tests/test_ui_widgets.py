@@ -435,3 +435,22 @@ def test_theme_icons_and_translation(qtbot, tmp_path: Path) -> None:
             theme.install_language(app, "xx")
     finally:
         app.setStyleSheet("")
+
+
+def test_spanned_layouts_have_one_large_tile(qtbot) -> None:
+    from ui.wall import SPANNED
+
+    wall = VideoWall(renderer="raster", layout="2x2")
+    qtbot.addWidget(wall)
+    for name, (rows, cols, spans) in SPANNED.items():
+        wall.set_layout(name)
+        spec = wall.layout_spec
+        big = [c for c in spec.cells if (c.rowspan, c.colspan) != (1, 1)]
+        assert (spec.rows, spec.cols) == (rows, cols) and len(big) == 1, name
+        r, c, rs, cs = spans[0]
+        assert (big[0].row, big[0].col, big[0].rowspan, big[0].colspan) == (r, c, rs, cs)
+        assert len(spec.cells) == rows * cols - rs * cs + 1  # every other cell is 1×1
+        saved = wall.to_dict()
+        wall.set_layout("2x2")
+        wall.from_dict(saved)
+        assert wall.layout_spec.cells == spec.cells  # the span survives a save and restore

@@ -24,7 +24,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-PRESETS = ("1", "2x2", "3x3", "4x4", "5x5", "8x8")
 SELFTEST_POLL_MS = 200
 
 log = logging.getLogger("vigia")
@@ -46,9 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="admin",
         help="user name (password from VIGIA_PASSWORD, the keyring, or a dialog)",
     )
+    from ui.wall import LAYOUT_NAMES
+
     p.add_argument(
         "--wall",
-        choices=PRESETS,
+        choices=LAYOUT_NAMES,
         default=None,
         help="start with this layout filled with the first cameras",
     )

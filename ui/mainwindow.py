@@ -39,7 +39,7 @@ from ui.sources import LiveSources
 from ui.statusbar import WorkstationStatus
 from ui.theme import install_language
 from ui.tree import ResourceTree
-from ui.wall import PRESETS, VideoWall
+from ui.wall import LAYOUT_NAMES, VideoWall
 
 log = logging.getLogger(__name__)
 
@@ -286,12 +286,12 @@ class MainWindow(QMainWindow):
         self.view_menu = bar.addMenu("")
         self.layout_menu = self.view_menu.addMenu("")
         group = QActionGroup(self)
-        for preset in PRESETS:
+        for preset in LAYOUT_NAMES:
             action = self._action(
                 self.layout_menu,
                 f"layout-{preset}",
                 lambda p=preset: self.set_preset(p),
-                PRESET_KEYS[preset],
+                PRESET_KEYS.get(preset, ""),
             )
             action.setCheckable(True)
             group.addAction(action)
@@ -339,9 +339,11 @@ class MainWindow(QMainWindow):
             "shortcuts": _tr("&Keyboard shortcuts"),
             "about": _tr("&About Vigia"),
         }
-        for preset in PRESETS:
+        for preset in LAYOUT_NAMES:
             texts[f"layout-{preset}"] = (
-                _tr("Single tile") if preset == "1" else preset.replace("x", "×")
+                _tr("Single tile")
+                if preset == "1"
+                else preset.replace("x", "×").replace("+", " + ")
             )
         for key, text in texts.items():
             self.actions_by_key[key].setText(text)

@@ -31,6 +31,13 @@ PRESETS: dict[str, tuple[int, int]] = {
     "5x5": (5, 5),
     "8x8": (8, 8),
 }
+# spanned layouts of control rooms: one large tile (the camera that matters) among small ones
+SPANNED: dict[str, tuple[int, int, tuple[tuple[int, int, int, int], ...]]] = {
+    "1+5": (3, 3, ((0, 0, 2, 2),)),
+    "1+7": (4, 4, ((0, 0, 3, 3),)),
+    "1+12": (4, 4, ((1, 1, 2, 2),)),
+}
+LAYOUT_NAMES = (*PRESETS, *SPANNED)
 MAX_SIDE = 8
 LAYOUT_VERSION = 1
 
@@ -79,8 +86,11 @@ class WallLayout:
 
     @classmethod
     def preset(cls, name: str) -> WallLayout:
+        if name in SPANNED:
+            rows, cols, spans = SPANNED[name]
+            return cls.custom(rows, cols, [CellSpec(*span) for span in spans])
         if name not in PRESETS:
-            raise ValueError(f"unknown layout {name!r}; presets: {', '.join(PRESETS)}")
+            raise ValueError(f"unknown layout {name!r}; presets: {', '.join(LAYOUT_NAMES)}")
         return cls.grid(*PRESETS[name])
 
     @classmethod
