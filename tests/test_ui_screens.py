@@ -99,19 +99,23 @@ def test_wall_and_timeline_screenshots(
     for tile in report["tiles"]:
         assert tile["frames"] > 0, tile  # live video in every tile
         assert tile["spread"] > 8, tile  # a picture, not a flat fill
+        assert tile["clock_text_pixels"] > 20, tile  # the overlay's clock is legible
     boxed = [t for t in report["tiles"] if t["boxes"]]
     assert boxed and all(t["camera"].endswith("/vt") for t in boxed), report["tiles"]
     assert report["box_pixels"] > 50, report  # the box is on screen in its label's colour
     assert report["timeline_events"] > 0 and report["timeline_ranges"] > 0, report
     assert report["timeline_event_pixels"] > 0, report
-    for png in (report["wall_png"], report["timeline_png"]):
+    for png in (report["wall_png"], report["timeline_png"], *report["dialog_pngs"]):
         assert Path(png).stat().st_size > 0
+    assert len(report["dialog_pngs"]) == 7  # six settings pages and the export dialog
+    assert all(spread > 5 for spread in report["dialog_spreads"]), report["dialog_spreads"]
 
 
 def _child(base_url: str, artifacts: Path) -> None:
     """Runs under Xvfb: the real workstation, a GL wall and a timeline; prints a JSON report."""
     import shiboken6
     from keyring.backends import fail
+    from PySide6.QtGui import QImage
     from PySide6.QtWidgets import QApplication
 
     from app.settings import SecretStore, Settings
@@ -176,12 +180,18 @@ def _child(base_url: str, artifacts: Path) -> None:
         x, y = top_left.x(), top_left.y()
         region = rgb[y + g.height() // 4 : y + 3 * g.height() // 4, x + g.width() // 4 :
                      x + 3 * g.width() // 4]  # fmt: skip
+        # the clock's plate at the bottom right: light text on a dark plate (drawn on top of
+        # the GL picture; a broken overlay path leaves a blank plate)
+        plate = rgb[
+            y + g.height() - 22 : y + g.height() - 4, x + g.width() - 110 : x + g.width() - 4
+        ]
         report["tiles"].append(
             {
                 "camera": wall.cameras[i],
                 "frames": tile.frames_received,
                 "boxes": len(tile.boxes),
                 "spread": float(region.std()),
+                "clock_text_pixels": int((plate.min(axis=2) > 170).sum()),
             }
         )
         if tile.boxes:
@@ -230,6 +240,30 @@ def _child(base_url: str, artifacts: Path) -> None:
         timeline_ranges=len(view.ranges),
         timeline_event_pixels=int((np.abs(trgb.astype(int) - want).max(axis=2) <= 30).sum()),
     )
+    # every settings page and the export dialog, on the same X server, with the recorder's data
+    from ui.dialogs import open_export_dialog, open_settings
+    from ui.dialogs.settings import PAGES
+
+    settings = open_settings(None, ws, "recorders")
+    settings.resize(1000, 640)
+    dialog_pngs = []
+    for page in PAGES:
+        shown = settings.show_page(page)
+        pump_until(lambda shown=shown: shown.tasks.pending == 0, 30, f"the {page} page")
+        app.processEvents()
+        png = artifacts / f"xvfb-dialog-{page}.png"
+        settings.screen().grabWindow(settings.winId()).save(str(png))
+        dialog_pngs.append(str(png))
+    export = open_export_dialog(None, ws, wall)
+    app.processEvents()
+    png = artifacts / "xvfb-dialog-export.png"
+    export.screen().grabWindow(export.winId()).save(str(png))
+    dialog_pngs.append(str(png))
+    report["dialog_spreads"] = [float(_rgb(QImage(p)).std()) for p in dialog_pngs]
+    report["dialog_pngs"] = dialog_pngs
+    settings.close()
+    export.close()
+
     wall.clear()  # frees GL textures while their contexts can still be made current
     sources.close()
     shiboken6.delete(wall)

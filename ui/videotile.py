@@ -36,6 +36,7 @@ from PySide6.QtGui import (
     QImage,
     QOffscreenSurface,
     QOpenGLContext,
+    QPaintEngine,
     QPainter,
     QPainterPath,
     QPen,
@@ -322,10 +323,22 @@ def _text_box(p: QPainter, x: float, y: float, text: str, fg: QColor, bg: QColor
     """A label on a plate; drawn from a cached pixmap, since text shaping and antialiasing on
     every paint of every tile cost more than the picture itself on a busy wall."""
     font = p.font()
+    if _on_gl(p):  # the GL paint engine draws cached images black here: text, as it is
+        fm = QFontMetrics(font)
+        rect = QRectF(x, y, fm.horizontalAdvance(text) + 8, fm.height() + 2)
+        p.fillRect(rect, bg)
+        p.setPen(fg)
+        p.drawText(rect, Qt.AlignmentFlag.AlignCenter, text)
+        return rect
     dpr = p.device().devicePixelRatioF() if p.device() is not None else 1.0
     pix = _label_image(text, font.family(), font.pixelSize(), fg.rgba(), bg.rgba(), dpr)
     p.drawImage(QPointF(x, y), pix)
     return QRectF(x, y, pix.width() / dpr, pix.height() / dpr)
+
+
+def _on_gl(p: QPainter) -> bool:
+    engine = p.paintEngine()
+    return engine is not None and engine.type() == QPaintEngine.Type.OpenGL2
 
 
 @lru_cache(maxsize=512)
@@ -886,7 +899,12 @@ class VideoTile(QWidget):
             p.setPen(QPen(QColor(0, 0, 0, 160), 1))
             p.setBrush(QColor(DARK.alarm))
             p.drawEllipse(QRectF(self.width() - d - 8, 8, d, d))
-        if frame is not None and self.show_clock:
+        if frame is not None and self.show_clock and _on_gl(p):
+            text = clock_text(frame.pts_us)
+            fm = QFontMetrics(font)
+            x = self.width() - fm.horizontalAdvance(text) - 12
+            _text_box(p, x, h - fm.height() - 6, text, QColor(DARK.text), shadow)
+        elif frame is not None and self.show_clock:
             dpr = self.devicePixelRatioF()
             clock = _label_image(
                 clock_text(frame.pts_us),
