@@ -263,8 +263,11 @@ async def serve(config: Config, services: Services) -> None:
             if "record" in roles:
                 await asyncio.to_thread(services.retention.run_once)
                 if services.analytics is not None and loop.time() >= next_trim:
-                    await asyncio.to_thread(services.analytics.trim_all)
                     next_trim = loop.time() + METADATA_TRIM_INTERVAL_S
+                    try:
+                        await asyncio.to_thread(services.analytics.trim_all)
+                    except Exception:  # metadata retention never stops the recorder
+                        log.exception("metadata retention failed")
             if loop.time() >= next_summary:
                 log_summary(services.recorder)
                 next_summary = loop.time() + SUMMARY_INTERVAL_S
@@ -278,7 +281,10 @@ async def serve(config: Config, services: Services) -> None:
             await runner.cleanup()
         await asyncio.to_thread(services.recorder.stop)
         if services.analytics is not None:
-            await asyncio.to_thread(services.analytics.stop)
+            try:
+                await asyncio.to_thread(services.analytics.stop)
+            except Exception:  # the rest of the shutdown still runs
+                log.exception("stopping analytics failed")
         if services.live is not None:
             await asyncio.to_thread(services.live.close)
         if services.nats is not None:

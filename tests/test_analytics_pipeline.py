@@ -279,6 +279,16 @@ def test_walker_motion_events_motion_search_and_line_crossing(
     cross_us = walk_start + int((0.5 - 0.15) / 0.7 * 4_000_000)
     assert cross_us <= by_line["door"].start_us <= cross_us + 2 * step
 
+    # the person still stands there: their object event is open until the camera's analytics
+    # stops, which ends it at the last sighting (never left "ongoing" in the catalog)
+    (person,) = rig.db.events(0, 2**62, cameras=[rig.camera], kinds=["object"])
+    assert person.end_us is None
+    rig.settings(fps=5.0, labels=("person",), enabled=False)
+    rig.analytics.sync()
+    wait_until(lambda: rig.analytics.service.pending == 0, 30, "the camera's events to end")
+    (person,) = rig.db.events(0, 2**62, cameras=[rig.camera], kinds=["object"])
+    assert person.end_us is not None and walk_end < person.end_us <= BASE_US + 10_000_000
+
 
 def test_model_errors_reach_the_status(tmp_path: Path) -> None:
     root = tmp_path / "data"

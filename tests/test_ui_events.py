@@ -159,7 +159,8 @@ def test_events_panel_lists_filters_goes_live_and_plays(qtbot, recorder: Recorde
     assert query(EventFilter(window_us=HOUR_US, labels=("giraffe",))) == []
     high = query(EventFilter(window_us=HOUR_US, kinds=("object",), min_score=0.6))
     assert all(e.kind == "object" and e.score >= 0.6 for e in high)
-    assert len(high) < len(objects) or min(e.score for e in objects) >= 0.6
+    # (live data: scores and counts move between two queries, so compare with no other one)
+    assert query(EventFilter(window_us=HOUR_US, kinds=("object",), min_score=1.0)) == []
 
     # object search: label + camera + time range
     with qtbot.waitSignal(panel.loaded, timeout=20_000):

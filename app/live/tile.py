@@ -194,6 +194,8 @@ class LiveTile:
                     fut.result(timeout)
                 except Exception:
                     log.debug("tile %s: unsubscribe failed", self.camera_id, exc_info=True)
+        if self._thread is not None and self._thread.is_alive():
+            return  # it may be inside a decoder: the decoders go with the thread's objects
         for p in pipes:
             if p.decoder is not None:
                 p.decoder.close()

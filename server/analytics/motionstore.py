@@ -200,7 +200,7 @@ class MotionStore:
         while not self._stop.wait(interval_s):
             try:
                 self.flush()
-            except OSError:
+            except Exception:  # the writer thread must outlive any one failure
                 log.exception("writing motion grids under %s failed; will retry", self.root)
 
     def _write_pending(self, camera_id: str | None) -> None:

@@ -41,6 +41,18 @@ LOW_SCORE = 0.1  # the detector reports down to this; the tracker's second stage
 MAX_JUMP_US = 10 * US  # a timestamp jump beyond this starts a new run (as the recorder does)
 
 
+class Counter:
+    """An integer several threads change (``+=`` on an attribute is not atomic)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.value = 0
+
+    def add(self, delta: int) -> None:
+        with self._lock:
+            self.value += delta
+
+
 @dataclass
 class CameraCounters:
     """What /metrics and the camera's status show; written by one thread each, read anywhere."""
@@ -60,9 +72,10 @@ class CameraCounters:
 class Job:
     camera: CameraAnalytics
     ts_us: int
-    motion: MotionResult
+    motion: MotionResult | None
     rgb: np.ndarray | None  # the frame scaled to the detector's input; set when it should look
     picture: av.VideoFrame | None = None  # the decoded frame, for a snapshot at full size
+    end: bool = False  # the stream stopped: end every object and motion event of the camera
 
 
 class Outputs:
@@ -96,7 +109,7 @@ class DetectionService:
         self.info: DetectorInfo | None = None
         self.ready = threading.Event()  # set once the model is loaded or has failed
         self.inference_ms: list[float] = []  # recent per-batch times (bounded)
-        self._pending = 0  # submitted and not yet finished (tests and benchmarks wait on it)
+        self._pending = Counter()  # submitted and not yet finished (tests, benchmarks wait on it)
         self.frames = 0
         self.batches = 0
 
@@ -108,22 +121,31 @@ class DetectionService:
     def stop(self, timeout: float = 10.0) -> None:
         if self._thread is None:
             return
-        self._queue.put(None)
+        try:
+            self._queue.put(None, timeout=timeout)
+        except queue.Full:
+            log.warning("detection thread does not take jobs; leaving it behind")
         self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.warning("detection thread did not stop within %.0f s", timeout)
         self._thread = None
 
-    def submit(self, job: Job) -> bool:
-        self._pending += 1
+    def submit(self, job: Job, wait_s: float = 0.0) -> bool:
+        """Queue a job; False (and nothing queued) when the queue stays full for ``wait_s``."""
+        self._pending.add(1)
         try:
-            self._queue.put_nowait(job)
+            if wait_s > 0:
+                self._queue.put(job, timeout=wait_s)
+            else:
+                self._queue.put_nowait(job)
             return True
         except queue.Full:
-            self._pending -= 1
+            self._pending.add(-1)
             return False
 
     @property
     def pending(self) -> int:
-        return self._pending
+        return self._pending.value
 
     @property
     def can_detect(self) -> bool:
@@ -195,7 +217,7 @@ class DetectionService:
             except Exception:
                 log.exception("%s: analytics failed on a frame", j.camera.camera_id)
             finally:
-                self._pending -= 1
+                self._pending.add(-1)
 
     def _timing(self, ms: float) -> None:
         self.inference_ms.append(ms)
@@ -233,7 +255,7 @@ class CameraAnalytics:
         self.outputs = outputs
         self.counters = CameraCounters()
         self._packets: queue.Queue[tuple | None] = queue.Queue(maxsize=queue_packets)
-        self._pending = 0  # queued packets not yet decoded
+        self._pending = Counter()  # queued packets not yet decoded
         self._skip_to_key = True
         self._thread: threading.Thread | None = None
         self._stopping = False
@@ -270,12 +292,12 @@ class CameraAnalytics:
         self._put(("disconnect", reason))
 
     def _put(self, item: tuple) -> bool:
-        self._pending += 1
+        self._pending.add(1)
         try:
             self._packets.put_nowait(item)
             return True
         except queue.Full:
-            self._pending -= 1
+            self._pending.add(-1)
             return False
 
     def backlog(self) -> int:
@@ -284,7 +306,7 @@ class CameraAnalytics:
 
     def idle(self) -> bool:
         """Nothing queued or in flight, here or at the detector (for tests and benchmarks)."""
-        return self._pending == 0 and self.service.pending == 0
+        return self._pending.value == 0 and self.service.pending == 0
 
     # --- control ----------------------------------------------------------------------------
 
@@ -295,11 +317,14 @@ class CameraAnalytics:
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
+        """Stop decoding; the camera's open events end (on the detection thread, in order)."""
         self._stopping = True
         with contextlib.suppress(queue.Full):
             self._packets.put(None, timeout=timeout)
         if self._thread is not None:
             self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.warning("%s: analytics decode thread did not stop", self.camera_id)
 
     def set_zones(self, zones: Sequence[Zone], lines: Sequence[Line]) -> None:
         """Applied between two frames on the service thread, so no frame sees half of it."""
@@ -310,25 +335,34 @@ class CameraAnalytics:
 
     def _decode_loop(self) -> None:
         self._codec: av.CodecContext | None = None
+        self._last_us = 0  # wall time of the newest decoded frame
         self._clock = _RunClock()
         self._interval_us = int(US / self.settings.fps)
         self._next_us = 0
         self._last_detect_us = 0
         while True:
-            item = self._packets.get()
-            if item is None:
+            try:
+                item = self._packets.get(timeout=0.5)
+            except queue.Empty:
+                if self._stopping:  # the stop marker did not fit in a full queue
+                    item = None
+                else:
+                    continue
+            if item is None or self._stopping:
+                self._end_events()
                 return
             try:
                 self._handle(item)
             except Exception:
                 log.exception("%s: analytics failed on a packet", self.camera_id)
             finally:
-                self._pending -= 1
+                self._pending.add(-1)
 
     def _handle(self, item: tuple) -> None:
         kind = item[0]
         if kind == "connect":
             info: StreamInfo = item[1]
+            self._codec = None
             self._codec = _open_decoder(info)
             self._clock.reset(info.time_base)
             self.motion.reset()
@@ -337,6 +371,7 @@ class CameraAnalytics:
         if kind == "disconnect":
             self.connected = False
             self._codec = None
+            self._end_events()  # objects and motion end with the stream, not at its return
             return
         if self._codec is None:
             return
@@ -355,8 +390,16 @@ class CameraAnalytics:
             self.counters.decoded += 1
             self._analyse(frame, self._clock.frame_us(frame.pts, ts_us))
 
+    def _end_events(self) -> None:
+        """Queued behind the camera's frames, so it ends what they started; waits for room."""
+        if not self.service.submit(Job(self, self._last_us, None, None, end=True), wait_s=5.0):
+            log.warning(
+                "%s: detection thread busy; open events end at the next start", self.camera_id
+            )
+
     def _analyse(self, frame: av.VideoFrame, f_us: int) -> None:
         """Sample at the analysis rate; motion always, the detector when it is worth it."""
+        self._last_us = f_us
         if f_us < self._next_us:
             return
         self._next_us = max(self._next_us + self._interval_us, f_us + self._interval_us // 2)
@@ -396,6 +439,10 @@ class CameraAnalytics:
         if new is not None:
             self.zones = ZoneEngine(self.camera_id, *new)
         ts = job.ts_us
+        if job.end:
+            self._finish_all(ts)
+            return
+        assert job.motion is not None
         lost: list[Track] = []
         if detections is not None:
             s = self.settings
@@ -414,6 +461,16 @@ class CameraAnalytics:
         self.outputs.frame(self.camera_id, ts, self.tracks, job.motion)
         if events:
             self.outputs.events(self.camera_id, events, job.picture)
+
+    def _finish_all(self, ts: int) -> None:
+        """The stream stopped: every tracked object leaves (at its last sighting), motion ends."""
+        lost = self.tracker.finish()
+        self.tracks = []
+        events = self.objects.update([], lost, ts) + self.zones.update([], lost, ts)
+        if self.motion_events.active:
+            events.append(self.motion_events.finish())
+        if events:
+            self.outputs.events(self.camera_id, events, None)
 
 
 def make_tracker(min_score: float) -> ByteTracker:

@@ -126,19 +126,24 @@ class Analytics(Outputs):
         for r in running.values():
             r.unsubscribe()
             r.camera.stop()
-        self.service.stop()
-        now = self.clock.now_us()
-        for key, ev in list(self._open.items()):
-            ev.end_us = max(ev.start_us, now)
-            if ev.id is None:
-                self.db.insert_event(ev)
-            best = self._best.pop(key, None)
-            if best is not None:
-                ev.snapshot = self._snapshot(ev, best)
-            self._save(ev)
-        self._open.clear()
-        self.tracks.close()
-        self.motion.close()
+        self.service.stop()  # after the cameras' last jobs, which end their events
+        try:
+            now = self.clock.now_us()
+            for key, ev in list(self._open.items()):
+                try:
+                    ev.end_us = max(ev.start_us, now)
+                    if ev.id is None:
+                        self.db.insert_event(ev)
+                    best = self._best.pop(key, None)
+                    if best is not None:
+                        ev.snapshot = self._snapshot(ev, best)
+                    self._save(ev)
+                except Exception:
+                    log.exception("%s: cannot close event %s", ev.camera_id, ev.id)
+            self._open.clear()
+        finally:
+            self.tracks.close()  # buffered tracks and grids are written whatever happened
+            self.motion.close()
 
     def settings_for(self, camera_id: str, has_sub: bool) -> AnalyticsSettings:
         s = self.db.settings(camera_id)
@@ -297,31 +302,38 @@ class Analytics(Outputs):
             return None
         if row.id is None:
             self.db.insert_event(row)
-        best = self._best.pop(key, None)
-        if best is not None:
-            row.snapshot = self._snapshot(row, best)
-        self._save(row)
-        if row.end_us is None:
+        if row.end_us is None:  # known before any file work, so a failure there never doubles it
             self._open[key] = row
             self._written[key] = now
         else:
             self._open.pop(key, None)
             self._written.pop(key, None)
+        best = self._best.pop(key, None)
+        if best is not None:
+            row.snapshot = self._snapshot(row, best)
+        self._save(row)
         return row
 
     def _save(self, row: EventRow) -> None:
         self.db.update_event(row)
 
     def _snapshot(self, row: EventRow, picture: av.VideoFrame) -> str | None:
+        """The event's JPEG (written aside, then renamed); on a full disk the event keeps
+        its previous snapshot, or none."""
         ok, jpeg = cv2.imencode(".jpg", picture.to_ndarray(format="bgr24"))
         if not ok:
             return row.snapshot
         rel = Path("events") / row.camera_id / f"{row.id}.jpg"
         path = self.root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(jpeg.tobytes())
-        os.replace(tmp, path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_bytes(jpeg.tobytes())
+            os.replace(tmp, path)
+        except OSError as exc:
+            log.warning("%s: event %s snapshot not written: %s", row.camera_id, row.id, exc)
+            tmp.unlink(missing_ok=True)
+            return row.snapshot
         return str(rel)
 
     # --- retention ------------------------------------------------------------------------
@@ -329,9 +341,12 @@ class Analytics(Outputs):
     def trim_all(self) -> None:
         """Retention of metadata: whatever is older than a camera's oldest video goes."""
         for cam in self.catalog.cameras():
-            oldest = self.db.oldest_video_us(cam.id)
-            if oldest is not None:
-                self.trim(cam.id, oldest)
+            try:
+                oldest = self.db.oldest_video_us(cam.id)
+                if oldest is not None:
+                    self.trim(cam.id, oldest)
+            except Exception:  # one camera's metadata must not hold up the others (or recording)
+                log.exception("%s: metadata retention failed", cam.id)
 
     def trim(self, camera_id: str, before_us: int) -> None:
         """Metadata goes with its video: called with the start of the camera's oldest video."""

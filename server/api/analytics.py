@@ -4,7 +4,9 @@ search, zones and lines, and per-camera analytics settings."""
 from __future__ import annotations
 
 import asyncio
+import math
 import re
+import threading
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -14,9 +16,9 @@ from aiohttp import web
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from server.api.auth import Security, require
+from server.api.auth import USER, Security, require
 from server.api.errors import ApiError, int_param, json_body
-from server.auth import Permission, can_see
+from server.auth import Permission, Role, can_see
 from server.auth.audit import ARCHIVE_ACCESS, CONFIG_CHANGE
 from server.catalog.analytics import AnalyticsSettings, ZoneRow
 
@@ -87,6 +89,7 @@ class AnalyticsRoutes:
         self._a = analytics
         self.sec = security
         self._camera_exists = camera_exists
+        self._settings_lock = threading.Lock()
 
     @property
     def a(self) -> Analytics:
@@ -127,7 +130,17 @@ class AnalyticsRoutes:
         kinds = _list(request, "kind")
         if kinds and set(kinds) - set(KINDS):
             raise ApiError(400, "bad_parameter", f"kind must be among {', '.join(KINDS)}")
-        min_score = float(request.query.get("min_score", "0") or 0)
+        try:
+            min_score = float(request.query.get("min_score", "0") or 0)
+        except ValueError:
+            min_score = math.nan
+        if not 0 <= min_score <= 1:
+            raise ApiError(400, "bad_parameter", "min_score must be a number in [0, 1]")
+        if cameras is None and not (user.role == Role.ADMIN or user.all_cameras):
+            # the limit applies to what the user may see, not to everybody's events
+            cameras = sorted(user.cameras)
+            if not cameras:
+                return web.json_response([])
         limit = int_param(request, "limit", default=500, minimum=1)
         rows = await asyncio.to_thread(
             self.a.db.events,
@@ -149,8 +162,8 @@ class AnalyticsRoutes:
         except ValueError:
             raise ApiError(400, "bad_parameter", "event id must be an integer") from None
         row = await asyncio.to_thread(self.a.db.event, event_id) if event_id < 2**63 else None
-        if row is None:
-            raise ApiError(404, "not_found", f"no event {event_id}")
+        if row is None or not can_see(request[USER], row.camera_id):
+            raise ApiError(404, "not_found", f"no event {event_id}")  # unseen ones do not exist
         require(request, Permission.ARCHIVE, row.camera_id)
         return row
 
@@ -160,7 +173,7 @@ class AnalyticsRoutes:
     async def event_snapshot(self, request: web.Request) -> web.StreamResponse:
         row = await self._event(request)
         path = self.a.root / row.snapshot if row.snapshot else None
-        if path is None or not path.exists():
+        if path is None or not await asyncio.to_thread(path.exists):
             raise ApiError(404, "not_found", f"event {row.id} has no snapshot")
         return web.FileResponse(path, headers={"Content-Type": "image/jpeg"})
 
@@ -170,14 +183,20 @@ class AnalyticsRoutes:
         camera_id = request.query.get("camera")
         if not camera_id:
             raise ApiError(400, "missing_parameter", "query parameter 'camera' is required")
+        if not SLUG.match(camera_id):
+            raise ApiError(400, "bad_parameter", "camera must be a camera id")
         require(request, Permission.ARCHIVE, camera_id)
         start, end = _window(request, MAX_TRACK_WINDOW_US)
         labels = _list(request, "label")
         fmt = request.query.get("format", "json")
         if fmt not in ("json", "arrow"):
             raise ApiError(400, "bad_parameter", "format must be 'json' or 'arrow'")
-        table = await asyncio.to_thread(self.a.tracks.read, camera_id, start, end, labels)
-        self.sec.record(request, ARCHIVE_ACCESS, camera_id, {"tracks": [start, end]})
+
+        def work() -> pa.Table:
+            self.sec.record(request, ARCHIVE_ACCESS, camera_id, {"tracks": [start, end]})
+            return self.a.tracks.read(camera_id, start, end, labels)
+
+        table = await asyncio.to_thread(work)
         if fmt == "arrow":
             sink = pa.BufferOutputStream()
             with pa.ipc.new_stream(sink, table.schema) as writer:
@@ -205,10 +224,12 @@ class AnalyticsRoutes:
         if x2 <= x1 or y2 <= y1:
             raise ApiError(400, "bad_parameter", "region must have x2 > x1 and y2 > y1")
         gap = _us(body.get("merge_gap_us", 1_000_000), "merge_gap_us")
-        ranges = await asyncio.to_thread(
-            self.a.motion.search, camera_id, start, end, (x1, y1, x2, y2), gap
-        )
-        self.sec.record(request, ARCHIVE_ACCESS, camera_id, {"motion_search": [start, end]})
+
+        def work() -> list[tuple[int, int]]:
+            self.sec.record(request, ARCHIVE_ACCESS, camera_id, {"motion_search": [start, end]})
+            return self.a.motion.search(camera_id, start, end, (x1, y1, x2, y2), gap)
+
+        ranges = await asyncio.to_thread(work)
         return web.json_response(
             {
                 "camera": camera_id,
@@ -299,7 +320,6 @@ class AnalyticsRoutes:
         unknown = set(body) - {"enabled", "stream", "fps", "labels", "min_score"}
         if unknown:
             raise ApiError(400, "bad_parameter", f"unknown field(s) {', '.join(sorted(unknown))}")
-        s = await self._settings(camera_id)
         changes: dict = {}
         if "enabled" in body:
             if not isinstance(body["enabled"], bool):
@@ -315,15 +335,18 @@ class AnalyticsRoutes:
             changes["labels"] = _labels(body["labels"])
         if "min_score" in body:
             changes["min_score"] = _float(body["min_score"], "min_score", 0.01, 0.99)
-        new = AnalyticsSettings(**{**s.__dict__, **changes})
+        streams = {s.name for s in await asyncio.to_thread(self.a.catalog.streams, camera_id)}
 
-        def work() -> None:
-            self.a.db.set_settings(new, self.a.clock.now_us())
+        def work() -> AnalyticsSettings:
+            with self._settings_lock:  # read, merge and write as one: concurrent PATCHes add up
+                s = self.a.settings_for(camera_id, "sub" in streams)
+                new = AnalyticsSettings(**{**s.__dict__, **changes})
+                self.a.db.set_settings(new, self.a.clock.now_us())
             self.sec.record(request, CONFIG_CHANGE, camera_id, {"analytics": changes})
             self.a.sync()
+            return new
 
-        await asyncio.to_thread(work)
-        return web.json_response(self._settings_json(new))
+        return web.json_response(self._settings_json(await asyncio.to_thread(work)))
 
 
 class AnalyticsCollector(Collector):
@@ -362,10 +385,10 @@ class AnalyticsCollector(Collector):
             then, count = self._last.get(camera_id, (now, c.analysed))
             fps.add_metric([camera_id], (c.analysed - count) / (now - then) if now > then else 0.0)
             self._last[camera_id] = (now, c.analysed)
-            for label, n in sorted(c.detections.items()):
+            for label, n in sorted(c.detections.copy().items()):  # grows on another thread
                 labels.add_metric([camera_id, label], n)
         yield from (analysed, detected, dropped, fps, labels)
-        times = sorted(self.a.service.inference_ms)
+        times = sorted(list(self.a.service.inference_ms))
         p50 = times[len(times) // 2] if times else 0.0
         yield GaugeMetricFamily(
             "vigia_analytics_inference_ms", "Median detector time per batch (recent)", value=p50

@@ -199,7 +199,7 @@ CREATE TABLE events (
         CHECK (length(camera_id) BETWEEN 1 AND 64 AND camera_id NOT GLOB '*[^a-z0-9_-]*'),
     kind TEXT NOT NULL                    -- 'object', 'enter', 'leave', 'loiter', 'line', 'motion'
         CHECK (kind IN ('object', 'enter', 'leave', 'loiter', 'line', 'motion')),
-    label TEXT NOT NULL DEFAULT '',       -- object label ('person', ...); '' for motion
+    label TEXT NOT NULL DEFAULT '',       -- object label ('person', ...); 'motion' for motion
     score REAL NOT NULL DEFAULT 0         -- best detection score of the object, 0..1
         CHECK (score >= 0 AND score <= 1),
     start_us INTEGER NOT NULL             -- when it began, µs since epoch UTC

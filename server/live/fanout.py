@@ -1,4 +1,4 @@
-"""In-process fan-out of each camera stream's packets (WebRTC now, analytics later).
+"""In-process fan-out of each camera stream's packets (analytics decoding, WebRTC viewers).
 
 The recorder gives every stream a ``Fanout.sink``; consumers ``subscribe`` to the streams they
 want. The per-packet cost with nobody listening is one attribute read. Consumers run on the

@@ -137,9 +137,11 @@ class WhepSessions:
             transceiver.setCodecPreferences(_h264_preferences())
             await pc.setRemoteDescription(RTCSessionDescription(offer.sdp, "offer"))
             await pc.setLocalDescription(await pc.createAnswer())
-        except Exception as exc:
+        except BaseException as exc:  # cancelled (shutdown) too: never leave sockets open
             track.stop()
             await pc.close()
+            if not isinstance(exc, Exception):
+                raise
             raise OfferError(400, "bad_sdp", f"the offer cannot be answered: {exc}") from None
         self.sessions[session.id] = session
         self.totals.sessions_started += 1
