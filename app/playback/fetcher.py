@@ -348,11 +348,13 @@ class SegmentFetcher:
                 )
                 self._inflight[key] = fut
 
-            def done(fut: concurrent.futures.Future[bytes], key: Hashable = key) -> None:
+            def done(
+                fut: concurrent.futures.Future[bytes], key: Hashable = key, size: int = end - first
+            ) -> None:
                 with self._lock:
                     if self._inflight.get(key) is fut:
                         del self._inflight[key]
-                if not fut.cancelled() and fut.exception() is None:
-                    self.cache.put(key, fut.result())
+                if not fut.cancelled() and fut.exception() is None and len(fut.result()) == size:
+                    self.cache.put(key, fut.result())  # a short body is fetched again when used
 
             fut.add_done_callback(done)

@@ -57,9 +57,10 @@ class LayoutRoutes:
         row = LayoutRow(user.name, name, shared, layout, self.clock.now_us())
 
         def work() -> None:
+            before = self.layouts.get(user.name, name)
             self.layouts.put(row)
-            if shared:
-                self.sec.record(request, CONFIG_CHANGE, name, {"layout_shared": True})
+            if shared or (before is not None and before.shared):  # what every user sees changed
+                self.sec.record(request, CONFIG_CHANGE, name, {"layout_shared": shared})
 
         await asyncio.to_thread(work)
         return web.json_response(row.to_json())
@@ -71,6 +72,15 @@ class LayoutRoutes:
         owner = request.query.get("owner", user.name)
         if owner.lower() != user.name.lower():
             require(request, Permission.CONFIG)  # admins tidy up others' shared layouts
-        if not await asyncio.to_thread(self.layouts.delete, owner, name):
+
+        def work() -> bool:
+            before = self.layouts.get(owner, name)
+            if not self.layouts.delete(owner, name):
+                return False
+            if before is not None and before.shared:
+                self.sec.record(request, CONFIG_CHANGE, name, {"layout_deleted": owner})
+            return True
+
+        if not await asyncio.to_thread(work):
             raise ApiError(404, "not_found", f"no layout {name!r} of {owner}")
         return web.Response(status=204)
