@@ -1,8 +1,9 @@
-"""Durable file-system steps: fsync a directory after its entries change."""
+"""Durable file-system steps: fsync a directory after its entries change, write a file whole."""
 
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 
@@ -45,3 +46,20 @@ def unlink_durable(paths: list[Path]) -> None:
         dirs.add(p.parent)
     for d in dirs:
         fsync_dir(d)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Temp file in the same directory, fsync, rename, directory fsync: readers (and a
+    restart after a crash) see the old file or the new one, never part of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)

@@ -15,14 +15,14 @@ YOLOv3-tiny and YOLOv4(-tiny); anything else is refused with the section and lin
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+
+from server.storage import write_atomic
 
 OPSET = 17
 IR_VERSION = 8  # the lowest that carries opset 17: loads in onnxruntime >= 1.14
@@ -496,26 +496,6 @@ def _input(sec: Section, prev: _Tensor) -> _Tensor:
     return prev
 
 
-def write_atomic(data: bytes, out: Path) -> None:
-    """Temp file in the same directory, fsync, rename: readers see all or nothing."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(out.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 def darknet_to_onnx(cfg: Path, weights: Path, names: Path | None, out: Path) -> Path:
     """Convert a Darknet model to ``out`` (written crash-safely); returns ``out``."""
     try:
@@ -525,5 +505,5 @@ def darknet_to_onnx(cfg: Path, weights: Path, names: Path | None, out: Path) -> 
         raise DarknetError(f"cannot read {exc.filename}: {exc.strerror}") from None
     labels = read_names(names) if names else None
     model = build_model(cfg_text, data, labels, str(cfg), str(weights))
-    write_atomic(model.SerializeToString(), out)
+    write_atomic(out, model.SerializeToString())
     return out

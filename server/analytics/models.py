@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -65,6 +66,7 @@ def default_model(cache_dir: Path) -> Path:
     if out.is_file() and out.stat().st_size > 0:
         return out
     cfg, weights, names = darknet_files()
+    _sweep_stale_temps(cache_dir, DEFAULT_MODEL_NAME)
     log.info("converting the default detector %s to %s (once)", weights, out)
     try:
         return darknet_to_onnx(cfg, weights, names, out)
@@ -72,6 +74,17 @@ def default_model(cache_dir: Path) -> Path:
         raise DetectorError(f"cannot build the default detector model: {exc}") from None
     except OSError as exc:
         raise DetectorError(f"cannot write the default detector model to {out}: {exc}") from None
+
+
+def _sweep_stale_temps(directory: Path, name: str, older_than_s: float = 600.0) -> None:
+    """Half-written conversions a kill left behind (another process's live one is younger)."""
+    now = time.time()
+    for tmp in directory.glob(f".{name}.*.tmp"):
+        try:
+            if now - tmp.stat().st_mtime > older_than_s:
+                tmp.unlink()
+        except OSError:
+            continue
 
 
 def available_providers() -> list[str]:

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from server.config import CAMERA_ID
+from server.storage import fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -64,14 +65,6 @@ def parse_hour_name(name: str) -> int | None:
     except ValueError:
         return None
     return int(moment.timestamp()) // 3600
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def region_mask(region: tuple[float, float, float, float], cols: int = 32, rows: int = 18) -> bytes:

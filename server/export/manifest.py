@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from server.datadir import DataDir
-from server.storage import fsync_dir
+from server.storage import fsync_dir, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -107,21 +107,12 @@ def file_entry(path: Path, **info: object) -> ManifestFile:
     return ManifestFile(path.name, path.stat().st_size, digest, **info)  # type: ignore[arg-type]
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def write_manifest(out_dir: Path, manifest: Manifest, private_key: Ed25519PrivateKey) -> Path:
     """Write manifest.json, its signature and the public key into ``out_dir``."""
     data = manifest.to_bytes()
-    _write_atomic(out_dir / PUBLIC_KEY, base64.b64encode(public_raw(private_key)) + b"\n")
-    _write_atomic(out_dir / MANIFEST, data)
-    _write_atomic(out_dir / SIGNATURE, base64.b64encode(private_key.sign(data)) + b"\n")
+    write_atomic(out_dir / PUBLIC_KEY, base64.b64encode(public_raw(private_key)) + b"\n")
+    write_atomic(out_dir / MANIFEST, data)
+    write_atomic(out_dir / SIGNATURE, base64.b64encode(private_key.sign(data)) + b"\n")
     fsync_dir(out_dir)
     return out_dir / MANIFEST
 
