@@ -67,6 +67,7 @@ class Workstation:
         self._fetchers: dict[tuple[str, str, str], SegmentFetcher] = {}
         self._tiles: weakref.WeakSet[LiveTile] = weakref.WeakSet()
         self._unfollow: Any = None
+        self.sessions.removed.connect(self._forget_server)
         self._closed = False
         self.discovery: Discovery | None = None
         if start_discovery:
@@ -194,6 +195,20 @@ class Workstation:
         )
 
     # --- end --------------------------------------------------------------------------------
+
+    def _forget_server(self, session: Session) -> None:
+        """A logged-out recorder's overlays and fetchers hold its old API client: drop them,
+        so the next login makes new ones. Overlays unsubscribe on a thread of their own, since
+        this may run on the network loop, which their stop waits for."""
+        with self._lock:
+            gone = [k for k in self._overlays if k[0] == session.server_id]
+            overlays = [self._overlays.pop(k) for k in gone]
+            for k in [k for k in self._fetchers if k[0] == session.server_id]:
+                del self._fetchers[k]
+        if overlays:
+            threading.Thread(
+                target=lambda: [o.stop() for o in overlays], name="overlays-stop", daemon=True
+            ).start()
 
     def close(self) -> None:
         """Stop tiles and overlays left running, log out, stop discovery and the runner."""

@@ -58,6 +58,8 @@ def test_gl_tile_converts_yuv420p_and_nv12(xvfb_display) -> None:
     assert out.returncode == 0, out.stderr[-3000:]
     assert "not been destroyed" not in out.stderr  # GL textures freed with their context
     report = json.loads(out.stdout.strip().splitlines()[-1])
+    if report["gl"] is None:
+        pytest.skip(f"no OpenGL context on the Xvfb display: {out.stderr.strip()[-500:]}")
     assert report["renderer"] == "gl", report
     for case in report["cases"]:
         got, want = np.array(case["got"]), np.array(case["want"])
@@ -100,6 +102,9 @@ def _child(artifacts: Path) -> None:
         return [c.red(), c.green(), c.blue()]
 
     report: dict = {"gl": gl_renderer_name(), "cases": []}
+    if report["gl"] is None:  # the parent skips: nothing here could be drawn with GL
+        print(json.dumps(report))
+        return
     # SD is BT.601, HD is BT.709 (what players assume when the stream does not say)
     for fmt, w, h, standard in (("yuv420p", 320, 180, "bt601"), ("nv12", 1280, 720, "bt709")):
         tile = VideoTile(renderer="gl")

@@ -193,6 +193,20 @@ def test_connect_tree_drag_and_frames(qtbot, window: MainWindow, recorder: Recor
     assert tile.frame.width == 640
     window.wall.restore()
 
+    # log out: the tile's live video stops and waits; log in again: it plays on the new session
+    source = window.sources.source_at(3)
+    old_live = source.live
+    assert old_live is not None
+    window.workstation.sessions.disconnect(session.server_id)
+    qtbot.waitUntil(lambda: source.live is None and tile.state == "no_signal", timeout=5000)
+    qtbot.waitUntil(lambda: not old_live._thread.is_alive(), timeout=10_000)
+    _connect(qtbot, window, recorder)
+    qtbot.waitUntil(lambda: source.live is not None, timeout=5000)
+    assert source.live is not old_live and window.sources.source_at(3) is source
+    before = tile.frames_received
+    qtbot.waitUntil(lambda: tile.frames_received >= before + 5, timeout=FRAMES_S)
+    assert tile.state == "live"
+
 
 def test_layouts_local_and_shared(qtbot, window: MainWindow, recorder: Recorder) -> None:
     session = _connect(qtbot, window, recorder)
@@ -252,8 +266,11 @@ def test_tour_detach_and_clean_shutdown(qtbot, window: MainWindow, recorder: Rec
     window.wall.assign(0, f"{sid}/cam2")
     window.save_layout("one")
     tour = window.start_tour(["four", "one"], 1)
+    # the layouts are fetched in the background, then the first one shows
+    with qtbot.waitSignal(tour.step, timeout=10_000):
+        pass
     assert len(window.wall.cells) == 4
-    with qtbot.waitSignal(tour.step, timeout=3000):
+    with qtbot.waitSignal(tour.step, timeout=10_000):
         pass
     assert window.wall.cameras == [f"{sid}/cam2"]
     window.stop_tour()
@@ -312,15 +329,15 @@ def test_vigia_program_selftest(recorder: Recorder, tmp_path: Path) -> None:
     assert result["layout"] == "2x2"
     assert [t["camera"].split("/")[1] for t in result["tiles"]] == CAMERAS
     assert all(t["frames_received"] > 0 for t in result["tiles"])
-    assert "texture" not in proc.stderr.lower(), proc.stderr[-3000:]
     # the wall was remembered for next time
     assert list((tmp_path / "config" / "layouts").glob("admin.json"))
 
 
 def test_translations_complete_and_installed(qtbot, workstation: Workstation) -> None:
-    """Every visible string of the main window's modules has a pt_BR translation, and
+    """Every visible string of the workstation (all of ui/) has a pt_BR translation, and
     switching the language retranslates the open window."""
-    files = [ROOT / "ui" / f for f in ("mainwindow.py", "tree.py", "statusbar.py", "main.py")]
+    files = sorted((ROOT / "ui").rglob("*.py"))
+    assert len(files) > 10
     assert i18n.missing(files) == []
     w = MainWindow(workstation, renderer="raster")
     qtbot.addWidget(w)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,13 +35,11 @@ from PySide6.QtGui import QColor, QImage, QKeySequence, QPainter, QPixmap, QShor
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
-    QDateTimeEdit,
     QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
-    QLabel,
     QLineEdit,
     QPushButton,
     QTreeView,
@@ -53,7 +50,9 @@ from PySide6.QtWidgets import (
 from app.api import ApiError
 from app.overlays import events_subject
 from ui.bridge import bridge
+from ui.dialogs.common import StatusLine
 from ui.theme import label_color
+from ui.timerange import MINUTE_US, TimeRange, camera_name, now_us
 
 log = logging.getLogger(__name__)
 
@@ -63,23 +62,10 @@ THUMB_SIZE = QSize(96, 54)
 MAX_ROWS = 2000  # a list longer than this is not read by a person; the oldest rows go
 QUERY_LIMIT = 500  # per recorder and query
 THUMB_FETCHES = 4  # snapshot downloads at once
-MINUTE_US = 60_000_000
-# (label, window): relative windows follow "now", so live events keep landing in them
-PRESETS: tuple[tuple[str, int | None], ...] = (
-    ("Last 15 minutes", 15 * MINUTE_US),
-    ("Last hour", 60 * MINUTE_US),
-    ("Last 24 hours", 24 * 60 * MINUTE_US),
-    ("Last 7 days", 7 * 24 * 60 * MINUTE_US),
-    ("Custom range", None),
-)
 
 
 def _tr(text: str) -> str:
     return QCoreApplication.translate("EventsPanel", text)
-
-
-def now_us() -> int:
-    return time.time_ns() // 1000
 
 
 # --- data -----------------------------------------------------------------------------------
@@ -366,6 +352,7 @@ class _Subscriptions:
     """Live event subscriptions of one recorder, by camera id."""
 
     by_camera: dict[str, Any] = field(default_factory=dict)  # camera -> LiveSubscription
+    closed: bool = False  # its session went away: a subscription completing now is dropped
     undo: list[Callable[[], None]] = field(default_factory=list)
 
 
@@ -406,18 +393,9 @@ class EventsPanel(QWidget):
 
     def _build(self) -> None:
         self.camera_box = QComboBox()
-        self.range_box = QComboBox()
-        for text, window in PRESETS:
-            self.range_box.addItem(_tr(text), window)
-        self.range_box.setCurrentIndex(1)
-        now = QDateTime.currentDateTime()
-        self.from_edit = QDateTimeEdit(now.addSecs(-3600))
-        self.to_edit = QDateTimeEdit(now)
-        for edit in (self.from_edit, self.to_edit):
-            edit.setDisplayFormat("yyyy-MM-dd HH:mm:ss")
-            edit.setCalendarPopup(True)
-            edit.setVisible(False)
-            edit.dateTimeChanged.connect(self._schedule_refresh)
+        self.time_range = TimeRange(self)
+        self.range_box = self.time_range.box
+        self.from_edit, self.to_edit = self.time_range.from_edit, self.time_range.to_edit
         self.label_box = QComboBox()
         self.label_box.setEditable(True)
         self.label_box.addItem(_tr("Any"), "")
@@ -436,11 +414,7 @@ class EventsPanel(QWidget):
 
         form = QFormLayout()
         form.addRow(_tr("Camera"), self.camera_box)
-        form.addRow(_tr("Time"), self.range_box)
-        span = QHBoxLayout()
-        span.addWidget(self.from_edit)
-        span.addWidget(self.to_edit)
-        form.addRow("", span)
+        self.time_range.add_rows(form, _tr("Time"))
         form.addRow(_tr("Label"), self.label_box)
         form.addRow(_tr("Zone"), self.zone_edit)
         form.addRow(_tr("Kind"), self.kind_box)
@@ -471,7 +445,7 @@ class EventsPanel(QWidget):
         self.view.header().setStretchLastSection(True)
         # activated: double-click, and Enter/Return on the current row
         self.view.activated.connect(self._activate)
-        self.status = QLabel()
+        self.status = StatusLine()
         self.refresh_button = QPushButton(_tr("Search"))
         self.refresh_button.setToolTip(_tr("Search again (F5)"))
         self.refresh_button.clicked.connect(self.refresh)
@@ -487,7 +461,7 @@ class EventsPanel(QWidget):
         layout.addWidget(self.view, 1)
 
         self.camera_box.currentIndexChanged.connect(self._schedule_refresh)
-        self.range_box.currentIndexChanged.connect(self._range_changed)
+        self.time_range.changed.connect(self._schedule_refresh)
         self.label_box.currentTextChanged.connect(self._schedule_refresh)
         self.zone_edit.editingFinished.connect(self._schedule_refresh)
         self.kind_box.currentIndexChanged.connect(self._schedule_refresh)
@@ -495,18 +469,11 @@ class EventsPanel(QWidget):
         QShortcut(QKeySequence(Qt.Key.Key_F5), self, self.refresh)
         QShortcut(QKeySequence("Ctrl+Shift+F"), self, self.object_label.setFocus)
 
-    def _range_changed(self) -> None:
-        custom = self.range_box.currentData() is None
-        self.from_edit.setVisible(custom)
-        self.to_edit.setVisible(custom)
-        self._schedule_refresh()
-
     def _schedule_refresh(self, *_args: object) -> None:
         self._refresh_timer.start()
 
     def _camera_name(self, server_id: str, camera_id: str) -> str:
-        node = self.ws.tree.camera((server_id, camera_id))
-        return node.name if node is not None and node.name else camera_id
+        return camera_name(self.ws.tree, server_id, camera_id)
 
     def _fill_cameras(self) -> None:
         current = self.camera_box.currentData()
@@ -528,9 +495,8 @@ class EventsPanel(QWidget):
         label = self.label_box.currentText().strip()
         if self.label_box.currentIndex() == 0 and label == self.label_box.itemText(0):
             label = ""
-        window = self.range_box.currentData()
-        start = self.from_edit.dateTime().toMSecsSinceEpoch() * 1000
-        end = self.to_edit.dateTime().toMSecsSinceEpoch() * 1000
+        window = self.time_range.window_us
+        start, end = self.time_range.custom_span()
         kind = self.kind_box.currentData() or ""
         camera = self.camera_box.currentData()  # "server_id/camera_id" or None
         return EventFilter(
@@ -546,21 +512,18 @@ class EventsPanel(QWidget):
 
     def set_filter(self, f: EventFilter) -> None:
         """Show ``f`` in the widgets and search (for callers and tests)."""
-        widgets = (self.camera_box, self.range_box, self.label_box, self.kind_box,
-                   self.score_spin, self.from_edit, self.to_edit)  # fmt: skip
+        widgets = (self.camera_box, self.label_box, self.kind_box, self.score_spin)
         for w in widgets:
             w.blockSignals(True)
         try:
             self.camera_box.setCurrentIndex(
                 max(0, self.camera_box.findData("/".join(f.camera))) if f.camera else 0
             )
-            index = self.range_box.findData(f.window_us) if f.window_us is not None else -1
-            self.range_box.setCurrentIndex(index if index >= 0 else self.range_box.count() - 1)
-            if index < 0:
+            if f.window_us is None or not self.time_range.set_window(f.window_us):
+                self.time_range.set_window(None)  # the span, in the date edits
                 start = f.start_us if f.window_us is None else now_us() - f.window_us
                 end = f.end_us if f.window_us is None else now_us()
-                self.from_edit.setDateTime(QDateTime.fromMSecsSinceEpoch(start // 1000))
-                self.to_edit.setDateTime(QDateTime.fromMSecsSinceEpoch(end // 1000))
+                self.time_range.set_custom_span(start, end)
             self.label_box.setCurrentText(f.labels[0] if f.labels else self.label_box.itemText(0))
             self.zone_edit.setText(f.zone)
             self.kind_box.setCurrentIndex(max(0, self.kind_box.findData(f.kinds[0]))
@@ -569,9 +532,6 @@ class EventsPanel(QWidget):
         finally:
             for w in widgets:
                 w.blockSignals(False)
-        custom = self.range_box.currentData() is None
-        self.from_edit.setVisible(custom)
-        self.to_edit.setVisible(custom)
         self.refresh()
 
     def object_search(
@@ -673,10 +633,10 @@ class EventsPanel(QWidget):
         return session.name if session is not None and session.name else server_id
 
     def _set_status(self, text: str, error: bool = False) -> None:
-        self.status.setText(text)
-        self.status.setProperty("error", error)
-        self.status.style().unpolish(self.status)
-        self.status.style().polish(self.status)
+        if error:
+            self.status.error(text)
+        else:
+            self.status.busy(text)
 
     # --- live ---------------------------------------------------------------------------------
 
@@ -693,9 +653,11 @@ class EventsPanel(QWidget):
     def _on_session_removed(self, session: Any) -> None:
         subs = self._subs.pop(session.server_id, None)
         if subs is not None:
+            subs.closed = True
             for undo in subs.undo:
                 undo()
             self._unsubscribe(list(subs.by_camera.values()))
+            subs.by_camera.clear()
         self.model.remove_server(session.server_id)
 
     def _sync_cameras(self, session: Any) -> None:
@@ -732,8 +694,8 @@ class EventsPanel(QWidget):
             log.warning("cannot subscribe to the events of %s: %r", cam, exc)
             subs.by_camera.pop(cam, None)
             return
-        if self._closed or subs.by_camera.get(cam, 0) is not None:
-            self._unsubscribe([sub])  # removed (or the panel closed) meanwhile
+        if self._closed or subs.closed or subs.by_camera.get(cam, 0) is not None:
+            self._unsubscribe([sub])  # removed (or the panel or session closed) meanwhile
             return
         subs.by_camera[cam] = sub
 
@@ -820,6 +782,7 @@ class EventsPanel(QWidget):
             self.object_group.setTitle(_tr("Object search"))
             self.find_button.setText(_tr("Find objects"))
             self.refresh_button.setText(_tr("Search"))
+            self.time_range.retranslate()
             self.model.headerDataChanged.emit(
                 Qt.Orientation.Horizontal, 0, len(EventsModel.COLUMNS) - 1
             )

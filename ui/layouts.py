@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 VERSION = 1
 TIMEOUT_S = 5.0
 _SAFE = re.compile(r"[^A-Za-z0-9_.@-]")
+_FILE_LOCK = threading.Lock()  # saves run on worker threads: one read-modify-write at a time
 
 
 @dataclass(frozen=True)
@@ -112,10 +114,11 @@ class LocalLayouts:
     def save(self, name: str, layout: dict[str, Any]) -> NamedLayout:
         name = check_name(name)
         VideoWall.parse_dict(layout)
-        layouts = self._read()
-        entry = NamedLayout(name, layout, self.user, False, now_us())
-        layouts[name] = {"layout": layout, "updated_us": entry.updated_us}
-        self._write(layouts)
+        with _FILE_LOCK:
+            layouts = self._read()
+            entry = NamedLayout(name, layout, self.user, False, now_us())
+            layouts[name] = {"layout": layout, "updated_us": entry.updated_us}
+            self._write(layouts)
         return entry
 
     def last(self) -> dict[str, Any] | None:
@@ -129,13 +132,15 @@ class LocalLayouts:
 
     def save_last(self, layout: dict[str, Any]) -> None:
         VideoWall.parse_dict(layout)
-        self._write(self._read(), last=layout)
+        with _FILE_LOCK:
+            self._write(self._read(), last=layout)
 
     def delete(self, name: str) -> bool:
-        layouts = self._read()
-        if layouts.pop(name, None) is None:
-            return False
-        self._write(layouts)
+        with _FILE_LOCK:
+            layouts = self._read()
+            if layouts.pop(name, None) is None:
+                return False
+            self._write(layouts)
         return True
 
 
@@ -209,6 +214,17 @@ class RemoteLayouts:
         return True
 
 
+def pick_layouts(layouts: list[NamedLayout], names: list[str], user: str) -> dict[str, NamedLayout]:
+    """The layout shown for each name: the local one, else ``user``'s own on a recorder, else
+    a shared one (names without any are left out)."""
+    order = sorted(layouts, key=lambda lay: (lay.origin != "local", lay.owner != user))
+    out: dict[str, NamedLayout] = {}
+    for lay in order:
+        if lay.name in names:
+            out.setdefault(lay.name, lay)
+    return out
+
+
 async def _put_json(api: Any, path: str, body: Any) -> Any:
     _, data, _ = await api.request("PUT", path, json=body)
     return json.loads(data) if data else {}
@@ -217,8 +233,9 @@ async def _put_json(api: Any, path: str, body: Any) -> Any:
 class Layouts:
     """Local and recorder layouts of the signed-in user, by name.
 
-    The user is the first connected recorder's login (else the OS user). Blocking calls (the
-    recorder's answers take a round trip): user actions only.
+    The user is the first connected recorder's login (else the OS user). Every call but
+    ``user`` and ``local`` blocks for the recorders' answers: from a widget, run it with
+    ``bridge().run``.
     """
 
     def __init__(self, workstation: Workstation) -> None:
@@ -256,10 +273,7 @@ class Layouts:
 
     def get(self, name: str) -> NamedLayout | None:
         """By name: the local one, else the user's own on a recorder, else a shared one."""
-        found = [lay for lay in self.list() if lay.name == name]
-        user = self.user()
-        found.sort(key=lambda lay: (lay.origin != "local", lay.owner != user))
-        return found[0] if found else None
+        return pick_layouts(self.list(), [name], self.user()).get(name)
 
     def names(self) -> list[str]:
         return sorted({lay.name for lay in self.list()}, key=str.casefold)
@@ -302,6 +316,7 @@ class Tour(QObject):
         if not 1 <= interval_s <= 86_400:
             raise ValueError("a tour's interval is 1 s to a day")
         self.names = list(names)
+        self.layouts: dict[str, NamedLayout] = {}  # by name, fetched once by whoever shows them
         self.index = -1
         self._timer = QTimer(self)
         self._timer.setInterval(round(interval_s * 1000))

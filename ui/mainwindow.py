@@ -34,7 +34,7 @@ from app.api import ApiError
 from app.session import Session
 from app.workstation import Workstation
 from ui.bridge import bridge
-from ui.layouts import Layouts, Tour
+from ui.layouts import Layouts, NamedLayout, Tour, pick_layouts
 from ui.sources import LiveSources
 from ui.statusbar import WorkstationStatus
 from ui.theme import install_language
@@ -204,6 +204,9 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.wall)
         self.detached: list[WallWindow] = []
         self.tour: Tour | None = None
+        self.saved_layouts: list[NamedLayout] | None = None  # None until first fetched
+        self._saved_generation = 0
+        self._saved_waiting: list[Callable[[], None]] = []  # ``then``s of refresh_saved
         self._shut = False
 
         self.tree = ResourceTree(workstation.tree, self)
@@ -235,13 +238,17 @@ class MainWindow(QMainWindow):
             )
             self.tabifyDockWidget(self.events_dock, self.motion_dock)
             self.events_dock.raise_()
+            # a tool armed on a tile whose camera changed would search the old camera
+            self.wall.camera_assigned.connect(lambda index, _camera: self._tile_changed(index))
+            self.wall.tiles_swapped.connect(lambda a, b: self._tile_changed(a, b))
 
         self.status = WorkstationStatus(workstation, self.wall, self.sources, self)
         self.setStatusBar(self.status)
         self._build_menus()
         self._undo = [
             bridge().connect(workstation.settings.changed, lambda _s: self._apply_language()),
-            bridge().connect(workstation.sessions.added, lambda _s: self._update_title()),
+            bridge().connect(workstation.sessions.added, lambda _s: self._session_added()),
+            bridge().connect(workstation.sessions.removed, lambda _s: self.refresh_saved()),
         ]
         self._language = workstation.settings.preferences.language
         self.retranslate()
@@ -296,7 +303,7 @@ class MainWindow(QMainWindow):
             action.setCheckable(True)
             group.addAction(action)
         self.saved_menu = self.view_menu.addMenu("")
-        self.saved_menu.aboutToShow.connect(self._fill_saved_menu)
+        self.saved_menu.aboutToShow.connect(self._show_saved_menu)
         self._action(self.view_menu, "save-layout", self.save_layout_dialog, "Ctrl+S")
         self._action(self.view_menu, "delete-layout", self.delete_layout_dialog)
         self.view_menu.addSeparator()
@@ -307,7 +314,10 @@ class MainWindow(QMainWindow):
         self._action(self.view_menu, "full-screen", lambda: toggle_full_screen(self), "F11")
         self._action(self.view_menu, "motion-search", self.motion_search, "Ctrl+M")
         self.view_menu.addSeparator()
-        for dock in (self.tree_dock, self.playback_dock, self.events_dock):
+        docks = [self.tree_dock, self.playback_dock, self.events_dock]
+        if self.motion_panel is not None:
+            docks.append(self.motion_dock)
+        for dock in docks:
             self.view_menu.addAction(dock.toggleViewAction())
 
         self.settings_menu = bar.addMenu("")
@@ -374,6 +384,10 @@ class MainWindow(QMainWindow):
         if isinstance(app, QApplication):
             install_language(app, language or "en")
 
+    def _session_added(self) -> None:
+        self._update_title()
+        self.refresh_saved()
+
     def _update_title(self) -> None:
         names = [s.name for s in self.workstation.sessions.sessions()]
         suffix = f" — {', '.join(names)}" if names else ""
@@ -388,6 +402,8 @@ class MainWindow(QMainWindow):
             return self.workstation.connect(server, user, password, remember=remember)
 
         def done(future: Any) -> None:
+            if self._shut:
+                return
             try:
                 session = future.result()
             except (ApiError, ValueError, TimeoutError) as exc:
@@ -447,6 +463,14 @@ class MainWindow(QMainWindow):
         self.motion_dock.raise_()
         self.motion_panel.arm(self.wall.tile(index), server_id, camera_id)
 
+    def _tile_changed(self, *indexes: int) -> None:
+        tool = self.motion_panel.tool if self.motion_panel is not None else None
+        if tool is None:
+            return
+        cells = self.wall.cells
+        if any(0 <= i < len(cells) and cells[i].tile is tool.tile for i in indexes):
+            self.motion_panel.disarm()
+
     def play_from(self, server_id: str, camera_id: str, start_us: int) -> None:
         """Show the camera (its tile if on the wall) and play it back from ``start_us``."""
         camera = f"{server_id}/{camera_id}"
@@ -475,65 +499,142 @@ class MainWindow(QMainWindow):
         fill_wall(self.wall, first_cameras(self.workstation, len(self.wall.cells)))
 
     def save_layout(self, name: str, *, shared: bool = False) -> list[str]:
-        """Keep the current wall under ``name`` (see ``Layouts.save``)."""
-        return self.layouts.save(name, self.wall.to_dict(), shared=shared)
+        """Keep the current wall under ``name`` (see ``Layouts.save``). Blocks for the
+        recorders' answers: scripts and tests; the menus use ``save_layout_dialog``."""
+        where = self.layouts.save(name, self.wall.to_dict(), shared=shared)
+        self.refresh_saved()
+        return where
 
     def restore_layout(self, name: str) -> bool:
-        found = self.layouts.get(name)
+        """Show the layout ``name``. Blocks for the recorders' answers: scripts and tests;
+        the menu and tours show layouts fetched in the background."""
+        return self.show_layout(self.layouts.get(name), name)
+
+    def show_layout(self, found: NamedLayout | None, name: str = "") -> bool:
         if found is None:
             self.status.showMessage(_tr("No layout named {name}").format(name=name), 5000)
             return False
-        self.wall.from_dict(found.layout)
+        try:
+            self.wall.from_dict(found.layout)
+        except ValueError as exc:  # a camera reference the wall refuses: say so, keep the wall
+            self.status.showMessage(str(exc), 5000)
+            return False
         return True
 
+    def saved_names(self) -> list[str]:
+        """Names of the layouts last fetched (``refresh_saved``); no network here."""
+        return sorted({lay.name for lay in self.saved_layouts or []}, key=str.casefold)
+
+    def refresh_saved(self, then: Callable[[], None] | None = None) -> None:
+        """Fetch the saved layouts in the background into ``saved_layouts``; ``then`` runs
+        on the Qt thread once they are in (not when the fetch failed)."""
+        self._saved_generation += 1
+        generation = self._saved_generation
+        if then is not None:
+            self._saved_waiting.append(then)
+
+        def done(future: Any) -> None:
+            if self._shut or generation != self._saved_generation:
+                return  # a newer fetch is under way: it answers the waiting ones
+            waiting, self._saved_waiting = self._saved_waiting, []
+            try:
+                self.saved_layouts = future.result()
+            except (ApiError, ValueError, OSError, TimeoutError) as exc:
+                log.warning("layouts: %s", exc)
+                return
+            if self.saved_menu.isVisible():
+                self._fill_saved_menu()
+            for fn in waiting:
+                fn()
+
+        bridge().run(self.layouts.list, done)
+
     def save_layout_dialog(self) -> None:
-        dialog = SaveLayoutDialog(self, self.layouts.names())
+        dialog = SaveLayoutDialog(self, self.saved_names())
         if dialog.exec() != QDialog.DialogCode.Accepted:
             return
         name = dialog.name.text().strip()
-        try:
-            self.save_layout(name, shared=dialog.shared.isChecked())
-        except (ValueError, ApiError) as exc:
-            QMessageBox.warning(self, _tr("Save layout"), str(exc))
-            return
-        self.status.showMessage(_tr("Layout {name} saved").format(name=name), 5000)
+        layout, shared = self.wall.to_dict(), dialog.shared.isChecked()
+
+        def done(future: Any) -> None:
+            if self._shut:
+                return
+            try:
+                future.result()
+            except (ValueError, ApiError, OSError, TimeoutError) as exc:
+                QMessageBox.warning(self, _tr("Save layout"), str(exc))
+                return
+            self.status.showMessage(_tr("Layout {name} saved").format(name=name), 5000)
+            self.refresh_saved()
+
+        bridge().run(lambda: self.layouts.save(name, layout, shared=shared), done)
 
     def delete_layout_dialog(self) -> None:
-        names = self.layouts.names()
+        if self.saved_layouts is None:
+            self.refresh_saved(then=self.delete_layout_dialog)
+            return
+        names = self.saved_names()
         if not names:
             return
         name, ok = QInputDialog.getItem(self, _tr("Delete layout"), _tr("Layout"), names, 0, False)
-        if ok and name:
-            self.layouts.delete(name)
+        if not (ok and name):
+            return
+
+        def done(future: Any) -> None:
+            if self._shut:
+                return
+            try:
+                future.result()
+            except (ApiError, OSError, TimeoutError) as exc:
+                log.warning("deleting layout %r: %s", name, exc)
+            self.refresh_saved()
+
+        bridge().run(lambda: self.layouts.delete(name), done)
+
+    def _show_saved_menu(self) -> None:
+        self._fill_saved_menu()
+        self.refresh_saved()  # refills the open menu when the answer is in
 
     def _fill_saved_menu(self) -> None:
         self.saved_menu.clear()
-        try:
-            layouts = self.layouts.list()
-        except (ApiError, ValueError) as exc:
-            log.warning("layouts: %s", exc)
-            layouts = []
+        layouts = self.saved_layouts
         if not layouts:
-            empty = self.saved_menu.addAction(_tr("(none saved)"))
+            text = _tr("Loading…") if layouts is None else _tr("(none saved)")
+            empty = self.saved_menu.addAction(text)
             empty.setEnabled(False)
-        for lay in layouts:
+        for lay in layouts or []:
             label = lay.name
             if lay.shared:
                 label += " " + _tr("(shared by {owner})").format(owner=lay.owner)
             elif lay.origin != "local":
                 label += " " + _tr("(on the recorder)")
             self.saved_menu.addAction(label).triggered.connect(
-                lambda _c=False, d=lay.layout: self.wall.from_dict(d)
+                lambda _c=False, found=lay: self.show_layout(found, found.name)
             )
 
     # --- tours ------------------------------------------------------------------------------
 
     def start_tour(self, names: list[str], interval_s: float) -> Tour:
+        """Cycle through ``names``; the layouts are fetched once in the background, and the
+        first is shown when they are in."""
         self.stop_tour()
-        self.tour = Tour(names, interval_s, self)
-        self.tour.step.connect(self.restore_layout)
-        self.tour.start()
-        return self.tour
+        tour = self.tour = Tour(names, interval_s, self)
+        tour.step.connect(lambda name: self.show_layout(tour.layouts.get(name), name))
+
+        def done(future: Any) -> None:
+            if self._shut or self.tour is not tour:
+                return
+            try:
+                found = future.result()
+            except (ApiError, ValueError, OSError, TimeoutError) as exc:
+                self.status.showMessage(str(exc), 5000)
+                self.stop_tour()
+                return
+            tour.layouts = pick_layouts(found, names, self.layouts.user())
+            tour.start()
+
+        bridge().run(self.layouts.list, done)
+        return tour
 
     def stop_tour(self) -> None:
         if self.tour is not None:
@@ -542,7 +643,10 @@ class MainWindow(QMainWindow):
             self.tour = None
 
     def tour_dialog(self) -> None:
-        names = self.layouts.names()
+        if self.saved_layouts is None:  # not fetched yet: ask once, then come back
+            self.refresh_saved(then=self.tour_dialog)
+            return
+        names = self.saved_names()
         if len(names) < 2:
             QMessageBox.information(
                 self, _tr("Tour"), _tr("Save at least two layouts to tour through them.")
@@ -598,6 +702,7 @@ class MainWindow(QMainWindow):
         lines += [
             _tr("Enter\tMaximise the selected tile (Esc: back)"),
             _tr("Wheel / drag\tDigital zoom and pan on a tile (0: reset)"),
+            _tr("Ctrl++ / Ctrl+- / Ctrl+Left / Ctrl+Right\tZoom and pan the timeline"),
         ]
         QMessageBox.information(self, _tr("Keyboard shortcuts"), "\n".join(lines))
 

@@ -11,7 +11,6 @@ The request runs on the workstation's network loop; the answer comes back throug
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 from PySide6.QtCore import (
@@ -25,8 +24,6 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QColor, QKeySequence, QPainter, QPainterPath, QPen, QShortcut
 from PySide6.QtWidgets import (
-    QComboBox,
-    QDateTimeEdit,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -40,28 +37,21 @@ from shiboken6 import isValid
 
 from app.api import ApiError
 from ui.bridge import bridge
+from ui.dialogs.common import StatusLine
 from ui.theme import DARK
+from ui.timerange import DAY_US, MINUTE_US, PRESETS, TimeRange, camera_name, now_us
 from ui.videotile import VideoTile
 
 log = logging.getLogger(__name__)
 
 MIN_REGION = 0.01  # a rectangle thinner than this (normalised) is a click, not a region
-MINUTE_US = 60_000_000
-PRESETS: tuple[tuple[str, int | None], ...] = (
-    ("Last 15 minutes", 15 * MINUTE_US),
-    ("Last hour", 60 * MINUTE_US),
-    ("Last 24 hours", 24 * 60 * MINUTE_US),
-    ("Custom range", None),
-)
+# up to a day: longer searches of the motion grid are asked for as a custom range
+MOTION_PRESETS = tuple(w for w in PRESETS if w is None or w <= DAY_US)
 Region = tuple[float, float, float, float]
 
 
 def _tr(text: str) -> str:
     return QCoreApplication.translate("MotionSearch", text)
-
-
-def now_us() -> int:
-    return time.time_ns() // 1000
 
 
 def normalise_region(a: tuple[float, float], b: tuple[float, float]) -> Region | None:
@@ -197,32 +187,17 @@ class MotionSearchPanel(QWidget):
 
     def _build(self) -> None:
         self.camera_label = QLabel(_tr("Draw a rectangle on a tile"))
-        self.range_box = QComboBox()
-        for text, window in PRESETS:
-            self.range_box.addItem(_tr(text), window)
-        self.range_box.setCurrentIndex(1)
-        now = QDateTime.currentDateTime()
-        self.from_edit = QDateTimeEdit(now.addSecs(-3600))
-        self.to_edit = QDateTimeEdit(now)
-        for edit in (self.from_edit, self.to_edit):
-            edit.setDisplayFormat("yyyy-MM-dd HH:mm:ss")
-            edit.setCalendarPopup(True)
-            edit.setVisible(False)
-        self.range_box.currentIndexChanged.connect(self._range_changed)
+        self.time_range = TimeRange(self, MOTION_PRESETS)
         self.search_button = QPushButton(_tr("Search motion"))
         self.search_button.setToolTip(_tr("Search the drawn area again (Ctrl+Return)"))
         self.search_button.clicked.connect(self.search_again)
-        self.status = QLabel()
+        self.status = StatusLine()
         self.results = QListWidget()
         self.results.itemActivated.connect(self._activate)
 
         form = QFormLayout()
         form.addRow(_tr("Camera"), self.camera_label)
-        form.addRow(_tr("Time"), self.range_box)
-        span = QHBoxLayout()
-        span.addWidget(self.from_edit)
-        span.addWidget(self.to_edit)
-        form.addRow("", span)
+        self.time_range.add_rows(form, _tr("Time"))
         row = QHBoxLayout()
         row.addWidget(self.status, 1)
         row.addWidget(self.search_button)
@@ -233,20 +208,12 @@ class MotionSearchPanel(QWidget):
         layout.addWidget(self.results, 1)
         QShortcut(QKeySequence("Ctrl+Return"), self, self.search_again)
 
-    def _range_changed(self) -> None:
-        custom = self.range_box.currentData() is None
-        self.from_edit.setVisible(custom)
-        self.to_edit.setVisible(custom)
-
     def span(self) -> tuple[int, int]:
-        window = self.range_box.currentData()
+        window = self.time_range.window_us
         if window is not None:
             now = now_us()
             return now - window, now + MINUTE_US
-        return (
-            self.from_edit.dateTime().toMSecsSinceEpoch() * 1000,
-            self.to_edit.dateTime().toMSecsSinceEpoch() * 1000,
-        )
+        return self.time_range.custom_span()
 
     # --- drawing ------------------------------------------------------------------------------
 
@@ -270,10 +237,10 @@ class MotionSearchPanel(QWidget):
             tool.deleteLater()
 
     def _camera_name(self, server_id: str, camera_id: str) -> str:
-        node = self.ws.tree.camera((server_id, camera_id))
-        return node.name if node is not None and node.name else camera_id
+        return camera_name(self.ws.tree, server_id, camera_id)
 
     def _region_drawn(self, x1: float, y1: float, x2: float, y2: float) -> None:
+        self.disarm()  # one rectangle per arming: the tile takes its clicks back
         start, end = self.span()
         self.search(self.server_id, self.camera_id, (x1, y1, x2, y2), start, end)
 
@@ -346,10 +313,10 @@ class MotionSearchPanel(QWidget):
         self.error.emit(message)
 
     def _set_status(self, text: str, error: bool = False) -> None:
-        self.status.setText(text)
-        self.status.setProperty("error", error)
-        self.status.style().unpolish(self.status)
-        self.status.style().polish(self.status)
+        if error:
+            self.status.error(text)
+        else:
+            self.status.busy(text)
 
     def _activate(self, item: QListWidgetItem) -> None:
         self.play_range(self.results.row(item))
@@ -362,4 +329,5 @@ class MotionSearchPanel(QWidget):
     def changeEvent(self, event) -> None:
         if event.type() == event.Type.LanguageChange:
             self.search_button.setText(_tr("Search motion"))
+            self.time_range.retranslate()
         super().changeEvent(event)

@@ -12,15 +12,18 @@ previous/next event or bookmark, +/- speed, L live, S sync all.
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Callable
 
 from PySide6.QtCore import QCoreApplication, QEvent, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
 
+from app.session import Session
 from app.timeline import TimelineModel as TimelineData
 from app.timeline import TimelineView
 from app.workstation import Workstation
+from ui.bridge import bridge
 from ui.playback import SPEEDS, WallPlayback, split_camera, wall_now_us
 from ui.theme import icon
 from ui.thumbnail import HoverThumbnail, LatestWins, time_text
@@ -33,6 +36,7 @@ US = 1_000_000
 LIVE_EDGE_WINDOW_US = 120 * US  # a recording ending this close to now is the live edge
 REFRESH_MS = 5000  # a view that shows the recent past is fetched again this often
 TICK_MS = 100  # the playback time and the cursor follow the shown frame this often
+MODELS_KEPT = 16  # timeline models of recently shown cameras kept (their fetched views)
 
 
 def _tr(text: str) -> str:
@@ -121,7 +125,8 @@ class PlaybackBar(QWidget):
         self.playback = playback or WallPlayback(workstation, wall, self)
         self.camera: str | None = None
         self.adapter: TimelineAdapter | None = None
-        self._models: dict[str, TimelineData] = {}
+        # by (camera, id(session)): a model holds its session's api, so a new login gets new ones
+        self._models: OrderedDict[tuple[str, int], TimelineData] = OrderedDict()
         self._hover_us: int | None = None
         self._windows: LatestWins[tuple[TimelineData, int, int, int], TimelineView] = LatestWins(
             lambda k: k[0].set_window(k[1], k[2], k[3]), lambda _k, _v: None, "timeline-window"
@@ -196,6 +201,11 @@ class PlaybackBar(QWidget):
         self._refresh.timeout.connect(self._refresh_recent)
         self._refresh.start()
         self.destroyed.connect(lambda *_a, w=self._windows: w.close(0))
+        self._undo = [
+            bridge().connect(workstation.sessions.removed, self._session_removed),
+            bridge().connect(workstation.sessions.added, lambda _s: self._session_added()),
+        ]
+        self.destroyed.connect(lambda *_a, undo=self._undo: [u() for u in undo])
         self._retranslate()
         self.follow_camera()
 
@@ -270,16 +280,38 @@ class PlaybackBar(QWidget):
         self.request_window()
 
     def _model_for(self, camera: str) -> TimelineData | None:
-        data = self._models.get(camera)
+        server_id, camera_id = split_camera(camera)
+        session = self.workstation.session(server_id)
+        if session is None:  # its recorder is not connected (yet)
+            return None
+        key = (camera, id(session))
+        data = self._models.get(key)
         if data is None:
-            server_id, camera_id = split_camera(camera)
             try:
                 data = self.workstation.timeline(server_id, camera_id)
-            except KeyError as exc:  # its recorder is not connected (yet)
+            except KeyError as exc:  # logged out meanwhile
                 log.info("no timeline for %s: %s", camera, exc)
                 return None
-            self._models[camera] = data
+            self._models[key] = data
+            while len(self._models) > MODELS_KEPT:
+                self._models.popitem(last=False)
+        else:
+            self._models.move_to_end(key)
         return data
+
+    def _session_removed(self, session: Session) -> None:
+        """Forget that session's models; the timeline waits for the next login."""
+        gone = [k for k in self._models if k[1] == id(session)]
+        for key in gone:
+            del self._models[key]
+        if self.camera is not None and split_camera(self.camera)[0] == session.server_id:
+            self.camera = None
+            self.follow_camera()
+
+    def _session_added(self) -> None:
+        if self.adapter is None:  # the camera shown had no recorder: try again
+            self.camera = None
+            self.follow_camera()
 
     @property
     def timeline_data(self) -> TimelineData | None:
@@ -361,6 +393,9 @@ class PlaybackBar(QWidget):
         """Back to live and stop every worker (call before the window goes away)."""
         self._tick.stop()
         self._refresh.stop()
+        for undo in self._undo:
+            undo()
+        self._undo.clear()
         self.thumbnails.close()
         self._windows.close()
         self.playback.close()

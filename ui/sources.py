@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 STALL_S = 3.0  # no new frame for this long: the tile says "no signal"
 STATE_INTERVAL_MS = 500
+STOP_WAIT_S = 15.0  # close() waits this long for tiles still stopping on workers
 DEFAULT_INTERVAL_US = 40_000  # overlay matching window before the stream's rate is known
 
 
@@ -56,6 +57,7 @@ class LiveSource:
         self._shown_seq = -1
         self._last_new = time.monotonic()
         self._closed = False
+        self._generation = 0  # bumped when the live tile goes, so late answers are dropped
 
     # FrameSource
 
@@ -112,14 +114,16 @@ class LiveSource:
             self.update_view_size()
         if self.provider.overlays_enabled:
             # subscribing blocks for a round trip: never on the Qt thread
-            sid, cid = self.server_id, self.camera_id
-            bridge().run(lambda: ws.overlays(sid, cid), self._overlays_ready)
+            sid, cid, gen = self.server_id, self.camera_id, self._generation
+            bridge().run(lambda: ws.overlays(sid, cid), lambda f: self._overlays_ready(f, gen))
             session = ws.session(self.server_id)
-            bridge().run(lambda: _zones(session, cid), self._zones_ready)
+            bridge().run(lambda: _zones(session, cid), lambda f: self._zones_ready(f, gen))
         return True
 
-    def _zones_ready(self, future: concurrent.futures.Future[list[OverlayShape]]) -> None:
-        if self._closed:
+    def _zones_ready(
+        self, future: concurrent.futures.Future[list[OverlayShape]], generation: int
+    ) -> None:
+        if self._closed or generation != self._generation:
             return
         try:
             self.shapes = future.result()
@@ -129,21 +133,33 @@ class LiveSource:
         if self.view is not None and isValid(self.view):
             self.view.set_shapes(self.shapes)
 
-    def _overlays_ready(self, future: concurrent.futures.Future[LiveOverlays]) -> None:
-        if self._closed:
+    def _overlays_ready(
+        self, future: concurrent.futures.Future[LiveOverlays], generation: int
+    ) -> None:
+        if self._closed or generation != self._generation:
             return
         try:
             self.overlays = future.result()
         except Exception as exc:  # NATS down, timeout: live video still plays, without boxes
             log.info("no detections for %s: %s", self.camera, exc)
 
-    def stop(self) -> None:
+    def stop(self, *, wait: bool = False) -> None:
+        """End for good; ``wait`` joins the tile's threads here (shutdown), else a worker does."""
         self._closed = True
+        self.suspend(wait=wait)
+        self.view = None
+
+    def suspend(self, *, wait: bool = False) -> None:
+        """Drop the live tile (its session went away); ``start`` makes a new one later."""
+        self._generation += 1
         live, self.live = self.live, None
         self.overlays = None
-        self.view = None
-        if live is not None:
+        if live is None:
+            return
+        if wait:
             live.stop()
+        else:  # joining the decoder thread can take seconds: never on the Qt thread
+            self.provider.stopping(bridge().run(live.stop))
 
     def stats(self) -> TileStats | None:
         return self.live.stats() if self.live is not None else None
@@ -207,16 +223,23 @@ class LiveSources:
         self.overlays_enabled = overlays
         self.wall: VideoWall | None = None
         self._sources: list[LiveSource] = []
+        self._stopping: set[concurrent.futures.Future[None]] = set()  # tiles a worker stops
         self._watch = _ResizeWatch(self)
         self._timer = QTimer(self._watch)
         self._timer.setInterval(STATE_INTERVAL_MS)
         self._timer.timeout.connect(self.refresh_states)
         self._undo: list[Callable[[], None]] = [
-            bridge().connect(workstation.sessions.added, lambda _s: self.start_waiting())
+            bridge().connect(workstation.sessions.added, lambda _s: self.start_waiting()),
+            bridge().connect(workstation.sessions.removed, self._session_removed),
         ]
 
     def sources(self) -> list[LiveSource]:
         return list(self._sources)
+
+    def stopping(self, future: concurrent.futures.Future[None]) -> None:
+        """A tile being stopped on a worker: ``close`` waits for it."""
+        self._stopping.add(future)
+        future.add_done_callback(self._stopping.discard)
 
     # SourceProvider
 
@@ -267,6 +290,15 @@ class LiveSources:
                 source.start()
         self.refresh_states()
 
+    def _session_removed(self, session: Session) -> None:
+        """A recorder was logged out: its tiles wait for the next login (``start_waiting``)."""
+        for source in self._sources:
+            if source.server_id == session.server_id:
+                source.suspend()
+                if source.view is not None and isValid(source.view):
+                    source.view.set_boxes([])
+        self.refresh_states()
+
     def refresh_states(self) -> None:
         for source in self._sources:
             view = source.view
@@ -295,8 +327,11 @@ class LiveSources:
             undo()
         self._undo.clear()
         for source in list(self._sources):
-            source.stop()
+            source.stop(wait=True)
         self._sources.clear()
+        pending = list(self._stopping)
+        if pending:  # tiles released just before (wall.clear()): gone when this returns
+            concurrent.futures.wait(pending, timeout=STOP_WAIT_S)
 
 
 def _zones(session: Session | None, camera_id: str) -> list[OverlayShape]:

@@ -303,7 +303,11 @@ class TimelineWidget(QWidget):
         super().leaveEvent(event)
 
     def keyPressEvent(self, event) -> None:
+        # Ctrl+ keys: the plain ones are the playback bar's window shortcuts (step, speed)
         key, mid = event.key(), self.width() / 2
+        if not event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            super().keyPressEvent(event)
+            return
         if key in (Qt.Key.Key_Plus, Qt.Key.Key_Equal):
             self.zoom_about(WHEEL_FACTOR, mid)
         elif key == Qt.Key.Key_Minus:

@@ -319,13 +319,20 @@ def clock_text(pts_us: int) -> str:
     return _clock_text(pts_us // 1_000_000)
 
 
+def _text_box_size(font: QFont, text: str) -> tuple[float, float]:
+    """The plate around ``text`` (both paths use it, so labels sit alike on GL and raster)."""
+    fm = QFontMetrics(font)
+    return fm.horizontalAdvance(text) + 8, fm.height() + 2
+
+
 def _text_box(p: QPainter, x: float, y: float, text: str, fg: QColor, bg: QColor) -> QRectF:
-    """A label on a plate; drawn from a cached pixmap, since text shaping and antialiasing on
-    every paint of every tile cost more than the picture itself on a busy wall."""
+    """A label on a plate with its top left at (x, y). Raster: drawn from a cached image, since
+    text shaping and antialiasing on every paint of every tile cost more than the picture
+    itself on a busy wall. GL: drawn as text, because the GL paint engine draws those cached
+    images black (Qt's GL engine on Mesa llvmpipe)."""
     font = p.font()
-    if _on_gl(p):  # the GL paint engine draws cached images black here: text, as it is
-        fm = QFontMetrics(font)
-        rect = QRectF(x, y, fm.horizontalAdvance(text) + 8, fm.height() + 2)
+    if _on_gl(p):
+        rect = QRectF(x, y, *_text_box_size(font, text))
         p.fillRect(rect, bg)
         p.setPen(fg)
         p.drawText(rect, Qt.AlignmentFlag.AlignCenter, text)
@@ -334,6 +341,14 @@ def _text_box(p: QPainter, x: float, y: float, text: str, fg: QColor, bg: QColor
     pix = _label_image(text, font.family(), font.pixelSize(), fg.rgba(), bg.rgba(), dpr)
     p.drawImage(QPointF(x, y), pix)
     return QRectF(x, y, pix.width() / dpr, pix.height() / dpr)
+
+
+def _text_box_from_corner(
+    p: QPainter, right: float, bottom: float, text: str, fg: QColor, bg: QColor
+) -> QRectF:
+    """``_text_box`` with its bottom right at (right, bottom)."""
+    w, h = _text_box_size(p.font(), text)
+    return _text_box(p, right - w, bottom - h, text, fg, bg)
 
 
 def _on_gl(p: QPainter) -> bool:
@@ -345,8 +360,7 @@ def _on_gl(p: QPainter) -> bool:
 def _label_image(text: str, family: str, px: int, fg: int, bg: int, dpr: float) -> QImage:
     font = QFont(family)
     font.setPixelSize(max(1, px))
-    fm = QFontMetrics(font)
-    w, h = fm.horizontalAdvance(text) + 8, fm.height() + 2
+    w, h = _text_box_size(font, text)
     pix = QImage(
         max(1, round(w * dpr)), max(1, round(h * dpr)), QImage.Format.Format_ARGB32_Premultiplied
     )
@@ -899,23 +913,9 @@ class VideoTile(QWidget):
             p.setPen(QPen(QColor(0, 0, 0, 160), 1))
             p.setBrush(QColor(DARK.alarm))
             p.drawEllipse(QRectF(self.width() - d - 8, 8, d, d))
-        if frame is not None and self.show_clock and _on_gl(p):
+        if frame is not None and self.show_clock:
             text = clock_text(frame.pts_us)
-            fm = QFontMetrics(font)
-            x = self.width() - fm.horizontalAdvance(text) - 12
-            _text_box(p, x, h - fm.height() - 6, text, QColor(DARK.text), shadow)
-        elif frame is not None and self.show_clock:
-            dpr = self.devicePixelRatioF()
-            clock = _label_image(
-                clock_text(frame.pts_us),
-                font.family(),
-                font.pixelSize(),
-                QColor(DARK.text).rgba(),
-                shadow.rgba(),
-                dpr,
-            )
-            w, ch = clock.width() / dpr, clock.height() / dpr
-            p.drawImage(QPointF(self.width() - w - 4, h - ch - 4), clock)
+            _text_box_from_corner(p, self.width() - 4, h - 4, text, QColor(DARK.text), shadow)
         if frame is None or self.state == "no_signal":
             self._paint_banner(p, _tr("No signal"), QColor(DARK.text_dim), veil=frame is not None)
         elif self.state == "reconnecting":

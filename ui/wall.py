@@ -52,6 +52,8 @@ class SourceProvider(Protocol):
 
 def parse_camera(text: str) -> str:
     """Validate "server_id/camera_id" (both parts non-empty); returns it stripped."""
+    if not isinstance(text, str):
+        raise ValueError(f"camera reference must be a string, got {text!r}")
     text = text.strip()
     server, sep, camera = text.partition("/")
     if not sep or not server or not camera:
@@ -460,7 +462,7 @@ class VideoWall(QWidget):
                 for c in raw
             ]
             cameras = [parse_camera(c["camera"]) if c.get("camera") else None for c in raw]
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"layout is missing or mistypes a field: {exc}") from exc
         order = sorted(range(len(specs)), key=lambda i: (specs[i].row, specs[i].col))
         layout = WallLayout(rows, cols, [specs[i] for i in order])

@@ -313,6 +313,14 @@
         <source>Motion search</source>
         <translation>Busca de movimento</translation>
     </message>
+    <message>
+        <source>Ctrl++ / Ctrl+- / Ctrl+Left / Ctrl+Right	Zoom and pan the timeline</source>
+        <translation>Ctrl++ / Ctrl+- / Ctrl+Esquerda / Ctrl+Direita	Ampliar e deslocar a linha do tempo</translation>
+    </message>
+    <message>
+        <source>Loading…</source>
+        <translation>Carregando…</translation>
+    </message>
 </context>
 <context>
     <name>ResourceTree</name>
@@ -1305,6 +1313,33 @@
     <message>
         <source>Sync all tiles</source>
         <translation>Sincronizar todos os blocos</translation>
+    </message>
+</context>
+<context>
+    <name>TimeRange</name>
+    <message>
+        <source>Custom range</source>
+        <translation>Intervalo personalizado</translation>
+    </message>
+    <message>
+        <source>Last 15 minutes</source>
+        <translation>Últimos 15 minutos</translation>
+    </message>
+    <message>
+        <source>Last 24 hours</source>
+        <translation>Últimas 24 horas</translation>
+    </message>
+    <message>
+        <source>Last 7 days</source>
+        <translation>Últimos 7 dias</translation>
+    </message>
+    <message>
+        <source>Last hour</source>
+        <translation>Última hora</translation>
+    </message>
+    <message>
+        <source>Last {minutes} minutes</source>
+        <translation>Últimos {minutes} minutos</translation>
     </message>
 </context>
 </TS>

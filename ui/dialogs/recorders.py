@@ -229,15 +229,25 @@ class RecordersPage(Page):
         if row is None:
             return
         user = self.user.text().strip() or row.user
+        remember = "saved" in row.sources
         password = self.password.text()
-        if not password:
-            saved = self.ws.settings.server(row.server_id or row.base_url)
-            password = (self.ws.settings.password(saved) if saved else None) or ""
-        if not password:
-            self.status.error(self.tr_("Type the password (none is saved for this recorder)"))
-            self.password.setFocus()
+        if password:
+            self._connect(row.base_url, user, password, remember)
             return
-        self._connect(row.base_url, user, password, "saved" in row.sources)
+        saved = self.ws.settings.server(row.server_id or row.base_url)
+
+        def lookup() -> str:  # the keyring may wait on D-Bus: a worker thread
+            return (self.ws.settings.password(saved) if saved else None) or ""
+
+        def found(password: str) -> None:
+            if not password:
+                self.status.error(self.tr_("Type the password (none is saved for this recorder)"))
+                self.password.setFocus()
+                return
+            self._connect(row.base_url, user, password, remember)
+
+        self.status.busy(self.tr_("Logging in to {0}…").format(row.base_url))
+        self.tasks.blocking(lookup, found, self.fail)
 
     def logout_selected(self) -> None:
         row = self.selected()
