@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -104,9 +105,10 @@ class ServerProcess:
         self.data_dir, self.config, self.log_path = data_dir, config, log_path
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    def start(self, env: dict[str, str] | None = None) -> None:
+        """``env``: more environment for the recorder (e.g. ``VIGIA_ADMIN_PASSWORD``)."""
         log = self.log_path.open("ab")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "server", "--data-dir", str(self.data_dir),
              "--config", str(self.config), "--log-level", "DEBUG"],
@@ -147,14 +149,20 @@ def server_process(tmp_path: Path) -> Iterator[Callable[[str], ServerProcess]]:
 
 
 def camera_toml(
-    cameras: list[tuple[str, str, str | None]], extra: str = "", analytics: str = "enabled = false"
+    cameras: list[tuple[str, str, str | None]],
+    extra: str = "",
+    analytics: str = "enabled = false",
+    *,
+    api_port: int = 0,
+    nats_port: int = 0,
 ) -> str:
     """TOML for (id, main url, sub url) cameras, quick reconnects. Analytics is off unless a
     test asks (``analytics`` is the body of the ``[analytics]`` table): detection on every
-    test camera would load the machine for tests that are not about it."""
+    test camera would load the machine for tests that are not about it. Port 0: any free one
+    (a test that must know a port beforehand takes one from ``free_port``)."""
     out = [
         "[server]",
-        'listen = "127.0.0.1:0"',  # the HTTP API on a free port
+        f'listen = "127.0.0.1:{api_port}"',  # the HTTP API
         "discovery = false",
         "[recording]",
         "segment_seconds = 15",
@@ -163,7 +171,7 @@ def camera_toml(
         "[storage]",
         "min_free_bytes = 0",
         "[nats]",
-        'listen = "127.0.0.1:0"',  # the embedded nats-server on a free port
+        f'listen = "127.0.0.1:{nats_port}"',  # the embedded nats-server
         "[analytics]",
         analytics,
         extra,
@@ -173,3 +181,29 @@ def camera_toml(
         if sub:
             out.append(f'sub = "{sub}"')
     return "\n".join(out) + "\n"
+
+
+@pytest.fixture(scope="module")
+def xvfb_display() -> Iterator[str]:
+    """A private X server (real OpenGL through Mesa) for GL and screenshot tests: offscreen
+    Qt never paints a QOpenGLWidget. Its display number comes back on a pipe once it accepts
+    clients."""
+    if shutil.which("Xvfb") is None:
+        pytest.skip("Xvfb is not installed (apt-get install xvfb)")
+    read_fd, write_fd = os.pipe()
+    proc = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1600x1200x24", "-nolisten", "tcp"],
+        pass_fds=(write_fd,),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    os.close(write_fd)
+    try:
+        with os.fdopen(read_fd) as pipe:
+            number = pipe.readline().strip()
+        if not number:
+            pytest.fail(f"Xvfb exited ({proc.poll()}) without announcing a display")
+        yield f":{number}"
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from pathlib import Path
 
 import aiohttp
@@ -20,20 +19,15 @@ from server.datadir import DataDir
 from server.protocol.live import ai_subject
 from server.sim.clips import transcode_to_h264
 from tests.conftest import camera_toml, vtest_path
+from tests.helpers import free_port
 
 ADMIN = {"name": "admin", "password": "admin-password-1"}
 VTEST = vtest_path()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _toml(url: str, api_port: int, analytics: str) -> str:
-    toml = camera_toml([("vt", url, None)], analytics=analytics)
-    return toml.replace('listen = "127.0.0.1:0"', f'listen = "127.0.0.1:{api_port}"', 1)
+    toml = camera_toml([("vt", url, None)], analytics=analytics, api_port=api_port)
+    return toml
 
 
 async def _login(http: aiohttp.ClientSession, base: str) -> dict:
@@ -67,7 +61,7 @@ def test_analytics_through_the_api_and_nats(
     server_process, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clip = transcode_to_h264(VTEST, tmp_path / "vtest.mp4", max_seconds=30)
-    port = _free_port()
+    port = free_port()
     monkeypatch.setenv("VIGIA_ADMIN_PASSWORD", ADMIN["password"])
     server = server_process(_toml(f"file://{clip}", port, "fps = 5"))
     server.start()
@@ -200,7 +194,7 @@ def test_broken_model_is_reported_and_recording_goes_on(
 ) -> None:
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(b"not an onnx model" * 100)
-    port = _free_port()
+    port = free_port()
     monkeypatch.setenv("VIGIA_ADMIN_PASSWORD", ADMIN["password"])
     clip = camera_clips[0][0]
     server = server_process(_toml(f"file://{clip}", port, f'model = "{broken}"'))

@@ -21,7 +21,8 @@ from server.discovery import Advertisement, Advertiser
 from server.protocol.live import decode_live_packet, live_subject
 from server.sim.rtsp_cameras import RtspCameraHost
 from tests.conftest import ServerProcess, camera_toml, wait_until
-from tests.test_app_session import ADMIN_PASSWORD, api_up, free_port, start_recorder
+from tests.helpers import free_port
+from tests.test_app_session import ADMIN_PASSWORD, api_up, start_recorder
 
 LOOPBACK = ["127.0.0.1"]
 
@@ -136,9 +137,7 @@ def test_a_recorder_is_discovered_logged_in_removed_and_back(
     host = RtspCameraHost({"cam": camera_clips[2][0]})
     host.start()
     api_port, nats_port = free_port(), free_port()
-    toml = camera_toml([("cam", host.url("cam"), None)])
-    toml = toml.replace('listen = "127.0.0.1:0"', f'listen = "127.0.0.1:{api_port}"', 1)
-    toml = toml.replace('listen = "127.0.0.1:0"', f'listen = "127.0.0.1:{nats_port}"', 1)
+    toml = camera_toml([("cam", host.url("cam"), None)], api_port=api_port, nats_port=nats_port)
     toml = toml.replace("discovery = false", 'discovery = true\nname = "Gate recorder"')
     events = Events(discovery)
     sessions = Sessions(runner)

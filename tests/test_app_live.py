@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import os
-import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,16 +35,11 @@ from server.live.nats_server import load_or_create_credentials
 from server.protocol.live import ai_subject, decode_live_packet, live_subject
 from server.sim.rtsp_cameras import RtspCameraHost
 from tests.conftest import ServerProcess, camera_toml, wait_until
+from tests.helpers import free_port
 
 ADMIN_PASSWORD = "admin-password-1"
 CAMERAS = [f"cam{i}" for i in range(4)]
 INTERVAL_US = 40_000  # the clips are 25 fps
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -77,21 +70,15 @@ def recorder(
     host = RtspCameraHost(mounts, name="app-live-cameras")  # one process serves all 8 streams
     host.start()
     tmp = tmp_path_factory.mktemp("app-live")
-    api_port, nats_port = _free_port(), _free_port()
-    toml = camera_toml([(c, host.url(f"{c}-main"), host.url(f"{c}-sub")) for c in CAMERAS])
-    toml = toml.replace('listen = "127.0.0.1:0"', f'listen = "127.0.0.1:{api_port}"', 1)
-    toml = toml.replace('listen = "127.0.0.1:0"', f'listen = "127.0.0.1:{nats_port}"', 1)
+    api_port, nats_port = free_port(), free_port()
+    toml = camera_toml(
+        [(c, host.url(f"{c}-main"), host.url(f"{c}-sub")) for c in CAMERAS],
+        api_port=api_port,
+        nats_port=nats_port,
+    )
     (tmp / "vigia.toml").write_text(toml)
     server = ServerProcess(tmp / "data", tmp / "vigia.toml", tmp / "server.log")
-    old = os.environ.get("VIGIA_ADMIN_PASSWORD")
-    os.environ["VIGIA_ADMIN_PASSWORD"] = ADMIN_PASSWORD
-    try:
-        server.start()
-    finally:
-        if old is None:
-            os.environ.pop("VIGIA_ADMIN_PASSWORD")
-        else:
-            os.environ["VIGIA_ADMIN_PASSWORD"] = old
+    server.start(env={"VIGIA_ADMIN_PASSWORD": ADMIN_PASSWORD})
     runner = AsyncRunner("test-app-live").start()
     base_url = f"http://127.0.0.1:{api_port}"
     session = Session(runner, base_url, "admin", ADMIN_PASSWORD)

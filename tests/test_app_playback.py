@@ -4,9 +4,7 @@ segmenter (a gap in the middle), served by a real vigia-server whose cameras are
 from __future__ import annotations
 
 import contextlib
-import os
 import random
-import socket
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -25,7 +23,7 @@ from server.datadir import DataDir
 from server.recording.segmenter import RecordingSettings, StreamRecorder
 from server.sim.clips import ClipSpec, make_clip, read_frame_number
 from tests.conftest import ServerProcess, camera_toml, wait_until
-from tests.helpers import clip_packets, ingest_packet
+from tests.helpers import clip_packets, free_port, ingest_packet
 
 S = 1_000_000
 FRAME_US = 40_000  # 25 fps
@@ -69,12 +67,6 @@ def _record(catalog: Catalog, data: DataDir, camera: str, clip: Path, start_us: 
     return start_us + len(packets) * FRAME_US
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def serve_archive(
     root: Path,
@@ -105,20 +97,11 @@ def serve_archive(
     cam2_end = _record(catalog, data, "cam2", clip2, cam2_start, 80, 20)
     catalog.close()
 
-    port = _free_port()
-    toml = camera_toml([("cam", urls["cam"], None), ("cam2", urls["cam2"], None)])
-    toml = toml.replace('listen = "127.0.0.1:0"', f'listen = "127.0.0.1:{port}"', 1)
+    port = free_port()
+    toml = camera_toml([("cam", urls["cam"], None), ("cam2", urls["cam2"], None)], api_port=port)
     (root / "vigia.toml").write_text(toml)
     server = ServerProcess(data.root, root / "vigia.toml", root / "server.log")
-    old = os.environ.get("VIGIA_ADMIN_PASSWORD")
-    os.environ["VIGIA_ADMIN_PASSWORD"] = PASSWORD
-    try:
-        server.start()
-    finally:
-        if old is None:
-            os.environ.pop("VIGIA_ADMIN_PASSWORD", None)
-        else:
-            os.environ["VIGIA_ADMIN_PASSWORD"] = old
+    server.start(env={"VIGIA_ADMIN_PASSWORD": PASSWORD})
     base = f"http://127.0.0.1:{port}"
 
     def up() -> bool:

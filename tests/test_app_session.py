@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -28,14 +27,9 @@ from app.signals import Signal
 from server.protocol.live import decode_live_packet, live_subject
 from server.sim.rtsp_cameras import RtspCameraHost
 from tests.conftest import ServerProcess, camera_toml, wait_until
+from tests.helpers import free_port
 
 ADMIN_PASSWORD = "admin-password-1"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def api_up(base_url: str) -> bool:
@@ -65,8 +59,7 @@ def recorder(
     host.start()
     tmp = tmp_path_factory.mktemp("app-session")
     api_port = free_port()
-    toml = camera_toml([("a", host.url("a"), None), ("b", host.url("b"), None)])
-    toml = toml.replace('listen = "127.0.0.1:0"', f'listen = "127.0.0.1:{api_port}"', 1)
+    toml = camera_toml([("a", host.url("a"), None), ("b", host.url("b"), None)], api_port=api_port)
     server = start_recorder(tmp, toml)
     base = f"http://127.0.0.1:{api_port}"
     try:

@@ -303,8 +303,7 @@ def test_a_running_recorder_is_found_and_withdrawn(server_process, browser: Brow
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         api_port = s.getsockname()[1]
-    toml = camera_toml([])
-    toml = toml.replace('listen = "127.0.0.1:0"', f'listen = "127.0.0.1:{api_port}"', 1)
+    toml = camera_toml([], api_port=api_port)
     toml = toml.replace("discovery = false", 'discovery = true\nname = "Gate recorder"')
     server = server_process(toml)
     server.start()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import socket
 import subprocess
 import sys
 
@@ -17,12 +16,7 @@ from server.datadir import DataDir
 from server.live.nats_server import load_or_create_credentials
 from server.protocol.live import decode_live_packet, event_stream_name, live_subject
 from tests.conftest import ROOT, camera_toml, wait_until
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.helpers import free_port
 
 
 async def _receive(url: str, user: str, password: str, subject: str, count: int) -> list[bytes]:
@@ -47,9 +41,8 @@ def test_recorder_publishes_every_packet_decodably(
     server_process, camera_host, camera_clips: list
 ) -> None:
     host = camera_host({"main": camera_clips[0][0]})
-    port = _free_port()
-    toml = camera_toml([("cam", host.url("main"), None)])
-    toml = toml.replace('listen = "127.0.0.1:0"', f'listen = "127.0.0.1:{port}"')
+    port = free_port()
+    toml = camera_toml([("cam", host.url("main"), None)], nats_port=port)
     server = server_process(toml)
     server.start()
     state = server.data_dir / "nats"
@@ -95,10 +88,12 @@ def test_viewer_gets_nats_credentials_for_its_cameras_only(
     server_process, camera_host, camera_clips: list, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     host = camera_host({"a": camera_clips[0][0], "b": camera_clips[1][0]})
-    api_port, nats_port = _free_port(), _free_port()
-    toml = camera_toml([("a", host.url("a"), None), ("b", host.url("b"), None)])
-    toml = toml.replace('listen = "127.0.0.1:0"', f'listen = "127.0.0.1:{api_port}"', 1)
-    toml = toml.replace('listen = "127.0.0.1:0"', f'listen = "127.0.0.1:{nats_port}"', 1)
+    api_port, nats_port = free_port(), free_port()
+    toml = camera_toml(
+        [("a", host.url("a"), None), ("b", host.url("b"), None)],
+        api_port=api_port,
+        nats_port=nats_port,
+    )
     monkeypatch.setenv("VIGIA_ADMIN_PASSWORD", "admin-password-1")
     server = server_process(toml)
     server.start()

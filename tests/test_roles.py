@@ -28,8 +28,7 @@ def test_record_only_process_records_without_api_or_nats(
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         api_port = s.getsockname()[1]
-    toml = camera_toml([("cam", host.url("main"), None)])
-    toml = toml.replace('listen = "127.0.0.1:0"', f'listen = "127.0.0.1:{api_port}"', 1)
+    toml = camera_toml([("cam", host.url("main"), None)], api_port=api_port)
     (tmp_path / "v.toml").write_text(toml)
     data = tmp_path / "data"
     proc = subprocess.Popen(

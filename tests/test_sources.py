@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from pathlib import Path
@@ -18,7 +17,7 @@ from server.protocol.fragindex import decode_fragment_index
 from server.recorder import Recorder
 from server.service import apply_camera
 from tests.conftest import wait_until
-from tests.helpers import decode_errors, ffprobe
+from tests.helpers import decode_errors, ffprobe, free_port
 
 
 class Harness:
@@ -86,12 +85,6 @@ def harness(tmp_path: Path):
     h.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_outage_gives_offline_then_online_and_a_true_gap(
     harness: Harness, camera_host, camera_clips: list
 ) -> None:
@@ -136,7 +129,7 @@ def test_bad_sources_get_clear_errors_and_do_not_disturb_others(
     host = camera_host({"main": hevc_clip, "sub": camera_clips[1][1]}, audio_mounts=["audio"])
     harness.add("good", host.url("main"), host.url("sub"))
     harness.add("notfound", host.url("no-such-mount"))
-    harness.add("refused", f"rtsp://127.0.0.1:{_free_port()}/main")
+    harness.add("refused", f"rtsp://127.0.0.1:{free_port()}/main")
     harness.add("novideo", host.url("audio"))
     harness.add("garbage", "rtsp://")
 

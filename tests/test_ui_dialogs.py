@@ -9,7 +9,6 @@ recorder. Each page is saved as ``tests/artifacts/dialog-<page>.png``.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ from app.settings import SecretStore, Settings
 from app.workstation import Workstation
 from server.sim.rtsp_cameras import RtspCameraHost
 from tests.conftest import ROOT, ServerProcess, camera_toml, wait_until
+from tests.helpers import free_port
 from ui import theme
 from ui.dialogs import PAGES, open_export_dialog, open_settings
 from ui.dialogs.common import Page
@@ -38,12 +38,6 @@ ADMIN_PASSWORD = "admin-password-1"
 ARTIFACTS = ROOT / "tests" / "artifacts"
 
 pytestmark = pytest.mark.rtsp
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -70,16 +64,11 @@ def rig(
     host = RtspCameraHost(mounts, name="ui-dialog-cameras")
     host.start()
     tmp = tmp_path_factory.mktemp("ui-dialogs")
-    api_port = _free_port()
-    toml = camera_toml([("cam0", host.url("cam0-main"), host.url("cam0-sub"))])
-    toml = toml.replace('listen = "127.0.0.1:0"', f'listen = "127.0.0.1:{api_port}"', 1)
+    api_port = free_port()
+    toml = camera_toml([("cam0", host.url("cam0-main"), host.url("cam0-sub"))], api_port=api_port)
     (tmp / "vigia.toml").write_text(toml)
     server = ServerProcess(tmp / "data", tmp / "vigia.toml", tmp / "server.log")
-    os.environ["VIGIA_ADMIN_PASSWORD"] = ADMIN_PASSWORD
-    try:
-        server.start()
-    finally:
-        os.environ.pop("VIGIA_ADMIN_PASSWORD", None)
+    server.start(env={"VIGIA_ADMIN_PASSWORD": ADMIN_PASSWORD})
     ws = Workstation(Settings(tmp / "config", SecretStore()), start_discovery=False)
     base_url = f"http://127.0.0.1:{api_port}"
 

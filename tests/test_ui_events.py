@@ -12,7 +12,6 @@ in these 20 s.
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from app.settings import SecretStore, Settings
 from app.workstation import Workstation
 from server.sim.clips import transcode_to_h264
 from tests.conftest import ServerProcess, camera_toml, vtest_path, wait_until
+from tests.helpers import free_port
 from ui.events_panel import EventFilter, EventItem, EventsPanel, now_us
 from ui.motion_search import MotionSearchPanel, normalise_region
 from ui.videotile import VideoTile
@@ -44,12 +44,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
 class Recorder:
     server: ServerProcess
@@ -61,20 +55,11 @@ class Recorder:
 def recorder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorder]:
     tmp = tmp_path_factory.mktemp("ui-events")
     clip = transcode_to_h264(VTEST, tmp / "vtest.mp4", max_seconds=20)
-    port = _free_port()
-    toml = camera_toml([("vt", f"file://{clip}", None)], analytics="fps = 5")
-    toml = toml.replace('listen = "127.0.0.1:0"', f'listen = "127.0.0.1:{port}"', 1)
+    port = free_port()
+    toml = camera_toml([("vt", f"file://{clip}", None)], analytics="fps = 5", api_port=port)
     (tmp / "vigia.toml").write_text(toml)
     server = ServerProcess(tmp / "data", tmp / "vigia.toml", tmp / "server.log")
-    old = os.environ.get("VIGIA_ADMIN_PASSWORD")
-    os.environ["VIGIA_ADMIN_PASSWORD"] = ADMIN_PASSWORD
-    try:
-        server.start()
-    finally:
-        if old is None:
-            os.environ.pop("VIGIA_ADMIN_PASSWORD")
-        else:
-            os.environ["VIGIA_ADMIN_PASSWORD"] = old
+    server.start(env={"VIGIA_ADMIN_PASSWORD": ADMIN_PASSWORD})
     ws = Workstation(Settings(tmp / "config", SecretStore(fail.Keyring())), start_discovery=False)
 
     def connected():

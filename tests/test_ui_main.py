@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ from app.settings import SecretStore, Settings
 from app.workstation import Workstation
 from server.sim.rtsp_cameras import RtspCameraHost
 from tests.conftest import ROOT, ServerProcess, camera_toml, wait_until
+from tests.helpers import free_port
 from ui import i18n
 from ui.layouts import LocalLayouts, RemoteLayouts
 from ui.mainwindow import MainWindow
@@ -37,12 +37,6 @@ from ui.tree import CAMERA_ROLE
 ADMIN_PASSWORD = "admin-password-ui"
 CAMERAS = [f"cam{i}" for i in range(4)]
 FRAMES_S = 30_000  # ms to wait for video on this loaded machine
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -61,20 +55,13 @@ def recorder(
     host = RtspCameraHost(mounts, name="ui-main-cameras")
     host.start()
     tmp = tmp_path_factory.mktemp("ui-main")
-    api_port = _free_port()
-    toml = camera_toml([(c, host.url(f"{c}-main"), host.url(f"{c}-sub")) for c in CAMERAS])
-    toml = toml.replace('listen = "127.0.0.1:0"', f'listen = "127.0.0.1:{api_port}"', 1)
+    api_port = free_port()
+    toml = camera_toml(
+        [(c, host.url(f"{c}-main"), host.url(f"{c}-sub")) for c in CAMERAS], api_port=api_port
+    )
     (tmp / "vigia.toml").write_text(toml)
     server = ServerProcess(tmp / "data", tmp / "vigia.toml", tmp / "server.log")
-    old = os.environ.get("VIGIA_ADMIN_PASSWORD")
-    os.environ["VIGIA_ADMIN_PASSWORD"] = ADMIN_PASSWORD
-    try:
-        server.start()
-    finally:
-        if old is None:
-            os.environ.pop("VIGIA_ADMIN_PASSWORD")
-        else:
-            os.environ["VIGIA_ADMIN_PASSWORD"] = old
+    server.start(env={"VIGIA_ADMIN_PASSWORD": ADMIN_PASSWORD})
     base_url = f"http://127.0.0.1:{api_port}"
     probe = Workstation(_settings(tmp / "probe"), start_discovery=False)
 

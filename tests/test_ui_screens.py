@@ -13,51 +13,21 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.helpers import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "artifacts"
 ADMIN_PASSWORD = "admin-password-1"
 CAMERAS = ("vt", "cam0", "cam1", "cam2")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def xvfb_display() -> Iterator[str]:
-    if shutil.which("Xvfb") is None:
-        pytest.skip("Xvfb is not installed (apt-get install xvfb)")
-    read_fd, write_fd = os.pipe()
-    proc = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1600x1200x24", "-nolisten", "tcp"],
-        pass_fds=(write_fd,),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    os.close(write_fd)
-    try:
-        with os.fdopen(read_fd) as pipe:
-            number = pipe.readline().strip()  # Xvfb writes it once it accepts clients
-        if not number:
-            pytest.fail(f"Xvfb exited ({proc.poll()}) without announcing a display")
-        yield f":{number}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def test_wall_and_timeline_screenshots(
@@ -75,10 +45,9 @@ def test_wall_and_timeline_screenshots(
         (f"cam{i}", f"file://{main}", f"file://{sub}")
         for i, (main, sub) in enumerate(camera_clips[:3])
     ]
-    port = _free_port()
+    port = free_port()
     # analytics only where someone walks: the camera's own setting turns it on (child)
-    toml = camera_toml(cams, analytics="enabled = false\nfps = 5")
-    toml = toml.replace('listen = "127.0.0.1:0"', f'listen = "127.0.0.1:{port}"', 1)
+    toml = camera_toml(cams, analytics="enabled = false\nfps = 5", api_port=port)
     monkeypatch.setenv("VIGIA_ADMIN_PASSWORD", ADMIN_PASSWORD)
     server = server_process(toml)
     server.start()
