@@ -22,7 +22,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from server.storage import write_atomic
+from server.protocol.files import write_atomic
 
 OPSET = 17
 IR_VERSION = 8  # the lowest that carries opset 17: loads in onnxruntime >= 1.14

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from server.config import CAMERA_ID
-from server.storage import fsync_dir
+from server.protocol.files import fsync_dir
 
 log = logging.getLogger(__name__)
 

@@ -35,7 +35,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from server.analytics.motionstore import HOUR_US, check_camera_id, hour_name, parse_hour_name
-from server.storage import fsync_dir
+from server.protocol.files import fsync_dir
 
 log = logging.getLogger(__name__)
 

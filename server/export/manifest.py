@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from server.datadir import DataDir
-from server.storage import fsync_dir, write_atomic
+from server.protocol.files import fsync_dir, write_atomic
 
 log = logging.getLogger(__name__)
 

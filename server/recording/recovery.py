@@ -22,7 +22,7 @@ from server.protocol.fragindex import decode_fragment_index, encode_fragment_ind
 from server.recording.mp4boxes import SegmentScan, scan_segment_bytes
 from server.recording.segmenter import PART_SUFFIX
 from server.recording.timing import fragment_durations_us, ticks_to_us
-from server.storage import fsync_dir, makedirs_durable, rename_durable, unlink_durable
+from server.protocol.files import fsync_dir, makedirs_durable, rename_durable, unlink_durable
 
 log = logging.getLogger(__name__)
 

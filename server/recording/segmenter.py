@@ -31,7 +31,7 @@ from server.recording.timing import (
     next_rotation_us,
     ticks_to_us,
 )
-from server.storage import makedirs_durable, rename_durable
+from server.protocol.files import makedirs_durable, rename_durable
 
 log = logging.getLogger(__name__)
 

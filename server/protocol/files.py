@@ -1,4 +1,5 @@
-"""Durable file-system steps: fsync a directory after its entries change, write a file whole."""
+"""Durable file-system steps shared by recorder and workstation: fsync a directory after its
+entries change, write a file whole (standard library only)."""
 
 from __future__ import annotations
 
