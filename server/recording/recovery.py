@@ -18,11 +18,11 @@ from pathlib import Path
 
 from server.catalog import Catalog, SegmentRow
 from server.datadir import DataDir
+from server.protocol.files import fsync_dir, makedirs_durable, rename_durable, unlink_durable
 from server.protocol.fragindex import decode_fragment_index, encode_fragment_index
 from server.recording.mp4boxes import SegmentScan, scan_segment_bytes
 from server.recording.segmenter import PART_SUFFIX
 from server.recording.timing import fragment_durations_us, ticks_to_us
-from server.protocol.files import fsync_dir, makedirs_durable, rename_durable, unlink_durable
 
 log = logging.getLogger(__name__)
 

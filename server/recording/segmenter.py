@@ -20,6 +20,7 @@ from pathlib import Path
 import av
 
 from server.catalog import Catalog, SegmentRow
+from server.protocol.files import makedirs_durable, rename_durable
 from server.protocol.fragindex import encode_fragment_index
 from server.protocol.timeutil import US_PER_SECOND, rescale
 from server.recording.fmp4 import Fmp4Writer, WrittenFragment
@@ -31,7 +32,6 @@ from server.recording.timing import (
     next_rotation_us,
     ticks_to_us,
 )
-from server.protocol.files import makedirs_durable, rename_durable
 
 log = logging.getLogger(__name__)
 
