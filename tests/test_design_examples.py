@@ -1,4 +1,8 @@
-"""The worked examples of docs/design/recording.md must stay true to the code."""
+"""The worked examples of docs/design/*.md must stay true to the code, byte for byte.
+
+recording.md's examples are found by their field names; the other documents tag each example
+as a fenced block whose info string is ``text example=<name>``, read by :func:`example`.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,42 @@ from pathlib import Path
 from server.protocol.fragindex import decode_fragment_index, encode_fragment_index
 from server.recording.timing import SegmentClock
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "design" / "recording.md"
+DESIGN = Path(__file__).resolve().parent.parent / "docs" / "design"
+DOC = DESIGN / "recording.md"
+_HEX_BYTE = re.compile(r"[0-9a-f]{2}")
+
+
+def example(doc: str, name: str) -> list[str]:
+    """The lines of the fenced block tagged ``example=<name>`` in ``docs/design/<doc>``."""
+    text = (DESIGN / doc).read_text()
+    m = re.search(rf"^```\w* example={re.escape(name)}\n(.*?)^```$", text, re.MULTILINE | re.DOTALL)
+    assert m, f"worked example {name!r} missing from {doc}"
+    return m.group(1).splitlines()
+
+
+def fields(lines: list[str]) -> dict[str, str]:
+    """``key   value`` lines (the key may hold single spaces; two or more end it)."""
+    out = {}
+    for line in lines:
+        parts = re.split(r"\s{2,}", line.strip(), maxsplit=1)
+        if len(parts) == 2:
+            out.setdefault(parts[0], parts[1])
+    return out
+
+
+def hex_bytes(text: str) -> bytes:
+    """Leading two-digit hex tokens of ``text`` (``00 × 60`` repeats a byte); the rest is a note."""
+    out = bytearray()
+    tokens = text.split()
+    i = 0
+    while i < len(tokens) and _HEX_BYTE.fullmatch(tokens[i]):
+        if i + 2 < len(tokens) and tokens[i + 1] == "×":
+            out += bytes.fromhex(tokens[i]) * int(tokens[i + 2])
+            i += 3
+        else:
+            out += bytes.fromhex(tokens[i])
+            i += 1
+    return bytes(out)
 
 
 def _field(text: str, name: str) -> list[str]:
@@ -43,3 +82,78 @@ def test_drift_bound_example() -> None:
     assert est - start == int(_field(text, "error_us")[0])
     assert media * 500 // 1_000_000 == int(_field(text, "bound_us")[0])
     assert clock.wall_duration_us(media, 500) == int(_field(text, "wall duration_us")[0])
+
+
+# --- live.md ---------------------------------------------------------------------------------
+
+
+def test_live_packet_example_encodes_byte_for_byte() -> None:
+    from server.protocol.live import (
+        FLAG_DISCONTINUITY,
+        FLAG_KEY,
+        LIVE_HEADER_SIZE,
+        LiveCodec,
+        decode_live_packet,
+        encode_live_packet,
+        live_subject,
+        parse_live_subject,
+    )
+
+    lines = example("live.md", "live-packet")
+    f = fields(lines)
+    names = {"key": FLAG_KEY, "discontinuity": FLAG_DISCONTINUITY}
+    flags = sum(names[n] for n in f["flags"].split())
+    payload = hex_bytes(f["payload"])
+    values = {k: int(f[k]) for k in ("seq", "pts_us", "dts_us", "duration_us")}
+    codec = LiveCodec(int(f["codec"]))
+    packet = encode_live_packet(payload, flags=flags, codec=codec, **values)
+
+    layout = lines[lines.index(next(x for x in lines if x.startswith("field"))) + 1 :]
+    expected = b""
+    for row in layout:
+        name, offset, rest = row.split(maxsplit=2)
+        assert int(offset) == len(expected), f"{name} is at offset {len(expected)}"
+        expected += hex_bytes(rest)
+    assert packet == expected
+    assert len(expected) - len(payload) == LIVE_HEADER_SIZE
+
+    header, body = decode_live_packet(expected)
+    assert (header.key, header.discontinuity, header.gap) == (True, True, False)
+    assert header.codec is LiveCodec.H264
+    assert (header.seq, header.pts_us, header.dts_us, header.duration_us) == tuple(values.values())
+    assert bytes(body) == payload
+    sid, camera, stream = parse_live_subject(f["subject"])
+    assert live_subject(sid, camera, stream) == f["subject"]
+
+
+def test_live_drop_example_follows_the_channel_policy() -> None:
+    from server.live.publisher import Channel
+    from server.protocol.live import FLAG_KEY, LiveCodec, decode_live_packet, encode_live_packet
+
+    lines = example("live.md", "live-drop")
+    limit = int(fields(lines)["queue"].split()[0])
+    rows = [
+        m.groups()
+        for m in (re.match(r"^(\d+)\s+([KP])\s+(queued|dropped)\s+(\d+)\s+(\d+)(.*)$", x) for x in lines)
+        if m
+    ]
+    assert len(rows) == 7
+    channel = Channel("vigia.0123456789ab.live.door.main", limit, 1 << 20)
+    for seq, frame, result, queued, dropped, _note in rows:
+        key = frame == "K"
+        payload = encode_live_packet(
+            b"\0\0\0\1\x65", flags=FLAG_KEY if key else 0, codec=LiveCodec.H264,
+            seq=int(seq), pts_us=int(seq), dts_us=int(seq),
+        )  # fmt: skip
+        assert channel.push(payload, key, 0) == (result == "queued"), f"seq {seq}"
+        assert (len(channel.queue), channel.stats.dropped) == (int(queued), int(dropped))
+    sent = {}
+    while (item := channel.pop()) is not None:
+        header, _ = decode_live_packet(item[0])
+        sent[header.seq] = header.flags
+    noted = {
+        int(seq): int(m.group(1), 16)
+        for seq, *_, note in rows
+        if (m := re.search(r"flags ([0-9a-f]{2})", note))
+    }
+    assert sent == noted
