@@ -132,11 +132,8 @@ def test_live_drop_example_follows_the_channel_policy() -> None:
 
     lines = example("live.md", "live-drop")
     limit = int(fields(lines)["queue"].split()[0])
-    rows = [
-        m.groups()
-        for m in (re.match(r"^(\d+)\s+([KP])\s+(queued|dropped)\s+(\d+)\s+(\d+)(.*)$", x) for x in lines)
-        if m
-    ]
+    row = re.compile(r"^(\d+)\s+([KP])\s+(queued|dropped)\s+(\d+)\s+(\d+)(.*)$")
+    rows = [m.groups() for m in map(row.match, lines) if m]
     assert len(rows) == 7
     channel = Channel("vigia.0123456789ab.live.door.main", limit, 1 << 20)
     for seq, frame, result, queued, dropped, _note in rows:
