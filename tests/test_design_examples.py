@@ -154,3 +154,70 @@ def test_live_drop_example_follows_the_channel_policy() -> None:
         if (m := re.search(r"flags ([0-9a-f]{2})", note))
     }
     assert sent == noted
+
+
+# --- auth.md ---------------------------------------------------------------------------------
+
+
+class StepClock:
+    """A clock that only moves when the test says so."""
+
+    def __init__(self, now_us: int = 1_700_000_000_000_000) -> None:
+        self.t = now_us
+
+    def now_us(self) -> int:
+        return self.t
+
+
+def test_rate_limit_example() -> None:
+    from server.auth.ratelimit import LoginRateLimiter
+
+    lines = example("auth.md", "rate-limit")
+    clock = StepClock()
+    t0 = clock.t
+    limiter = LoginRateLimiter(clock)
+    first = re.match(r"failures\s+(\S+) (\S+) at ([\d ]+) s$", lines[0])
+    assert first, lines[0]
+    remote, name, times = first.group(1), first.group(2), first.group(3).split()
+    for t in times:
+        clock.t = t0 + int(t) * 1_000_000
+        limiter.failure(remote, name)
+    checks = [re.match(r"at (\d+) s\s+(\S+) (\S+)\s+retry in (\d+) s", x) for x in lines[1:]]
+    assert len(checks) == 5 and all(checks)
+    for m in checks:
+        assert m is not None
+        clock.t = t0 + int(m.group(1)) * 1_000_000
+        assert limiter.retry_after_s(m.group(2), m.group(3)) == int(m.group(4)), m.group(0)
+
+
+def test_login_example_hash_token_and_nats_grants(tmp_path: Path) -> None:
+    import hashlib
+
+    from server.api.auth import NatsGrants
+    from server.auth import Role, Tokens, User
+    from server.auth.tokens import token_hash
+    from server.auth.users import check_password, needs_rehash
+    from server.catalog import Catalog
+    from server.live.nats_server import EmbeddedNats
+
+    lines = example("auth.md", "auth-login")
+    f = fields(lines)
+    assert f["password_hash"].startswith("scrypt$")
+    assert check_password(f["password"], f["password_hash"])
+    assert not check_password(f["password"] + "!", f["password_hash"])
+    assert not needs_rehash(f["password_hash"])  # the example uses today's parameters
+    assert token_hash(f["token"]) == f["token_hash"]
+    assert f["token_hash"] == hashlib.sha256(f["token"].encode()).hexdigest()
+
+    user = User(1, "ana", Role(f["role"]), False, frozenset(f["cameras"].split()), False)
+    catalog = Catalog(tmp_path / "catalog.db")
+    try:
+        # not started: set_client only records the user (a running server would reload)
+        nats = EmbeddedNats(tmp_path / "nats")
+        grants = NatsGrants(nats, f["server id"], Tokens(catalog, StepClock()))
+        answer = grants.grant(user, f["token"])
+    finally:
+        catalog.close()
+    assert answer["user"] == f["nats user"]
+    subscribe = [re.split(r"\s{2,}", x)[1] for x in lines if x.startswith("subscribe")]
+    assert grants.subjects(user) == subscribe
