@@ -221,3 +221,33 @@ def test_login_example_hash_token_and_nats_grants(tmp_path: Path) -> None:
     assert answer["user"] == f["nats user"]
     subscribe = [re.split(r"\s{2,}", x)[1] for x in lines if x.startswith("subscribe")]
     assert grants.subjects(user) == subscribe
+
+
+# --- analytics.md ----------------------------------------------------------------------------
+
+
+def test_motion_record_example_is_what_the_store_writes(tmp_path: Path) -> None:
+    from server.analytics.motion import grid_cells
+    from server.analytics.motionstore import MotionStore, region_mask
+
+    f = fields(example("analytics.md", "motion-record"))
+    region = tuple(float(v) for v in f["region"].split()[:4])
+    grid = hex_bytes(f["record grid"])
+    assert region_mask(region) == grid  # type: ignore[arg-type]
+    cells = grid_cells(grid)
+    assert cells[:3, :4].all() and cells.sum() == 12
+    ts_us = int(f["ts_us"])
+    assert hex_bytes(f["record ts"]) == ts_us.to_bytes(8, "little", signed=True)
+
+    store = MotionStore(tmp_path, flush_interval_s=None)
+    try:
+        store.append(f["camera"], ts_us, grid)
+        store.flush()
+        path = tmp_path / f["file"].split()[0]
+        assert path.read_bytes() == hex_bytes(f["header"]) + hex_bytes(f["record ts"]) + grid
+        words = f["search"].split()
+        area = tuple(float(v) for v in words[:4])
+        found = (int(words[5]), int(words[6]))
+        assert store.search(f["camera"], ts_us - 1, ts_us + 1, area) == [found]  # type: ignore[arg-type]
+    finally:
+        store.close()
