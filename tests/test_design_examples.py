@@ -251,3 +251,53 @@ def test_motion_record_example_is_what_the_store_writes(tmp_path: Path) -> None:
         assert store.search(f["camera"], ts_us - 1, ts_us + 1, area) == [found]  # type: ignore[arg-type]
     finally:
         store.close()
+
+
+# --- export.md -------------------------------------------------------------------------------
+
+
+def test_export_manifest_example_signs_and_verifies(tmp_path: Path) -> None:
+    import base64
+    import json
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from app.export import verify_export as workstation_verify
+    from server.export.manifest import (
+        MANIFEST,
+        PUBLIC_KEY,
+        SIGNATURE,
+        Manifest,
+        canonical_json,
+        key_id,
+        public_raw,
+        verify_export,
+    )
+
+    parsed = json.loads("\n".join(example("export.md", "export-manifest")))
+    manifest = Manifest.from_json(parsed)
+    data = manifest.to_bytes()
+    assert data == canonical_json(parsed)  # every field of the example is a manifest field
+    f = fields(example("export.md", "export-signature"))
+    assert len(data) == int(f["manifest.json"].split()[0])
+
+    key = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(f["private key"]))
+    pub = public_raw(key)
+    assert base64.b64encode(pub).decode() == f["server.pub"]
+    assert key_id(pub) == f["key id"]
+    assert base64.b64encode(key.sign(data)).decode() == f["manifest.sig"]
+
+    content = re.search(r'"(.*)" and a newline', f[manifest.files[0].name])
+    assert content
+    (tmp_path / manifest.files[0].name).write_bytes(content.group(1).encode() + b"\n")
+    (tmp_path / MANIFEST).write_bytes(data)
+    (tmp_path / SIGNATURE).write_text(f["manifest.sig"] + "\n")
+    (tmp_path / PUBLIC_KEY).write_text(f["server.pub"] + "\n")
+    for verify in (verify_export, workstation_verify):
+        report = verify(tmp_path, pub)
+        assert (report.ok, report.trusted, report.key_id) == (True, True, f["key id"]), verify
+
+    (tmp_path / manifest.files[0].name).write_bytes(b"not really a videO\n")  # same size
+    for verify in (verify_export, workstation_verify):
+        report = verify(tmp_path, pub)
+        assert report.problems == ["door-main.mp4 was modified (SHA-256 differs)"], verify
