@@ -301,3 +301,45 @@ def test_export_manifest_example_signs_and_verifies(tmp_path: Path) -> None:
     for verify in (verify_export, workstation_verify):
         report = verify(tmp_path, pub)
         assert report.problems == ["door-main.mp4 was modified (SHA-256 differs)"], verify
+
+
+# --- webrtc.md -------------------------------------------------------------------------------
+
+
+def test_whep_timeline_example_through_fanout_hub_and_track() -> None:
+    import asyncio
+    from fractions import Fraction
+
+    import av
+
+    from server.clock import SystemClock
+    from server.live.fanout import Fanout
+    from server.recording.packets import IngestPacket, StreamInfo
+    from server.webrtc.hub import StreamHub
+    from server.webrtc.track import PacketTrack
+
+    lines = example("webrtc.md", "whep-timeline")
+    num, den = fields(lines)["time base"].split("/")
+    info = StreamInfo("h264", 640, 360, Fraction(int(num), int(den)), None, 25.0)
+    steps = [x.split() for x in lines[2:]]
+    expected = [int(s[3]) for s in steps if s[0] == "packet"]
+
+    async def run() -> list[int]:
+        fanout = Fanout()
+        sink = fanout.sink("door", "main")  # what the ingest thread calls
+        hub = StreamHub(asyncio.get_running_loop(), fanout, "door", "main")
+        track = PacketTrack(SystemClock())
+        hub.tracks.add(track)
+        for s in steps:
+            if s[0] == "connect":
+                sink.on_connect(info)
+            else:
+                pts = int(s[1])
+                frame = av.Packet(b"\0\0\0\1" + (b"\x65" if s[2] == "K" else b"\x41"))
+                sink.on_packet(IngestPacket(frame, pts, pts, s[2] == "K", 0, frame.size))
+        got = [(await asyncio.wait_for(track.recv(), 5)).pts for _ in expected]
+        hub.close()
+        track.stop()
+        return got
+
+    assert asyncio.run(run()) == expected
