@@ -343,3 +343,28 @@ def test_whep_timeline_example_through_fanout_hub_and_track() -> None:
         return got
 
     assert asyncio.run(run()) == expected
+
+
+# --- workstation.md --------------------------------------------------------------------------
+
+
+def test_discovery_txt_example_round_trips() -> None:
+    from server.protocol.discovery import SERVICE_TYPE, Advertisement, advertisement_from_txt
+
+    lines = example("workstation.md", "discovery-txt")
+    f = fields(lines)
+    txt = dict(
+        re.split(r"\s{2,}", x, maxsplit=1)[1].split("=", 1) for x in lines if x.startswith("txt")
+    )
+    adv = Advertisement(
+        server_id=txt["id"],
+        name=f["name"],
+        port=int(f["port"]),
+        version=txt["version"],
+        tls=txt["tls"] == "1",
+        nats=txt["nats"],
+    )
+    assert adv.txt() == txt  # same keys, values and order as on the wire
+    assert list(adv.txt()) == list(txt)
+    assert f"{adv.instance_name()}.{SERVICE_TYPE}" == f["instance"]
+    assert advertisement_from_txt(txt, int(f["port"])) == adv
