@@ -368,3 +368,18 @@ def test_discovery_txt_example_round_trips() -> None:
     assert list(adv.txt()) == list(txt)
     assert f"{adv.instance_name()}.{SERVICE_TYPE}" == f["instance"]
     assert advertisement_from_txt(txt, int(f["port"])) == adv
+
+
+# --- api.md ----------------------------------------------------------------------------------
+
+
+def test_api_error_example_is_the_error_body() -> None:
+    import json
+
+    from server.api.errors import error_response
+
+    body = json.loads("\n".join(example("api.md", "api-error")))
+    response = error_response(404, body["error"]["code"], body["error"]["message"])
+    assert response.status == 404
+    assert isinstance(response.body, bytes)
+    assert json.loads(response.body) == body
