@@ -91,7 +91,7 @@ CREATE TABLE bookmarks (
 ) STRICT;
 CREATE INDEX bookmarks_camera ON bookmarks (camera_id, start_us);
 """,
-    # 1 -> 2: users, per-camera rights, API tokens, audit log (design §8)
+    # 1 -> 2: users, per-camera rights, API tokens, audit log (docs/design/auth.md)
     """
 CREATE TABLE users (
     id INTEGER PRIMARY KEY,               -- referenced by user_cameras and tokens
@@ -155,7 +155,7 @@ END;
 CREATE INDEX segments_stream_span ON segments (stream_id, start_us, end_us);
 DROP INDEX segments_stream_start;
 """,
-    # 3 -> 4: analytics (design §7): per-camera settings, zones and lines, events
+    # 3 -> 4: analytics (docs/design/analytics.md): per-camera settings, zones and lines, events
     """
 CREATE TABLE analytics (
     camera_id TEXT PRIMARY KEY            -- camera slug; no foreign key, settings may precede it
