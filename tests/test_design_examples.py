@@ -383,3 +383,54 @@ def test_api_error_example_is_the_error_body() -> None:
     assert response.status == 404
     assert isinstance(response.body, bytes)
     assert json.loads(response.body) == body
+
+
+# --- the documents themselves ----------------------------------------------------------------
+
+ROOT = DESIGN.parent.parent
+SECTIONS = (
+    "## Objective",
+    "## Background",
+    "## Design",
+    "## Alternatives considered",
+    "## Caveats",
+)
+
+
+def test_every_design_doc_has_the_recording_form() -> None:
+    docs = sorted(DESIGN.glob("*.md"))
+    assert len(docs) >= 8
+    for doc in docs:
+        text = doc.read_text()
+        assert re.search(r"^Status: \*\*[a-z ]+\*\*", text, re.MULTILINE), f"{doc.name}: status"
+        at = [text.find(s + "\n") for s in SECTIONS]
+        assert all(i > 0 for i in at) and at == sorted(at), f"{doc.name}: sections {at}"
+
+
+def test_every_tagged_example_is_checked_here() -> None:
+    here = Path(__file__).read_text()
+    for doc in DESIGN.glob("*.md"):
+        for name in re.findall(r"^```\w* example=(\S+)$", doc.read_text(), re.MULTILINE):
+            assert f'"{name}")' in here, f"{doc.name}: example {name!r} is not checked"
+
+
+def test_links_between_documents_resolve() -> None:
+    for doc in [ROOT / "README.md", *ROOT.joinpath("docs").rglob("*.md")]:
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", doc.read_text()):
+            if "://" in target:
+                continue
+            assert (doc.parent / target).exists(), f"{doc.relative_to(ROOT)} links {target}"
+
+
+def test_code_cites_repo_documents_that_exist() -> None:
+    cited = set()
+    for package in ("server", "app", "ui"):
+        for path in (ROOT / package).rglob("*.py"):
+            text = path.read_text()
+            assert "design §" not in text, (
+                f"{path.relative_to(ROOT)} cites a design outside the repo"
+            )
+            cited |= set(re.findall(r"docs/[\w/.-]+\.md", text))
+    assert cited, "no code cites docs/ at all"
+    for doc in sorted(cited):
+        assert (ROOT / doc).is_file(), f"code cites {doc}, which does not exist"
