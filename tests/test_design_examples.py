@@ -1,7 +1,8 @@
 """The worked examples of docs/design/*.md must stay true to the code, byte for byte.
 
 recording.md's examples are found by their field names; the other documents tag each example
-as a fenced block whose info string is ``text example=<name>``, read by :func:`example`.
+as a fenced block whose info string ends in ``example=<name>`` (```` ```text example=live-packet
+````), read by :func:`example`; a test below makes sure every tagged example is checked.
 """
 
 from __future__ import annotations
