@@ -157,6 +157,26 @@ def test_live_drop_example_follows_the_channel_policy() -> None:
     assert sent == noted
 
 
+def test_live_status_example_is_a_status_message() -> None:
+    import json
+
+    from server.ingest.worker import State, StreamStatus
+    from server.live.publisher import stream_status_message
+
+    (line,) = example("live.md", "live-status")
+    body = json.loads(line)
+    status = StreamStatus(
+        body["camera"],
+        body["stream"],
+        State(body["state"]),
+        reason=body["reason"],
+        since_us=body["since_us"],
+    )
+    message = stream_status_message(status)
+    assert message == body
+    assert json.dumps(message, separators=(",", ":"), sort_keys=True) == line
+
+
 # --- auth.md ---------------------------------------------------------------------------------
 
 
