@@ -8,8 +8,9 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
+
+from msgspec.structs import replace
 
 from server import __version__
 from server.config import CameraConfig, Config, ConfigError, load_config, parse_roles

@@ -59,9 +59,21 @@ def test_bad_config_and_missing_catalog_are_clear(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text("[recording]\nsegment_secs = 1\n")
     r = _run("--data-dir", str(tmp_path / "d"), "--config", str(bad))
-    assert r.returncode == 2 and "unknown key(s) segment_secs" in r.stderr
+    assert r.returncode == 2 and "[recording] segment_secs: unknown key" in r.stderr
     r = _run("check", "--data-dir", str(tmp_path / "empty"))
     assert r.returncode == 2 and "no catalog" in r.stderr
+
+
+def test_a_bad_config_value_is_one_line_and_nothing_starts(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[server]\ndiscovery = false\n[recording]\nsegment_seconds = "30"\n')
+    data = tmp_path / "d"
+    r = _run("--data-dir", str(data), "--config", str(bad))
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.splitlines() == [
+        f"vigia-server: {bad}: [recording] segment_seconds: expected a number, got a string"
+    ], r.stderr
+    assert not data.exists(), "the recorder started (made its data directory)"
 
 
 def test_data_dir_lock_is_exclusive(tmp_path: Path) -> None:
