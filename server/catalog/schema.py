@@ -233,6 +233,46 @@ CREATE TABLE layouts (
     PRIMARY KEY (owner, name)
 ) STRICT;
 """,
+    # 5 -> 6: storage totals kept by triggers, so /metrics and retention read a few rows instead
+    # of summing every segment under the lock the ingest threads need
+    """
+CREATE TABLE stream_totals (
+    stream_id INTEGER PRIMARY KEY         -- the stream these figures are for
+        REFERENCES streams (id),
+    segments INTEGER NOT NULL DEFAULT 0   -- its rows in segments, open and closed
+        CHECK (segments >= 0),
+    bytes INTEGER NOT NULL DEFAULT 0      -- sum of those rows' segments.bytes
+        CHECK (bytes >= 0)
+) STRICT;
+INSERT INTO stream_totals (stream_id, segments, bytes)
+    SELECT stream_id, count(*), sum(bytes) FROM segments GROUP BY stream_id;
+CREATE TRIGGER stream_totals_insert AFTER INSERT ON segments
+BEGIN
+    INSERT INTO stream_totals (stream_id, segments, bytes) VALUES (NEW.stream_id, 1, NEW.bytes)
+        ON CONFLICT (stream_id) DO UPDATE
+        SET segments = segments + 1, bytes = bytes + excluded.bytes;
+END;
+CREATE TRIGGER stream_totals_grow AFTER UPDATE OF bytes ON segments
+    WHEN NEW.stream_id = OLD.stream_id AND NEW.bytes != OLD.bytes
+BEGIN
+    UPDATE stream_totals SET bytes = bytes + NEW.bytes - OLD.bytes
+        WHERE stream_id = NEW.stream_id;
+END;
+CREATE TRIGGER stream_totals_move AFTER UPDATE OF stream_id ON segments
+    WHEN NEW.stream_id != OLD.stream_id
+BEGIN
+    UPDATE stream_totals SET segments = segments - 1, bytes = bytes - OLD.bytes
+        WHERE stream_id = OLD.stream_id;
+    INSERT INTO stream_totals (stream_id, segments, bytes) VALUES (NEW.stream_id, 1, NEW.bytes)
+        ON CONFLICT (stream_id) DO UPDATE
+        SET segments = segments + 1, bytes = bytes + excluded.bytes;
+END;
+CREATE TRIGGER stream_totals_delete AFTER DELETE ON segments
+BEGIN
+    UPDATE stream_totals SET segments = segments - 1, bytes = bytes - OLD.bytes
+        WHERE stream_id = OLD.stream_id;
+END;
+""",
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
