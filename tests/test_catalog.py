@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from server.catalog import Catalog, SegmentRow
+from server.catalog.analytics import AnalyticsCatalog, AnalyticsSettings, ZoneRow
 from server.catalog.catalog import CatalogError
 from server.catalog.report import TRIGGERS, inspect_catalog
 from server.catalog.schema import MIGRATIONS, SCHEMA_VERSION
@@ -236,4 +237,37 @@ def test_check_reports_the_catalogs_own_health(tmp_path: Path) -> None:
         ("catalog-trigger-missing", "stream_totals_grow"),
         ("catalog-foreign-key", "streams row 2 refers to a missing cameras row"),
     }
+    cat.close()
+
+
+def test_analytics_settings_and_zones_round_trip(tmp_path: Path) -> None:
+    """The config-like tables written through sqlite-utils read back as written, replace
+    whole rows, keep their JSON columns valid for the CHECKs, and leave no stray table."""
+    cat = Catalog(tmp_path / "c.db")
+    tables = set(cat.db.table_names())
+    db = AnalyticsCatalog(cat)
+    assert db.settings("a") is None and db.all_settings() == {}
+    first = AnalyticsSettings("a", enabled=False, stream="main", fps=2, labels=("person",))
+    db.set_settings(first, 1)
+    db.set_settings(AnalyticsSettings("b", min_score=0.6), 1)
+    assert db.settings("a") == first and set(db.all_settings()) == {"a", "b"}
+    changed = AnalyticsSettings("a", fps=7.5, labels=("car", "bus"))
+    db.set_settings(changed, 2)
+    assert db.settings("a") == changed
+    zone = ZoneRow("a", "door", "zone", "Door", ((0.1, 0.1), (0.9, 0.1), (0.5, 0.9)), ("person",))
+    line = ZoneRow("a", "gate", "line", "Gate", ((0.0, 0.5), (1.0, 0.5)), min_dwell_us=5)
+    db.put_zone(line, 1)
+    db.put_zone(zone, 1)
+    db.put_zone(ZoneRow("b", "door", "zone", "B", zone.points), 1)
+    assert db.zones("a") == [zone, line] and len(db.zones()) == 3
+    moved = ZoneRow("a", "door", "zone", "Door 2", ((0.2, 0.2), (0.8, 0.2), (0.5, 0.7)))
+    db.put_zone(moved, 2)
+    assert db.zones("a") == [moved, line]
+    assert db.delete_zone("a", "door") and not db.delete_zone("a", "door")
+    assert db.zones("a") == [line]
+    assert cat._one("SELECT labels, updated_us FROM analytics WHERE camera_id = 'a'") == (
+        '["car", "bus"]',
+        2,
+    )
+    assert set(cat.db.table_names()) == tables
     cat.close()

@@ -90,7 +90,12 @@ class Catalog:
         conn.execute("PRAGMA synchronous=NORMAL")  # WAL: a process crash loses nothing
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA busy_timeout=10000")
-        self.db = sqlite_utils.Database(conn)
+        # a row that INSERT OR REPLACE removes fires its DELETE triggers (the storage totals
+        # stay right); sqlite-utils sets the same, this says so where the connection is made
+        conn.execute("PRAGMA recursive_triggers=ON")
+        # sqlite-utils over the same connection and lock: config-like tables and `check`
+        # reports; the hot paths (segments, timeline) stay raw SQL
+        self.db = sqlite_utils.Database(conn, execute_plugins=False)
         self._conn = conn
         self._lock = threading.RLock()
         self._migrate()

@@ -3,6 +3,12 @@
 Every column carries a comment and the rules the code relies on are ``CHECK`` constraints, so
 the database itself refuses a row that would break the time model (for instance a segment that
 ends before it starts). Never edit a released migration: append a new one.
+
+Migrations stay hand-written SQL rather than sqlite-utils' ``table.transform``: that rebuilds a
+table from its column list and (sqlite-utils 4.2, checked on ``layouts``) drops the column
+comments and the ``COLLATE NOCASE`` of ``layouts.owner``, which these conventions rely on.
+sqlite-utils serves elsewhere: the config-like tables (``server/catalog/analytics.py``) and the
+catalog's health report (``server/catalog/report.py``).
 """
 
 from __future__ import annotations
