@@ -23,12 +23,14 @@ from msgspec import Meta
 CAMERA_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 LISTEN = r"^.*:[0-9]{1,5}$"  # HOST:PORT, also [v6]:PORT
 URL = r"^[A-Za-z][A-Za-z0-9+.-]*://"
+URL_OR_EMPTY = r"^$|^[A-Za-z][A-Za-z0-9+.-]*://"
 API_LISTEN = "127.0.0.1:8480"
 
 _PATTERN_HINTS = {
     CAMERA_ID.pattern: f"must match {CAMERA_ID.pattern}",
     LISTEN: "must be HOST:PORT",
     URL: "must be a URL (rtsp://, file://, ...)",
+    URL_OR_EMPTY: "must be a URL (rtsp://, file://, ...) or empty",
 }
 
 
@@ -56,8 +58,8 @@ class CameraConfig(_Section):
         str, _doc("full-resolution stream: rtsp://, rtsps://, http(s)://, file://", pattern=URL)
     ]
     sub: Annotated[
-        Annotated[str, Meta(pattern=URL)] | None,
-        _doc("small stream for walls and analytics; none: the main stream serves"),
+        Annotated[str, Meta(pattern=URL_OR_EMPTY)] | None,
+        _doc("small stream for walls and analytics; none or empty: the main stream serves"),
     ] = None
     record_main: Annotated[bool, _doc("record the main stream")] = True
     record_sub: Annotated[bool, _doc("record the sub stream")] = True

@@ -110,10 +110,12 @@ def test_each_bad_value_is_one_line_naming_file_table_and_key(
 def test_a_camera_body_is_checked_like_the_file() -> None:
     good = {"id": "door", "name": "Door", "main": "rtsp://h/1", "retention_days": 7}
     assert parse_camera(good).retention_days == 7.0
+    assert parse_camera({**good, "sub": ""}).streams() == {"main": ("rtsp://h/1", True)}
     for bad, message in [
         ({**good, "record_sub": "no"}, "camera record_sub: expected true or false, got a string"),
         ({**good, "id": "Door"}, "camera id: must match"),
         ({**good, "main": "h/1"}, "camera main: must be a URL"),
+        ({**good, "sub": "h/2"}, "camera sub: must be a URL"),
         ({**good, "extra": 1}, "camera extra: unknown key"),
     ]:
         with pytest.raises(ConfigError, match=f"^{message}"):
