@@ -62,10 +62,7 @@ class _FanoutSink:
         s = self._s
         with s.lock:
             s.info, s.connected = info, True
-            try:
-                s.codec = codec_family(info.codec)
-            except ValueError:
-                s.codec = "h264"
+            s.codec = codec_family(info.codec)
             s.params = extradata_parameter_sets(s.codec, info.extradata)
             consumers = s.consumers
         for c in consumers:

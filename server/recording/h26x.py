@@ -23,13 +23,9 @@ _AUD = {"h264": 9, "hevc": 35}  # access unit delimiter: parameter sets go after
 
 
 def codec_family(name: str) -> str:
-    """``'h264'`` or ``'hevc'`` for a codec name (``'h265'`` too); ValueError for others."""
-    key = name.lower()
-    if key in ("hevc", "h265"):
-        return "hevc"
-    if key == "h264":
-        return key
-    raise ValueError(f"not an H.264/H.265 codec: {name!r}")
+    """``'hevc'`` for H.265 (``'hevc'``, ``'h265'``), else ``'h264'``: every function here takes
+    any codec name and reads it so."""
+    return "hevc" if name.lower() in ("hevc", "h265") else "h264"
 
 
 def iter_nals(data: bytes) -> Iterator[tuple[int, int]]:
@@ -78,12 +74,12 @@ def length_prefixed_to_annexb(data: bytes, size: int) -> bytes:
 
 
 def nal_type(codec: str, first_byte: int) -> int:
-    return (first_byte >> 1) & 0x3F if codec == "hevc" else first_byte & 0x1F
+    return (first_byte >> 1) & 0x3F if codec_family(codec) == "hevc" else first_byte & 0x1F
 
 
 def is_slice(codec: str, kind: int) -> bool:
     """Coded picture data (H.264: non-IDR and IDR slices; H.265: every VCL type)."""
-    return kind < 32 if codec == "hevc" else kind in (1, 5)
+    return kind < 32 if codec_family(codec) == "hevc" else kind in (1, 5)
 
 
 def parameter_sets(codec: str, data: bytes) -> bytes:
@@ -92,7 +88,7 @@ def parameter_sets(codec: str, data: bytes) -> bytes:
     Whatever is there, complete or not: the segment writer compares it with the current
     segment's configuration. ``fill_parameter_sets`` is for making a key frame decodable.
     """
-    wanted = _PARAMS[codec]
+    wanted = _PARAMS[codec_family(codec)]
     out = bytearray()
     for start, end in iter_nals(data):
         kind = nal_type(codec, data[start])
@@ -108,7 +104,7 @@ def nal_length_size(codec: str, extradata: bytes) -> int | None:
     """NAL length field size of avcC/hvcC extradata; None when it is not in that form."""
     if not extradata or extradata[0] != 1:
         return None
-    if codec == "hevc":
+    if codec_family(codec) == "hevc":
         return (extradata[21] & 3) + 1 if len(extradata) > 22 else None
     return (extradata[4] & 3) + 1 if len(extradata) > 6 else None
 
@@ -120,7 +116,7 @@ def config_nals(codec: str, extradata: bytes) -> list[bytes]:
         raise ValueError("not avcC/hvcC extradata")
     out: list[bytes] = []
     try:
-        if codec == "hevc":
+        if codec_family(codec) == "hevc":
             arrays, pos = extradata[22], 23
             for _ in range(arrays):  # each: type byte, NAL count, NALs
                 count = int.from_bytes(extradata[pos + 1 : pos + 3], "big")
@@ -156,7 +152,7 @@ def extradata_parameter_sets(codec: str, extradata: bytes | None) -> bytes:
             nals = config_nals(codec, extradata)
         except ValueError:
             return b""
-    wanted = _PARAMS[codec]
+    wanted = _PARAMS[codec_family(codec)]
     return annexb(n for n in nals if n and nal_type(codec, n[0]) in wanted)
 
 
@@ -187,6 +183,7 @@ def fill_parameter_sets(codec: str, key_frame: bytes, known: bytes) -> Parameter
     always did this; the fan-out used to accept any parameter set, so its consumers (analytics,
     WebRTC) could be handed such a frame. One rule now serves both, and the export cutter.
     """
+    codec = codec_family(codec)
     wanted = _PARAMS[codec]
     found: set[int] = set()
     params = bytearray()
