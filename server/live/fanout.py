@@ -7,8 +7,9 @@ stream's ingest thread and must return at once: copy ``bytes(packet.packet)`` im
 
 Key frames reach consumers with their parameter sets in band, as on the NATS live subjects, so
 a consumer can start decoding (or a browser can start playing) at any key frame: sources whose
-key frames lack them (cameras that send SPS/PPS only in the SDP) get the last ones seen in band,
-or those of the stream's extradata.
+key frames lack them, or carry only some (cameras that send SPS/PPS only in the SDP, or repeat
+only the PPS), get the last complete set seen in band, or the stream's extradata's; the rule is
+``server.recording.h26x.fill_parameter_sets``, the same as the live sink's.
 """
 
 from __future__ import annotations
