@@ -4,10 +4,12 @@ Without jitter every client that lost the same recorder (a restart, a network bl
 the same instant, again and again, and the recorder meets a burst of logins at each step. Two
 jitters are offered (Marc Brooker, "Exponential Backoff And Jitter", AWS Architecture Blog):
 
-- ``decorrelated`` (the default): each delay is drawn between ``initial_s`` and ``factor``
-  times the previous delay (``initial_s`` before the first), capped at ``max_s``. It never
-  retries sooner than ``initial_s``, so a refused connection is not hammered, and clients spread
-  out from the first retry on.
+- ``decorrelated`` (the default): each delay is drawn between ``initial_s`` and
+  ``factor + 1`` times the previous delay (``initial_s`` before the first), capped at ``max_s``
+  (with ``factor`` 2 this is the article's ``random_between(base, sleep * 3)``: the delays still
+  grow about 1.5 times per failure on average; drawing up to only twice the previous delay would
+  make them creep up instead). It never retries sooner than ``initial_s``, so a refused
+  connection is not hammered, and clients spread out from the first retry on.
 - ``full``: uniform between 0 and the capped exponential ``initial_s * factor**(n - 1)``; the
   widest spread, but a retry can come at once.
 
@@ -60,7 +62,7 @@ class Backoff:
         elif self.jitter == "full":
             delay = self._rng.uniform(0.0, ceiling)
         else:
-            upper = self._last_s * self.factor
+            upper = self._last_s * (self.factor + 1)
             delay = min(self.max_s, self._rng.uniform(self.initial_s, upper))
         self._last_s = delay
         return delay
