@@ -8,8 +8,9 @@ is replaced then and the subscriptions made with ``Session.subscribe`` move over
 code that subscribes on ``Session.nats`` directly must follow ``nats_changed``.
 
 States: ``connecting`` (first attempt), ``online``, ``reconnecting`` (the recorder cannot be
-reached; retried with backoff 0.5 s doubling to 10 s), ``error`` (refused: wrong credentials,
-another recorder at that address; retried only on ``reconnect()``), ``offline`` (closed).
+reached; retried with backoff 0.5 s doubling to 10 s, jittered), ``error`` (refused: wrong
+credentials, another recorder at that address; retried only on ``reconnect()``), ``offline``
+(closed).
 """
 
 from __future__ import annotations
@@ -18,9 +19,7 @@ import asyncio
 import contextlib
 import json
 import logging
-import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from nats.aio.client import Client as NatsClient
@@ -32,12 +31,14 @@ from app.cameratree import CameraTree
 from app.discovery import Discovery, ServerEntry, normalize_url
 from app.loop import AsyncRunner
 from app.signals import Signal
+from server.protocol.backoff import Backoff
 from server.protocol.live import status_subject
+from server.protocol.timeutil import now_us
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-__all__ = ["Backoff", "LiveSubscription", "ServerEntry", "Session", "Sessions"]
+__all__ = ["Backoff", "LiveSubscription", "ServerEntry", "Session", "Sessions", "session_backoff"]
 
 STATES = ("connecting", "online", "reconnecting", "offline", "error")
 REFRESH_FRACTION = 0.8  # of the token's lifetime, when to log in again
@@ -47,18 +48,10 @@ LOGOUT_TIMEOUT_S = 2.0
 MsgCallback = Callable[[Msg], Awaitable[None]]
 
 
-def now_us() -> int:
-    return time.time_ns() // 1000
-
-
-@dataclass(frozen=True)
-class Backoff:
-    initial_s: float = 0.5
-    factor: float = 2.0
-    max_s: float = 10.0
-
-    def delay(self, failures: int) -> float:
-        return min(self.max_s, self.initial_s * self.factor ** max(0, failures - 1))
+def session_backoff() -> Backoff:
+    """0.5 s doubling to 10 s, with jitter: after a recorder restart its workstations come back
+    spread over the interval instead of all in the same instant."""
+    return Backoff(0.5, 10.0)
 
 
 class LiveSubscription:
@@ -96,7 +89,7 @@ class Session:
         user: str,
         password: str,
         *,
-        backoff: Backoff = Backoff(),
+        backoff: Backoff | None = None,
         health_interval_s: float = 5.0,
         refresh_fraction: float = REFRESH_FRACTION,
     ) -> None:
@@ -107,7 +100,7 @@ class Session:
         self.base_url = normalize_url(base_url)
         self.user = user
         self._password = password
-        self.backoff = backoff
+        self.backoff = backoff or session_backoff()
         self.health_interval_s = health_interval_s
         self.refresh_fraction = refresh_fraction
         self.api = ApiClient(self.base_url)
@@ -404,12 +397,11 @@ class Session:
 
     async def _supervise(self) -> None:
         """Keep the session online: refresh the login, notice outages, reconnect with backoff."""
-        failures = 0
         while not self._closed:
             try:
                 if self.state != "online":
                     await self._establish()
-                    failures = 0
+                    self.backoff.reset()
                     continue
                 await self._while_online()
             except asyncio.CancelledError:
@@ -424,9 +416,8 @@ class Session:
                     self._set_state("error")
                     await self._wait(None)  # until reconnect()
                     continue
-                failures += 1
                 self._set_state("reconnecting")
-                await self._wait(self.backoff.delay(failures))
+                await self._wait(self.backoff.next())
 
     async def _while_online(self) -> None:
         """One wait while online, then whatever woke it: renewal, a NATS refusal, a check."""

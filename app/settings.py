@@ -1,9 +1,10 @@
 """The workstation's saved state: recorders, user names, preferences; passwords in the keyring.
 
 One JSON file, ``settings.json``, in the user's config dir (platformdirs; ``VIGIA_CONFIG_DIR``
-or a path argument overrides it), written atomically (temp file, fsync, rename) so a crash never
-leaves half a file. Passwords never go to that file: they go to the OS keyring when a usable
-backend exists, and are otherwise not kept at all (the user types them again), which is logged.
+or a path argument overrides it), written with ``server.protocol.files.write_atomic`` (temp file,
+fsync, rename, directory fsync) so a crash never leaves half a file. Passwords never go to that
+file: they go to the OS keyring when a usable backend exists, and are otherwise not kept at all
+(the user types them again), which is logged.
 An unreadable file is moved aside, not overwritten, so nothing the user had is lost.
 """
 
@@ -12,9 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import threading
-import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from keyring.backend import KeyringBackend
 
 from app.discovery import normalize_url
 from app.signals import Signal
+from server.protocol.files import move_aside, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -176,8 +176,7 @@ class Settings:
                 for s in servers:
                     normalize_url(s.base_url)
             except (ValueError, TypeError) as exc:
-                aside = self.file.with_name(f"{FILE_NAME}.bad-{int(time.time())}")
-                self.file.replace(aside)
+                aside = move_aside(self.file)
                 log.error("settings file %s unreadable (%s); kept as %s", self.file, exc, aside)
                 return
             self.preferences, self.servers = prefs, servers
@@ -186,18 +185,7 @@ class Settings:
         with self._lock:
             doc = _Document(preferences=self.preferences, servers=list(self.servers))
             data = json.dumps(asdict(doc), indent=2, sort_keys=True) + "\n"
-            self.dir.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".settings-", suffix=".tmp", dir=self.dir)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as out:
-                    out.write(data)
-                    out.flush()
-                    os.fsync(out.fileno())
-                os.replace(tmp, self.file)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-            _fsync_dir(self.dir)
+            write_atomic(self.file, data.encode("utf-8"))
         self.changed.emit(self)
 
     # --- preferences ------------------------------------------------------------------------
@@ -262,16 +250,3 @@ class Settings:
 
     def password_saved(self, server: SavedServer) -> bool:
         return self.password(server) is not None
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return  # not possible on some platforms (Windows); the rename is still atomic
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import bisect
 import logging
 import threading
-import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +25,7 @@ from app.loop import AsyncRunner
 from app.playback.fetcher import SegmentFetcher
 from app.playback.gop import Gop
 from app.signals import Signal
+from server.protocol.timeutil import now_us as wall_now_us
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ class TimelineModel:
         self.camera_id, self.stream = camera_id, stream
         self.fetcher = fetcher or SegmentFetcher(runner, api, camera_id, stream)
         self.thumb_width = thumb_width
-        self._now = now_us or (lambda: time.time_ns() // 1000)
+        self._now = now_us or wall_now_us
         self._levels: dict[int, _Level] = {}
         self._marks_covered = _Spans()
         self._events: dict[Any, dict] = {}

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import time
 from typing import Protocol
+
+from server.protocol.timeutil import monotonic_us, now_us
 
 
 class Clock(Protocol):
@@ -20,7 +21,7 @@ class SystemClock:
     """
 
     def __init__(self) -> None:
-        self._offset_us = time.time_ns() // 1000 - time.monotonic_ns() // 1000
+        self._offset_us = now_us() - monotonic_us()
 
     def now_us(self) -> int:
-        return time.monotonic_ns() // 1000 + self._offset_us
+        return monotonic_us() + self._offset_us

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import platformdirs
 
+from server.protocol.files import write_atomic
+
 
 def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("vigia-server", appauthor=False))
@@ -57,9 +59,7 @@ class DataDir:
         if len(sid) == 12 and all(c in "0123456789abcdef" for c in sid):
             return sid
         sid = secrets.token_hex(6)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(sid + "\n")
-        os.replace(tmp, path)
+        write_atomic(path, f"{sid}\n".encode())  # durable: the id names this recorder for good
         return sid
 
     def lock(self) -> int:

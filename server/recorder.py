@@ -17,7 +17,7 @@ from server.clock import Clock
 from server.config import RecordingConfig
 from server.datadir import DataDir
 from server.ingest.source import Timeouts
-from server.ingest.worker import Backoff, IngestWorker, StatusCallback, StreamStatus
+from server.ingest.worker import IngestWorker, StatusCallback, StreamStatus, reconnect_backoff
 from server.protocol.timeutil import US_PER_SECOND
 from server.recording.packets import PacketSink
 from server.recording.segmenter import RecordingSettings, StreamRecorder
@@ -105,7 +105,7 @@ class Recorder:
             ],
             self.clock,
             timeouts=Timeouts(cfg.open_timeout_s, cfg.read_timeout_s),
-            backoff=Backoff(max_s=cfg.reconnect_max_s),
+            backoff=reconnect_backoff(cfg.reconnect_max_s),
             on_status=self.on_status,
         )
         worker.start()

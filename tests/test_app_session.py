@@ -344,7 +344,7 @@ def test_a_damaged_settings_file_is_kept_aside(tmp_path: Path) -> None:
     assert len(aside) == 1 and aside[0].read_text().startswith('{"preferences"')
     settings.save()
     assert Settings(tmp_path, SecretStore(MemoryKeyring())).preferences.decoder == "auto"
-    assert not list(tmp_path.glob(".settings-*"))  # no temp file left behind
+    assert not list(tmp_path.glob(".settings*"))  # no temp file left behind
 
 
 # --- the observer -------------------------------------------------------------------------

@@ -99,8 +99,8 @@ def test_export_end_to_end_verified_and_tampering_detected(
     )
     assert report.ok, report.problems
     assert seen[-1].state == "done" and seen[-1].progress == 1.0
-    assert report.manifest is not None and report.manifest["cameras"] == ["cam/main"]
-    videos = [f["name"] for f in report.manifest["files"]]
+    assert report.manifest is not None and report.manifest.cameras == ["cam/main"]
+    videos = [f.name for f in report.manifest.files]
     assert videos and all((out / v).stat().st_size > 0 for v in videos)
 
     # one byte of the video changed: its hash no longer matches

@@ -29,7 +29,7 @@ from server.config import CameraConfig
 from server.datadir import DataDir
 from server.ingest.worker import IngestWorker
 from server.live.nats_server import CONFIG_FILE, CREDENTIALS_FILE, EmbeddedNats, NatsServerError
-from server.live.publisher import Channel, LivePublisher, LiveSink, extradata_parameter_sets
+from server.live.publisher import Channel, LivePublisher, LiveSink
 from server.protocol.live import (
     FLAG_DISCONTINUITY,
     FLAG_KEY,
@@ -45,7 +45,7 @@ from server.protocol.live import (
     parse_live_subject,
     status_subject,
 )
-from server.recording.h26x import iter_nals, nal_type, parameter_sets
+from server.recording.h26x import extradata_parameter_sets, iter_nals, nal_type, parameter_sets
 from server.recording.packets import StreamInfo
 from server.recording.segmenter import StreamRecorder
 from server.service import apply_camera
@@ -238,9 +238,9 @@ def test_avcc_and_hvcc_extradata_give_annexb_parameter_sets(
         assert extradata[0] == 1, "MP4 keeps avcC/hvcC"
         _, packets = clip_packets(clip)
         in_band = parameter_sets(codec.codec_name, packets[0][0])
-        assert extradata_parameter_sets(codec, extradata) == in_band
-        assert extradata_parameter_sets(codec, in_band) == in_band
-    assert extradata_parameter_sets(LiveCodec.H264, b"\x01\x64") == b""  # truncated: nothing
+        assert extradata_parameter_sets(codec.codec_name, extradata) == in_band
+        assert extradata_parameter_sets(codec.codec_name, in_band) == in_band
+    assert extradata_parameter_sets("h264", b"\x01\x64") == b""  # truncated: nothing
 
 
 def test_channel_drops_to_the_next_key_frame() -> None:

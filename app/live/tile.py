@@ -40,6 +40,7 @@ from app.live.slot import FrameSlot
 from app.loop import AsyncRunner
 from app.signals import Signal
 from server.protocol.live import LiveCodec, LiveHeader, decode_live_packet, live_subject
+from server.protocol.timeutil import now_us
 
 log = logging.getLogger(__name__)
 
@@ -567,7 +568,7 @@ class LiveTile:
             keyframes_only=self._keyframes_only,
             overloaded=self._keyframes_only,
             overload_reason=self._overload_reason,
-            latency_us=time.time_ns() // 1000 - shown if shown is not None else None,
+            latency_us=now_us() - shown if shown is not None else None,
             queued=len(self._queue),
             errors=self._errors,
             paused=self._paused,

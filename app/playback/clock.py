@@ -10,17 +10,13 @@ earliest next recording among them.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from app.signals import Signal
+from server.protocol.timeutil import monotonic_us
 
 MIN_RATE, MAX_RATE = 1 / 8, 64.0
-
-
-def monotonic_us() -> int:
-    return time.monotonic_ns() // 1000
 
 
 class ManualTime:

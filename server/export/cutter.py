@@ -37,7 +37,13 @@ from server.catalog.catalog import CatalogError
 from server.datadir import DataDir
 from server.protocol.fragindex import decode_fragment_index
 from server.protocol.timeutil import US_PER_SECOND, rescale, us_to_iso
-from server.recording.h26x import iter_nals, nal_type
+from server.recording.h26x import (
+    annexb_to_length_prefixed,
+    extradata_parameter_sets,
+    fill_parameter_sets,
+    length_prefixed_to_annexb,
+    nal_length_size,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +51,6 @@ US = Fraction(1, US_PER_SECOND)
 FORMATS = {"mp4": "mp4", "mkv": "matroska"}
 # fragmented segments in, plain MP4 out: moov up front so players and browsers start at once
 _MUXER_OPTIONS = {"mp4": {"movflags": "+faststart"}, "mkv": {}}
-_PARAM_TYPES = {"h264": frozenset({7, 8}), "hevc": frozenset({32, 33, 34})}
 _ENCODERS = {
     "h264": ("libx264", {"preset": "veryfast", "crf": "17", "x264-params": "scenecut=0"}),
     "hevc": (
@@ -188,51 +193,6 @@ class _FragmentReader:
             self._fd = -1
 
 
-def _length_prefixed(nals: Sequence[bytes], size: int) -> bytes:
-    return b"".join(len(n).to_bytes(size, "big") + n for n in nals)
-
-
-def _nal_length_size(codec: str, extradata: bytes) -> int | None:
-    """NAL length field size of avcC/hvcC extradata; None when it is not in that form."""
-    if not extradata or extradata[0] != 1:
-        return None
-    if codec == "hevc":
-        return (extradata[21] & 3) + 1 if len(extradata) > 22 else None
-    return (extradata[4] & 3) + 1 if len(extradata) > 6 else None
-
-
-def _config_parameter_sets(codec: str, ed: bytes) -> list[bytes]:
-    """The parameter-set NAL units stored in avcC / hvcC extradata."""
-    out: list[bytes] = []
-    if codec == "hevc":
-        arrays, pos = ed[22], 23
-        for _ in range(arrays):
-            count, pos = int.from_bytes(ed[pos + 1 : pos + 3], "big"), pos + 3
-            for _ in range(count):
-                n = int.from_bytes(ed[pos : pos + 2], "big")
-                out.append(ed[pos + 2 : pos + 2 + n])
-                pos += 2 + n
-        return out
-    pos = 5
-    for mask in (0x1F, 0xFF):  # the SPS count (low 5 bits), then the PPS count
-        count, pos = ed[pos] & mask, pos + 1
-        for _ in range(count):
-            n = int.from_bytes(ed[pos : pos + 2], "big")
-            out.append(ed[pos + 2 : pos + 2 + n])
-            pos += 2 + n
-    return out
-
-
-def _has_parameter_sets(codec: str, data: bytes, size: int) -> bool:
-    pos, wanted = 0, _PARAM_TYPES[codec]
-    while pos + size < len(data):
-        n = int.from_bytes(data[pos : pos + size], "big")
-        if nal_type(codec, data[pos + size]) in wanted:
-            return True
-        pos += size + n
-    return False
-
-
 class _Output:
     """One output file: written under a temporary name, renamed into place when complete."""
 
@@ -347,7 +307,7 @@ class _Reencoder:
         """Annex B from the encoder to the container's length-prefixed NAL units."""
         data = bytes(p)
         if self.nal_size is not None:
-            data = _length_prefixed([data[s:e] for s, e in iter_nals(data)], self.nal_size)
+            data = annexb_to_length_prefixed(data, self.nal_size)
         out = av.Packet(data)
         out.pts, out.dts, out.time_base = p.pts, p.dts, US
         out.is_keyframe = p.is_keyframe
@@ -422,7 +382,7 @@ class _StreamCutter:
         if params != self._params:
             self._finish_current()  # a codec parameter change: players need a new file
             self._params = params
-        nal_size = _nal_length_size(codec, extradata)
+        nal_size = nal_length_size(codec, extradata)
         tb_num, tb_den = ist.time_base.numerator * US_PER_SECOND, ist.time_base.denominator
         wall_num, wall_den = seg.duration_us, seg.media_duration_us or seg.duration_us or 1
 
@@ -460,10 +420,13 @@ class _StreamCutter:
                 reenc = None
             if self._reinject and pkt.is_keyframe:
                 self._reinject = False
-                if nal_size and not _has_parameter_sets(codec, bytes(pkt), nal_size):
-                    # back to the camera's parameter sets after the encoder's
-                    sets = _length_prefixed(_config_parameter_sets(codec, extradata), nal_size)
-                    pkt = _copy_packet(pkt, sets + bytes(pkt))
+                if nal_size:  # back to the camera's parameter sets after the encoder's
+                    frame = length_prefixed_to_annexb(bytes(pkt), nal_size)
+                    known = extradata_parameter_sets(codec, extradata)
+                    fill = fill_parameter_sets(codec, frame, known)
+                    if fill.insert:
+                        fixed = annexb_to_length_prefixed(fill.apply(frame), nal_size)
+                        pkt = _copy_packet(pkt, fixed)
             duration_us = rescale(rescale(pkt.duration or 0, tb_num, tb_den), wall_num, wall_den)
             out.mux(pkt, pts_us, dts_us, duration_us)
         self._flush(reenc)

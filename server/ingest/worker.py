@@ -12,6 +12,7 @@ import av
 
 from server.clock import Clock
 from server.ingest.source import Source, SourceError, Timeouts, describe_error
+from server.protocol.backoff import Backoff
 from server.recording.packets import PacketSink
 
 log = logging.getLogger(__name__)
@@ -25,17 +26,16 @@ class State(enum.StrEnum):
     STOPPED = "stopped"
 
 
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """Capped exponential backoff. Small cap: a camera back from an outage must record again
-    within a couple of seconds, and a refused connection costs us next to nothing."""
+RECONNECT_INITIAL_S = 0.1
+RECONNECT_MAX_S = 0.5
 
-    initial_s: float = 0.1
-    factor: float = 2.0
-    max_s: float = 0.5
 
-    def delay(self, failures: int) -> float:
-        return min(self.max_s, self.initial_s * self.factor ** max(0, failures - 1))
+def reconnect_backoff(max_s: float = RECONNECT_MAX_S) -> Backoff:
+    """0.1 s doubling to ``max_s`` (0.5 s), with jitter. Small cap: a camera back from an outage
+    must record again within a couple of seconds, and a refused connection costs us next to
+    nothing; the jitter keeps the cameras behind one switch from reconnecting in lockstep."""
+    max_s = max(max_s, 0.001)
+    return Backoff(min(RECONNECT_INITIAL_S, max_s), max_s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +74,7 @@ class IngestWorker:
         self.sinks = list(sinks)
         self.clock = clock
         self.timeouts = timeouts or Timeouts()
-        self.backoff = backoff or Backoff()
+        self.backoff = backoff or reconnect_backoff()
         self.on_status = on_status
         self._stop = threading.Event()
         self._status = StreamStatus(camera_id, stream, State.CONNECTING, since_us=clock.now_us())
@@ -113,7 +113,6 @@ class IngestWorker:
                 log.exception("status callback failed")
 
     def _run(self) -> None:
-        failures = 0
         was_online = False
         while not self._stop.is_set():
             reason = self._session()
@@ -121,12 +120,11 @@ class IngestWorker:
                 break
             online_now = self._status.state == State.ONLINE
             if online_now:
-                failures = 0
+                self.backoff.reset()
             was_online = was_online or online_now
-            failures += 1
             self._status = replace(self._status, reconnects=self._status.reconnects + 1)
             self._set_state(State.OFFLINE if was_online else State.ERROR, reason)
-            if self._stop.wait(self.backoff.delay(failures)):
+            if self._stop.wait(self.backoff.next()):
                 break
         self._set_state(State.STOPPED)
 

@@ -7,8 +7,9 @@ stream's ingest thread and must return at once: copy ``bytes(packet.packet)`` im
 
 Key frames reach consumers with their parameter sets in band, as on the NATS live subjects, so
 a consumer can start decoding (or a browser can start playing) at any key frame: sources whose
-key frames lack them (cameras that send SPS/PPS only in the SDP) get the last ones seen in band,
-or those of the stream's extradata.
+key frames lack them, or carry only some (cameras that send SPS/PPS only in the SDP, or repeat
+only the PPS), get the last complete set seen in band, or the stream's extradata's; the rule is
+``server.recording.h26x.fill_parameter_sets``, the same as the live sink's.
 """
 
 from __future__ import annotations
@@ -20,14 +21,10 @@ from dataclasses import dataclass
 
 import av
 
-from server.live.publisher import extradata_parameter_sets
-from server.protocol.live import LiveCodec
-from server.recording.h26x import iter_nals, nal_type, parameter_sets
+from server.recording.h26x import codec_family, extradata_parameter_sets, fill_parameter_sets
 from server.recording.packets import IngestPacket, PacketSink, StreamInfo
 
 log = logging.getLogger(__name__)
-
-_AUD = {"h264": 9, "hevc": 35}  # access unit delimiter: parameter sets go after it
 
 
 @dataclass(slots=True)
@@ -48,8 +45,7 @@ class _Stream:
         self.info: StreamInfo | None = None
         self.connected = False
         self.codec = "h264"
-        self.params = b""  # the last in-band parameter sets of this connection
-        self.extra_params = b""
+        self.params = b""  # the last complete parameter sets of this connection (or extradata's)
         self.stats = FanoutStats()
 
     def remove(self, consumer: PacketSink) -> None:
@@ -66,14 +62,9 @@ class _FanoutSink:
     def on_connect(self, info: StreamInfo) -> None:
         s = self._s
         with s.lock:
-            s.info, s.connected, s.params = info, True, b""
-            s.codec = "hevc" if info.codec in ("hevc", "h265") else "h264"
-            try:
-                s.extra_params = extradata_parameter_sets(
-                    LiveCodec.from_name(s.codec), info.extradata
-                )
-            except ValueError:
-                s.extra_params = b""
+            s.info, s.connected = info, True
+            s.codec = codec_family(info.codec)
+            s.params = extradata_parameter_sets(s.codec, info.extradata)
             consumers = s.consumers
         for c in consumers:
             self._call(c, "on_connect", info)
@@ -109,19 +100,11 @@ class _FanoutSink:
     def _with_parameter_sets(self, p: IngestPacket) -> IngestPacket:
         s = self._s
         data = bytes(p.packet)
-        found = parameter_sets(s.codec, data)
-        if found:
-            s.params = found
-            return p
-        supply = s.params or s.extra_params
-        if not supply:
-            return p  # nothing known: the consumer's decoder will say so
-        at = 0
-        for start, end in iter_nals(data):
-            if nal_type(s.codec, data[start]) == _AUD[s.codec]:
-                at = end
-            break
-        fixed = av.Packet(b"".join((data[:at], supply, data[at:])))
+        fill = fill_parameter_sets(s.codec, data, s.params)
+        s.params = fill.known
+        if not fill.insert:
+            return p  # complete already, or nothing known: the consumer's decoder will say so
+        fixed = av.Packet(fill.apply(data))
         fixed.pts, fixed.dts = p.packet.pts, p.packet.dts
         if p.packet.time_base is not None:
             fixed.time_base = p.packet.time_base

@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+from server.protocol.files import write_atomic
+
 log = logging.getLogger(__name__)
 
 CREDENTIALS_FILE = "credentials.json"
@@ -73,16 +75,9 @@ def find_nats_server() -> Path | None:
 
 
 def _write_private(path: Path, text: str) -> None:
-    """Write a file only our user can read, atomically (a crash leaves the old one or none)."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)  # an existing tmp file keeps its old mode otherwise
-        os.write(fd, text.encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    """Write a file only our user can read, atomically (a crash leaves the old one or none):
+    ``write_atomic``'s temp file is created 0600 (``mkstemp``) and renamed into place."""
+    write_atomic(path, text.encode())
 
 
 def load_or_create_credentials(state_dir: Path) -> NatsCredentials:

@@ -45,14 +45,12 @@ from server.protocol.live import (
     status_subject,
 )
 from server.protocol.timeutil import US_PER_SECOND, rescale
-from server.recording.h26x import iter_nals, nal_type
+from server.recording.h26x import extradata_parameter_sets, fill_parameter_sets
 from server.recording.packets import IngestPacket, StreamInfo
 
 log = logging.getLogger(__name__)
 
 _FLAGS_OFFSET = 6  # byte of the live header holding the flags
-_PARAMS = {LiveCodec.H264: frozenset({7, 8}), LiveCodec.HEVC: frozenset({32, 33, 34})}
-_AUD = {LiveCodec.H264: 9, LiveCodec.HEVC: 35}
 
 
 class LiveOutlet(Protocol):
@@ -71,49 +69,6 @@ class SinkStats:
     params_added: int = 0  # key frames that lacked parameter sets and got them from us
     params_missing: int = 0  # key frames without parameter sets that we could not supply
     errors: int = 0
-
-
-def _is_slice(codec: LiveCodec, kind: int) -> bool:
-    return kind < 32 if codec is LiveCodec.HEVC else kind in (1, 5)
-
-
-def extradata_parameter_sets(codec: LiveCodec, extradata: bytes | None) -> bytes:
-    """The parameter sets of a stream's extradata as Annex B (it may be avcC/hvcC)."""
-    if not extradata:
-        return b""
-    if extradata.startswith((b"\x00\x00\x01", b"\x00\x00\x00\x01")):
-        return _keep_parameter_sets(codec, extradata)
-    out = bytearray()
-    try:
-        if codec is LiveCodec.H264 and extradata[0] == 1:  # avcC
-            pos, groups = 5, 2  # SPS group (count & 0x1F), then PPS group
-            for g in range(groups):
-                count = extradata[pos] & (0x1F if g == 0 else 0xFF)
-                pos += 1
-                for _ in range(count):
-                    n = int.from_bytes(extradata[pos : pos + 2], "big")
-                    out += b"\x00\x00\x00\x01" + extradata[pos + 2 : pos + 2 + n]
-                    pos += 2 + n
-        elif codec is LiveCodec.HEVC and extradata[0] == 1:  # hvcC
-            arrays, pos = extradata[22], 23
-            for _ in range(arrays):
-                count = int.from_bytes(extradata[pos + 1 : pos + 3], "big")
-                pos += 3
-                for _ in range(count):
-                    n = int.from_bytes(extradata[pos : pos + 2], "big")
-                    out += b"\x00\x00\x00\x01" + extradata[pos + 2 : pos + 2 + n]
-                    pos += 2 + n
-    except IndexError:
-        return b""
-    return _keep_parameter_sets(codec, bytes(out))
-
-
-def _keep_parameter_sets(codec: LiveCodec, annexb: bytes) -> bytes:
-    out = bytearray()
-    for start, end in iter_nals(annexb):
-        if nal_type(codec.codec_name, annexb[start]) in _PARAMS[codec]:
-            out += b"\x00\x00\x00\x01" + annexb[start:end]
-    return bytes(out)
 
 
 class LiveSink:
@@ -150,8 +105,10 @@ class LiveSink:
             if info and info.fps
             else 0
         )
-        self._extra_params = extradata_parameter_sets(self._codec, info.extradata) if info else b""
-        self._params = b""  # the last complete in-band parameter sets of this connection
+        # the last complete parameter sets of this connection: in band, else the extradata's
+        self._params = (
+            extradata_parameter_sets(self._codec.codec_name, info.extradata) if info else b""
+        )
         self._base_dts: int | None = None  # media origin of the current run
         self._offset_us = 0
         self._prev_dts: int | None = None
@@ -238,30 +195,15 @@ class LiveSink:
 
     def _missing_parameter_sets(self, data: bytes) -> tuple[int, bytes]:
         """(where to insert, what) so that a key frame carries its parameter sets."""
-        codec, wanted = self._codec, _PARAMS[self._codec]
-        found: set[int] = set()
-        params = bytearray()
-        insert_at = 0
-        for i, (start, end) in enumerate(iter_nals(data)):
-            kind = nal_type(codec.codec_name, data[start])
-            if kind in wanted:
-                found.add(kind)
-                params += b"\x00\x00\x00\x01" + data[start:end]
-            elif i == 0 and kind == _AUD[codec]:
-                insert_at = end  # parameter sets go after the access unit delimiter
-            elif _is_slice(codec, kind):
-                break  # slice data follows; do not scan the big payload
-        if wanted <= found:
-            self._params = bytes(params)
-            return 0, b""
-        supply = self._params or self._extra_params
-        if supply:
+        fill = fill_parameter_sets(self._codec.codec_name, data, self._params)
+        self._params = fill.known
+        if fill.insert:
             self.stats.params_added += 1
-        else:
+        elif not fill.complete:
             self.stats.params_missing += 1
             if self.stats.params_missing == 1:
                 log.warning("%s: key frame without parameter sets, none known", self.subject)
-        return insert_at, supply
+        return fill.at, fill.insert
 
 
 # --- the publisher, on its asyncio loop -----------------------------------------------------

@@ -1,7 +1,8 @@
-"""The wire contract shared by the recorder and its clients.
+"""The wire package: what the recorder and its clients must agree on, one code path for both.
 
-Pure Python with no I/O and no third-party imports: the workstation (``app``) may import this
-package and nothing else from ``server``.
+Codecs of the wire formats, time helpers, retry backoff, crash-safe writes and the export
+manifest's verification. Standard library, msgspec and cryptography only (``pyproject.toml``
+lists them): the workstation (``app``) may import this package and nothing else from ``server``.
 """
 
 from server.protocol.fragindex import Fragment, decode_fragment_index, encode_fragment_index

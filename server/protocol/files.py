@@ -1,14 +1,22 @@
 """Durable file-system steps shared by recorder and workstation: fsync a directory after its
-entries change, write a file whole (standard library only)."""
+entries change, write a file whole, keep an unreadable file aside (standard library only)."""
 
 from __future__ import annotations
 
 import os
 import tempfile
+import time
 from pathlib import Path
 
 
 def fsync_dir(path: Path) -> None:
+    """Make a directory's entry changes (create, rename, unlink) durable.
+
+    Where directories cannot be opened (Windows, for the workstation) this does nothing: the
+    rename in ``write_atomic`` is still atomic there, only its durability is the system's.
+    """
+    if not hasattr(os, "O_DIRECTORY"):
+        return
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -64,3 +72,11 @@ def write_atomic(path: Path, data: bytes) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+
+
+def move_aside(path: Path) -> Path:
+    """Rename an unreadable file to ``<name>.bad-<unix time>`` so that the next write does not
+    destroy what the user had; returns the new path."""
+    aside = path.with_name(f"{path.name}.bad-{int(time.time())}")
+    path.replace(aside)
+    return aside

@@ -1,10 +1,26 @@
-"""Time helpers for the wire: every time is an integer of µs since the Unix epoch (UTC)."""
+"""Time helpers for the wire: every time is an integer of µs since the Unix epoch (UTC).
+
+``now_us`` is the one wall-clock reading of the workstation (and of recorder code that has no
+``Clock`` passed in); ``monotonic_us`` is for durations and playback clocks, which must not
+jump when the system clock is set.
+"""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 US_PER_SECOND = 1_000_000
+
+
+def now_us() -> int:
+    """Wall time now, in integer µs since the epoch (UTC)."""
+    return time.time_ns() // 1000
+
+
+def monotonic_us() -> int:
+    """A monotonic reading in µs (arbitrary origin): for intervals, never stored."""
+    return time.monotonic_ns() // 1000
 
 
 def us_to_iso(t_us: int) -> str:
