@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.api import ApiError
+from app.remote import ApiError
 from app.session import Session
 from app.workstation import Workstation
 from ui.bridge import bridge
