@@ -90,6 +90,15 @@ def parse_event_message(server_id: str, data: bytes | str) -> EventItem:
     return parse_event(server_id, json.loads(data))
 
 
+def event_mark(data: Any) -> tuple[int, int, str] | None:
+    """``(start_us, end_us, label)`` of an event row for a timeline (an ongoing event ends
+    where it starts; a row without a label reads 'event'); None for a row without a start."""
+    if not isinstance(data, dict) or "start_us" not in data:
+        return None
+    start = int(data["start_us"])
+    return start, int(data.get("end_us") or start), str(data.get("label") or "event")
+
+
 @dataclass(frozen=True, slots=True)
 class EventFilter:
     """What the list shows. ``window_us`` set: the last ``window_us`` up to now (follows live);

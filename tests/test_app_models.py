@@ -19,13 +19,21 @@ from keyring.backends import fail
 from app.analytics_settings import AnalyticsSettings
 from app.api import ApiError
 from app.cameras_admin import CamerasAdmin
-from app.events import EventFeed, EventFilter, EventItem, parse_event, parse_event_message
+from app.events import (
+    EventFeed,
+    EventFilter,
+    EventItem,
+    event_mark,
+    parse_event,
+    parse_event_message,
+)
 from app.export_job import ExportJob
 from app.layouts import Layouts, LocalLayouts, pick_layouts
 from app.motion_search import MotionSearch, check_region, motion_query, parse_ranges
 from app.recording_settings import RecordingSettings, camera_recording, changes
 from app.session import Session
 from app.settings import SecretStore, Settings
+from app.timeline import bookmark_mark
 from app.users_admin import UsersAdmin
 from app.walllayout import parse_layout
 from app.workstation import Workstation
@@ -378,6 +386,12 @@ def test_event_wire_parsing_and_filter() -> None:
             parse_event("s1", bad)
     with pytest.raises(ValueError):
         parse_event_message("s1", b"{not json")
+    # the timeline's marks from the same rows (and from bookmarks)
+    assert event_mark(row) == (100, 100, "person")  # ongoing: it ends where it starts
+    assert event_mark({"start_us": 5, "end_us": 9}) == (5, 9, "event")
+    assert event_mark({"label": "person"}) is None
+    assert bookmark_mark({"start_us": 5, "end_us": 9, "name": "door"}) == (5, "door", 4)
+    assert bookmark_mark({"start_us": 5}) == (5, "", 0) and bookmark_mark([]) is None
 
     f = EventFilter(
         camera=("s1", "vt"),
