@@ -17,6 +17,22 @@ from app.remote import RemoteModel
 from app.session import Session
 
 
+def parse_labels(text: str) -> list[str]:
+    """Labels typed as ``person, car; dog``."""
+    return [w.strip() for w in text.replace(";", ",").split(",") if w.strip()]
+
+
+def settings_changes(was: Mapping[str, Any], now: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``PATCH /cameras/{id}/analytics`` body: the fields of ``now`` that differ from the
+    settings as read (floats compared to 1e-6, as the spin boxes round them)."""
+    return {
+        k: v
+        for k, v in now.items()
+        if k not in was
+        or (v != was[k] if not isinstance(v, float) else abs(v - float(was[k])) > 1e-6)
+    }
+
+
 @dataclass(frozen=True)
 class CameraAnalytics:
     """What the page shows for a camera: ``GET /cameras/{id}/analytics``, its zones, and a

@@ -19,6 +19,18 @@ from app.signals import Signal
 ProbeResult = tuple[str, dict[str, Any] | str]  # stream name, the probe's answer or why not
 
 
+def edit_body(body: dict[str, Any], shown_urls: tuple[str, str]) -> dict[str, Any]:
+    """The ``PATCH /cameras/{id}`` body of a camera form (``POST /cameras`` fields): the
+    recorder shows URLs with their passwords hidden, so a URL left as it was shown
+    (``shown_urls``: main, sub) is not sent back; nor is the id."""
+    out = {k: v for k, v in body.items() if k != "id"}
+    if out.get("main") == shown_urls[0]:
+        del out["main"]
+    if "sub" in out and (out["sub"] or "") == shown_urls[1]:
+        del out["sub"]
+    return out
+
+
 class CamerasAdmin(RemoteModel):
     """The cameras of one logged-in recorder."""
 

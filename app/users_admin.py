@@ -17,6 +17,23 @@ def _path(name: str) -> str:
     return f"/users/{name}"
 
 
+def user_changes(
+    user: dict[str, Any], role: str, cameras: list[str], disabled: bool, password: str = ""
+) -> dict[str, Any]:
+    """The ``PATCH /users/{name}`` body: the fields of the form that differ from ``user`` as
+    the recorder listed it, and a new password when one was typed."""
+    body: dict[str, Any] = {}
+    if role != user.get("role"):
+        body["role"] = role
+    if cameras != user.get("cameras"):
+        body["cameras"] = cameras
+    if disabled != bool(user.get("disabled")):
+        body["disabled"] = disabled
+    if password:
+        body["password"] = password
+    return body
+
+
 class UsersAdmin(RemoteModel):
     """The users of one logged-in recorder (an admin's session)."""
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from keyring.backends import fail
 
-from app.analytics_settings import AnalyticsSettings
+from app.analytics_settings import AnalyticsSettings, parse_labels, settings_changes
 from app.api import ApiError
-from app.cameras_admin import CamerasAdmin
+from app.cameras_admin import CamerasAdmin, edit_body
 from app.events import (
     EventFeed,
     EventFilter,
@@ -34,7 +34,7 @@ from app.recording_settings import RecordingSettings, camera_recording, changes
 from app.session import Session
 from app.settings import SecretStore, Settings
 from app.timeline import bookmark_mark
-from app.users_admin import UsersAdmin
+from app.users_admin import UsersAdmin, user_changes
 from app.walllayout import parse_layout
 from app.workstation import Workstation
 from server.sim.rtsp_cameras import RtspCameraHost
@@ -455,3 +455,32 @@ def test_event_feed_queries_every_recorder_and_follows_cameras(rig: Rig) -> None
     finally:
         feed.close()
     wait_until(lambda: not feed._subs, CALL_S, "the feed's subscriptions dropped")
+
+
+def test_forms_send_only_what_changed() -> None:
+    """The bodies the settings pages send, from what the recorder listed and the form holds."""
+    user = {"name": "op", "role": "viewer", "cameras": ["a"], "disabled": False}
+    assert user_changes(user, "viewer", ["a"], False) == {}
+    assert user_changes(user, "operator", ["a", "b"], True, "new-password-1") == {
+        "role": "operator",
+        "cameras": ["a", "b"],
+        "disabled": True,
+        "password": "new-password-1",
+    }
+    was = {"enabled": True, "fps": 5.0, "labels": ["person"], "min_score": 0.5}
+    now = {"enabled": True, "fps": 5.0000001, "labels": ["person", "car"], "min_score": 0.5}
+    assert settings_changes(was, {**now, "stream": "sub"}) == {
+        "labels": ["person", "car"],
+        "stream": "sub",  # not in what was read: sent
+    }
+    assert parse_labels(" person, car;dog ,, ") == ["person", "car", "dog"]
+    shown = ("rtsp://u:***@cam/1", "")
+    body = {"id": "gate", "name": "Gate", "main": shown[0], "sub": None, "enabled": False}
+    assert edit_body(body, shown) == {"name": "Gate", "enabled": False}
+    changed = {**body, "main": "rtsp://u:pw@cam/1", "sub": "rtsp://cam/2"}
+    assert edit_body(changed, shown) == {
+        "name": "Gate",
+        "main": "rtsp://u:pw@cam/1",
+        "sub": "rtsp://cam/2",
+        "enabled": False,
+    }

@@ -19,7 +19,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.analytics_settings import AnalyticsSettings, CameraAnalytics
+from app.analytics_settings import (
+    AnalyticsSettings,
+    CameraAnalytics,
+    parse_labels,
+    settings_changes,
+)
 from app.workstation import Workstation
 from ui.dialogs.common import Page, RecorderPicker
 from ui.zone_editor import Shape, ZoneEditor
@@ -35,10 +40,6 @@ def status_text(status: dict) -> str:
     if status.get("model"):
         parts.append(str(status["model"]))
     return " · ".join(parts)
-
-
-def parse_labels(text: str) -> list[str]:
-    return [w.strip() for w in text.replace(";", ",").split(",") if w.strip()]
 
 
 class AnalyticsPage(Page):
@@ -211,13 +212,7 @@ class AnalyticsPage(Page):
             "labels": parse_labels(self.labels.text()),
             "min_score": round(self.min_score.value(), 2),
         }
-        was = self.settings
-        return {
-            k: v
-            for k, v in now.items()
-            if k not in was
-            or (v != was[k] if not isinstance(v, float) else abs(v - float(was[k])) > 1e-6)
-        }
+        return settings_changes(self.settings, now)
 
     def apply(self) -> None:
         session, cid = self.recorder.session(), self.camera_id()

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.cameras_admin import CamerasAdmin, ProbeResult
+from app.cameras_admin import CamerasAdmin, ProbeResult, edit_body
 from app.remote import ApiError
 from app.session import Session
 from app.workstation import Workstation
@@ -255,12 +255,7 @@ class CamerasPage(Page):
             "enabled": self.enabled.isChecked(),
         }
         if self.editing:
-            # the recorder shows URLs with their passwords hidden: send only what was changed
-            if main == self._original_urls[0]:
-                del body["main"]
-            if sub == self._original_urls[1]:
-                del body["sub"]
-            del body["id"]
+            return edit_body(body, self._original_urls)
         return body
 
     # --- actions ----------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.users_admin import UsersAdmin
+from app.users_admin import UsersAdmin, user_changes
 from app.workstation import Workstation
 from ui.dialogs.common import Page, RecorderPicker
 
@@ -233,15 +233,13 @@ class UsersPage(Page):
         if session is None or not self.editing:
             return
         name, u = self.editing, self.user(self.editing) or {}
-        body: dict = {}
-        if self.role.currentData() != u.get("role"):
-            body["role"] = self.role.currentData()
-        if self.chosen_cameras() != u.get("cameras"):
-            body["cameras"] = self.chosen_cameras()
-        if self.disabled.isChecked() != bool(u.get("disabled")):
-            body["disabled"] = self.disabled.isChecked()
-        if self.password.text():
-            body["password"] = self.password.text()
+        body = user_changes(
+            u,
+            self.role.currentData(),
+            self.chosen_cameras(),
+            self.disabled.isChecked(),
+            self.password.text(),
+        )
         if not body:
             self.status.ok(self.tr_("Nothing changed"))
             return
