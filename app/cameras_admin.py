@@ -108,7 +108,10 @@ class CamerasAdmin(RemoteModel):
                 )
             except ApiError as exc:
                 if exc.status == 404 and stream == "sub":
-                    return await api.get_bytes(f"/cameras/{camera_id}/snapshot")
+                    # (the recorder's default stream is 'sub': name the main one)
+                    return await api.get_bytes(
+                        f"/cameras/{camera_id}/snapshot", params={"stream": "main"}
+                    )
                 raise
 
         return self._call(work)
