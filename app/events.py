@@ -318,6 +318,17 @@ class EventFeed:
             return
         subs.by_camera[cam] = sub
 
+    def followed(self) -> concurrent.futures.Future[dict[str, list[str]]]:
+        """The cameras whose live events arrive now, by server id (asked on the loop)."""
+
+        async def read() -> dict[str, list[str]]:
+            return {
+                sid: sorted(cam for cam, sub in subs.by_camera.items() if sub is not None)
+                for sid, subs in self._subs.items()
+            }
+
+        return self.runner.submit(read())
+
     def _on_message(self, server_id: str, data: bytes) -> None:
         try:
             item = parse_event_message(server_id, data)

@@ -443,19 +443,31 @@ def test_event_feed_queries_every_recorder_and_follows_cameras(rig: Rig) -> None
         # a recorder that refuses is a failure in the results, not an exception
         bad = feed.query(EventFilter(window_us=None, start_us=10, end_us=5), now).result(CALL_S)
         assert bad.items == [] and [s for s, _m in bad.failures] == [sid]
-        # live: one subscription per camera the recorder lists
+        # live: one subscription per camera the recorder lists (a removed one stays listed,
+        # disabled: tests before this one may have left some)
         wait_until(
-            lambda: sid in feed._subs and feed._subs[sid].by_camera.get("cam0") is not None,
+            lambda: "cam0" in feed.followed().result(CALL_S).get(sid, []),
             CALL_S,
             "the events subscription of cam0",
         )
+        # a camera added on the recorder is followed once the workstation lists it
+        admin = CamerasAdmin(rig.session)
+        body = {"id": "cam2", "name": "cam2", "main": rig.host.url("cam1-main"), "enabled": True}
+        admin.add(body).result(CALL_S)
+        admin.refresh().result(CALL_S)
+        wait_until(
+            lambda: "cam2" in feed.followed().result(CALL_S).get(sid, []),
+            CALL_S,
+            "the events subscription of the new camera",
+        )
+        admin.remove("cam2").result(CALL_S)
         missing = EventItem(sid, "cam0", 999_999, "object", now)
         with pytest.raises(ApiError) as no_snapshot:
             feed.snapshot(missing).result(CALL_S)
         assert no_snapshot.value.status == 404
     finally:
         feed.close()
-    wait_until(lambda: not feed._subs, CALL_S, "the feed's subscriptions dropped")
+    wait_until(lambda: feed.followed().result(CALL_S) == {}, CALL_S, "no subscription left")
 
 
 def test_forms_send_only_what_changed() -> None:
