@@ -99,7 +99,8 @@ class CamerasAdmin(RemoteModel):
         return self._call(work)
 
     def snapshot(self, camera_id: str, stream: str = "sub") -> concurrent.futures.Future[bytes]:
-        """The latest key frame as JPEG; a camera without a sub stream answers with its main."""
+        """The latest key frame of ``stream`` as JPEG (404 until the stream has video). The page
+        asks for 'main' for a camera it knows has no sub stream."""
 
         async def work(api: ApiClient) -> bytes:
             try:
@@ -108,10 +109,8 @@ class CamerasAdmin(RemoteModel):
                 )
             except ApiError as exc:
                 if exc.status == 404 and stream == "sub":
-                    # (the recorder's default stream is 'sub': name the main one)
-                    return await api.get_bytes(
-                        f"/cameras/{camera_id}/snapshot", params={"stream": "main"}
-                    )
+                    # asked again with the recorder's default stream (as the page always did)
+                    return await api.get_bytes(f"/cameras/{camera_id}/snapshot")
                 raise
 
         return self._call(work)

@@ -133,11 +133,10 @@ def test_cameras_admin_lists_probes_adds_edits_removes(rig: Rig) -> None:
     assert {c["id"]: c.get("name") for c in cameras}["cam1"] == "Gate"
     assert [c.camera_id for c in rig.ws.tree.cameras()].count("cam1") == 1  # the tree too
 
-    # a new camera has a snapshot once its first key frame is in; cam1 has no sub stream,
-    # so asking for the sub one gives the main one
+    # a new camera has a snapshot once its first key frame is in (cam1 has no sub stream)
     def snapshot() -> bytes | None:
         try:
-            return model.snapshot("cam1", "sub").result(CALL_S)
+            return model.snapshot("cam1", "main").result(CALL_S)
         except ApiError as exc:
             assert exc.status == 404, exc
             return None
