@@ -11,6 +11,7 @@ scales them.
 from __future__ import annotations
 
 import bisect
+import concurrent.futures
 import json
 import logging
 import threading
@@ -253,3 +254,8 @@ class PlaybackOverlays(DetectionBuffer):
         if not isinstance(rows, list):
             raise ValueError("GET /tracks did not return a list")
         return self.load_rows(rows)
+
+    def load(self, session: Any, start_us: int, end_us: int) -> concurrent.futures.Future[int]:
+        """``fetch`` through ``session`` (a renewed token on a 401) on its network loop; the
+        playback widgets call this and never the HTTP client."""
+        return session.runner.submit(session.call(lambda api: self.fetch(api, start_us, end_us)))

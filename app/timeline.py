@@ -84,6 +84,15 @@ class _Level:
     ranges: list[tuple[int, int]] = field(default_factory=list)
 
 
+def bookmark_mark(data: Any) -> tuple[int, str, int] | None:
+    """``(time_us, name, duration_us)`` of a ``GET /bookmarks`` row for a timeline; None for a
+    row without a start."""
+    if not isinstance(data, dict) or "start_us" not in data:
+        return None
+    start = int(data["start_us"])
+    return start, str(data.get("name") or ""), max(0, int(data.get("end_us") or start) - start)
+
+
 @dataclass(frozen=True, slots=True)
 class TimelineView:
     """What a timeline widget draws for its window."""

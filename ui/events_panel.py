@@ -11,11 +11,8 @@ results come back through ``ui.bridge``. Activating a row (double-click or Enter
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 import cv2
@@ -47,21 +44,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.api import ApiError
-from app.overlays import events_subject
+from app.events import KINDS, EventFeed, EventFilter, EventItem, EventResults
 from ui.bridge import bridge
 from ui.dialogs.common import StatusLine
 from ui.theme import label_color
-from ui.timerange import MINUTE_US, TimeRange, camera_name, now_us
+from ui.timerange import TimeRange, camera_name, now_us
 
 log = logging.getLogger(__name__)
 
-KINDS = ("object", "enter", "leave", "loiter", "line", "motion")
 COMMON_LABELS = ("person", "car", "truck", "bus", "bicycle", "motorbike", "dog", "cat")
 THUMB_SIZE = QSize(96, 54)
 MAX_ROWS = 2000  # a list longer than this is not read by a person; the oldest rows go
-QUERY_LIMIT = 500  # per recorder and query
-THUMB_FETCHES = 4  # snapshot downloads at once
 
 
 def _tr(text: str) -> str:
@@ -69,106 +62,6 @@ def _tr(text: str) -> str:
 
 
 # --- data -----------------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class EventItem:
-    """One event of one recorder, as ``GET /events`` and the events subject describe it."""
-
-    server_id: str
-    camera_id: str
-    id: int
-    kind: str
-    start_us: int
-    label: str = ""
-    score: float = 0.0
-    end_us: int | None = None
-    track_id: int | None = None
-    zone_id: str | None = None
-    snapshot: bool = False
-    box: tuple[float, float, float, float] | None = None
-
-    @property
-    def key(self) -> tuple[str, int]:
-        return (self.server_id, self.id)
-
-    @classmethod
-    def from_json(cls, server_id: str, data: Any) -> EventItem:
-        """Raises ValueError for anything that is not an event row."""
-        if not isinstance(data, dict):
-            raise ValueError("an event is a JSON object")
-        try:
-            box = data.get("box")
-            end = data.get("end_us")
-            track = data.get("track_id")
-            return cls(
-                server_id=server_id,
-                camera_id=str(data["camera_id"]),
-                id=int(data["id"]),
-                kind=str(data["kind"]),
-                start_us=int(data["start_us"]),
-                label=str(data.get("label") or ""),
-                score=float(data.get("score") or 0.0),
-                end_us=None if end is None else int(end),
-                track_id=None if track is None else int(track),
-                zone_id=data.get("zone_id") or None,
-                snapshot=bool(data.get("snapshot")),
-                box=tuple(float(v) for v in box) if box else None,  # type: ignore[arg-type]
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"not an event: {exc!r}") from None
-
-
-@dataclass(frozen=True, slots=True)
-class EventFilter:
-    """What the list shows. ``window_us`` set: the last ``window_us`` up to now (follows live);
-    else the fixed ``[start_us, end_us)``."""
-
-    camera: tuple[str, str] | None = None  # (server_id, camera_id); None: every camera
-    window_us: int | None = 60 * MINUTE_US
-    start_us: int = 0
-    end_us: int = 0
-    labels: tuple[str, ...] = ()
-    zone: str = ""
-    kinds: tuple[str, ...] = ()
-    min_score: float = 0.0
-
-    def span(self, now: int) -> tuple[int, int]:
-        if self.window_us is not None:
-            # a little ahead of now: the recorder's clock may run slightly ahead of ours
-            return now - self.window_us, now + MINUTE_US
-        return self.start_us, self.end_us
-
-    def params(self, now: int) -> dict[str, Any]:
-        start, end = self.span(now)
-        params: dict[str, Any] = {
-            "start_us": start,
-            "end_us": end,
-            "order": "desc",
-            "limit": QUERY_LIMIT,
-        }
-        if self.camera is not None:
-            params["camera"] = self.camera[1]
-        if self.labels:
-            params["label"] = ",".join(self.labels)
-        if self.kinds:
-            params["kind"] = ",".join(self.kinds)
-        if self.zone:
-            params["zone"] = self.zone
-        if self.min_score > 0:
-            params["min_score"] = f"{self.min_score:.3f}"
-        return params
-
-    def matches(self, item: EventItem, now: int) -> bool:
-        start, end = self.span(now)
-        return (
-            (self.camera is None or self.camera == (item.server_id, item.camera_id))
-            and start <= item.start_us < end
-            and (not self.labels or item.label in self.labels)
-            and (not self.kinds or item.kind in self.kinds)
-            and (not self.zone or item.zone_id == self.zone)
-            and item.score >= self.min_score
-        )
 
 
 def decode_thumbnail(jpeg: bytes, size: QSize = THUMB_SIZE) -> QImage:
@@ -347,15 +240,6 @@ class EventsModel(QAbstractTableModel):
 # --- the panel --------------------------------------------------------------------------------
 
 
-@dataclass
-class _Subscriptions:
-    """Live event subscriptions of one recorder, by camera id."""
-
-    by_camera: dict[str, Any] = field(default_factory=dict)  # camera -> LiveSubscription
-    closed: bool = False  # its session went away: a subscription completing now is dropped
-    undo: list[Callable[[], None]] = field(default_factory=list)
-
-
 class EventsPanel(QWidget):
     """The events list with its filters, live updates and object search."""
 
@@ -370,10 +254,8 @@ class EventsPanel(QWidget):
         self.wall = wall
         self._bridge = bridge()
         self._generation = 0  # queries answered after a newer one started are dropped
-        self._pending_queries = 0
-        self._subs: dict[str, _Subscriptions] = {}
-        self._thumb_gate: asyncio.Semaphore | None = None
         self._closed = False
+        self.feed = EventFeed(workstation.runner, workstation.sessions)
         self.model = EventsModel(self._fetch_thumbnail, self._camera_name, self)
         self._build()
         self._refresh_timer = QTimer(self)
@@ -382,11 +264,9 @@ class EventsPanel(QWidget):
         self._refresh_timer.timeout.connect(self.refresh)
         self._unhook: list[Callable[[], None]] = []
         sessions = workstation.sessions
-        self._unhook.append(self._bridge.connect(sessions.added, self._on_session_added))
+        self._unhook.append(self._bridge.connect(self.feed.received, self._live_event))
         self._unhook.append(self._bridge.connect(sessions.removed, self._on_session_removed))
         self._unhook.append(self._bridge.connect(workstation.tree.changed, self._on_tree))
-        for session in sessions.sessions():
-            self._on_session_added(session)
         self._fill_cameras()
 
     # --- widgets ------------------------------------------------------------------------------
@@ -571,7 +451,7 @@ class EventsPanel(QWidget):
         if f.window_us is None and f.end_us <= f.start_us:
             self._set_status(_tr("The end of the range must be after its start"), error=True)
             return
-        sessions = self._target_sessions(f)
+        sessions = self.feed.target_sessions(f)
         self._generation += 1
         generation = self._generation
         if not sessions:
@@ -580,47 +460,27 @@ class EventsPanel(QWidget):
             self.loaded.emit(0)
             return
         self._set_status(_tr("Searching…"))
-        self._results: list[EventItem] = []
-        self._failures: list[str] = []
-        self._pending_queries = len(sessions)
-        params = f.params(now_us())
-        for session in sessions:
-            sid = session.server_id
-            fut = self.ws.runner.submit(session.call(lambda api: api.get_json("/events", params)))
-            fut.add_done_callback(
-                lambda fut, sid=sid: self._bridge.post(
-                    lambda: self._query_done(generation, sid, fut)
-                )
-            )
+        fut = self.feed.query(f, now_us(), sessions)
+        fut.add_done_callback(
+            lambda fut: self._bridge.post(lambda: self._query_done(generation, fut))
+        )
 
-    def _target_sessions(self, f: EventFilter) -> list[Any]:
-        if f.camera is not None:
-            session = self.ws.session(f.camera[0])
-            return [session] if session is not None else []
-        return [s for s in self.ws.sessions.sessions() if s.server_id]
-
-    def _query_done(self, generation: int, server_id: str, fut: Any) -> None:
+    def _query_done(self, generation: int, fut: Any) -> None:
         if generation != self._generation or self._closed:
             return
         try:
-            rows = fut.result()
-            for data in rows or []:
-                try:
-                    self._results.append(EventItem.from_json(server_id, data))
-                except ValueError as exc:
-                    log.warning("events of %s: %s", server_id, exc)
-        except ApiError as exc:
-            self._failures.append(f"{self._server_name(server_id)}: {exc.message}")
-        except Exception as exc:  # a timeout or a closed runner: say so, keep the panel
-            self._failures.append(f"{self._server_name(server_id)}: {exc!r}")
-        self._pending_queries -= 1
-        if self._pending_queries > 0:
-            return
-        self.model.set_items(self._results)
+            results: EventResults = fut.result()
+        except Exception as exc:  # a stopped runner: say so, keep the panel
+            results = EventResults([], [("", repr(exc))])
+        failures = [
+            f"{self._server_name(sid)}: {message}" if sid else message
+            for sid, message in results.failures
+        ]
+        self.model.set_items(results.items)
         count = self.model.rowCount()
-        if self._failures:
-            self._set_status("; ".join(self._failures), error=True)
-            self.error.emit("; ".join(self._failures))
+        if failures:
+            self._set_status("; ".join(failures), error=True)
+            self.error.emit("; ".join(failures))
         else:
             self._set_status(self._count_text(count))
         self.loaded.emit(count)
@@ -640,78 +500,8 @@ class EventsPanel(QWidget):
 
     # --- live ---------------------------------------------------------------------------------
 
-    def _on_session_added(self, session: Any) -> None:
-        if self._closed or session.server_id in self._subs:
-            return
-        subs = _Subscriptions()
-        self._subs[session.server_id] = subs
-        subs.undo.append(
-            self._bridge.connect(session.cameras_changed, lambda s: self._sync_cameras(s))
-        )
-        self._sync_cameras(session)
-
     def _on_session_removed(self, session: Any) -> None:
-        subs = self._subs.pop(session.server_id, None)
-        if subs is not None:
-            subs.closed = True
-            for undo in subs.undo:
-                undo()
-            self._unsubscribe(list(subs.by_camera.values()))
-            subs.by_camera.clear()
         self.model.remove_server(session.server_id)
-
-    def _sync_cameras(self, session: Any) -> None:
-        """Subscribe to the events subject of every camera the recorder lists (and only those)."""
-        subs = self._subs.get(session.server_id)
-        if subs is None or self._closed:
-            return
-        sid = session.server_id
-        wanted = {str(c.get("id")) for c in session.cameras if c.get("id")}
-        gone = [subs.by_camera.pop(cam) for cam in list(subs.by_camera) if cam not in wanted]
-        self._unsubscribe([s for s in gone if s is not None])
-        for cam in sorted(wanted - set(subs.by_camera)):
-            try:
-                subject = events_subject(sid, cam)
-            except ValueError:
-                log.warning("camera id %r cannot be a NATS subject token", cam)
-                continue
-            subs.by_camera[cam] = None  # reserved until the subscription exists
-
-            async def on_msg(msg: Any, sid: str = sid) -> None:
-                self._on_live_message(sid, msg.data)
-
-            fut = self.ws.runner.submit(session.subscribe(subject, on_msg))
-            fut.add_done_callback(
-                lambda fut, cam=cam, subs=subs: self._bridge.post(
-                    lambda: self._subscribed(subs, cam, fut)
-                )
-            )
-
-    def _subscribed(self, subs: _Subscriptions, cam: str, fut: Any) -> None:
-        try:
-            sub = fut.result()
-        except Exception as exc:
-            log.warning("cannot subscribe to the events of %s: %r", cam, exc)
-            subs.by_camera.pop(cam, None)
-            return
-        if self._closed or subs.closed or subs.by_camera.get(cam, 0) is not None:
-            self._unsubscribe([sub])  # removed (or the panel or session closed) meanwhile
-            return
-        subs.by_camera[cam] = sub
-
-    def _unsubscribe(self, subs: list[Any]) -> None:
-        for sub in subs:
-            if sub is not None:
-                self.ws.runner.submit(sub.unsubscribe())
-
-    def _on_live_message(self, server_id: str, data: bytes) -> None:
-        """On the network loop: parse there, hand the row to the GUI thread."""
-        try:
-            item = EventItem.from_json(server_id, json.loads(data))
-        except ValueError as exc:
-            log.debug("events of %s: %s", server_id, exc)
-            return
-        self._bridge.post(lambda: self._live_event(item))
 
     def _live_event(self, item: EventItem) -> None:
         if self._closed:
@@ -725,20 +515,17 @@ class EventsPanel(QWidget):
     # --- thumbnails ---------------------------------------------------------------------------
 
     def _fetch_thumbnail(self, item: EventItem) -> None:
-        session = self.ws.session(item.server_id)
-        if session is None or self._closed:
+        if self._closed or self.ws.session(item.server_id) is None:
             return
-
-        async def fetch() -> QImage:
-            if self._thumb_gate is None:
-                self._thumb_gate = asyncio.Semaphore(THUMB_FETCHES)
-            async with self._thumb_gate:
-                jpeg = await session.call(lambda api: api.get_bytes(f"/events/{item.id}/snapshot"))
-            return await asyncio.to_thread(decode_thumbnail, jpeg)
-
         key = item.key
-        fut = self.ws.runner.submit(fetch())
-        fut.add_done_callback(lambda fut: self._bridge.post(lambda: self._thumbnail_done(key, fut)))
+
+        def decode(fetched: Any) -> None:  # the JPEG is decoded off the UI thread
+            self._bridge.run(
+                lambda: decode_thumbnail(fetched.result()),
+                lambda fut: self._thumbnail_done(key, fut),
+            )
+
+        self.feed.snapshot(item).add_done_callback(decode)
 
     def _thumbnail_done(self, key: tuple[str, int], fut: Any) -> None:
         if self._closed:
@@ -767,11 +554,7 @@ class EventsPanel(QWidget):
         self._closed = True
         for undo in self._unhook:
             undo()
-        for subs in self._subs.values():
-            for undo in subs.undo:
-                undo()
-            self._unsubscribe(list(subs.by_camera.values()))
-        self._subs.clear()
+        self.feed.close()
 
     def closeEvent(self, event) -> None:
         self.close_panel()

@@ -30,11 +30,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.api import ApiError
+from app.layouts import Layouts, NamedLayout, pick_layouts
+from app.remote import ApiError
 from app.session import Session
 from app.workstation import Workstation
 from ui.bridge import bridge
-from ui.layouts import Layouts, NamedLayout, Tour, pick_layouts
+from ui.layouts import Tour
 from ui.sources import LiveSources
 from ui.statusbar import WorkstationStatus
 from ui.theme import install_language

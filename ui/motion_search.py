@@ -35,7 +35,8 @@ from PySide6.QtWidgets import (
 )
 from shiboken6 import isValid
 
-from app.api import ApiError
+from app.motion_search import MotionSearch, Region, check_region
+from app.remote import ApiError
 from ui.bridge import bridge
 from ui.dialogs.common import StatusLine
 from ui.theme import DARK
@@ -47,7 +48,6 @@ log = logging.getLogger(__name__)
 MIN_REGION = 0.01  # a rectangle thinner than this (normalised) is a click, not a region
 # up to a day: longer searches of the motion grid are asked for as a custom range
 MOTION_PRESETS = tuple(w for w in PRESETS if w is None or w <= DAY_US)
-Region = tuple[float, float, float, float]
 
 
 def _tr(text: str) -> str:
@@ -257,9 +257,7 @@ class MotionSearchPanel(QWidget):
         self, server_id: str, camera_id: str, region: Region, start_us: int, end_us: int
     ) -> None:
         """Ask the recorder when something moved in ``region`` (normalised x1, y1, x2, y2)."""
-        x1, y1, x2, y2 = region
-        if not (0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1):
-            raise ValueError(f"region {region!r} is not x1 < x2, y1 < y2 within [0, 1]")
+        check_region(region)
         if end_us <= start_us:
             self._set_status(_tr("The end of the range must be after its start"), error=True)
             return
@@ -271,22 +269,15 @@ class MotionSearchPanel(QWidget):
         self.camera_label.setText(self._camera_name(server_id, camera_id))
         self._generation += 1
         generation = self._generation
-        body = {
-            "camera": camera_id,
-            "region": [x1, y1, x2, y2],
-            "start_us": int(start_us),
-            "end_us": int(end_us),
-        }
         self._set_status(_tr("Searching…"))
-        fut = self.ws.runner.submit(session.call(lambda api: api.post_json("/search/motion", body)))
+        fut = MotionSearch(session).search(camera_id, region, start_us, end_us)
         fut.add_done_callback(lambda fut: self._bridge.post(lambda: self._done(generation, fut)))
 
     def _done(self, generation: int, fut: Any) -> None:
         if generation != self._generation:
             return
         try:
-            answer = fut.result()
-            ranges = [(int(r["start_us"]), int(r["end_us"])) for r in answer["ranges"]]
+            ranges = fut.result()
         except ApiError as exc:
             self._fail(exc.message)
             return
@@ -296,7 +287,7 @@ class MotionSearchPanel(QWidget):
         except Exception as exc:  # a timeout or a stopped runner: say so, keep the panel
             self._fail(repr(exc))
             return
-        self.ranges = sorted(ranges, reverse=True)  # newest first, as the events list
+        self.ranges = ranges  # newest first, as the events list
         self.results.clear()
         for start, end in self.ranges:
             self.results.addItem(QListWidgetItem(format_range(start, end)))

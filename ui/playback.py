@@ -28,11 +28,11 @@ from dataclasses import dataclass, field
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from app.api import ApiError
 from app.live.slot import FrameSlot
 from app.overlays import PlaybackOverlays
 from app.playback import PlaybackClock, PlaybackEngine, Presented
 from app.playback.clock import monotonic_us
+from app.remote import ApiError
 from app.workstation import Workstation
 from ui.bridge import bridge
 from ui.wall import VideoWall
@@ -506,9 +506,7 @@ class WallPlayback(QObject):
             return
         start, end = pts_us - TRACKS_SPAN_US, pts_us + TRACKS_SPAN_US
         cell.tracks_loading = True
-        fut = self.workstation.runner.submit(
-            session.call(lambda api: cell.overlays.fetch(api, start, end))
-        )
+        fut = cell.overlays.load(session, start, end)
         fut.add_done_callback(
             lambda f: bridge().post(lambda: self._tracks_done(cell, (start, end), f))
         )

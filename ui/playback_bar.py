@@ -19,9 +19,10 @@ from PySide6.QtCore import QCoreApplication, QEvent, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
 
+from app.events import event_mark
 from app.session import Session
 from app.timeline import TimelineModel as TimelineData
-from app.timeline import TimelineView
+from app.timeline import TimelineView, bookmark_mark
 from app.workstation import Workstation
 from ui.bridge import bridge
 from ui.playback import SPEEDS, WallPlayback, split_camera, wall_now_us
@@ -61,25 +62,10 @@ class TimelineAdapter:
     def _convert(self) -> TimelineView | None:
         view = self.data.view
         if view is not None and view is not self._for:
-            self._events = [
-                TimelineEvent(
-                    int(e["start_us"]),
-                    int(e.get("end_us") or e["start_us"]),
-                    str(e.get("label") or "event"),
-                    self.camera,
-                )
-                for e in view.events
-                if "start_us" in e
-            ]
-            self._bookmarks = [
-                Bookmark(
-                    int(b["start_us"]),
-                    str(b.get("name") or ""),
-                    max(0, int(b.get("end_us") or b["start_us"]) - int(b["start_us"])),
-                )
-                for b in view.bookmarks
-                if "start_us" in b
-            ]
+            events = (event_mark(e) for e in view.events)
+            self._events = [TimelineEvent(*m, self.camera) for m in events if m is not None]
+            marks = (bookmark_mark(b) for b in view.bookmarks)
+            self._bookmarks = [Bookmark(*m) for m in marks if m is not None]
             self._for = view
         return view
 

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from PySide6.QtCore import QEvent, QObject, QTimer
 from shiboken6 import isValid
 
+from app.analytics_settings import AnalyticsSettings
 from app.frames import VideoFrame
 from app.live.tile import LiveTile, TileStats
 from app.overlays import LiveOverlays
@@ -338,7 +339,7 @@ def _zones(session: Session | None, camera_id: str) -> list[OverlayShape]:
     """The camera's zones and lines as tile overlays (a worker thread: one API round trip)."""
     if session is None:
         return []
-    rows = session.call_sync(lambda api: api.get_json(f"/cameras/{camera_id}/zones"), 10)
+    rows = AnalyticsSettings(session, camera_id).zones_sync(10)
     return [
         OverlayShape([tuple(p) for p in z["points"]], z.get("kind", "zone"), z.get("name", ""))
         for z in rows or []

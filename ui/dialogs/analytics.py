@@ -19,7 +19,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.api import ApiClient, ApiError
+from app.analytics_settings import (
+    AnalyticsSettings,
+    CameraAnalytics,
+    parse_labels,
+    settings_changes,
+)
 from app.workstation import Workstation
 from ui.dialogs.common import Page, RecorderPicker
 from ui.zone_editor import Shape, ZoneEditor
@@ -35,10 +40,6 @@ def status_text(status: dict) -> str:
     if status.get("model"):
         parts.append(str(status["model"]))
     return " · ".join(parts)
-
-
-def parse_labels(text: str) -> list[str]:
-    return [w.strip() for w in text.replace(";", ",").split(",") if w.strip()]
 
 
 class AnalyticsPage(Page):
@@ -180,30 +181,17 @@ class AnalyticsPage(Page):
             return
         self.status.busy(self.tr_("Reading {0}…").format(cid))
 
-        async def read(api: ApiClient) -> tuple[dict, list[dict], bytes | None]:
-            settings = await api.get_json(f"/cameras/{cid}/analytics")
-            zones = await api.get_json(f"/cameras/{cid}/zones")
-            try:
-                image = await api.get_bytes(
-                    f"/cameras/{cid}/snapshot", params={"stream": settings.get("stream", "sub")}
-                )
-            except ApiError as exc:
-                if exc.status != 404:
-                    raise
-                image = None
-            return settings, zones, image
-
-        def ok(result: tuple[dict, list[dict], bytes | None]) -> None:
+        def ok(result: CameraAnalytics) -> None:
             if cid != self.camera_id():
                 return
-            settings, zones, image = result
+            settings, zones, image = result.settings, result.zones, result.snapshot
             self.show_settings(settings)
             self.editor.set_shapes([Shape.from_json(z) for z in zones])
             self.server_zones = {z["id"] for z in zones}
             self.editor.set_image(QImage.fromData(image) if image else None)
             self.status.clear_status()
 
-        self.tasks.api(session, read, ok, self.fail)
+        self.tasks.future(AnalyticsSettings(session, cid).read(), ok, self.fail)
 
     def show_settings(self, s: dict) -> None:
         self.settings = s
@@ -224,13 +212,7 @@ class AnalyticsPage(Page):
             "labels": parse_labels(self.labels.text()),
             "min_score": round(self.min_score.value(), 2),
         }
-        was = self.settings
-        return {
-            k: v
-            for k, v in now.items()
-            if k not in was
-            or (v != was[k] if not isinstance(v, float) else abs(v - float(was[k])) > 1e-6)
-        }
+        return settings_changes(self.settings, now)
 
     def apply(self) -> None:
         session, cid = self.recorder.session(), self.camera_id()
@@ -247,9 +229,7 @@ class AnalyticsPage(Page):
             self.show_settings(s)
             self.status.ok(self.tr_("Saved"))
 
-        self.tasks.api(
-            session, lambda api: api.patch_json(f"/cameras/{cid}/analytics", body), ok, self.fail
-        )
+        self.tasks.future(AnalyticsSettings(session, cid).apply(body), ok, self.fail)
 
     # --- zones ------------------------------------------------------------------------------
 
@@ -279,17 +259,6 @@ class AnalyticsPage(Page):
         gone = sorted(self.server_zones - {s.id for s in shapes})
         self.status.busy(self.tr_("Saving zones…"))
 
-        async def work(api: ApiClient) -> list[dict]:
-            for s in shapes:
-                await api.request("PUT", f"/cameras/{cid}/zones/{s.id}", json=s.body())
-            for zid in gone:
-                try:
-                    await api.delete(f"/cameras/{cid}/zones/{zid}")
-                except ApiError as exc:
-                    if exc.status != 404:  # already gone is what we wanted
-                        raise
-            return await api.get_json(f"/cameras/{cid}/zones")
-
         def ok(zones: list[dict]) -> None:
             self.server_zones = {z["id"] for z in zones}
             self.status.ok(
@@ -298,4 +267,5 @@ class AnalyticsPage(Page):
                 )
             )
 
-        self.tasks.api(session, work, ok, self.fail)
+        bodies = {s.id: s.body() for s in shapes}
+        self.tasks.future(AnalyticsSettings(session, cid).save_zones(bodies, gone), ok, self.fail)

@@ -25,7 +25,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.api import ApiClient, ApiError
+from app.cameras_admin import CamerasAdmin, ProbeResult, edit_body
+from app.remote import ApiError
 from app.session import Session
 from app.workstation import Workstation
 from ui.dialogs.common import Page, RecorderPicker, describe
@@ -173,7 +174,7 @@ class CamerasPage(Page):
             self.status.clear_status()
             self.show_cameras(cameras or [], keep)
 
-        self.tasks.coro(session, _refresh(session), ok, self.fail)
+        self.tasks.future(CamerasAdmin(session).refresh(), ok, self.fail)
 
     def show_cameras(self, cameras: list[dict], select: str = "") -> None:
         self.cameras = cameras
@@ -254,12 +255,7 @@ class CamerasPage(Page):
             "enabled": self.enabled.isChecked(),
         }
         if self.editing:
-            # the recorder shows URLs with their passwords hidden: send only what was changed
-            if main == self._original_urls[0]:
-                del body["main"]
-            if sub == self._original_urls[1]:
-                del body["sub"]
-            del body["id"]
+            return edit_body(body, self._original_urls)
         return body
 
     # --- actions ----------------------------------------------------------------------------
@@ -281,19 +277,7 @@ class CamerasPage(Page):
         self.probe_result.clear()
         self.test_button.setEnabled(False)
 
-        async def probe_all(api: ApiClient) -> list[tuple[str, dict | str]]:
-            out: list[tuple[str, dict | str]] = []
-            for name, url in urls:
-                body = {"url": url, "snapshot": name == "main"}  # what the camera sees
-                try:
-                    out.append((name, await api.post_json("/cameras/probe", body)))
-                except ApiError as exc:
-                    if exc.status in (0, 401, 403):
-                        raise
-                    out.append((name, exc.message))
-            return out
-
-        def ok(results: list[tuple[str, dict | str]]) -> None:
+        def ok(results: list[ProbeResult]) -> None:
             self.test_button.setEnabled(True)
             lines, good = [], True
             for name, r in results:
@@ -320,7 +304,7 @@ class CamerasPage(Page):
             self.test_button.setEnabled(True)
             self.fail(exc)
 
-        self.tasks.api(session, probe_all, ok, error)
+        self.tasks.future(CamerasAdmin(session).probe(urls), ok, error)
 
     def add(self) -> None:
         session = self._need_session()
@@ -340,7 +324,7 @@ class CamerasPage(Page):
             self.reload(select=cid)
             self.load_snapshot(cid, tries=SNAPSHOT_TRIES)
 
-        self.tasks.api(session, lambda api: api.post_json("/cameras", body), ok, self.fail)
+        self.tasks.future(CamerasAdmin(session).add(body), ok, self.fail)
 
     def save(self) -> None:
         session = self._need_session()
@@ -358,7 +342,7 @@ class CamerasPage(Page):
             self.status.ok(self.tr_("Saved {0}").format(cid))
             self.reload(select=cid)
 
-        self.tasks.api(session, lambda api: api.patch_json(f"/cameras/{cid}", body), ok, self.fail)
+        self.tasks.future(CamerasAdmin(session).edit(cid, body), ok, self.fail)
 
     def confirm(self, text: str) -> bool:
         answer = QMessageBox.question(self, self.tr_("Remove camera"), text)
@@ -382,7 +366,7 @@ class CamerasPage(Page):
             self.new_camera()
             self.reload()
 
-        self.tasks.api(session, lambda api: api.delete(f"/cameras/{cid}"), ok, self.fail)
+        self.tasks.future(CamerasAdmin(session).remove(cid), ok, self.fail)
 
     # --- snapshot ---------------------------------------------------------------------------
 
@@ -406,14 +390,6 @@ class CamerasPage(Page):
         has_sub = any(s.get("name") == "sub" for s in cam.get("streams") or ())
         stream = "sub" if has_sub or not cam else "main"
 
-        async def fetch(api: ApiClient) -> bytes:
-            try:
-                return await api.get_bytes(f"/cameras/{cid}/snapshot", params={"stream": stream})
-            except ApiError as exc:
-                if exc.status == 404 and stream == "sub":
-                    return await api.get_bytes(f"/cameras/{cid}/snapshot")
-                raise
-
         def ok(data: bytes) -> None:
             self._snapshot_inflight = False
             if cid != self._snapshot_for:
@@ -432,7 +408,7 @@ class CamerasPage(Page):
             self._show_snapshot(None, cid, describe(exc))
 
         self._snapshot_inflight = True
-        self.tasks.api(session, fetch, ok, error)
+        self.tasks.future(CamerasAdmin(session).snapshot(cid, stream), ok, error)
 
     def _show_snapshot(self, image: QImage | None, camera_id: str, why: str = "") -> None:
         self.snapshot_image = image
@@ -446,8 +422,3 @@ class CamerasPage(Page):
             Qt.TransformationMode.SmoothTransformation,
         )
         self.snapshot.setPixmap(pixmap)
-
-
-async def _refresh(session: Session) -> list[dict]:
-    await session.refresh_async()  # also updates the camera tree
-    return session.cameras

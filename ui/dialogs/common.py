@@ -1,24 +1,24 @@
 """Shared parts of the settings and export dialogs: recorder calls off the Qt thread, a status
 line for busy/ok/error, texts that follow a language switch, and a recorder picker.
 
-Dialogs never wait on the network: a call goes to the workstation's loop (``Session.call``) or
-to a small worker pool (blocking engine calls such as ``Workstation.connect``), and its result
-comes back to the Qt thread through ``ui.bridge``. A result for a widget deleted meanwhile is
-dropped.
+Dialogs never wait on the network: a call goes to a model of ``app/`` (its Future runs on the
+workstation's loop) or to a small worker pool (blocking engine calls such as
+``Workstation.connect``), and its result comes back to the Qt thread through ``ui.bridge``.
+A result for a widget deleted meanwhile is dropped.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import shiboken6
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt, Signal
 from PySide6.QtWidgets import QComboBox, QLabel, QWidget
 
-from app.api import ApiClient, ApiError
+from app.remote import ApiError
 from app.session import Session
 from app.workstation import Workstation
 from ui.bridge import bridge
@@ -48,24 +48,14 @@ class Tasks(QObject):
         super().__init__(parent)
         self.pending = 0
 
-    def api(
+    def future(
         self,
-        session: Session,
-        fn: Callable[[ApiClient], Awaitable[T]],
+        future: concurrent.futures.Future[T],
         ok: Callable[[T], None],
         error: Callable[[BaseException], None],
     ) -> concurrent.futures.Future[T]:
-        """``fn(api)`` through ``Session.call`` (a 401 logs in again) on the network loop."""
-        return self._track(session.runner.submit(session.call(fn)), ok, error)
-
-    def coro(
-        self,
-        session: Session,
-        coro: Coroutine[Any, Any, T],
-        ok: Callable[[T], None],
-        error: Callable[[BaseException], None],
-    ) -> concurrent.futures.Future[T]:
-        return self._track(session.runner.submit(coro), ok, error)
+        """Follow a model's call (``app.remote``): ``ok`` or ``error`` on the Qt thread."""
+        return self._track(future, ok, error)
 
     def blocking(
         self, fn: Callable[[], T], ok: Callable[[T], None], error: Callable[[BaseException], None]

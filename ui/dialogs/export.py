@@ -33,8 +33,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.api import ApiClient, ApiError
-from app.export import ExportClient, ExportStatus, Verification
+from app.export import ExportStatus, Verification
+from app.export_job import ExportFailed, ExportJob
 from app.session import Session
 from app.workstation import Workstation
 from ui.bridge import bridge
@@ -254,27 +254,25 @@ class ExportDialog(QDialog):
         def on_progress(st: ExportStatus) -> None:  # on the network loop
             post(lambda: self._progress(st))
 
-        async def run(api: ApiClient) -> tuple[Path, Verification]:
-            client = ExportClient(api)
-            st = await client.start(
-                [(c, stream) for c in cams], start_us, end_us, fmt=fmt, exact=exact
-            )
-            on_progress(st)
-            st = await client.wait(st.id, on_progress=on_progress)
-            if st.state != "done":
-                raise ApiError(
-                    0,
-                    "export_failed",
-                    t.tr("The recorder's export {0}: {1}").format(st.state, st.error or ""),
-                )
-            post(lambda: self.status.busy(t.tr("Downloading…")))
-            out = await client.download(st, folder)
-            post(lambda: self.status.busy(t.tr("Checking the signature…")))
-            from app.export import verify_export
+        def phase_text(phase: str) -> str:
+            if phase == "downloading":
+                return t.tr("Downloading…")
+            return t.tr("Checking the signature…")
 
-            return out, await asyncio.to_thread(verify_export, out)
+        def on_phase(phase: str) -> None:  # on the network loop
+            post(lambda: self.status.busy(phase_text(phase)))
 
-        self._future = self.tasks.api(session, run, self._finished, self._failed)
+        job = ExportJob(session).run(
+            [(c, stream) for c in cams],
+            start_us,
+            end_us,
+            folder,
+            fmt=fmt,
+            exact=exact,
+            on_progress=on_progress,
+            on_phase=on_phase,
+        )
+        self._future = self.tasks.future(job, self._finished, self._failed)
 
     def _progress(self, st: ExportStatus) -> None:
         self.export_id = st.id
@@ -306,6 +304,10 @@ class ExportDialog(QDialog):
         self._set_running(False)
         if isinstance(exc, concurrent.futures.CancelledError | asyncio.CancelledError):
             self.status.error(self.texts.tr("Export cancelled"))
+        elif isinstance(exc, ExportFailed):
+            self.status.error(
+                self.texts.tr("The recorder's export {0}: {1}").format(exc.state, exc.error)
+            )
         else:
             self.status.error(describe(exc))
 
@@ -320,11 +322,8 @@ class ExportDialog(QDialog):
         self.progress.setValue(0)
         self.status.error(self.texts.tr("Export cancelled"))
         if export_id:
-            self.tasks.api(
-                session,
-                lambda api: api.delete(f"/exports/{export_id}"),
-                lambda _r: None,
-                lambda _e: None,
+            self.tasks.future(
+                ExportJob(session).cancel(export_id), lambda _r: None, lambda _e: None
             )
 
     def _set_running(self, running: bool) -> None:

@@ -17,27 +17,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.api import ApiClient
+from app.recording_settings import RecordingSettings, camera_recording
+from app.recording_settings import changes as recording_changes
 from app.session import Session
 from app.workstation import Workstation
 from ui.dialogs.common import Page, RecorderPicker
 
 COLUMNS = ("Camera", "Enabled", "Record main", "Record sub", "Keep (days)")
 MAX_RETENTION_DAYS = 3650
-
-
-def camera_recording(cam: dict) -> dict:
-    """The editable recording settings of a ``GET /cameras`` entry."""
-    streams = {s.get("name"): s for s in cam.get("streams") or ()}
-    days = cam.get("retention_days")
-    return {
-        "enabled": bool(cam.get("enabled", True)),
-        "record_main": bool(streams.get("main", {}).get("record", True)),
-        "record_sub": bool(streams.get("sub", {}).get("record", False))
-        if "sub" in streams
-        else None,
-        "retention_days": None if days is None else round(days),
-    }
 
 
 class RecordingPage(Page):
@@ -104,7 +91,7 @@ class RecordingPage(Page):
             self.status.clear_status()
             self.show_cameras(cams or [])
 
-        self.tasks.api(session, lambda api: api.get_json("/cameras"), ok, self.fail)
+        self.tasks.future(RecordingSettings(session).load(), ok, self.fail)
 
     def show_cameras(self, cameras: list[dict]) -> None:
         self.loaded = {c["id"]: camera_recording(c) for c in cameras}
@@ -144,38 +131,27 @@ class RecordingPage(Page):
 
     def changes(self) -> dict[str, dict]:
         """Per camera, the fields that differ from what the recorder said."""
-        out: dict[str, dict] = {}
-        for cid in self.ids:
-            now, was = self.edited(cid), self.loaded[cid]
-            diff = {
-                k: v
-                for k, v in now.items()
-                if v != was[k] and not (k == "record_sub" and v is None)
-            }
-            if diff:
-                out[cid] = diff
-        return out
+        return recording_changes(self.loaded, {cid: self.edited(cid) for cid in self.ids})
 
     def apply(self) -> None:
         session = self.recorder.session()
         if session is None:
             self.status.error(self.tr_("Log in to a recorder first (Recorders page)"))
             return
-        changes = self.changes()
-        if not changes:
+        edits = self.changes()
+        if not edits:
             self.status.ok(self.tr_("Nothing changed"))
             return
         self.status.busy(self.tr_("Saving…"))
 
-        async def patch_all(api: ApiClient) -> list[dict]:
-            return [await api.patch_json(f"/cameras/{cid}", body) for cid, body in changes.items()]
-
         def ok(_r: list[dict]) -> None:
-            self.status.ok(self.tr_("Saved {0} camera(s)").format(len(changes)))
+            self.status.ok(self.tr_("Saved {0} camera(s)").format(len(edits)))
             self._refresh_tree(session)
             self.reload()
 
-        self.tasks.api(session, patch_all, ok, self.fail)
+        self.tasks.future(RecordingSettings(session).apply(edits), ok, self.fail)
 
     def _refresh_tree(self, session: Session) -> None:
-        self.tasks.coro(session, session.refresh_async(), lambda _r: None, lambda _e: None)
+        self.tasks.future(
+            RecordingSettings(session).refresh_tree(), lambda _r: None, lambda _e: None
+        )

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.users_admin import UsersAdmin, user_changes
 from app.workstation import Workstation
 from ui.dialogs.common import Page, RecorderPicker
 
@@ -124,7 +125,7 @@ class UsersPage(Page):
             self.status.clear_status()
             self.show_users(users or [], keep)
 
-        self.tasks.api(session, lambda api: api.get_json("/users"), ok, self.fail)
+        self.tasks.future(UsersAdmin(session).list(), ok, self.fail)
 
     def _fill_cameras(self, checked: list[str] | None = None) -> None:
         session = self.recorder.session()
@@ -215,42 +216,30 @@ class UsersPage(Page):
         if not name or not password:
             self.status.error(self.tr_("A new user needs a name and a password"))
             return
-        body = {
-            "name": name,
-            "password": password,
-            "role": self.role.currentData(),
-            "cameras": self.chosen_cameras(),
-        }
+        role, cameras = self.role.currentData(), self.chosen_cameras()
         disable = self.disabled.isChecked()
         self.status.busy(self.tr_("Adding {0}…").format(name))
-
-        async def work(api) -> dict:
-            user = await api.post_json("/users", body)
-            if disable:
-                user = await api.patch_json(f"/users/{name}", {"disabled": True})
-            return user
 
         def ok(_u: dict) -> None:
             self.status.ok(self.tr_("Added {0}").format(name))
             self.editing = name
             self.reload(select=name)
 
-        self.tasks.api(session, work, ok, self.fail)
+        added = UsersAdmin(session).add(name, password, role, cameras, disabled=disable)
+        self.tasks.future(added, ok, self.fail)
 
     def save(self) -> None:
         session = self.recorder.session()
         if session is None or not self.editing:
             return
         name, u = self.editing, self.user(self.editing) or {}
-        body: dict = {}
-        if self.role.currentData() != u.get("role"):
-            body["role"] = self.role.currentData()
-        if self.chosen_cameras() != u.get("cameras"):
-            body["cameras"] = self.chosen_cameras()
-        if self.disabled.isChecked() != bool(u.get("disabled")):
-            body["disabled"] = self.disabled.isChecked()
-        if self.password.text():
-            body["password"] = self.password.text()
+        body = user_changes(
+            u,
+            self.role.currentData(),
+            self.chosen_cameras(),
+            self.disabled.isChecked(),
+            self.password.text(),
+        )
         if not body:
             self.status.ok(self.tr_("Nothing changed"))
             return
@@ -261,4 +250,4 @@ class UsersPage(Page):
             self.status.ok(self.tr_("Saved {0}").format(name))
             self.reload(select=name)
 
-        self.tasks.api(session, lambda api: api.patch_json(f"/users/{name}", body), ok, self.fail)
+        self.tasks.future(UsersAdmin(session).edit(name, body), ok, self.fail)
