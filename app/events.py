@@ -23,10 +23,10 @@ from app.loop import AsyncRunner
 from app.overlays import events_subject
 from app.session import LiveSubscription, Session, Sessions
 from app.signals import Signal
+from server.protocol.timeutil import MINUTE_US
 
 log = logging.getLogger(__name__)
 
-MINUTE_US = 60_000_000
 KINDS = ("object", "enter", "leave", "loiter", "line", "motion")
 QUERY_LIMIT = 500  # per recorder and query
 SNAPSHOT_FETCHES = 4  # snapshot downloads at once

@@ -32,6 +32,7 @@ from app.signals import Signal
 from app.walllayout import parse_layout
 from app.workstation import Workstation
 from server.protocol.files import write_atomic
+from server.protocol.timeutil import now_us
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +50,6 @@ class NamedLayout:
     shared: bool = False
     updated_us: int = 0
     origin: str = "local"  # 'local' or the server id of the recorder that keeps it
-
-
-def now_us() -> int:
-    return time.time_ns() // 1000
 
 
 def check_name(name: str) -> str:

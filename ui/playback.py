@@ -34,6 +34,7 @@ from app.playback import PlaybackClock, PlaybackEngine, Presented
 from app.playback.clock import monotonic_us
 from app.remote import ApiError
 from app.workstation import Workstation
+from server.protocol.timeutil import now_us as wall_now_us
 from ui.bridge import bridge
 from ui.wall import VideoWall
 
@@ -52,10 +53,6 @@ MATCH_US = 20_000
 # while playing, the clocks are ticked this often: an engine that handled a seek (a click, a
 # gap skip) while the clock runs waits for the clock's next change, and this is it
 TICK_MS = 200
-
-
-def wall_now_us() -> int:
-    return time.time_ns() // 1000
 
 
 def split_camera(camera: str) -> tuple[str, str]:

@@ -19,12 +19,11 @@ from PySide6.QtCore import QCoreApplication, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPen, QPolygonF
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from server.protocol.timeutil import DAY_US, HOUR_US, MINUTE_US, US_PER_SECOND
+from server.protocol.timeutil import now_us as wall_now_us
 from ui.theme import DARK, label_color
 
-US = 1_000_000
-MINUTE_US = 60 * US
-HOUR_US = 60 * MINUTE_US
-DAY_US = 24 * HOUR_US
+US = US_PER_SECOND
 MIN_SPAN_US = MINUTE_US
 MAX_SPAN_US = 30 * DAY_US
 WHEEL_FACTOR = 0.8  # one wheel notch forward shows 80 % of the span
@@ -166,7 +165,7 @@ class TimelineWidget(QWidget):
         now_us: Callable[[], int] | None = None,
     ) -> None:
         super().__init__(parent)
-        self._now_us = now_us or (lambda: time.time_ns() // 1000)
+        self._now_us = now_us or wall_now_us
         self._model: TimelineModel | None = None
         self._disconnect: Callable[[], None] | None = None
         holder = self._holder = [None]  # lets the destroyed handler reach the live disconnect

@@ -7,14 +7,13 @@ keep landing in them) with two date edits shown for a custom range. ``now_us`` a
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QDateTime, QObject, Signal
 from PySide6.QtWidgets import QComboBox, QDateTimeEdit, QFormLayout, QHBoxLayout, QWidget
 
-MINUTE_US = 60_000_000
-DAY_US = 24 * 60 * MINUTE_US
+from server.protocol.timeutil import DAY_US, MINUTE_US
+
 # preset windows, None for the custom range (its text comes from ``preset_text``)
 PRESETS: tuple[int | None, ...] = (15 * MINUTE_US, 60 * MINUTE_US, DAY_US, 7 * DAY_US, None)
 DATE_FORMAT = "yyyy-MM-dd HH:mm:ss"
@@ -22,10 +21,6 @@ DATE_FORMAT = "yyyy-MM-dd HH:mm:ss"
 
 def _tr(text: str) -> str:
     return QCoreApplication.translate("TimeRange", text)
-
-
-def now_us() -> int:
-    return time.time_ns() // 1000
 
 
 def preset_text(window_us: int | None) -> str:

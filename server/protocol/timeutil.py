@@ -11,6 +11,9 @@ import time
 from datetime import UTC, datetime
 
 US_PER_SECOND = 1_000_000
+MINUTE_US = 60 * US_PER_SECOND
+HOUR_US = 60 * MINUTE_US
+DAY_US = 24 * HOUR_US
 
 
 def now_us() -> int:

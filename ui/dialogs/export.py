@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import time
 from pathlib import Path
 
 from PySide6.QtCore import QDateTime, QEvent, QStandardPaths, Qt
@@ -37,6 +36,7 @@ from app.export import ExportStatus, Verification
 from app.export_job import ExportFailed, ExportJob
 from app.session import Session
 from app.workstation import Workstation
+from server.protocol.timeutil import now_us
 from ui.bridge import bridge
 from ui.dialogs.common import RecorderPicker, StatusLine, Tasks, Texts, describe
 from ui.theme import DARK
@@ -87,8 +87,7 @@ class ExportDialog(QDialog):
         t.bind(self.setWindowTitle, "Export")
         self.tasks = Tasks(self)
         self.on_wall = wall_cameras(wall)
-        now_us = time.time_ns() // 1000
-        end_us = end_us if end_us is not None else now_us
+        end_us = end_us if end_us is not None else now_us()
         start_us = start_us if start_us is not None else end_us - DEFAULT_SPAN_US
 
         self.recorder = RecorderPicker(workstation)
