@@ -4,20 +4,24 @@ within the unit's stop time-out, its segments closed."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import signal
 import socket
 import subprocess
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from server import __version__
 from server.catalog import Catalog
 from server.sim.clips import ClipSpec, make_clip
 from tests.conftest import ServerProcess, camera_toml, wait_until
+from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 UNIT = ROOT / "packaging" / "systemd" / "vigia-server.service"
@@ -77,6 +81,17 @@ def test_unit_runs_the_recorder_the_way_the_package_installs_it() -> None:
     assert int(unit_setting("WatchdogSec")) > 0
 
 
+def server_info(port: int) -> dict:
+    base = f"http://127.0.0.1:{port}/api/v1"
+    login = json.dumps({"name": "admin", "password": "admin-password-1"}).encode()
+    req = urllib.request.Request(f"{base}/auth/login", login, {"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        token = json.load(r)["token"]
+    req = urllib.request.Request(f"{base}/server", headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.load(r)
+
+
 class NotifyListener:
     """The service manager's side of ``NOTIFY_SOCKET``: a datagram socket that keeps what
     arrives, in order."""
@@ -108,13 +123,22 @@ def test_recorder_notifies_and_stops_cleanly_on_sigterm(
     server_process: Callable[[str], ServerProcess], clip_dir: Path, tmp_path: Path
 ) -> None:
     clip = make_clip(clip_dir / "notify.mp4", ClipSpec(320, 180, fps=25, seconds=4, label="sd"))
-    proc = server_process(camera_toml([("cam", clip.resolve().as_uri(), None)]))
+    port = free_port()
+    proc = server_process(camera_toml([("cam", clip.resolve().as_uri(), None)], api_port=port))
     listener = NotifyListener(tmp_path / "notify.sock")
     try:
-        proc.start(env={"NOTIFY_SOCKET": str(listener.path), "WATCHDOG_USEC": "400000"})
+        proc.start(
+            env={
+                "NOTIFY_SOCKET": str(listener.path),
+                "WATCHDOG_USEC": "400000",
+                "VIGIA_ADMIN_PASSWORD": "admin-password-1",
+            }
+        )
         assert proc.proc is not None
         alive = lambda: proc.proc.poll() is None  # noqa: E731
         listener.receive_until("READY=1", 120, alive)
+        # ready means serving: the API answers at once, with the version
+        assert server_info(port)["version"] == __version__
         listener.receive_until("WATCHDOG=1", 10, alive)
         assert listener.messages.index("READY=1") < listener.messages.index("WATCHDOG=1")
         # recording: an open segment on disk
