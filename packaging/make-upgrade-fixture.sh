@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Remakes tests/fixtures/catalog-0.1.0/: a small data dir (catalog.db and its segment files)
-# recorded by Vigia 0.1.0, the last release (commit 4aa413e; git tags may not travel, so the
+# and an export (export/), recorded and signed by Vigia 0.1.0, the last release (commit 4aa413e; git tags may not travel, so the
 # release is named by its commit). tests/test_upgrade.py opens it with the current code: the
-# catalog must migrate and its recordings play.
+# catalog must migrate, its recordings play, its export verify.
 # Usage: packaging/make-upgrade-fixture.sh   (from the repository, with its .venv)
 set -euo pipefail
 release=4aa413e
@@ -66,10 +66,30 @@ while closed < 3:  # a few closed segments, then stop
                 closed = 0
 proc.send_signal(signal.SIGTERM)
 assert proc.wait(60) == 0
+
+# an export of the first two segments, as 0.1.0 makes and signs it
+from server.catalog import Catalog
+from server.datadir import DataDir
+from server.export.jobs import ExportJobs
+
+catalog = Catalog(data / "catalog.db")
+first, second = catalog.segments(state="closed")[:2]
+jobs = ExportJobs(catalog, DataDir(data))
+job = jobs.submit([("cam", "main")], first.start_us, second.end_us)
+deadline = time.monotonic() + 60
+while jobs.status(job).state not in ("done", "failed", "cancelled"):
+    assert time.monotonic() < deadline, "export did not finish"
+    time.sleep(0.2)
+status = jobs.status(job)
+assert status.state == "done", status
+jobs.close()
+catalog.close()
+(work / "export-dir").write_text(str(status.dir))
 PY
 rm -rf "$out"
 mkdir -p "$out"
 cp "$work/data/catalog.db" "$out/"
 cp -r "$work/data/recordings" "$out/"
+cp -r "$(cat "$work/export-dir")" "$out/export"
 test ! -e "$work/data/catalog.db-wal" || { echo "catalog not checkpointed" >&2; exit 1; }
 du -sh "$out"

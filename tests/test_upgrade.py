@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+import subprocess
+import sys
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -76,3 +78,20 @@ def test_catalog_of_0_1_0_migrates_and_its_recordings_play(
             frames = sum(1 for _ in container.decode(video=0))
         assert frames == seg["frames"] > 0, seg
     assert proc.stop() == 0, proc.log()
+
+
+def test_export_of_0_1_0_verifies_with_this_version(tmp_path: Path) -> None:
+    """Both verifiers, the recorder's command and the workstation's, accept 0.1.0's export."""
+    from app.export import verify_export
+
+    export = tmp_path / "export"
+    shutil.copytree(FIXTURE / "export", export)
+    out = subprocess.run(
+        [sys.executable, "-m", "server", "verify", str(export), "--key",
+         str(export / "server.pub")],
+        capture_output=True, text=True, cwd=ROOT, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 0 and out.stdout.startswith("OK: 1 file(s) intact"), out
+    result = verify_export(export)
+    assert result.ok, result
+    assert decode_errors(export / "cam-main.mp4") == ""
