@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Remakes tests/fixtures/catalog-0.1.0/: a small data dir (catalog.db and its segment files)
-# and an export (export/), recorded and signed by Vigia 0.1.0, the last release (commit 4aa413e; git tags may not travel, so the
+# an export (export/) and the workstation's settings (workstation/) made by Vigia 0.1.0, the last release (commit 4aa413e; git tags may not travel, so the
 # release is named by its commit). tests/test_upgrade.py opens it with the current code: the
-# catalog must migrate, its recordings play, its export verify.
+# catalog must migrate, its recordings play, its export verify, the settings load.
 # Usage: packaging/make-upgrade-fixture.sh   (from the repository, with its .venv)
 set -euo pipefail
 release=4aa413e
@@ -85,11 +85,22 @@ assert status.state == "done", status
 jobs.close()
 catalog.close()
 (work / "export-dir").write_text(str(status.dir))
+
+# the workstation's settings as 0.1.0 writes them
+from keyring.backends import null
+from app.settings import SavedServer, SecretStore, Settings
+
+settings = Settings(work / "workstation", secrets=SecretStore(null.Keyring()))
+settings.set_preferences(language="pt_BR", tile_stream_threshold_px=800)
+settings.save_server(SavedServer("http://127.0.0.1:8480", name="Front office",
+                                 server_id=DataDir(data).server_id(), user="operator"))
 PY
 rm -rf "$out"
 mkdir -p "$out"
 cp "$work/data/catalog.db" "$out/"
 cp -r "$work/data/recordings" "$out/"
 cp -r "$(cat "$work/export-dir")" "$out/export"
+mkdir -p "$out/workstation"
+cp "$work/workstation/settings.json" "$out/workstation/"
 test ! -e "$work/data/catalog.db-wal" || { echo "catalog not checkpointed" >&2; exit 1; }
 du -sh "$out"

@@ -95,3 +95,19 @@ def test_export_of_0_1_0_verifies_with_this_version(tmp_path: Path) -> None:
     result = verify_export(export)
     assert result.ok, result
     assert decode_errors(export / "cam-main.mp4") == ""
+
+
+def test_workstation_settings_of_0_1_0_load(tmp_path: Path) -> None:
+    from keyring.backends import null
+
+    from app.settings import SecretStore, Settings
+
+    shutil.copytree(FIXTURE / "workstation", tmp_path / "config")
+    settings = Settings(tmp_path / "config", secrets=SecretStore(null.Keyring()))
+    assert settings.preferences.language == "pt_BR"
+    assert settings.preferences.tile_stream_threshold_px == 800
+    (server,) = settings.servers
+    assert (server.base_url, server.name, server.user) == (
+        "http://127.0.0.1:8480", "Front office", "operator"
+    )  # fmt: skip
+    assert not list((tmp_path / "config").glob("*.bad*")), "nothing moved aside"
