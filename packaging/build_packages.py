@@ -176,6 +176,12 @@ def _fix_script(path: Path, python: str) -> None:
         path.chmod(0o755)
 
 
+def _test_data(rel: Path) -> bool:
+    """The dependencies' own test suites (a third of the files): never imported at run time."""
+    parts = rel.parts
+    return "tests" in parts[:-1] or parts[:3] == ("onnx", "backend", "test")
+
+
 def _place(src: Path | str, dest: Path | str) -> None:
     """Hard link where the file system allows (a 900 MB environment in seconds), else copy;
     files are only ever replaced, never changed in place, so the build venv stays intact."""
@@ -222,6 +228,8 @@ def stage_venv(venv: Path, wheel: Path) -> None:
                 continue
             try:
                 rel = src.relative_to(base.resolve())
+                if _test_data(rel):
+                    continue
                 dest = site / rel
             except ValueError:
                 try:  # scripts and executables in the venv's bin/ (nats-server)

