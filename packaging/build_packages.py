@@ -354,7 +354,8 @@ def workstation_tarball(bundle_dir: Path, out: Path, ver: str, compression: str)
     path = out / f"{name}.tar{'.' + suffix if suffix else ''}"
     for old in out.glob(f"{name}.tar*"):
         old.unlink()
-    with tarfile.open(path, f"w:{suffix}") as tar:
+    level = {"compresslevel": 6} if suffix == "gz" else {}
+    with tarfile.open(path, f"w:{suffix}", **level) as tar:  # type: ignore[call-overload]
         tar.add(bundle_dir, arcname=name)
     return path
 
