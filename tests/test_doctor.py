@@ -91,3 +91,16 @@ def test_doctor_reports_a_bad_config_as_a_failure(tmp_path: Path) -> None:
     out = doctor(config, tmp_path / "data")
     assert out.returncode == 1
     assert out.stdout.startswith("FAIL config:") and "no_such_key" in out.stdout, out.stdout
+
+
+def test_doctor_names_an_unreachable_nats_server(tmp_path: Path) -> None:
+    config = tmp_path / "vigia.toml"
+    dead = free_port()
+    config.write_text(camera_toml([]).replace(
+        '[nats]\n', f'[nats]\nurl = "nats://app:secret@127.0.0.1:{dead}"\n'
+    ).replace('listen = "127.0.0.1:0"\n[analytics]', "[analytics]"))  # fmt: skip
+    out = doctor(config, tmp_path / "data")
+    assert out.returncode == 1, out.stdout + out.stderr
+    (line,) = [x for x in out.stdout.splitlines() if x.startswith("FAIL nats")]
+    assert f"127.0.0.1:{dead}" in line and "refused" in line, line
+    assert "secret" not in out.stdout

@@ -10,11 +10,15 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+from keyring.backends import null
 from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
+from PySide6.QtWidgets import QApplication, QMessageBox
 
+from app.settings import SecretStore, Settings
+from app.workstation import Workstation
 from server import __version__
-from ui.about import LICENCE, show_about, workstation_version
+from ui.about import LICENCE, workstation_version
+from ui.mainwindow import MainWindow
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,9 +39,12 @@ def test_one_version_for_both_programs() -> None:
     assert "## [0.1.0] - " in changelog  # the last release (tests/fixtures/catalog-0.1.0)
 
 
-def test_about_box_names_version_and_licence(qtbot) -> None:
-    parent = QWidget()
-    qtbot.addWidget(parent)
+def test_help_about_names_version_and_licence(qtbot, tmp_path: Path) -> None:
+    """Help > About Vigia in the real main window."""
+    settings = Settings(tmp_path / "config", secrets=SecretStore(null.Keyring()))
+    workstation = Workstation(settings, start_discovery=False)
+    window = MainWindow(workstation, renderer="raster")
+    qtbot.addWidget(window)
     seen: list[str] = []
 
     def read_and_close() -> None:
@@ -47,7 +54,13 @@ def test_about_box_names_version_and_licence(qtbot) -> None:
         box.accept()
 
     QTimer.singleShot(0, read_and_close)
-    show_about(parent)  # modal: returns once the box is closed
+    try:
+        about = window.actions_by_key["about"]
+        assert about in window.help_menu.actions()
+        about.trigger()  # a modal box: returns once it is closed
+    finally:
+        window.shutdown()
+        workstation.close()
     (text,) = seen
     assert "About Vigia" in text
     assert f"Vigia {__version__}" in text
