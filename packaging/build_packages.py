@@ -247,6 +247,8 @@ def stage_venv(venv: Path, wheel: Path) -> None:
     for line in filter(None, (x.strip() for x in section.splitlines())):
         name, target = (x.strip() for x in line.split("=", 1))
         module, func = target.split(":")
+        if not module.startswith("server."):
+            continue  # the workstation has its own package (no Qt in this environment)
         script = venv / "bin" / name
         script.write_text(
             f"#!{python}\nimport sys\nfrom {module} import {func}\nsys.exit({func}())\n"
