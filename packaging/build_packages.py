@@ -340,7 +340,6 @@ def bundle(src: Path, wheel: Path, work: Path) -> Path:
         "--paths", src,
         "--add-data", f"{src / 'resources'}{sep}resources",
         "--add-data", f"{dist_info}{sep}{dist_info.name}",
-        "--icon", HERE / "linux" / "vigia.svg",
     ]  # fmt: skip
     for module in BUNDLE_EXCLUDES:
         cmd += ["--exclude-module", module]
