@@ -361,6 +361,32 @@ def workstation_tarball(bundle_dir: Path, out: Path, ver: str, compression: str)
     return path
 
 
+ICON_SIZES = (32, 48, 64, 128, 256)
+
+
+def render_icons(svg: Path, hicolor: Path) -> None:
+    """PNG sizes of the icon for the hicolor theme (menus that do not scale SVG), drawn by Qt
+    in a child process (offscreen platform), so this script stays free of Qt."""
+    code = (
+        "import sys\n"
+        "from PySide6.QtGui import QGuiApplication, QImage, QPainter\n"
+        "from PySide6.QtSvg import QSvgRenderer\n"
+        "app = QGuiApplication(['render'])\n"
+        "svg, out, name = sys.argv[1], sys.argv[2], sys.argv[3]\n"
+        "for size in map(int, sys.argv[4:]):\n"
+        "    image = QImage(size, size, QImage.Format.Format_ARGB32)\n"
+        "    image.fill(0)\n"
+        "    painter = QPainter(image)\n"
+        "    QSvgRenderer(svg).render(painter)\n"
+        "    painter.end()\n"
+        "    path = f'{out}/{size}x{size}/apps/{name}.png'\n"
+        "    __import__('os').makedirs(path.rsplit('/', 1)[0], exist_ok=True)\n"
+        "    assert image.save(path), path\n"
+    )
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    run([sys.executable, "-c", code, svg, hicolor, APP_ID, *map(str, ICON_SIZES)], env=env)
+
+
 def workstation_deb(bundle_dir: Path, work: Path, out: Path, ver: str, compression: str) -> Path:
     stage = work / "vigia-workstation"
     shutil.rmtree(stage, ignore_errors=True)
@@ -374,8 +400,9 @@ def workstation_deb(bundle_dir: Path, work: Path, out: Path, ver: str, compressi
     write(share / "applications" / f"{APP_ID}.desktop", (linux / f"{APP_ID}.desktop").read_text())
     write(share / "metainfo" / f"{APP_ID}.metainfo.xml",
           (linux / f"{APP_ID}.metainfo.xml").read_text())  # fmt: skip
-    write(share / "icons" / "hicolor" / "scalable" / "apps" / f"{APP_ID}.svg",
-          (linux / "vigia.svg").read_text())  # fmt: skip
+    icons = share / "icons" / "hicolor"
+    write(icons / "scalable" / "apps" / f"{APP_ID}.svg", (linux / "vigia.svg").read_text())
+    render_icons(linux / "vigia.svg", icons)
     doc = share / "doc" / "vigia-workstation"
     write(doc / "copyright", (HERE / "debian" / "copyright").read_text())
     write(doc / "CHANGELOG.md", (ROOT / "CHANGELOG.md").read_text())

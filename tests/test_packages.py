@@ -145,6 +145,9 @@ def test_workstation_package_desktop_entry_icon_and_metainfo(
     desktop = Path(f"/usr/share/applications/{APP_ID}.desktop")
     metainfo = Path(f"/usr/share/metainfo/{APP_ID}.metainfo.xml")
     assert Path(f"/usr/share/icons/hicolor/scalable/apps/{APP_ID}.svg").is_file()
+    for size in (48, 256):
+        png = Path(f"/usr/share/icons/hicolor/{size}x{size}/apps/{APP_ID}.png")
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
     assert shutil.which("vigia", path=BARE_ENV["PATH"]) == "/usr/bin/vigia"
     if shutil.which("desktop-file-validate") is None:
         pytest.fail("desktop-file-validate is missing; run packaging/system-deps.sh test")
