@@ -8,8 +8,9 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
+
+from msgspec.structs import replace
 
 from server import __version__
 from server.config import CameraConfig, Config, ConfigError, load_config, parse_roles
@@ -169,6 +170,7 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_check(args: argparse.Namespace, config: Config) -> int:
     from server.catalog import Catalog
+    from server.catalog.report import inspect_catalog
     from server.recording.recovery import check
 
     data = _data_dir(args, config)
@@ -178,13 +180,16 @@ def cmd_check(args: argparse.Namespace, config: Config) -> int:
     data.lock()
     catalog = Catalog(data.catalog)
     report = check(catalog, data, repair=args.repair)
+    health = inspect_catalog(catalog, repair=args.repair)  # after check: its repairs count
     catalog.close()
-    for p in report.problems:
+    problems = [*report.problems, *health.findings]
+    for p in problems:
         print(p)
-    left = [p for p in report.problems if not p.repaired]
+    print(health.summary())
+    left = [p for p in problems if not p.repaired]
     print(
-        f"checked {report.segments_checked} segments: {len(report.problems)} problems"
-        + (f", {len(report.problems) - len(left)} repaired" if args.repair else "")
+        f"checked {report.segments_checked} segments: {len(problems)} problems"
+        + (f", {len(problems) - len(left)} repaired" if args.repair else "")
     )
     return 1 if left else 0
 

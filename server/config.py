@@ -1,4 +1,10 @@
-"""Configuration: a TOML file and command-line flags, read into dataclasses.
+"""Configuration: a TOML file and command-line flags, read into typed, frozen msgspec Structs.
+
+Each table of the file is one Struct below (``ConfigFile`` lists them; ``SECTIONS`` maps table
+names to them, for the generated configuration reference). The file is decoded strictly: a
+string where a number belongs, ``"false"`` for a boolean, a value out of its range or an unknown
+key is refused at start with one line naming the file, the table and the key, instead of failing
+later on an ingest thread.
 
 Cameras listed in the file are written into the catalog at start (``source = 'config'``);
 cameras added through the API live only in the catalog. The recorder always runs from the
@@ -8,30 +14,59 @@ catalog, so both kinds are handled alike and can be changed while it runs.
 from __future__ import annotations
 
 import re
-import tomllib
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Annotated, Any
 
-_T = TypeVar("_T")
+import msgspec
+from msgspec import Meta
 
 CAMERA_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+LISTEN = r"^.*:[0-9]{1,5}$"  # HOST:PORT, also [v6]:PORT
+URL = r"^[A-Za-z][A-Za-z0-9+.-]*://"
+URL_OR_EMPTY = r"^$|^[A-Za-z][A-Za-z0-9+.-]*://"
+API_LISTEN = "127.0.0.1:8480"
+
+_PATTERN_HINTS = {
+    CAMERA_ID.pattern: f"must match {CAMERA_ID.pattern}",
+    LISTEN: "must be HOST:PORT",
+    URL: "must be a URL (rtsp://, file://, ...)",
+    URL_OR_EMPTY: "must be a URL (rtsp://, file://, ...) or empty",
+}
 
 
 class ConfigError(ValueError):
     pass
 
 
-@dataclass(frozen=True)
-class CameraConfig:
-    id: str
-    name: str
-    main: str
-    sub: str | None = None
-    record_main: bool = True
-    record_sub: bool = True
-    retention_days: float | None = None
-    enabled: bool = True
+def _doc(description: str, **bounds: Any) -> Meta:
+    return Meta(description=description, **bounds)
+
+
+class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One table of the file: immutable, and an unknown key is an error, not ignored."""
+
+
+class CameraConfig(_Section):
+    """One ``[[cameras]]`` entry (also the body of a camera made through the API)."""
+
+    id: Annotated[
+        str,
+        _doc("slug used in paths and NATS subjects: [a-z0-9_-], 1..64", pattern=CAMERA_ID.pattern),
+    ]
+    name: Annotated[str, _doc("display name")]
+    main: Annotated[
+        str, _doc("full-resolution stream: rtsp://, rtsps://, http(s)://, file://", pattern=URL)
+    ]
+    sub: Annotated[
+        Annotated[str, Meta(pattern=URL_OR_EMPTY)] | None,
+        _doc("small stream for walls and analytics; none or empty: the main stream serves"),
+    ] = None
+    record_main: Annotated[bool, _doc("record the main stream")] = True
+    record_sub: Annotated[bool, _doc("record the sub stream")] = True
+    retention_days: Annotated[
+        Annotated[float, Meta(gt=0)] | None, _doc("days of video to keep; none: volume limits only")
+    ] = None
+    enabled: Annotated[bool, _doc("false: configured but neither pulled nor recorded")] = True
 
     def streams(self) -> dict[str, tuple[str, bool]]:
         out = {"main": (self.main, self.record_main)}
@@ -40,56 +75,137 @@ class CameraConfig:
         return out
 
 
-@dataclass(frozen=True)
-class RecordingConfig:
-    segment_seconds: float = 60.0
-    max_drift_ppm: int = 500
-    open_timeout_s: float = 10.0
-    read_timeout_s: float = 5.0
-    reconnect_max_s: float = 0.5
+class ServerSection(_Section):
+    """``[server]``: the process itself."""
+
+    data_dir: Annotated[
+        str | None, _doc("recordings and catalog; none: --data-dir or the platform's default")
+    ] = None
+    listen: Annotated[
+        str, _doc("HTTP API address HOST:PORT; port 0 picks one (logged)", pattern=LISTEN)
+    ] = API_LISTEN
+    name: Annotated[str, _doc("shown to workstations; empty: the host name")] = ""
+    discovery: Annotated[bool, _doc("advertise on the interfaces of listen with zeroconf")] = True
+    roles: Annotated[
+        str,
+        _doc(
+            "'all' or a comma list of ingest, record, live, api, ai (record, live, ai need ingest)"
+        ),
+    ] = "all"
 
 
-@dataclass(frozen=True)
-class StorageConfig:
-    max_bytes: int | None = None  # whole volume (all cameras); None: no limit
-    min_free_bytes: int | None = 1_000_000_000  # keep this much free on the file system
-    retention_interval_s: float = 10.0
+class RecordingConfig(_Section):
+    """``[recording]``: how streams become segments."""
+
+    segment_seconds: Annotated[
+        float, _doc("rotation period, on the next key frame, staggered per stream", ge=1, le=3600)
+    ] = 60.0
+    max_drift_ppm: Annotated[
+        int, _doc("bound of the camera clock correction", ge=0, le=100_000)
+    ] = 500
+    open_timeout_s: Annotated[float, _doc("time allowed to open a source", gt=0, le=300)] = 10.0
+    read_timeout_s: Annotated[
+        float, _doc("silence after which a source counts as lost", gt=0, le=300)
+    ] = 5.0
+    reconnect_max_s: Annotated[
+        float, _doc("longest wait between reconnect attempts", gt=0, le=3600)
+    ] = 0.5
 
 
-@dataclass(frozen=True)
-class NatsConfig:
-    """Live distribution. With no ``url`` the recorder runs its own nats-server on ``listen``."""
+class StorageConfig(_Section):
+    """``[storage]``: volume limits enforced by retention."""
 
-    url: str | None = None  # an existing server or cluster; overrides the embedded one
-    listen: str = "127.0.0.1:4222"  # embedded server; port 0 picks one (kept across restarts)
-    enabled: bool = True
-
-
-@dataclass(frozen=True)
-class AnalyticsConfig:
-    """Object detection for every camera unless its own settings (API) say otherwise."""
-
-    enabled: bool = True
-    model: str = ""  # ONNX file; "": YOLOv3-tiny (COCO) converted from Darknet on first start
-    labels: str = ""  # labels file, one per line, for a model without names in its metadata
-    providers: tuple[str, ...] = ()  # onnxruntime execution providers to try; (): best there is
-    threads: int = 0  # inference threads; 0: onnxruntime's choice
-    fps: float = 5.0  # analysed frames per second, for cameras without their own setting
-    refresh_s: float = 2.0  # detect at least this often without motion (parked objects stay)
-    motion_gate: bool = True  # detect only on frames with motion (and on refresh)
-    batch: int = 4  # frames of several cameras run through the detector together
-    queue: int = 16  # analysed frames waiting for the detector before new ones are dropped
+    max_bytes: Annotated[
+        Annotated[int, Meta(gt=0)] | None, _doc("bytes of recordings, all cameras; none: no limit")
+    ] = None
+    min_free_bytes: Annotated[
+        Annotated[int, Meta(ge=0)] | None,
+        _doc("keep this much free on the file system; none: no floor"),
+    ] = 1_000_000_000
+    retention_interval_s: Annotated[float, _doc("how often retention runs", gt=0, le=86_400)] = 10.0
 
 
-@dataclass(frozen=True)
-class WebRtcConfig:
-    """Browser live view (WHEP). No STUN/TURN unless given: no third party learns of viewers."""
+class NatsConfig(_Section):
+    """``[nats]``: live distribution. With no ``url`` the recorder runs its own nats-server on
+    ``listen``."""
 
-    ice_servers: tuple[str, ...] = ()  # 'stun:host:port', 'turn:host:port'
-    turn_username: str | None = None
-    turn_password: str | None = None
-    max_sessions: int = 64  # WHEP viewers at once; more get 503
+    url: Annotated[
+        str | None, _doc("an existing server or cluster; overrides the embedded one")
+    ] = None
+    listen: Annotated[
+        str,
+        _doc("embedded server HOST:PORT; port 0 picks one (kept across restarts)", pattern=LISTEN),
+    ] = "127.0.0.1:4222"
+    enabled: Annotated[bool, _doc("false: no live distribution")] = True
 
+
+class AnalyticsConfig(_Section):
+    """``[analytics]``: object detection for every camera unless its own settings (API) say
+    otherwise."""
+
+    enabled: Annotated[bool, _doc("run analytics (role ai)")] = True
+    model: Annotated[str, _doc("ONNX file; empty: YOLOv3-tiny (COCO) converted on first start")] = (
+        ""
+    )
+    labels: Annotated[
+        str, _doc("labels file, one per line, for a model without names in its metadata")
+    ] = ""
+    providers: Annotated[
+        tuple[str, ...], _doc("onnxruntime execution providers to try; empty: the best there is")
+    ] = ()
+    threads: Annotated[int, _doc("inference threads; 0: onnxruntime's choice", ge=0, le=256)] = 0
+    fps: Annotated[
+        float,
+        _doc("analysed frames per second, for cameras without their own setting", gt=0, le=30),
+    ] = 5.0
+    refresh_s: Annotated[
+        float,
+        _doc("detect at least this often without motion (parked objects stay)", gt=0, le=3600),
+    ] = 2.0
+    motion_gate: Annotated[bool, _doc("detect only on frames with motion (and on refresh)")] = True
+    batch: Annotated[
+        int, _doc("frames of several cameras run through the detector together", ge=1, le=64)
+    ] = 4
+    queue: Annotated[
+        int,
+        _doc(
+            "analysed frames waiting for the detector before new ones are dropped", ge=1, le=100_000
+        ),
+    ] = 16
+
+
+class WebRtcConfig(_Section):
+    """``[webrtc]``: browser live view (WHEP). No STUN/TURN unless given: no third party learns of
+    viewers."""
+
+    ice_servers: Annotated[tuple[str, ...], _doc("'stun:host:port', 'turn:host:port'")] = ()
+    turn_username: Annotated[str | None, _doc("user name for the TURN servers")] = None
+    turn_password: Annotated[str | None, _doc("password for the TURN servers")] = None
+    max_sessions: Annotated[int, _doc("WHEP viewers at once; more get 503", ge=0, le=10_000)] = 64
+
+
+class ConfigFile(_Section):
+    """The whole file as written: one field per table."""
+
+    server: ServerSection = ServerSection()
+    recording: RecordingConfig = RecordingConfig()
+    storage: StorageConfig = StorageConfig()
+    nats: NatsConfig = NatsConfig()
+    analytics: AnalyticsConfig = AnalyticsConfig()
+    webrtc: WebRtcConfig = WebRtcConfig()
+    cameras: tuple[CameraConfig, ...] = ()
+
+
+SECTIONS: dict[str, type[msgspec.Struct]] = {
+    "server": ServerSection,
+    "recording": RecordingConfig,
+    "storage": StorageConfig,
+    "nats": NatsConfig,
+    "analytics": AnalyticsConfig,
+    "webrtc": WebRtcConfig,
+    "cameras": CameraConfig,
+}
+"""Table name -> Struct: what the configuration reference lists (``[[cameras]]`` is an array)."""
 
 ROLES = frozenset({"ingest", "record", "live", "api", "ai"})
 
@@ -110,85 +226,144 @@ def parse_roles(text: str) -> frozenset[str]:
     return frozenset(names)
 
 
-@dataclass(frozen=True)
-class Config:
+class Config(msgspec.Struct, frozen=True):
+    """What the process runs with: the file's tables, ``[server]`` flattened, command-line flags
+    applied (``msgspec.structs.replace``)."""
+
     data_dir: Path | None = None
-    listen: str = "127.0.0.1:8480"  # HTTP API; port 0 picks one (logged)
+    listen: str = API_LISTEN  # HTTP API; port 0 picks one (logged)
     name: str = ""  # shown to workstations; default: the host name
     discovery: bool = True  # advertise on the interfaces of ``listen`` with zeroconf
     roles: frozenset[str] = ROLES  # what this process does; others may run elsewhere
-    nats: NatsConfig = field(default_factory=NatsConfig)
-    recording: RecordingConfig = field(default_factory=RecordingConfig)
-    storage: StorageConfig = field(default_factory=StorageConfig)
-    analytics: AnalyticsConfig = field(default_factory=AnalyticsConfig)
-    webrtc: WebRtcConfig = field(default_factory=WebRtcConfig)
+    nats: NatsConfig = NatsConfig()
+    recording: RecordingConfig = RecordingConfig()
+    storage: StorageConfig = StorageConfig()
+    analytics: AnalyticsConfig = AnalyticsConfig()
+    webrtc: WebRtcConfig = WebRtcConfig()
     cameras: tuple[CameraConfig, ...] = ()
 
 
-def _section(cls: type[_T], raw: dict, where: str) -> _T:
-    known = set(cls.__dataclass_fields__)
-    unknown = set(raw) - known
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
-    try:
-        return cls(**raw)  # type: ignore[call-arg]
-    except TypeError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+# --- error lines ---------------------------------------------------------------------------
+
+_TYPE_NAMES = {
+    "int": "an integer",
+    "float": "a number",
+    "str": "a string",
+    "bool": "true or false",
+    "array": "a list",
+    "object": "a table",
+    "datetime": "a date-time",
+    "date": "a date",
+    "time": "a time",
+}
+_PATH_PART = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
+
+
+def _type_name(spec: str) -> str:
+    """msgspec's ``int | null`` -> ``an integer`` (TOML has no null: leaving a key out is it)."""
+    names = [_TYPE_NAMES.get(t, t) for t in spec.split(" | ") if t != "null"]
+    return " or ".join(names) or "nothing"
+
+
+def _number(text: str) -> str:
+    return text[:-2] if text.endswith(".0") else text
+
+
+def _explain(message: str) -> tuple[str | None, str]:
+    """A msgspec error message -> (key it names, if any; what is wrong, in the file's words)."""
+    if m := re.fullmatch(r"Object contains unknown field `(.+)`", message):
+        return m[1], "unknown key"
+    if m := re.fullmatch(r"Object missing required field `(.+)`", message):
+        return m[1], "required key missing"
+    if m := re.fullmatch(r"Expected `(.+)`, got `(.+)`", message):
+        return None, f"expected {_type_name(m[1])}, got {_type_name(m[2])}"
+    if m := re.fullmatch(r"Expected `(.+)` matching regex '(.+)'", message):
+        return None, _PATTERN_HINTS.get(m[2], f"must match {m[2]}")
+    if m := re.fullmatch(r"Expected `(.+)` (<=|>=|<|>) (\S+)", message):
+        return None, f"must be {m[2]} {_number(m[3])}"
+    if m := re.fullmatch(r"Expected `(.+)` of length (.+)", message):
+        return None, f"must have length {m[2]}"
+    return None, message
+
+
+def _where(path: str, key: str | None, table: str) -> tuple[str, str]:
+    """``$.cameras[0].id`` -> ('[[cameras]] #1', 'id'); ``$.recording`` -> ('[recording]', '').
+
+    With ``table`` the path is inside that one table (an API body): all of it is the key."""
+    parts = [name or f"[{index}]" for name, index in _PATH_PART.findall(path)]
+    if key is not None:
+        parts.append(key)
+    if not table:
+        if not parts:
+            return "", ""
+        head, parts = parts[0], parts[1:]
+        if head == "cameras" and parts and parts[0].startswith("["):
+            table = f"[[cameras]] #{int(parts[0][1:-1]) + 1}"
+            parts = parts[1:]
+        else:
+            table = f"[{head}]"
+    return table, "".join(p if p.startswith("[") else f".{p}" for p in parts).lstrip(".")
+
+
+def describe(exc: msgspec.ValidationError, source: str, table: str = "") -> str:
+    """One line: ``vigia.toml: [recording] segment_seconds: expected a number, got a string``."""
+    message, _, at = str(exc).partition(" - at `")
+    key, what = _explain(message)
+    if not at and not table and what == "unknown key":
+        return f"{source}: unknown section [{key}]"
+    place = " ".join(p for p in _where(at.rstrip("`"), key, table) if p)
+    prefix = f"{source}: " if source else ""
+    return f"{prefix}{place}: {what}" if place else f"{prefix}{what}"
+
+
+# --- reading -------------------------------------------------------------------------------
 
 
 def parse_camera(raw: dict, where: str = "camera") -> CameraConfig:
-    cam = _section(CameraConfig, raw, where)
-    if not isinstance(cam.id, str) or not CAMERA_ID.match(cam.id):
-        raise ConfigError(f"{where}: id {cam.id!r} must match {CAMERA_ID.pattern}")
-    if not isinstance(cam.main, str) or "://" not in cam.main:
-        raise ConfigError(f"{where}: main must be a URL (rtsp://, file://, ...)")
-    if cam.retention_days is not None and cam.retention_days <= 0:
-        raise ConfigError(f"{where}: retention_days must be positive")
-    return cam
+    """A camera from a TOML table or an API body, checked like the file's (strict types)."""
+    try:
+        return msgspec.convert(raw, CameraConfig, strict=True)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(describe(exc, "", where)) from None
 
 
 def load_config(path: Path | None) -> Config:
     if path is None:
         return Config()
+    source = str(path)
     try:
-        raw = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{path}: {exc}") from None
-    server = raw.pop("server", {})
-    recording = _section(RecordingConfig, raw.pop("recording", {}), f"{path} [recording]")
-    storage = _section(StorageConfig, raw.pop("storage", {}), f"{path} [storage]")
-    nats = _section(NatsConfig, raw.pop("nats", {}), f"{path} [nats]")
-    analytics_raw = raw.pop("analytics", {})
-    if "providers" in analytics_raw:
-        analytics_raw["providers"] = tuple(analytics_raw["providers"])
-    analytics = _section(AnalyticsConfig, analytics_raw, f"{path} [analytics]")
-    webrtc_raw = raw.pop("webrtc", {})
-    if "ice_servers" in webrtc_raw:
-        webrtc_raw["ice_servers"] = tuple(webrtc_raw["ice_servers"])
-    webrtc = _section(WebRtcConfig, webrtc_raw, f"{path} [webrtc]")
-    cameras = tuple(
-        parse_camera(c, f"{path} [[cameras]] #{i + 1}")
-        for i, c in enumerate(raw.pop("cameras", []))
+        text = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read: {exc.strerror or exc}") from None
+    try:
+        raw = msgspec.toml.decode(text, type=ConfigFile, strict=True)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(describe(exc, source)) from None
+    except msgspec.DecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    seen: dict[str, int] = {}
+    for number, cam in enumerate(raw.cameras, start=1):
+        if cam.id in seen:
+            raise ConfigError(
+                f"{source}: [[cameras]] #{number} id: {cam.id!r} is already camera "
+                f"#{seen[cam.id]}'s; camera ids must be unique"
+            )
+        seen[cam.id] = number
+    server = raw.server
+    try:
+        roles = parse_roles(server.roles)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: [server] {exc}") from None
+    return Config(
+        data_dir=Path(server.data_dir).expanduser() if server.data_dir else None,
+        listen=server.listen,
+        name=server.name,
+        discovery=server.discovery,
+        roles=roles,
+        nats=raw.nats,
+        recording=raw.recording,
+        storage=raw.storage,
+        analytics=raw.analytics,
+        webrtc=raw.webrtc,
+        cameras=raw.cameras,
     )
-    if raw:
-        raise ConfigError(f"{path}: unknown section(s) {', '.join(sorted(raw))}")
-    ids = [c.id for c in cameras]
-    if len(set(ids)) != len(ids):
-        raise ConfigError(f"{path}: camera ids must be unique")
-    data_dir = server.pop("data_dir", None)
-    cfg = Config(
-        data_dir=Path(data_dir).expanduser() if data_dir else None,
-        listen=server.pop("listen", Config.listen),
-        name=server.pop("name", ""),
-        discovery=bool(server.pop("discovery", True)),
-        roles=parse_roles(server.pop("roles", "all")),
-        nats=nats,
-        recording=recording,
-        storage=storage,
-        analytics=analytics,
-        webrtc=webrtc,
-        cameras=cameras,
-    )
-    if server:
-        raise ConfigError(f"{path} [server]: unknown key(s) {', '.join(sorted(server))}")
-    return cfg

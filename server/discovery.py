@@ -129,7 +129,7 @@ class Advertiser:
         ``addresses`` defaults to the addresses of ``interfaces``.
         """
         if interfaces is None:
-            interfaces = interfaces_for_listen(listen or Config.listen)
+            interfaces = interfaces_for_listen(listen or Config().listen)
         self._interfaces = interfaces
         self._addresses = list(addresses) if addresses is not None else addresses_for(interfaces)
         self._adv = adv

@@ -163,16 +163,28 @@ def test_analytics_through_the_api_and_nats(
             async with http.post(f"{base}/search/motion", headers=auth, json=search) as r:
                 assert r.status == 400
 
-            # metrics show the pipeline; settings apply live
-            async with http.get(f"http://127.0.0.1:{port}/metrics") as r:
-                text = await r.text()
+            # metrics show the pipeline as counters (rates are rate() in Prometheus: no state
+            # between scrapes, right with any number of scrapers); settings apply live
+            async def scrape() -> str:
+                async with http.get(f"http://127.0.0.1:{port}/metrics") as r:
+                    return await r.text()
+
+            analysed = 'vigia_analytics_frames_analysed_total{camera="vt"}'
+
+            def count(text: str) -> float:
+                (line,) = [x for x in text.splitlines() if x.startswith(analysed + " ")]
+                return float(line.split()[1])
+
+            text = await scrape()
             for name in (
-                'vigia_analytics_frames_analysed_total{camera="vt"}',
+                analysed,
                 'vigia_analytics_detections_total{camera="vt",label="person"}',
                 "vigia_analytics_inference_ms",
-                "vigia_analytics_fps",
             ):
                 assert name in text, name
+            assert "vigia_analytics_fps" not in text
+            first = count(text)
+            await _poll(scrape, lambda t: count(t) > first, 30, "the analysed frames counter")
             async with http.patch(
                 f"{base}/cameras/vt/analytics", headers=auth, json={"fps": 2}
             ) as r:

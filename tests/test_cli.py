@@ -59,9 +59,37 @@ def test_bad_config_and_missing_catalog_are_clear(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text("[recording]\nsegment_secs = 1\n")
     r = _run("--data-dir", str(tmp_path / "d"), "--config", str(bad))
-    assert r.returncode == 2 and "unknown key(s) segment_secs" in r.stderr
+    assert r.returncode == 2 and "[recording] segment_secs: unknown key" in r.stderr
     r = _run("check", "--data-dir", str(tmp_path / "empty"))
     assert r.returncode == 2 and "no catalog" in r.stderr
+
+
+def test_a_bad_config_value_is_one_line_and_nothing_starts(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[server]\ndiscovery = false\n[recording]\nsegment_seconds = "30"\n')
+    data = tmp_path / "d"
+    r = _run("--data-dir", str(data), "--config", str(bad))
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.splitlines() == [
+        f"vigia-server: {bad}: [recording] segment_seconds: expected a number, got a string"
+    ], r.stderr
+    assert not data.exists(), "the recorder started (made its data directory)"
+
+
+def test_check_finds_and_repairs_wrong_storage_totals(tmp_path: Path) -> None:
+    cat = Catalog(DataDir(tmp_path).catalog)
+    cat.upsert_camera("a", "A", {"main": ("rtsp://h/1", True)}, now_us=1)
+    with cat.transaction() as c:  # what a hand edit (or a bug) could leave
+        c.execute("INSERT INTO stream_totals (stream_id, segments, bytes) VALUES (1, 1, 99)")
+    cat.close()
+    r = _run("check", "--data-dir", str(tmp_path))
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "catalog-totals: stream 1: kept (1, 99), counted (0, 0)" in r.stdout
+    assert "catalog schema" in r.stdout and "1 cameras, 0 segments" in r.stdout
+    r = _run("check", "--repair", "--data-dir", str(tmp_path))
+    assert r.returncode == 0 and "(repaired)" in r.stdout, r.stdout + r.stderr
+    r = _run("check", "--data-dir", str(tmp_path))
+    assert r.returncode == 0 and "0 problems" in r.stdout, r.stdout + r.stderr
 
 
 def test_data_dir_lock_is_exclusive(tmp_path: Path) -> None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
 import pytest
 
-from server.config import ConfigError, load_config
+from server.config import SECTIONS, ConfigError, ConfigFile, load_config, parse_camera
 
 
 def _load(tmp_path: Path, text: str):
@@ -60,6 +61,76 @@ retention_days = 14
 def test_bad_config_is_a_clear_error(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         _load(tmp_path, text)
+
+
+CAM = '[[cameras]]\nid = "door"\nname = "Door"\nmain = "rtsp://h/1"\n'
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        # wrong type: no "30" -> 30, no "false" -> True
+        ('[recording]\nsegment_seconds = "30"\n',
+         "[recording] segment_seconds: expected a number, got a string"),
+        ('[server]\ndiscovery = "false"\n',
+         "[server] discovery: expected true or false, got a string"),
+        ('[analytics]\nproviders = ["CPUExecutionProvider", 3]\n',
+         "[analytics] providers[1]: expected a string, got an integer"),
+        ("[storage]\nmax_bytes = 1.5\n", "[storage] max_bytes: expected an integer, got a number"),
+        ("recording = 5\n", "[recording]: expected a table, got an integer"),
+        # unknown key, unknown table
+        ("[recording]\nsegment_secs = 3\n", "[recording] segment_secs: unknown key"),
+        (CAM + "password = 1\n", "[[cameras]] #1 password: unknown key"),
+        ("[bogus]\n", "unknown section [bogus]"),
+        # out of range
+        ("[recording]\nsegment_seconds = 0\n", "[recording] segment_seconds: must be >= 1"),
+        ("[analytics]\nfps = 60\n", "[analytics] fps: must be <= 30"),
+        (CAM + "retention_days = -1\n", "[[cameras]] #1 retention_days: must be > 0"),
+        ('[server]\nlisten = "8480"\n', "[server] listen: must be HOST:PORT"),
+        # bad camera id, in the second camera
+        (CAM + CAM.replace("door", "Back Door"),
+         "[[cameras]] #2 id: must match ^[a-z0-9][a-z0-9_-]{0,63}$"),
+        (CAM + CAM, "[[cameras]] #2 id: 'door' is already camera #1's; camera ids must be unique"),
+        # missing required
+        ('[[cameras]]\nid = "door"\nmain = "rtsp://h/1"\n',
+         "[[cameras]] #1 name: required key missing"),
+        ('[server]\nroles = "record"\n', "[server] roles: record, live and ai need ingest"),
+    ],
+)  # fmt: skip
+def test_each_bad_value_is_one_line_naming_file_table_and_key(
+    tmp_path: Path, text: str, line: str
+) -> None:
+    with pytest.raises(ConfigError) as err:
+        _load(tmp_path, text)
+    message = str(err.value)
+    assert message.startswith(f"{tmp_path / 'v.toml'}: ") and "\n" not in message
+    assert message.removeprefix(f"{tmp_path / 'v.toml'}: ").startswith(line), message
+
+
+def test_a_camera_body_is_checked_like_the_file() -> None:
+    good = {"id": "door", "name": "Door", "main": "rtsp://h/1", "retention_days": 7}
+    assert parse_camera(good).retention_days == 7.0
+    assert parse_camera({**good, "sub": ""}).streams() == {"main": ("rtsp://h/1", True)}
+    for bad, message in [
+        ({**good, "record_sub": "no"}, "camera record_sub: expected true or false, got a string"),
+        ({**good, "id": "Door"}, "camera id: must match"),
+        ({**good, "main": "h/1"}, "camera main: must be a URL"),
+        ({**good, "sub": "h/2"}, "camera sub: must be a URL"),
+        ({**good, "extra": 1}, "camera extra: unknown key"),
+    ]:
+        with pytest.raises(ConfigError, match=f"^{message}"):
+            parse_camera(bad)
+
+
+def test_every_key_is_described_for_the_reference() -> None:
+    """The configuration reference is generated from these Structs: each key needs its text."""
+    (_schema,), defs = msgspec.json.schema_components([ConfigFile])
+    assert set(SECTIONS) == set(defs["ConfigFile"]["properties"])
+    for section in SECTIONS.values():
+        info = defs[section.__name__]
+        assert info.get("description") and not info["additionalProperties"], section
+        for key, prop in info["properties"].items():
+            assert prop.get("description"), f"{section.__name__}.{key}"
 
 
 @pytest.mark.parametrize(

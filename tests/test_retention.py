@@ -75,6 +75,25 @@ def test_retention_by_days_deletes_exactly_the_old_segments(tmp_path: Path, came
     assert check(catalog, data, repair=False).problems == []
 
 
+def test_storage_totals_follow_real_recording_retention_and_restart(
+    tmp_path: Path, camera_clips
+) -> None:
+    """The totals /metrics and retention read stay equal to a full sum of the segments."""
+
+    def real_sum() -> int:
+        return catalog._one("SELECT coalesce(sum(bytes), 0) FROM segments")[0]
+
+    data, catalog, clock = _setup(tmp_path, camera_clips, {"a": 1.0, "b": None})
+    before = real_sum()
+    assert before > 0 and catalog.total_bytes() == before and catalog.recount_totals() == []
+    report = Retention(catalog, data, VolumeLimits(), clock).run_once()
+    assert report.deleted and catalog.total_bytes() == real_sum() == before - report.freed_bytes
+    catalog.close()
+    catalog = Catalog(data.catalog)
+    assert catalog.total_bytes() == real_sum() and catalog.recount_totals() == []
+    catalog.close()
+
+
 def test_retention_by_bytes_deletes_the_fewest_oldest(tmp_path: Path, camera_clips) -> None:
     data, catalog, clock = _setup(tmp_path, camera_clips, {"a": None, "b": None})
     segs = catalog.segments()  # oldest first, across both cameras

@@ -7,7 +7,6 @@ import asyncio
 import math
 import re
 import threading
-import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -355,7 +354,6 @@ class AnalyticsCollector(Collector):
 
     def __init__(self, analytics: Analytics) -> None:
         self.a = analytics
-        self._last: dict[str, tuple[float, int]] = {}  # camera -> (monotonic s, analysed)
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         cam = ["camera"]
@@ -372,22 +370,17 @@ class AnalyticsCollector(Collector):
             "Frames skipped because analytics was behind",
             labels=cam,
         )
-        fps = GaugeMetricFamily("vigia_analytics_fps", "Frames analysed per second", labels=cam)
         labels = CounterMetricFamily(
             "vigia_analytics_detections", "Detections by label", labels=["camera", "label"]
         )
-        now = time.monotonic()
         for camera_id, pipe in self.a.cameras().items():
             c = pipe.counters
             analysed.add_metric([camera_id], c.analysed)
             detected.add_metric([camera_id], c.detected)
             dropped.add_metric([camera_id], c.dropped_frames + c.dropped_packets)
-            then, count = self._last.get(camera_id, (now, c.analysed))
-            fps.add_metric([camera_id], (c.analysed - count) / (now - then) if now > then else 0.0)
-            self._last[camera_id] = (now, c.analysed)
             for label, n in sorted(c.detections.copy().items()):  # grows on another thread
                 labels.add_metric([camera_id, label], n)
-        yield from (analysed, detected, dropped, fps, labels)
+        yield from (analysed, detected, dropped, labels)
         times = sorted(list(self.a.service.inference_ms))
         p50 = times[len(times) // 2] if times else 0.0
         yield GaugeMetricFamily(

@@ -30,7 +30,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 class NatsGrants:
     """NATS credentials per login: subscribe-only, to the live, status, AI and event subjects
-    of the cameras the user may see (design §8), on the embedded nats-server."""
+    of the cameras the user may see (docs/design/auth.md), on the embedded nats-server."""
 
     def __init__(self, nats: EmbeddedNats, server_id: str, tokens: Tokens) -> None:
         self.nats, self.server_id, self.tokens = nats, server_id, tokens

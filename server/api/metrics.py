@@ -1,5 +1,12 @@
 """``/metrics`` for Prometheus. Stream figures are read from the recorder at scrape time (a
-custom collector), so the per-packet path pays nothing for them."""
+custom collector), so the per-packet path pays nothing for them. Storage figures come from the
+catalog's per-stream totals, kept by triggers as segments are written and deleted: a scrape reads
+a few rows, never sums the archive under the lock the ingest threads need.
+
+Only counters and current values are exported, no rates: a collector that kept the previous
+scrape to compute one would be wrong as soon as two Prometheus servers scrape it. Rates are
+``rate()`` in PromQL, e.g. ``rate(vigia_analytics_frames_analysed_total[1m])`` for analysed
+frames per second."""
 
 from __future__ import annotations
 
@@ -47,8 +54,20 @@ class RecorderCollector(Collector):
         yield GaugeMetricFamily("vigia_cameras_offline", "Streams not online",
                                 value=len(statuses) - online)  # fmt: skip
         yield from (up, packets, nbytes, reconnects, segments)
+        stored_bytes = GaugeMetricFamily(
+            "vigia_stream_recorded_bytes", "Bytes of the stream's segments in the catalog",
+            labels=labels,
+        )  # fmt: skip
+        stored_segments = GaugeMetricFamily(
+            "vigia_stream_recorded_segments", "The stream's segments in the catalog", labels=labels
+        )
+        totals = self.catalog.stream_totals()
+        for t in totals:
+            stored_bytes.add_metric([t.camera_id, t.stream], t.bytes)
+            stored_segments.add_metric([t.camera_id, t.stream], t.segments)
+        yield from (stored_bytes, stored_segments)
         yield GaugeMetricFamily("vigia_recordings_bytes", "Bytes of recordings in the catalog",
-                                value=self.catalog.total_bytes())  # fmt: skip
+                                value=sum(t.bytes for t in totals))  # fmt: skip
         usage = shutil.disk_usage(self.data.root)
         yield GaugeMetricFamily("vigia_volume_free_bytes", "Free bytes on the recordings volume",
                                 value=usage.free)  # fmt: skip

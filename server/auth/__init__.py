@@ -1,4 +1,4 @@
-"""Users and security (design §8): accounts and rights, API tokens, login rate limit, audit log.
+"""Users and security (docs/design/auth.md): accounts, rights, API tokens, login limit, audit log.
 
 Storage is the catalog (schema version 2); nothing here knows HTTP, so the API, the command
 line (``vigia-server user add|passwd``) and the NATS credential issuer share the same rules.

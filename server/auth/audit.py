@@ -1,4 +1,4 @@
-"""The audit log: who did what, when and from where (design §8).
+"""The audit log: who did what, when and from where (docs/design/auth.md).
 
 Append-only in the catalog (a trigger refuses updates); old entries may be purged. Record one
 ``archive-access`` per playback request of a camera and time range, not per HTTP Range read.

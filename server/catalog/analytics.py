@@ -1,7 +1,9 @@
 """Catalog access for analytics: per-camera settings, zones and lines, and events.
 
 Kept apart from ``Catalog`` (segments and cameras) because it changes for other reasons; it
-shares the catalog's one connection and lock through ``Catalog.transaction``/``_all``.
+shares the catalog's one connection and lock through ``Catalog.transaction``/``_all``. The
+config-like tables (settings, zones) go through sqlite-utils (row dicts, JSON columns encoded
+for us); events, written by the pipelines and queried by time, stay raw SQL.
 """
 
 from __future__ import annotations
@@ -109,72 +111,45 @@ class AnalyticsCatalog:
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
 
-    # --- settings ------------------------------------------------------------------------
+    # --- settings, zones and lines: small config-like tables, through sqlite-utils ------------
+    # Rows are dicts and JSON columns are encoded by the library; each write replaces the
+    # whole row (INSERT OR REPLACE: nothing references these tables and they have no triggers).
+
+    def _rows(self, table: str, where: str | None = None, params: tuple = ()) -> list[dict]:
+        with self.catalog._lock:  # one shared connection: read it whole under the lock
+            order = "camera_id, id" if table == "zones" else "camera_id"
+            return list(self.catalog.db.table(table).rows_where(where, params, order_by=order))
+
+    def _replace(self, table: str, row: dict) -> None:
+        with self.catalog.transaction():
+            self.catalog.db.table(table).insert(row, replace=True)
 
     def settings(self, camera_id: str) -> AnalyticsSettings | None:
-        rows = self.catalog._all(
-            "SELECT camera_id, enabled, stream, fps, labels, min_score FROM analytics"
-            " WHERE camera_id = ?",
-            (camera_id,),
-        )
+        rows = self._rows("analytics", "camera_id = ?", (camera_id,))
         return _settings(rows[0]) if rows else None
 
     def all_settings(self) -> dict[str, AnalyticsSettings]:
-        rows = self.catalog._all(
-            "SELECT camera_id, enabled, stream, fps, labels, min_score FROM analytics"
-        )
-        return {r[0]: _settings(r) for r in rows}
+        return {r["camera_id"]: _settings(r) for r in self._rows("analytics")}
 
     def set_settings(self, s: AnalyticsSettings, now_us: int) -> None:
-        with self.catalog.transaction() as c:
-            c.execute(
-                "INSERT INTO analytics (camera_id, enabled, stream, fps, labels, min_score,"
-                " updated_us) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (camera_id) DO UPDATE SET"
-                " enabled = excluded.enabled, stream = excluded.stream, fps = excluded.fps,"
-                " labels = excluded.labels, min_score = excluded.min_score,"
-                " updated_us = excluded.updated_us",
-                (
-                    s.camera_id,
-                    int(s.enabled),
-                    s.stream,
-                    s.fps,
-                    json.dumps(list(s.labels)),
-                    s.min_score,
-                    now_us,
-                ),
-            )
-
-    # --- zones and lines -----------------------------------------------------------------
+        row = {
+            "camera_id": s.camera_id,
+            "enabled": int(s.enabled),
+            "stream": s.stream,
+            "fps": float(s.fps),
+            "labels": list(s.labels),
+            "min_score": float(s.min_score),
+            "updated_us": now_us,
+        }
+        self._replace("analytics", row)
 
     def zones(self, camera_id: str | None = None) -> list[ZoneRow]:
-        sql = "SELECT camera_id, id, kind, name, points, labels, min_dwell_us, loiter_us FROM zones"
-        params: tuple = ()
-        if camera_id is not None:
-            sql += " WHERE camera_id = ?"
-            params = (camera_id,)
-        return [_zone(r) for r in self.catalog._all(sql + " ORDER BY camera_id, id", params)]
+        if camera_id is None:
+            return [_zone(r) for r in self._rows("zones")]
+        return [_zone(r) for r in self._rows("zones", "camera_id = ?", (camera_id,))]
 
     def put_zone(self, z: ZoneRow, now_us: int) -> None:
-        with self.catalog.transaction() as c:
-            c.execute(
-                "INSERT INTO zones (camera_id, id, kind, name, points, labels, min_dwell_us,"
-                " loiter_us, updated_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (camera_id, id) DO UPDATE SET kind = excluded.kind,"
-                " name = excluded.name, points = excluded.points, labels = excluded.labels,"
-                " min_dwell_us = excluded.min_dwell_us, loiter_us = excluded.loiter_us,"
-                " updated_us = excluded.updated_us",
-                (
-                    z.camera_id,
-                    z.id,
-                    z.kind,
-                    z.name,
-                    json.dumps([list(p) for p in z.points]),
-                    json.dumps(list(z.labels)),
-                    z.min_dwell_us,
-                    z.loiter_us,
-                    now_us,
-                ),
-            )
+        self._replace("zones", {**z.to_json(), "updated_us": now_us})
 
     def delete_zone(self, camera_id: str, zone_id: str) -> bool:
         with self.catalog.transaction() as c:
@@ -277,13 +252,29 @@ class AnalyticsCatalog:
         return snaps
 
 
-def _settings(r: tuple) -> AnalyticsSettings:
-    return AnalyticsSettings(r[0], bool(r[1]), r[2], float(r[3]), tuple(json.loads(r[4])), r[5])
+def _settings(r: dict) -> AnalyticsSettings:
+    return AnalyticsSettings(
+        r["camera_id"],
+        bool(r["enabled"]),
+        r["stream"],
+        float(r["fps"]),
+        tuple(json.loads(r["labels"])),
+        r["min_score"],
+    )
 
 
-def _zone(r: tuple) -> ZoneRow:
-    points = tuple((float(x), float(y)) for x, y in json.loads(r[4]))
-    return ZoneRow(r[0], r[1], r[2], r[3], points, tuple(json.loads(r[5])), r[6], r[7])
+def _zone(r: dict) -> ZoneRow:
+    points = tuple((float(x), float(y)) for x, y in json.loads(r["points"]))
+    return ZoneRow(
+        r["camera_id"],
+        r["id"],
+        r["kind"],
+        r["name"],
+        points,
+        tuple(json.loads(r["labels"])),
+        r["min_dwell_us"],
+        r["loiter_us"],
+    )
 
 
 def _event_values(ev: EventRow) -> tuple:

@@ -63,6 +63,14 @@ class SegmentRow:
         return self.end_us - self.start_us
 
 
+@dataclass(frozen=True, slots=True)
+class StreamTotals:
+    camera_id: str
+    stream: str
+    segments: int
+    bytes: int
+
+
 _SEGMENT_COLUMNS = ", ".join(SegmentRow.__slots__)
 
 # A stream's segments never overlap, so only the last one starting at or before a window can
@@ -82,7 +90,12 @@ class Catalog:
         conn.execute("PRAGMA synchronous=NORMAL")  # WAL: a process crash loses nothing
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA busy_timeout=10000")
-        self.db = sqlite_utils.Database(conn)
+        # a row that INSERT OR REPLACE removes fires its DELETE triggers (the storage totals
+        # stay right); sqlite-utils sets the same, this says so where the connection is made
+        conn.execute("PRAGMA recursive_triggers=ON")
+        # sqlite-utils over the same connection and lock: config-like tables and `check`
+        # reports; the hot paths (segments, timeline) stay raw SQL
+        self.db = sqlite_utils.Database(conn, execute_plugins=False)
         self._conn = conn
         self._lock = threading.RLock()
         self._migrate()
@@ -326,8 +339,42 @@ class Catalog:
     # --- retention -----------------------------------------------------------------------
 
     def total_bytes(self) -> int:
-        row = self._one("SELECT coalesce(sum(bytes), 0) FROM segments")
+        """Bytes of all segments, from the trigger-kept totals (one row per stream, no scan)."""
+        row = self._one("SELECT coalesce(sum(bytes), 0) FROM stream_totals")
         return int(row[0]) if row else 0
+
+    def stream_totals(self) -> list[StreamTotals]:
+        """Segments and bytes per stream, kept by triggers: cheap enough for every scrape."""
+        rows = self._all(
+            "SELECT s.camera_id, s.name, t.segments, t.bytes FROM stream_totals t"
+            " JOIN streams s ON s.id = t.stream_id ORDER BY s.camera_id, s.name"
+        )
+        return [StreamTotals(*r) for r in rows]
+
+    def recount_totals(self, *, repair: bool = False) -> list[str]:
+        """Compare the kept totals with a full count of ``segments`` (``check``); with
+        ``repair``, rebuild them from the count. Returns one line per stream that differs."""
+        with self.transaction() as c:
+            kept = {r[0]: r[1:] for r in c.execute("SELECT * FROM stream_totals")}
+            real = {
+                r[0]: r[1:]
+                for r in c.execute(
+                    "SELECT stream_id, count(*), sum(bytes) FROM segments GROUP BY stream_id"
+                )
+            }
+            wrong = [
+                f"stream {sid}: kept {kept.get(sid, (0, 0))}, counted {real.get(sid, (0, 0))}"
+                " (segments, bytes)"
+                for sid in sorted(kept.keys() | real.keys())
+                if tuple(kept.get(sid, (0, 0))) != tuple(real.get(sid, (0, 0)))
+            ]
+            if wrong and repair:
+                c.execute("DELETE FROM stream_totals")
+                c.execute(
+                    "INSERT INTO stream_totals (stream_id, segments, bytes) SELECT stream_id,"
+                    " count(*), sum(bytes) FROM segments GROUP BY stream_id"
+                )
+        return wrong
 
     def deletable_segments(
         self, *, before_us: int | None = None, camera_id: str | None = None, limit: int = 500

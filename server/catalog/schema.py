@@ -3,6 +3,12 @@
 Every column carries a comment and the rules the code relies on are ``CHECK`` constraints, so
 the database itself refuses a row that would break the time model (for instance a segment that
 ends before it starts). Never edit a released migration: append a new one.
+
+Migrations stay hand-written SQL rather than sqlite-utils' ``table.transform``: that rebuilds a
+table from its column list and (sqlite-utils 4.2, checked on ``layouts``) drops the column
+comments and the ``COLLATE NOCASE`` of ``layouts.owner``, which these conventions rely on.
+sqlite-utils serves elsewhere: the config-like tables (``server/catalog/analytics.py``) and the
+catalog's health report (``server/catalog/report.py``).
 """
 
 from __future__ import annotations
@@ -91,7 +97,7 @@ CREATE TABLE bookmarks (
 ) STRICT;
 CREATE INDEX bookmarks_camera ON bookmarks (camera_id, start_us);
 """,
-    # 1 -> 2: users, per-camera rights, API tokens, audit log (design §8)
+    # 1 -> 2: users, per-camera rights, API tokens, audit log (docs/design/auth.md)
     """
 CREATE TABLE users (
     id INTEGER PRIMARY KEY,               -- referenced by user_cameras and tokens
@@ -155,7 +161,7 @@ END;
 CREATE INDEX segments_stream_span ON segments (stream_id, start_us, end_us);
 DROP INDEX segments_stream_start;
 """,
-    # 3 -> 4: analytics (design §7): per-camera settings, zones and lines, events
+    # 3 -> 4: analytics (docs/design/analytics.md): per-camera settings, zones and lines, events
     """
 CREATE TABLE analytics (
     camera_id TEXT PRIMARY KEY            -- camera slug; no foreign key, settings may precede it
@@ -232,6 +238,46 @@ CREATE TABLE layouts (
     updated_us INTEGER NOT NULL,          -- last change, µs since epoch UTC
     PRIMARY KEY (owner, name)
 ) STRICT;
+""",
+    # 5 -> 6: storage totals kept by triggers, so /metrics and retention read a few rows instead
+    # of summing every segment under the lock the ingest threads need
+    """
+CREATE TABLE stream_totals (
+    stream_id INTEGER PRIMARY KEY         -- the stream these figures are for
+        REFERENCES streams (id),
+    segments INTEGER NOT NULL DEFAULT 0   -- its rows in segments, open and closed
+        CHECK (segments >= 0),
+    bytes INTEGER NOT NULL DEFAULT 0      -- sum of those rows' segments.bytes
+        CHECK (bytes >= 0)
+) STRICT;
+INSERT INTO stream_totals (stream_id, segments, bytes)
+    SELECT stream_id, count(*), sum(bytes) FROM segments GROUP BY stream_id;
+CREATE TRIGGER stream_totals_insert AFTER INSERT ON segments
+BEGIN
+    INSERT INTO stream_totals (stream_id, segments, bytes) VALUES (NEW.stream_id, 1, NEW.bytes)
+        ON CONFLICT (stream_id) DO UPDATE
+        SET segments = segments + 1, bytes = bytes + excluded.bytes;
+END;
+CREATE TRIGGER stream_totals_grow AFTER UPDATE OF bytes ON segments
+    WHEN NEW.stream_id = OLD.stream_id AND NEW.bytes != OLD.bytes
+BEGIN
+    UPDATE stream_totals SET bytes = bytes + NEW.bytes - OLD.bytes
+        WHERE stream_id = NEW.stream_id;
+END;
+CREATE TRIGGER stream_totals_move AFTER UPDATE OF stream_id ON segments
+    WHEN NEW.stream_id != OLD.stream_id
+BEGIN
+    UPDATE stream_totals SET segments = segments - 1, bytes = bytes - OLD.bytes
+        WHERE stream_id = OLD.stream_id;
+    INSERT INTO stream_totals (stream_id, segments, bytes) VALUES (NEW.stream_id, 1, NEW.bytes)
+        ON CONFLICT (stream_id) DO UPDATE
+        SET segments = segments + 1, bytes = bytes + excluded.bytes;
+END;
+CREATE TRIGGER stream_totals_delete AFTER DELETE ON segments
+BEGIN
+    UPDATE stream_totals SET segments = segments - 1, bytes = bytes - OLD.bytes
+        WHERE stream_id = OLD.stream_id;
+END;
 """,
 ]
 

@@ -528,7 +528,7 @@ class LivePublisher:
         self._call_on_connected()
 
     async def _ensure_event_stream(self) -> None:
-        """Events are kept in a JetStream stream (design §5), so a workstation that was away
+        """Events are kept in JetStream (docs/design/live.md), so a workstation that was away
         can catch up; live video is not (it is recorded)."""
         assert self._nc is not None
         config = StreamConfig(

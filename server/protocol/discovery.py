@@ -26,7 +26,7 @@ _TRUE = frozenset({"1", "true", "yes", "on"})
 
 @dataclass(frozen=True)
 class Advertisement:
-    """What a recorder tells the local network about itself (the TXT keys of design §5)."""
+    """What a recorder tells the local network (the TXT keys of docs/design/workstation.md)."""
 
     server_id: str
     name: str
