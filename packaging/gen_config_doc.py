@@ -3,11 +3,12 @@
 Usage: ``python packaging/gen_config_doc.py`` prints it; ``--write`` updates the file
 (tests/test_config_doc.py checks the committed one is current).
 
-Sections are the fields of ``Config``: a field whose type is a section class is a ``[table]``,
-a tuple of section classes an ``[[array of tables]]``, the plain fields are ``[server]`` (as
-``load_config`` reads them). Section classes may be dataclasses or msgspec Structs: their
-fields, types and defaults are read generically, and each key's description is the comment
-at the end of its line in the source (the class docstring describes the section).
+Sections are the fields of ``ConfigFile`` (the file's shape; ``Config`` where there is none):
+a field whose type is a section class is a ``[table]``, a tuple of section classes an
+``[[array of tables]]``, plain fields are ``[server]`` (as ``load_config`` reads them). Section
+classes may be dataclasses or msgspec Structs: their fields, types, defaults and bounds are read
+generically; a key's description is its ``Annotated`` metadata's ``description`` (msgspec
+``Meta``), else the comment at the end of its line; the class docstring describes the section.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def is_section(tp: Any) -> bool:
 def section_fields(cls: type) -> list[tuple[str, Any, Any]]:
     """(name, resolved type, default or MISSING) of a dataclass or msgspec Struct."""
     if dataclasses.is_dataclass(cls):
-        hints = typing.get_type_hints(cls)
+        hints = typing.get_type_hints(cls, include_extras=True)
         out = []
         for f in dataclasses.fields(cls):
             if f.default is not dataclasses.MISSING:
@@ -75,6 +76,34 @@ def section_fields(cls: type) -> list[tuple[str, Any, Any]]:
             default = MISSING
         out.append((f.encode_name, f.type, default))
     return out
+
+
+def metas(tp: Any) -> list[Any]:
+    """The ``Annotated`` metadata (e.g. msgspec ``Meta``) anywhere in a type, outermost last."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin is typing.Annotated:
+        return [*metas(args[0]), *tp.__metadata__]
+    if origin in (typing.Union, types.UnionType):
+        return [m for a in args for m in metas(a)]
+    return []
+
+
+def description(tp: Any) -> str:
+    found = [m.description for m in metas(tp) if getattr(m, "description", None)]
+    return found[-1] if found else ""
+
+
+def bounds(tp: Any) -> str:
+    """``>= 1, <= 3600`` from ge/gt/le/lt in the type's metadata (a pattern is not shown)."""
+    out = []
+    for meta in metas(tp):
+        for attr, sign in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
+            value = getattr(meta, attr, None)
+            if value is not None:
+                big = isinstance(value, int) and abs(value) >= 10_000
+                out.append(f"{sign} {value:_}" if big else f"{sign} {value}")
+    return ", ".join(out)
 
 
 def type_name(tp: Any) -> str:
@@ -143,10 +172,15 @@ def line_comments(module_file: Path) -> dict[str, dict[str, str]]:
 
 def section_keys(cls: type, comments: dict[str, dict[str, str]]) -> list[Key]:
     docs = comments.get(cls.__name__, {})
-    return [
-        Key(name, type_name(tp), toml_value(default), docs.get(name, ""))
-        for name, tp, default in section_fields(cls)
-    ]
+    keys = []
+    for name, tp, default in section_fields(cls):
+        kind = type_name(tp)
+        if limits := bounds(tp):
+            optional = kind.endswith(" (optional)")
+            kind = kind.removesuffix(" (optional)") + f", {limits}"
+            kind += " (optional)" if optional else ""
+        keys.append(Key(name, kind, toml_value(default), description(tp) or docs.get(name, "")))
+    return keys
 
 
 def render_table(keys: list[Key]) -> list[str]:
@@ -160,7 +194,7 @@ def render_table(keys: list[Key]) -> list[str]:
 def class_doc(cls: type) -> str:
     doc = inspect.getdoc(cls) or ""
     generated = doc.startswith(cls.__name__ + "(")  # dataclasses make one from the signature
-    return "" if generated else " ".join(doc.split())
+    return "" if generated else " ".join(doc.split()).replace("``", "`")
 
 
 def element_section(tp: Any) -> type | None:
@@ -177,7 +211,8 @@ def generate() -> str:
     from server import config as module
 
     comments = line_comments(Path(module.__file__))
-    root = module.Config
+    # the file's shape where the module has one, else the runtime configuration
+    root = getattr(module, "ConfigFile", None) or module.Config
     plain: list[Key] = []
     tables: list[tuple[str, type]] = []
     arrays: list[tuple[str, type]] = []
@@ -188,7 +223,8 @@ def generate() -> str:
         elif (element := element_section(tp)) is not None:
             arrays.append((name, element))
         else:
-            plain.append(Key(name, type_name(tp), toml_value(default), root_docs.get(name, "")))
+            doc = description(tp) or root_docs.get(name, "")
+            plain.append(Key(name, type_name(tp), toml_value(default), doc))
     out = [
         "# Configuration reference",
         "",
