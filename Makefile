@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 DEMO_DIR ?= $(CURDIR)/.demo-data
 DEMO_CAMERAS ?= 4
 
-.PHONY: demo test venv lint format bench clean
+.PHONY: demo test venv lint format bench clean packages
 
 $(STAMP): pyproject.toml
 	@echo "== Python environment in $(VENV) (pip install -e '.[dev]')"
@@ -43,9 +43,15 @@ test: $(STAMP)
 	@echo "== Tests"
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
+# Debian packages of the recorder and the workstation, and the workstation bundle, into dist/
+# (packaging/README.md). PACKAGE_ARGS: e.g. --compression xz, --only server.
+packages: $(STAMP)
+	@packaging/system-deps.sh packages
+	$(BIN)/python packaging/build_packages.py --out dist $(PACKAGE_ARGS)
+
 bench: $(STAMP)
 	@packaging/system-deps.sh bench
 	$(BIN)/python bench/record.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache build dist *.egg-info

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages a Vigia target needs, saying what it installs and why.
-# Usage: packaging/system-deps.sh test|demo|bench
+# Usage: packaging/system-deps.sh test|demo|bench|packages
 # Only missing packages are installed; as root directly, otherwise through sudo.
 set -euo pipefail
 
@@ -17,14 +17,19 @@ qt=(xvfb xauth libxcb-cursor0 libxkbcommon-x11-0 libxcb-icccm4 libxcb-keysyms1 l
     libgl1-mesa-dri libglx-mesa0 libegl-mesa0 libfontconfig1 libdbus-1-3 libxkbcommon0)
 # Headless Chromium for the web viewer (WebRTC/WHEP) test.
 browser=(chromium chromium-driver)
+# Packaging and its checks: dpkg-deb, systemd-analyze (verify, security), appstreamcli,
+# desktop-file-validate.
+packaging=(dpkg appstream desktop-file-utils)
+if ! command -v systemd-analyze >/dev/null; then packaging+=(systemd); fi
 # venv for Python itself (Debian splits it out of python3).
 base=(python3-venv)
 
 case "$profile" in
-  test)  wanted=("${rtsp[@]}" "${checker[@]}" "${qt[@]}" "${browser[@]}") ;;
+  test)  wanted=("${rtsp[@]}" "${checker[@]}" "${qt[@]}" "${browser[@]}" "${packaging[@]}") ;;
+  packages) wanted=("${packaging[@]}") ;;
   bench) wanted=("${rtsp[@]}" "${checker[@]}") ;;
   demo)  wanted=("${qt[@]}") ;;
-  *) echo "usage: $0 test|demo|bench" >&2; exit 2 ;;
+  *) echo "usage: $0 test|demo|bench|packages" >&2; exit 2 ;;
 esac
 if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then wanted+=("${base[@]}"); fi
 

@@ -18,7 +18,7 @@ from server.datadir import DataDir, DataDirBusy, default_data_dir
 
 log = logging.getLogger("vigia-server")
 
-COMMANDS = ("run", "check", "verify", "user", "models")
+COMMANDS = ("run", "check", "verify", "user", "models", "doctor")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -38,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Commands: 'vigia-server [run] [options]' records (the default); "
         "'vigia-server check [--repair]' reconciles catalog and files; "
         "'vigia-server verify EXPORT_DIR' checks an export's signature and files; "
-        "'vigia-server models import-darknet CFG WEIGHTS NAMES' converts a detector to ONNX.",
+        "'vigia-server models import-darknet CFG WEIGHTS NAMES' converts a detector to ONNX; "
+        "'vigia-server doctor' checks this host's set-up and says what to fix.",
     )
     parser.add_argument("--version", action="version", version=f"vigia-server {__version__}")
     sub = parser.add_subparsers(dest="command")
@@ -96,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="trust this public key (a server.pub fetched from the recorder) instead of "
         "the signing key in the data directory",
     )
+    doc = sub.add_parser(
+        "doctor",
+        help="check config, data dir, free space, NATS, cameras and archive; say what to fix "
+        "(exit status 1 when a check fails)",
+    )
+    _common(doc)
     models = sub.add_parser("models", help="detector models")
     models_sub = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
     imp = models_sub.add_parser(
@@ -263,11 +270,32 @@ def cmd_models(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Config errors are a finding here, not an exit: the rest is checked with the defaults."""
+    from server.doctor import FAIL, Finding, run_checks
+
+    try:
+        config = load_config(args.config)
+        config_problem = None
+    except ConfigError as exc:
+        config, config_problem = Config(), Finding(FAIL, "config", str(exc), "fix the file")
+    findings = run_checks(config, args.config, _data_dir(args, config))
+    if config_problem is not None:
+        findings[0] = config_problem
+    for finding in findings:
+        print(finding.line(), flush=True)
+    failed = sum(1 for f in findings if f.status == FAIL)
+    print(f"{failed} check(s) failed" if failed else "all checks passed")
+    return 1 if failed else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from server.logs import setup_logging
 
     args = parse_args(sys.argv[1:] if argv is None else argv)
     setup_logging(args.log_level, args.log_json)
+    if args.command == "doctor":
+        return cmd_doctor(args)
     try:
         config = load_config(args.config)
         if args.command == "check":

@@ -35,6 +35,7 @@ from server.live.publisher import stream_status_message
 from server.recorder import Recorder
 from server.recording.recovery import recover
 from server.recording.retention import Retention, VolumeLimits
+from server.sdnotify import notify, watchdog_interval_s
 from server.webrtc.sessions import WebRtcSettings
 
 log = logging.getLogger(__name__)
@@ -235,6 +236,13 @@ async def start_discovery(config: Config, services: Services, port: int) -> Adve
     return advertiser
 
 
+async def watchdog(interval_s: float) -> None:
+    """Tell systemd the event loop still runs (``WatchdogSec=``): a hung loop gets restarted."""
+    while True:
+        notify("WATCHDOG=1")
+        await asyncio.sleep(interval_s)
+
+
 async def serve(config: Config, services: Services) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -257,6 +265,9 @@ async def serve(config: Config, services: Services) -> None:
         advertiser = await start_discovery(config, services, port)
     interval = config.storage.retention_interval_s
     next_summary = next_trim = loop.time()
+    notify("READY=1", f"STATUS=recording {len(services.recorder.status())} streams")
+    watchdog_s = watchdog_interval_s()
+    pinger = asyncio.create_task(watchdog(watchdog_s)) if watchdog_s else None
     try:
         while not stop.is_set():
             # retention and garbage collection touch disk and SQLite: keep them off the loop
@@ -275,6 +286,9 @@ async def serve(config: Config, services: Services) -> None:
                 await asyncio.wait_for(stop.wait(), interval)
     finally:
         log.info("stopping")
+        notify("STOPPING=1", "STATUS=closing segments")
+        if pinger is not None:
+            pinger.cancel()  # the stop time-out (TimeoutStopSec=) bounds the rest
         if advertiser is not None:
             await advertiser.close()  # clients stop coming first
         if runner is not None:

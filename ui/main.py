@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="settings directory (default: VIGIA_CONFIG_DIR or the user's)",
     )
+    from ui.about import workstation_version
+
+    p.add_argument("--version", action="version", version=f"vigia {workstation_version()}")
     p.add_argument("--log-level", default="WARNING", help=argparse.SUPPRESS)
     return p
 

@@ -708,11 +708,9 @@ class MainWindow(QMainWindow):
         QMessageBox.information(self, _tr("Keyboard shortcuts"), "\n".join(lines))
 
     def show_about(self) -> None:
-        QMessageBox.about(
-            self,
-            _tr("About Vigia"),
-            _tr("Vigia workstation: live video, playback and search for Vigia recorders."),
-        )
+        from ui.about import show_about
+
+        show_about(self)
 
     # --- end --------------------------------------------------------------------------------
 
