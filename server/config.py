@@ -54,6 +54,7 @@ class StorageConfig:
     max_bytes: int | None = None  # whole volume (all cameras); None: no limit
     min_free_bytes: int | None = 1_000_000_000  # keep this much free on the file system
     retention_interval_s: float = 10.0
+    reserve_bytes: int = 16_000_000  # kept for the catalog; released when the volume is full
 
 
 @dataclass(frozen=True)

@@ -75,6 +75,9 @@ class DataDir:
                     f"{self.root} is in use by another vigia-server process"
                 ) from None
             raise
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        try:  # the pid is for people; a full volume must not stop the start
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except OSError:
+            pass
         return fd

@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import socket
+import sqlite3
 import sys
 from dataclasses import dataclass
 
@@ -33,6 +34,7 @@ from server.live import EmbeddedNats, LivePublisher, NatsServerError
 from server.live.fanout import Fanout
 from server.live.publisher import stream_status_message
 from server.recorder import Recorder
+from server.recording.diskspace import StorageGuard
 from server.recording.recovery import recover
 from server.recording.retention import Retention, VolumeLimits
 from server.webrtc.sessions import WebRtcSettings
@@ -85,12 +87,30 @@ def open_services(config: Config, data: DataDir, clock: Clock | None = None) -> 
     clock = clock or SystemClock()
     lock_fd = data.lock()
     data.create()
+    storage = config.storage
+    guard = StorageGuard(data, storage.reserve_bytes)
+    if guard.is_full():
+        guard.release_reserve()  # the catalog must be able to write before anything else
     catalog = Catalog(data.catalog)
-    report = recover(catalog, data)
-    if report.problems:
-        log.warning("start-up recovery: %d problems handled", len(report.problems))
+    retention = Retention(
+        catalog, data, VolumeLimits(storage.max_bytes, storage.min_free_bytes), clock, guard=guard
+    )
+    # retention first: on a full volume recovery and the camera rows need the room it frees
+    retention.run_guarded()
+    try:
+        report = recover(catalog, data)
+        if report.problems:
+            log.warning("start-up recovery: %d problems handled", len(report.problems))
+    except (sqlite3.Error, OSError) as exc:
+        # the next start finishes it; new segments never reuse a path recovery still owns
+        log.error("start-up recovery incomplete: %s", exc)
+        guard.set_state("error", f"start-up recovery incomplete: {exc}")
+    guard.ensure_reserve()
     for cam in config.cameras:
-        apply_camera(catalog, cam, clock, source="config")
+        try:
+            apply_camera(catalog, cam, clock, source="config")
+        except sqlite3.Error as exc:  # the catalog keeps the camera's previous settings
+            log.error("camera %s: cannot update the catalog: %s", cam.id, exc)
     roles = config.roles
     live, nats = start_live(config, data, clock) if "live" in roles else (None, None)
     fanout = Fanout()
@@ -111,10 +131,7 @@ def open_services(config: Config, data: DataDir, clock: Clock | None = None) -> 
         live.on_connected = lambda: [
             live.publish_status(stream_status_message(st)) for st in recorder.status()
         ]
-    storage = config.storage
-    retention = Retention(
-        catalog, data, VolumeLimits(storage.max_bytes, storage.min_free_bytes), clock
-    )
+    recorder.collectors.append(guard.collect)
     analytics = None
     if "ai" in roles and "ingest" in roles:
         analytics = Analytics(
@@ -146,6 +163,7 @@ def apply_camera(catalog: Catalog, cam: CameraConfig, clock: Clock, source: str)
 
 
 SUMMARY_INTERVAL_S = 60.0
+FULL_CHECK_INTERVAL_S = 1.0  # statvfs: cheap
 METADATA_TRIM_INTERVAL_S = 60.0  # events, tracks and motion older than the oldest video go
 
 
@@ -256,12 +274,16 @@ async def serve(config: Config, services: Services) -> None:
     if port is not None and config.discovery:
         advertiser = await start_discovery(config, services, port)
     interval = config.storage.retention_interval_s
-    next_summary = next_trim = loop.time()
+    next_summary = next_trim = next_retention = loop.time()
+    guard = services.retention.guard
     try:
         while not stop.is_set():
             # retention and garbage collection touch disk and SQLite: keep them off the loop
             if "record" in roles:
-                await asyncio.to_thread(services.retention.run_once)
+                # a volume found full is freed at once, not at the next interval
+                if loop.time() >= next_retention or (guard is not None and guard.is_full()):
+                    next_retention = loop.time() + interval
+                    await asyncio.to_thread(services.retention.run_guarded)
                 if services.analytics is not None and loop.time() >= next_trim:
                     next_trim = loop.time() + METADATA_TRIM_INTERVAL_S
                     try:
@@ -272,7 +294,7 @@ async def serve(config: Config, services: Services) -> None:
                 log_summary(services.recorder)
                 next_summary = loop.time() + SUMMARY_INTERVAL_S
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), interval)
+                await asyncio.wait_for(stop.wait(), min(interval, FULL_CHECK_INTERVAL_S))
     finally:
         log.info("stopping")
         if advertiser is not None:

@@ -47,6 +47,7 @@ class RecorderCollector(Collector):
         yield GaugeMetricFamily("vigia_cameras_offline", "Streams not online",
                                 value=len(statuses) - online)  # fmt: skip
         yield from (up, packets, nbytes, reconnects, segments)
+        yield from self.recorder.extra_metrics()  # type: ignore[misc]
         yield GaugeMetricFamily("vigia_recordings_bytes", "Bytes of recordings in the catalog",
                                 value=self.catalog.total_bytes())  # fmt: skip
         usage = shutil.disk_usage(self.data.root)
