@@ -55,6 +55,8 @@ class StorageConfig:
     min_free_bytes: int | None = 1_000_000_000  # keep this much free on the file system
     retention_interval_s: float = 10.0
     reserve_bytes: int = 16_000_000  # kept for the catalog; released when the volume is full
+    audit_days: float | None = 365.0  # audit log entries older than this are purged
+    purge_interval_s: float = 3600.0  # how often the audit log and expired tokens are purged
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from server.analytics.service import Analytics
 from server.api.app import ApiContext, make_app
 from server.api.auth import NatsGrants, Security
 from server.auth import Audit, LoginRateLimiter, Tokens, Users
+from server.auth.housekeeping import AuthHousekeeping
 from server.catalog import Catalog
 from server.clock import Clock, SystemClock
 from server.config import CameraConfig, Config
@@ -274,7 +275,8 @@ async def serve(config: Config, services: Services) -> None:
     if port is not None and config.discovery:
         advertiser = await start_discovery(config, services, port)
     interval = config.storage.retention_interval_s
-    next_summary = next_trim = next_retention = loop.time()
+    next_summary = next_trim = next_retention = next_purge = loop.time()
+    housekeeping = AuthHousekeeping(services.catalog, services.clock, config.storage.audit_days)
     guard = services.retention.guard
     try:
         while not stop.is_set():
@@ -290,6 +292,12 @@ async def serve(config: Config, services: Services) -> None:
                         await asyncio.to_thread(services.analytics.trim_all)
                     except Exception:  # metadata retention never stops the recorder
                         log.exception("metadata retention failed")
+            if "api" in roles and loop.time() >= next_purge:
+                next_purge = loop.time() + config.storage.purge_interval_s
+                try:
+                    await asyncio.to_thread(housekeeping.run_once)
+                except Exception:  # a full catalog must not stop the recorder
+                    log.exception("purging the audit log and tokens failed")
             if loop.time() >= next_summary:
                 log_summary(services.recorder)
                 next_summary = loop.time() + SUMMARY_INTERVAL_S
