@@ -57,6 +57,7 @@ class StorageConfig:
     reserve_bytes: int = 16_000_000  # kept for the catalog; released when the volume is full
     audit_days: float | None = 365.0  # audit log entries older than this are purged
     purge_interval_s: float = 3600.0  # how often the audit log and expired tokens are purged
+    export_days: float | None = 30.0  # finished exports older than this are deleted
 
 
 @dataclass(frozen=True)

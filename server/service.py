@@ -34,6 +34,7 @@ from server.ingest.worker import State
 from server.live import EmbeddedNats, LivePublisher, NatsServerError
 from server.live.fanout import Fanout
 from server.live.publisher import stream_status_message
+from server.protocol.timeutil import US_PER_SECOND
 from server.recorder import Recorder
 from server.recording.diskspace import StorageGuard
 from server.recording.recovery import recover
@@ -55,6 +56,7 @@ class Services:
     nats: EmbeddedNats | None = None
     fanout: Fanout | None = None  # every stream's packets in process (WebRTC, analytics)
     analytics: Analytics | None = None
+    exports: ExportJobs | None = None  # made with the API, expired by the service loop
 
 
 def start_live(config: Config, data: DataDir, clock: Clock) -> tuple[
@@ -198,6 +200,8 @@ def make_security(catalog: Catalog, clock: Clock, services: Services | None = No
 async def start_api(config: Config, services: Services) -> tuple[web.AppRunner | None, int | None]:
     """Serve the HTTP API on ``config.listen``; a recorder whose port is taken still records."""
     host, _, port = config.listen.rpartition(":")
+    exports = ExportJobs(services.catalog, services.data, clock=services.clock)
+    services.exports = exports
     ctx = ApiContext(
         services.catalog,
         services.recorder,
@@ -206,7 +210,7 @@ async def start_api(config: Config, services: Services) -> tuple[web.AppRunner |
         services.data.server_id(),
         config.name or socket.gethostname(),
         make_security(services.catalog, services.clock, services),
-        ExportJobs(services.catalog, services.data, clock=services.clock),
+        exports,
         fanout=services.fanout,
         analytics=services.analytics,
         webrtc=WebRtcSettings(
@@ -296,6 +300,10 @@ async def serve(config: Config, services: Services) -> None:
                 next_purge = loop.time() + config.storage.purge_interval_s
                 try:
                     await asyncio.to_thread(housekeeping.run_once)
+                    if services.exports is not None and config.storage.export_days is not None:
+                        age_us = int(config.storage.export_days * 86_400 * US_PER_SECOND)
+                        before = services.clock.now_us() - age_us
+                        await asyncio.to_thread(services.exports.expire, before)
                 except Exception:  # a full catalog must not stop the recorder
                     log.exception("purging the audit log and tokens failed")
             if loop.time() >= next_summary:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from server.catalog import Catalog, SegmentRow
+from server.catalog.exports import ExportStore
 from server.clock import Clock
 from server.datadir import DataDir
 from server.protocol.timeutil import US_PER_SECOND
@@ -91,7 +92,9 @@ class Retention:
             while batch := self.catalog.deletable_segments(before_us=cutoff, camera_id=cam.id):
                 self._delete(batch, "retention-days", report)
         if self.limits.max_bytes is not None:
-            excess = self.catalog.total_bytes() - self.limits.max_bytes
+            # finished exports share the volume: their bytes count, video makes room for them
+            exports = ExportStore(self.catalog).total_bytes()
+            excess = self.catalog.total_bytes() + exports - self.limits.max_bytes
             self._delete_oldest(excess, "volume-bytes", report)
         if self.limits.min_free_bytes is not None:
             need = self.limits.min_free_bytes - self.free_bytes(self.data)
