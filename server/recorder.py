@@ -16,7 +16,7 @@ from server.catalog import Catalog
 from server.clock import Clock
 from server.config import RecordingConfig
 from server.datadir import DataDir
-from server.ingest.source import Timeouts
+from server.ingest.source import Timeouts, redact
 from server.ingest.worker import Backoff, IngestWorker, State, StatusCallback, StreamStatus
 from server.protocol.timeutil import US_PER_SECOND
 from server.recording.packets import PacketSink
@@ -153,9 +153,5 @@ def _with_recording_error(running: _Running) -> StreamStatus:
 
 
 def redact_url(url: str) -> str:
-    """Never log camera passwords."""
-    if "@" not in url or "://" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    creds, host = rest.split("@", 1) if "@" in rest.split("/", 1)[0] else ("", rest)
-    return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}" if creds else url
+    """Never log camera passwords (``server.ingest.source.redact``)."""
+    return redact(url)
