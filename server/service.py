@@ -26,7 +26,7 @@ from server.auth import Audit, LoginRateLimiter, Tokens, Users
 from server.auth.housekeeping import AuthHousekeeping
 from server.catalog import Catalog
 from server.clock import Clock, SystemClock
-from server.config import CameraConfig, Config
+from server.config import CameraConfig, Config, ConfigError
 from server.datadir import DataDir
 from server.discovery import Advertisement, Advertiser, strip_credentials
 from server.export.jobs import ExportJobs
@@ -76,9 +76,15 @@ def start_live(config: Config, data: DataDir, clock: Clock) -> tuple[
             embedded.start()
             url, credentials = embedded.url, embedded.credentials
     except (NatsServerError, OSError, ValueError) as exc:
-        log.error("live distribution disabled: %s", exc)
         if embedded is not None:
             embedded.stop()
+        if embedded is not None and "address already in use" in str(exc):
+            # a live view that silently never comes is worse than a recorder that says why
+            raise ConfigError(
+                f"[nats] listen = {nats_cfg.listen!r}: the port is taken by another program;"
+                ' choose another port, "127.0.0.1:0" for any free one, or set enabled = false'
+            ) from None
+        log.error("live distribution disabled: %s", exc)
         return None, None
     live = LivePublisher(url, data.server_id(), credentials, clock=clock)
     if not live.start(wait_s=2):
@@ -95,6 +101,7 @@ def open_services(config: Config, data: DataDir, clock: Clock | None = None) -> 
     if guard.is_full():
         guard.release_reserve()  # the catalog must be able to write before anything else
     catalog = Catalog(data.catalog)
+    data.private_files()
     retention = Retention(
         catalog, data, VolumeLimits(storage.max_bytes, storage.min_free_bytes), clock, guard=guard
     )
