@@ -11,6 +11,8 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from server.sim.clips import ClipSpec, make_clip
 from tests.conftest import ServerProcess, camera_toml, wait_until
 from tests.helpers import free_port
@@ -141,6 +143,7 @@ def test_exports_are_owned_counted_by_retention_checked_and_expired(
     from server.catalog import Catalog
     from server.catalog.exports import ExportStore
     from server.datadir import DataDir
+    from server.export.cutter import ExportError
     from server.export.jobs import ExportJobs
     from server.recording.recovery import check
     from server.recording.retention import Retention, VolumeLimits
@@ -173,6 +176,21 @@ def test_exports_are_owned_counted_by_retention_checked_and_expired(
 
         assert jobs.expire(before_us=st.finished_us + 1) == 1  # type: ignore[operator]
         assert not st.dir.exists() and ExportStore(catalog).all() == []
+    finally:
+        jobs.close()
+    # quotas: the window, and the jobs one user may have waiting
+    jobs = ExportJobs(catalog, data, max_pending_per_user=1, max_span_us=3600 * S)
+    try:
+        with pytest.raises(ExportError, match="at most 1 hours"):
+            jobs.submit([("cam", "main")], 0, 2**62, exported_by="ann")
+        lo = min(seg.start_us for seg in catalog.segments())  # retention took the oldest
+        hi = max(seg.end_us for seg in catalog.segments())
+        first = jobs.submit([("cam", "main")], lo, hi, exact=True, exported_by="ann")
+        with pytest.raises(ExportError, match="ann already has 1 exports queued or running"):
+            jobs.submit([("cam", "main")], lo, lo + 2 * S, exported_by="ann")
+        jobs.submit([("cam", "main")], lo, lo + 2 * S, exported_by="bob")  # others still may
+        wait_until(lambda: jobs.status(first).state == "done", 60, "the first export")
+        jobs.submit([("cam", "main")], lo, lo + 2 * S, exported_by="ann")
     finally:
         jobs.close()
         catalog.close()

@@ -105,7 +105,11 @@ class ExportJobs:
         signing_key: Ed25519PrivateKey | None = None,
         clock: Clock | None = None,
         max_workers: int = 1,
+        max_pending_per_user: int = 4,
+        max_span_us: int = 24 * 3600 * 1_000_000,
     ) -> None:
+        """``max_pending_per_user``: queued or running jobs one user may have (one user must
+        not queue the disk full); ``max_span_us``: the longest window one export may cover."""
         self.catalog = catalog
         self.data_dir = data_dir
         self.exports_dir = exports_dir or data_dir.root / "exports"
@@ -115,6 +119,8 @@ class ExportJobs:
         self._pool = ThreadPoolExecutor(max_workers, thread_name_prefix="export")
         self._jobs: dict[str, _Job] = {}
         self._lock = threading.Lock()
+        self.max_pending_per_user = max_pending_per_user
+        self.max_span_us = max_span_us
         self._store = ExportStore(catalog)
         self._restore()
 
@@ -164,7 +170,21 @@ class ExportJobs:
         (unknown camera, nothing recorded in the range, bad format), so the API can say 4xx."""
         request = ExportRequest(tuple((c, s) for c, s in cameras), start_us, end_us, fmt, exact,
                                 exported_by)  # fmt: skip
+        if end_us - start_us > self.max_span_us:
+            hours = self.max_span_us / 3_600_000_000
+            raise ExportError(f"an export covers at most {hours:g} hours; split the request")
         check_request(self.catalog, request.cameras, start_us, end_us, fmt)
+        with self._lock:
+            pending = sum(
+                1
+                for j in self._jobs.values()
+                if j.request.exported_by == exported_by and j.state not in FINISHED
+            )
+        if pending >= self.max_pending_per_user:
+            raise ExportError(
+                f"{exported_by or 'this user'} already has {pending} exports queued or running;"
+                " wait for one to finish or cancel one"
+            )  # fmt: skip
         job_id = secrets.token_hex(8)
         job = _Job(job_id, request, self.exports_dir / job_id, self._clock.now_us())
         self._store.add(job_id, exported_by, _request_json(request), job.created_us)
