@@ -150,7 +150,8 @@ def test_one_viewer_cannot_take_every_whep_slot_and_unconnected_sessions_end(
     fanout.sink("cam", "main").on_connect(
         StreamInfo("h264", 640, 360, Fraction(1, 90_000), None, 25.0)
     )
-    settings = WebRtcSettings(max_sessions=4, max_sessions_per_user=2, connect_timeout_s=1.0)
+    settings = WebRtcSettings(max_sessions=4, max_sessions_per_user=2, connect_timeout_s=1.0,
+                              check_interval_s=60)  # fmt: skip
 
     async def scenario() -> None:
         whep = WhepSessions(fanout, tokens, clock, lambda: [("cam", "main")], settings)
@@ -164,7 +165,11 @@ def test_one_viewer_cannot_take_every_whep_slot_and_unconnected_sessions_end(
         # nobody connects: each session ends after connect_timeout_s, freeing its slot
         await asyncio.wait_for(first.done.wait(), 5)
         await asyncio.wait_for(_until(lambda: not whep.sessions), 5)
-        await whep.create("cam", "main", await _offer(), eve_token)
+        again = await whep.create("cam", "main", await _offer(), eve_token)
+        # her rights change: the users API re-checks her sessions at once
+        assert await whep.recheck_user("eve") == 0  # nothing changed yet
+        users.set_cameras("eve", ["other"])
+        assert await whep.recheck_user("eve") == 1 and again.done.is_set()
         await whep.close_all()
 
     try:

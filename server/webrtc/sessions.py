@@ -209,6 +209,20 @@ class WhepSessions:
         log.info("whep %s: closed (%s), %d packets", session_id[:8], reason, st.packets)
         return True
 
+    async def recheck_user(self, user: str) -> int:
+        """Re-check every session of ``user`` now (their rights, password or account just
+        changed): ends those the user may no longer watch, without waiting for the periodic
+        check. Returns how many ended. For the users API."""
+        mine = [s for s in self.sessions.values() if s.user == user]
+        tokens = {s.token for s in mine}
+        users = await asyncio.to_thread(lambda: {t: self.tokens.resolve(t) for t in tokens})
+        ended = 0
+        for s in mine:
+            owner = users.get(s.token)
+            if owner is None or not allowed(owner, Permission.LIVE, s.camera_id):
+                ended += await self.close(s.id, "rights changed")
+        return ended
+
     async def close_all(self, reason: str = "shutdown") -> None:
         if self._watchdog is not None:
             self._watchdog.cancel()
