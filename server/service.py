@@ -105,8 +105,9 @@ def open_services(config: Config, data: DataDir, clock: Clock | None = None) -> 
     retention = Retention(
         catalog, data, VolumeLimits(storage.max_bytes, storage.min_free_bytes), clock, guard=guard
     )
-    # retention first: on a full volume recovery and the camera rows need the room it frees
-    retention.run_guarded()
+    if "record" in config.roles:
+        # retention first: on a full volume recovery and the camera rows need the room it frees
+        retention.run_guarded()
     try:
         report = recover(catalog, data)
         if report.problems:
