@@ -123,6 +123,20 @@ class StorageConfig(_Section):
         _doc("keep this much free on the file system; none: no floor"),
     ] = 1_000_000_000
     retention_interval_s: Annotated[float, _doc("how often retention runs", gt=0, le=86_400)] = 10.0
+    reserve_bytes: Annotated[
+        int, _doc("kept for the catalog; released when the volume is full", ge=0)
+    ] = 16_000_000
+    audit_days: Annotated[
+        Annotated[float, Meta(gt=0)] | None,
+        _doc("audit log entries older than this are purged; none: kept"),
+    ] = 365.0
+    purge_interval_s: Annotated[
+        float, _doc("how often the audit log and expired tokens are purged", gt=0, le=86_400)
+    ] = 3600.0
+    export_days: Annotated[
+        Annotated[float, Meta(gt=0)] | None,
+        _doc("finished exports older than this are deleted; none: kept"),
+    ] = 30.0
 
 
 class NatsConfig(_Section):

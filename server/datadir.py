@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
@@ -44,7 +45,19 @@ class DataDir:
         return self.root / "demo-clips"
 
     def create(self) -> None:
-        self.recordings.mkdir(parents=True, exist_ok=True)
+        """Make the layout, private to the recorder's user (0700): the catalog holds password
+        hashes and camera credentials, the recordings are evidence (issue 19)."""
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.recordings.mkdir(mode=0o700, exist_ok=True)
+        for path in (self.root, self.recordings):
+            os.chmod(path, 0o700)  # also a data dir made by an older version
+        self.private_files()
+
+    def private_files(self) -> None:
+        """0600 for the catalog and its WAL files (SQLite creates them with the umask)."""
+        for name in ("catalog.db", "catalog.db-wal", "catalog.db-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.chmod(self.root / name, 0o600)
 
     def server_id(self) -> str:
         """This recorder's stable id (12 hex digits): in NATS subjects, discovery and exports.
@@ -64,8 +77,8 @@ class DataDir:
 
     def lock(self) -> int:
         """Take the exclusive lock (released by the kernel when the process dies, kill -9 too)."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.root / "vigia.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(self.root / "vigia.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -75,6 +88,9 @@ class DataDir:
                     f"{self.root} is in use by another vigia-server process"
                 ) from None
             raise
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        try:  # the pid is for people; a full volume must not stop the start
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except OSError:
+            pass
         return fd

@@ -9,15 +9,21 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 
 from server.catalog import Catalog
 from server.clock import Clock
 from server.config import RecordingConfig
 from server.datadir import DataDir
-from server.ingest.source import Timeouts
-from server.ingest.worker import IngestWorker, StatusCallback, StreamStatus, reconnect_backoff
+from server.ingest.source import Timeouts, redact
+from server.ingest.worker import (
+    IngestWorker,
+    State,
+    StatusCallback,
+    StreamStatus,
+    reconnect_backoff,
+)
 from server.protocol.timeutil import US_PER_SECOND
 from server.recording.packets import PacketSink
 from server.recording.segmenter import RecordingSettings, StreamRecorder
@@ -60,6 +66,8 @@ class Recorder:
         self.record = record  # False: this process pulls for live only (the 'record' role)
         self._running: dict[tuple[str, str], _Running] = {}
         self._lock = threading.Lock()
+        # more Prometheus metric families, read at scrape time (e.g. the storage state)
+        self.collectors: list[Callable[[], Iterable[object]]] = []
 
     def _wanted(self) -> dict[tuple[str, str], _Spec]:
         enabled = {c.id for c in self.catalog.cameras() if c.enabled}
@@ -118,8 +126,14 @@ class Recorder:
         log.info("stopped %s/%s", running.spec.camera_id, running.spec.stream)
 
     def status(self) -> list[StreamStatus]:
+        """Each stream's ingest state; for a stream that is online but cannot record (disk
+        full, catalog not writable) ``reason`` says why, so status shows it."""
         with self._lock:
-            return [r.worker.status for r in self._running.values()]
+            return [_with_recording_error(r) for r in self._running.values()]
+
+    def extra_metrics(self) -> Iterable[object]:
+        for collect in self.collectors:
+            yield from collect()
 
     def recorder(self, camera_id: str, stream: str) -> StreamRecorder | None:
         with self._lock:
@@ -136,10 +150,14 @@ class Recorder:
             self._stop_one(r)
 
 
+def _with_recording_error(running: _Running) -> StreamStatus:
+    st = running.worker.status
+    error = running.recorder.stats.error if running.recorder else None
+    if error and st.state == State.ONLINE and not st.reason:
+        return replace(st, reason=error)
+    return st
+
+
 def redact_url(url: str) -> str:
-    """Never log camera passwords."""
-    if "@" not in url or "://" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    creds, host = rest.split("@", 1) if "@" in rest.split("/", 1)[0] else ("", rest)
-    return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}" if creds else url
+    """Never log camera passwords (``server.ingest.source.redact``)."""
+    return redact(url)

@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import socket
+import sqlite3
 import sys
 from dataclasses import dataclass
 
@@ -22,9 +23,10 @@ from server.analytics.service import Analytics
 from server.api.app import ApiContext, make_app
 from server.api.auth import NatsGrants, Security
 from server.auth import Audit, LoginRateLimiter, Tokens, Users
+from server.auth.housekeeping import AuthHousekeeping
 from server.catalog import Catalog
 from server.clock import Clock, SystemClock
-from server.config import CameraConfig, Config
+from server.config import CameraConfig, Config, ConfigError
 from server.datadir import DataDir
 from server.discovery import Advertisement, Advertiser, strip_credentials
 from server.export.jobs import ExportJobs
@@ -32,7 +34,9 @@ from server.ingest.worker import State
 from server.live import EmbeddedNats, LivePublisher, NatsServerError
 from server.live.fanout import Fanout
 from server.live.publisher import stream_status_message
+from server.protocol.timeutil import US_PER_SECOND
 from server.recorder import Recorder
+from server.recording.diskspace import StorageGuard
 from server.recording.recovery import recover
 from server.recording.retention import Retention, VolumeLimits
 from server.sdnotify import notify, watchdog_interval_s
@@ -53,6 +57,7 @@ class Services:
     nats: EmbeddedNats | None = None
     fanout: Fanout | None = None  # every stream's packets in process (WebRTC, analytics)
     analytics: Analytics | None = None
+    exports: ExportJobs | None = None  # made with the API, expired by the service loop
 
 
 def start_live(config: Config, data: DataDir, clock: Clock) -> tuple[
@@ -72,9 +77,15 @@ def start_live(config: Config, data: DataDir, clock: Clock) -> tuple[
             embedded.start()
             url, credentials = embedded.url, embedded.credentials
     except (NatsServerError, OSError, ValueError) as exc:
-        log.error("live distribution disabled: %s", exc)
         if embedded is not None:
             embedded.stop()
+        if embedded is not None and "address already in use" in str(exc):
+            # a live view that silently never comes is worse than a recorder that says why
+            raise ConfigError(
+                f"[nats] listen = {nats_cfg.listen!r}: the port is taken by another program;"
+                ' choose another port, "127.0.0.1:0" for any free one, or set enabled = false'
+            ) from None
+        log.error("live distribution disabled: %s", exc)
         return None, None
     live = LivePublisher(url, data.server_id(), credentials, clock=clock)
     if not live.start(wait_s=2):
@@ -86,12 +97,32 @@ def open_services(config: Config, data: DataDir, clock: Clock | None = None) -> 
     clock = clock or SystemClock()
     lock_fd = data.lock()
     data.create()
+    storage = config.storage
+    guard = StorageGuard(data, storage.reserve_bytes)
+    if guard.is_full():
+        guard.release_reserve()  # the catalog must be able to write before anything else
     catalog = Catalog(data.catalog)
-    report = recover(catalog, data)
-    if report.problems:
-        log.warning("start-up recovery: %d problems handled", len(report.problems))
+    data.private_files()
+    retention = Retention(
+        catalog, data, VolumeLimits(storage.max_bytes, storage.min_free_bytes), clock, guard=guard
+    )
+    if "record" in config.roles:
+        # retention first: on a full volume recovery and the camera rows need the room it frees
+        retention.run_guarded()
+    try:
+        report = recover(catalog, data)
+        if report.problems:
+            log.warning("start-up recovery: %d problems handled", len(report.problems))
+    except (sqlite3.Error, OSError) as exc:
+        # the next start finishes it; new segments never reuse a path recovery still owns
+        log.error("start-up recovery incomplete: %s", exc)
+        guard.set_state("error", f"start-up recovery incomplete: {exc}")
+    guard.ensure_reserve()
     for cam in config.cameras:
-        apply_camera(catalog, cam, clock, source="config")
+        try:
+            apply_camera(catalog, cam, clock, source="config")
+        except sqlite3.Error as exc:  # the catalog keeps the camera's previous settings
+            log.error("camera %s: cannot update the catalog: %s", cam.id, exc)
     roles = config.roles
     live, nats = start_live(config, data, clock) if "live" in roles else (None, None)
     fanout = Fanout()
@@ -112,10 +143,7 @@ def open_services(config: Config, data: DataDir, clock: Clock | None = None) -> 
         live.on_connected = lambda: [
             live.publish_status(stream_status_message(st)) for st in recorder.status()
         ]
-    storage = config.storage
-    retention = Retention(
-        catalog, data, VolumeLimits(storage.max_bytes, storage.min_free_bytes), clock
-    )
+    recorder.collectors.append(guard.collect)
     analytics = None
     if "ai" in roles and "ingest" in roles:
         analytics = Analytics(
@@ -147,6 +175,7 @@ def apply_camera(catalog: Catalog, cam: CameraConfig, clock: Clock, source: str)
 
 
 SUMMARY_INTERVAL_S = 60.0
+FULL_CHECK_INTERVAL_S = 1.0  # statvfs: cheap
 METADATA_TRIM_INTERVAL_S = 60.0  # events, tracks and motion older than the oldest video go
 
 
@@ -180,6 +209,8 @@ def make_security(catalog: Catalog, clock: Clock, services: Services | None = No
 async def start_api(config: Config, services: Services) -> tuple[web.AppRunner | None, int | None]:
     """Serve the HTTP API on ``config.listen``; a recorder whose port is taken still records."""
     host, _, port = config.listen.rpartition(":")
+    exports = ExportJobs(services.catalog, services.data, clock=services.clock)
+    services.exports = exports
     ctx = ApiContext(
         services.catalog,
         services.recorder,
@@ -188,7 +219,7 @@ async def start_api(config: Config, services: Services) -> tuple[web.AppRunner |
         services.data.server_id(),
         config.name or socket.gethostname(),
         make_security(services.catalog, services.clock, services),
-        ExportJobs(services.catalog, services.data, clock=services.clock),
+        exports,
         fanout=services.fanout,
         analytics=services.analytics,
         webrtc=WebRtcSettings(
@@ -264,7 +295,9 @@ async def serve(config: Config, services: Services) -> None:
     if port is not None and config.discovery:
         advertiser = await start_discovery(config, services, port)
     interval = config.storage.retention_interval_s
-    next_summary = next_trim = loop.time()
+    next_summary = next_trim = next_retention = next_purge = loop.time()
+    housekeeping = AuthHousekeeping(services.catalog, services.clock, config.storage.audit_days)
+    guard = services.retention.guard
     notify("READY=1", f"STATUS=recording {len(services.recorder.status())} streams")
     watchdog_s = watchdog_interval_s()
     pinger = asyncio.create_task(watchdog(watchdog_s)) if watchdog_s else None
@@ -272,18 +305,31 @@ async def serve(config: Config, services: Services) -> None:
         while not stop.is_set():
             # retention and garbage collection touch disk and SQLite: keep them off the loop
             if "record" in roles:
-                await asyncio.to_thread(services.retention.run_once)
+                # a volume found full is freed at once, not at the next interval
+                if loop.time() >= next_retention or (guard is not None and guard.is_full()):
+                    next_retention = loop.time() + interval
+                    await asyncio.to_thread(services.retention.run_guarded)
                 if services.analytics is not None and loop.time() >= next_trim:
                     next_trim = loop.time() + METADATA_TRIM_INTERVAL_S
                     try:
                         await asyncio.to_thread(services.analytics.trim_all)
                     except Exception:  # metadata retention never stops the recorder
                         log.exception("metadata retention failed")
+            if "api" in roles and loop.time() >= next_purge:
+                next_purge = loop.time() + config.storage.purge_interval_s
+                try:
+                    await asyncio.to_thread(housekeeping.run_once)
+                    if services.exports is not None and config.storage.export_days is not None:
+                        age_us = int(config.storage.export_days * 86_400 * US_PER_SECOND)
+                        before = services.clock.now_us() - age_us
+                        await asyncio.to_thread(services.exports.expire, before)
+                except Exception:  # a full catalog must not stop the recorder
+                    log.exception("purging the audit log and tokens failed")
             if loop.time() >= next_summary:
                 log_summary(services.recorder)
                 next_summary = loop.time() + SUMMARY_INTERVAL_S
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), interval)
+                await asyncio.wait_for(stop.wait(), min(interval, FULL_CHECK_INTERVAL_S))
     finally:
         log.info("stopping")
         notify("STOPPING=1", "STATUS=closing segments")

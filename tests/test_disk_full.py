@@ -53,6 +53,7 @@ def test_disk_full_keeps_what_was_written_and_recovers(small_volume: Path, clip_
         wait_until(lambda: rec.stats.error, 30, "the disk to fill up")
         assert "No space left on device" in rec.stats.error
         assert [s.state.value for s in recorder.status()] == ["online"], "ingest goes on"
+        assert "No space left on device" in recorder.status()[0].reason, "status says why"
         closed_before = {s.path for s in catalog.segments(state="closed")}
         assert closed_before, "segments finished before the disk filled are kept"
 

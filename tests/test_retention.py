@@ -10,6 +10,7 @@ from server.clock import SystemClock
 from server.config import CameraConfig, RecordingConfig
 from server.datadir import DataDir
 from server.recorder import Recorder
+from server.recording.diskspace import StorageGuard
 from server.recording.recovery import check
 from server.recording.retention import DAY_US, Retention, VolumeLimits
 from server.recording.segmenter import RecordingSettings, StreamRecorder
@@ -158,3 +159,46 @@ def test_full_volume_keeps_recording(tmp_path: Path, camera_clips) -> None:
     finally:
         recorder.stop()
     assert check(catalog, data, repair=False).problems == []
+
+
+def test_a_full_volume_with_everything_locked_is_reported_not_raised(
+    tmp_path: Path, camera_clips
+) -> None:
+    """Issue 19: every segment under a locked bookmark and the volume full: the pass says
+    'unfreeable' in the storage state and deletes nothing; it raises nothing."""
+    data, catalog, clock = _setup(tmp_path, camera_clips, {"a": None})
+    catalog.add_bookmark("a", 0, 2**62, name="all", locked=True, now_us=NOW)
+    before = _paths(catalog.segments())
+    guard = StorageGuard(data, reserve_bytes=1 << 20, free_bytes=lambda _d: 1000)
+    retention = Retention(catalog, data, VolumeLimits(min_free_bytes=10**9), clock,
+                          free_bytes=lambda _d: 1000, guard=guard)  # fmt: skip
+    assert retention.run_guarded() is not None
+    assert guard.state == "unfreeable" and guard.full_events == 1
+    assert _paths(catalog.segments()) == before
+    metrics = {m.name: m for m in guard.collect()}
+    assert [s.value for s in metrics["vigia_storage_state"].samples
+            if s.labels["state"] == "unfreeable"] == [1.0]  # fmt: skip
+
+
+def test_the_reserve_is_given_back_on_a_full_volume_and_taken_again(
+    tmp_path: Path, camera_clips
+) -> None:
+    """The volume's free space follows the catalog's bytes (what deleting segments frees)."""
+    data, catalog, clock = _setup(tmp_path, camera_clips, {"a": None})
+    total = catalog.total_bytes()
+    held = {"full": False}
+
+    def free_bytes(_d: DataDir) -> int:
+        return (1000 if held["full"] else 10**9) + total - catalog.total_bytes()
+
+    guard = StorageGuard(data, reserve_bytes=1 << 20, free_bytes=free_bytes)
+    assert guard.ensure_reserve() and guard.reserve_held() >= 1 << 20
+    held["full"] = True
+    before = sorted(catalog.segments(), key=lambda s: s.start_us)
+    retention = Retention(catalog, data, VolumeLimits(), clock, free_bytes=free_bytes, guard=guard)
+    report = retention.run_once()
+    n = len(report.deleted)
+    assert report.reasons == {"volume-full": n} and _paths(report.deleted) == _paths(before[:n])
+    need = guard.floor_bytes + (1 << 20) - 1000  # room for the floor and the reserve
+    assert report.freed_bytes >= need > report.freed_bytes - report.deleted[-1].bytes
+    assert guard.state == "ok" and guard.reserve_held() >= 1 << 20  # taken again

@@ -45,10 +45,11 @@ from PySide6.QtWidgets import (
 )
 
 from app.events import KINDS, EventFeed, EventFilter, EventItem, EventResults
+from server.protocol.timeutil import now_us
 from ui.bridge import bridge
 from ui.dialogs.common import StatusLine
 from ui.theme import label_color
-from ui.timerange import TimeRange, camera_name, now_us
+from ui.timerange import TimeRange, camera_name
 
 log = logging.getLogger(__name__)
 

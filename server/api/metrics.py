@@ -66,6 +66,7 @@ class RecorderCollector(Collector):
             stored_bytes.add_metric([t.camera_id, t.stream], t.bytes)
             stored_segments.add_metric([t.camera_id, t.stream], t.segments)
         yield from (stored_bytes, stored_segments)
+        yield from self.recorder.extra_metrics()  # type: ignore[misc]
         yield GaugeMetricFamily("vigia_recordings_bytes", "Bytes of recordings in the catalog",
                                 value=sum(t.bytes for t in totals))  # fmt: skip
         usage = shutil.disk_usage(self.data.root)

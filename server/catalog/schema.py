@@ -279,6 +279,27 @@ BEGIN
         WHERE stream_id = OLD.stream_id;
 END;
 """,
+    # 6 -> 7: export jobs, so that they survive restarts and count against the volume's limit
+    """
+CREATE TABLE export_jobs (
+    id TEXT PRIMARY KEY                   -- 16 hex digits, the id in the API's URLs
+        CHECK (length(id) = 16 AND id NOT GLOB '*[^0-9a-f]*'),
+    owner TEXT NOT NULL DEFAULT ''        -- user name that asked for it ('': the server)
+        CHECK (length(owner) <= 64),
+    request TEXT NOT NULL                 -- JSON object: cameras, start_us, end_us, fmt, exact
+        CHECK (json_valid(request) AND json_type(request) = 'object'),
+    state TEXT NOT NULL                   -- where the job is; 'running' at start-up: cut short
+        CHECK (state IN ('queued', 'running', 'done', 'failed', 'cancelled')),
+    error TEXT,                           -- why it failed; NULL otherwise
+    files TEXT NOT NULL DEFAULT '[]'      -- JSON list of the file names in its directory
+        CHECK (json_valid(files) AND json_type(files) = 'array'),
+    bytes INTEGER NOT NULL DEFAULT 0      -- size of its files once done (counted by retention)
+        CHECK (bytes >= 0),
+    created_us INTEGER NOT NULL,          -- when it was asked for, µs since epoch UTC
+    finished_us INTEGER                   -- when it ended; NULL while queued or running
+) STRICT;
+CREATE INDEX export_jobs_finished ON export_jobs (finished_us);
+""",
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

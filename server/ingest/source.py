@@ -25,6 +25,54 @@ log = logging.getLogger(__name__)
 
 CODECS = {"h264": "h264", "hevc": "hevc", "h265": "hevc"}
 
+# What cameras speak. Compared lower-cased: FFmpeg takes ``FILE:`` for ``file:``.
+CAMERA_SCHEMES = frozenset({"rtsp", "rtsps", "rtmp", "rtmps", "http", "https"})
+# A local clip played as a camera: only from the config file (the demo, tests), never the API.
+LOCAL_SCHEMES = frozenset({"file"})
+# FFmpeg's protocol_whitelist per scheme: the protocols a demuxer may open underneath (RTSP
+# opens TCP, or RTP over UDP; HTTP opens TCP or TLS), so that no wrapper (``async:``,
+# ``cache:``, ``subfile:``, ``concat:``) or nested URL can reach local files or other hosts'
+# protocols (docs/design/recording.md).
+PROTOCOL_WHITELIST = {
+    "rtsp": "rtsp,tcp,udp,rtp",
+    "rtsps": "rtsps,rtsp,tcp,tls,udp,rtp",
+    "rtmp": "rtmp,tcp",
+    "rtmps": "rtmps,rtmp,tcp,tls",
+    "http": "http,tcp",
+    "https": "https,http,tcp,tls",
+    "file": "file",
+}
+# One answer for every failed probe: an error text would tell an open port from a closed one.
+PROBE_FAILED = "no H.264 or H.265 video could be read from this URL (details in the server log)"
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for logs and for viewers. The credentials end at the
+    *last* ``@`` of the authority: a password may contain ``@`` (unencoded, as cameras'
+    set-up pages often take it)."""
+    if "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    creds, at, host = rest[:end].rpartition("@")
+    if not at:
+        return url
+    return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}{rest[end:]}"
+
+
+def check_camera_url(url: str, *, allow_local: bool = False) -> str:
+    """The URL's scheme, lower-cased, when a camera uses it; SourceError otherwise.
+
+    ``allow_local``: ``file:`` too (the config file's demo and test cameras). The API calls
+    this with the default, so no request names a local file."""
+    scheme = urlsplit(url).scheme.lower() if "://" in url else ""
+    allowed = CAMERA_SCHEMES | (LOCAL_SCHEMES if allow_local else frozenset())
+    if scheme not in allowed:
+        raise SourceError(
+            f"unsupported URL scheme {scheme or url[:16]!r}: use {', '.join(sorted(allowed))}"
+        )
+    return scheme
+
 
 class SourceError(Exception):
     """A source cannot be used; the message is meant for the operator's status display."""
@@ -59,12 +107,13 @@ class Source:
         self.clock = clock
         self.stop = stop
         parts = urlsplit(url)
-        self.is_file = parts.scheme == "file"
-        options: dict[str, str] = {}
+        scheme = check_camera_url(url, allow_local=True)
+        self.is_file = scheme == "file"
+        options: dict[str, str] = {"protocol_whitelist": PROTOCOL_WHITELIST[scheme]}
         # PyAV's own timeout calls back into Python, taking the GIL, on every socket read:
         # where FFmpeg has a socket timeout option, use that instead.
         pyav_timeout: tuple[float, float] | None = None
-        if parts.scheme in ("rtsp", "rtsps"):
+        if scheme in ("rtsp", "rtsps"):
             options["rtsp_transport"] = "tcp"
             options["timeout"] = str(int(timeouts.read_s * 1_000_000))  # connect and each read
             # Stream parameters come from the SDP and the first key frame; FFmpeg's default
@@ -98,6 +147,17 @@ class Source:
         except BaseException:
             self.container.close()
             raise
+
+    @classmethod
+    def probe(cls, url: str, clock: Clock, timeouts: Timeouts) -> Source:
+        """Open ``url`` for a probe from the API: local files refused, and every failure the
+        same ``PROBE_FAILED`` (the reason goes to the log only)."""
+        try:
+            check_camera_url(url)
+            return cls(url, clock, timeouts, threading.Event())
+        except (SourceError, av.FFmpegError, OSError) as exc:
+            log.info("probe of %s failed: %s", redact(url), describe_error(exc))
+            raise SourceError(PROBE_FAILED) from exc
 
     def _select_stream(self) -> tuple[av.video.stream.VideoStream, StreamInfo]:
         if not self.container.streams.video:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from server.catalog import Catalog, SegmentRow
+from server.catalog.exports import INTERRUPTED_EXPORT, ExportStore
 from server.datadir import DataDir
 from server.protocol.files import fsync_dir, makedirs_durable, rename_durable, unlink_durable
 from server.protocol.fragindex import decode_fragment_index, encode_fragment_index
@@ -130,6 +131,7 @@ def check(catalog: Catalog, data: DataDir, *, repair: bool) -> CheckReport:
         _check_row(catalog, data, row, report, repair)
     _check_files(catalog, data, data.recordings.rglob("*"), known, report, repair)
     _check_garbage(catalog, data, report, repair)
+    _check_exports(catalog, data, report, repair)
     for problem in _overlaps(catalog):
         report.problems.append(problem)
     return report
@@ -215,6 +217,38 @@ def _check_garbage(catalog: Catalog, data: DataDir, report: CheckReport, repair:
         report.add("garbage", f"{len(pending)} files", "deleted rows with files left", repair)
         if repair:
             collect_garbage(catalog, data)
+
+
+def _check_exports(catalog: Catalog, data: DataDir, report: CheckReport, repair: bool) -> None:
+    """Export jobs against ``exports/``: cut short (running while nothing runs), files gone,
+    directories of no job, temp files left."""
+    store = ExportStore(catalog)
+    root = data.root / "exports"
+    rows = {r.id: r for r in store.all()}
+    for row in rows.values():
+        rel = f"exports/{row.id}"
+        if row.state in ("queued", "running"):
+            report.add("interrupted-export", rel, f"export left {row.state}", repair)
+            if repair and row.state == "running":
+                shutil.rmtree(root / row.id, ignore_errors=True)
+                store.update(row.id, "failed", error=INTERRUPTED_EXPORT, finished_us=row.created_us)
+        elif row.state == "done" and not (root / row.id).is_dir():
+            report.add("missing-export", rel, "finished export without its files", repair)
+            if repair:
+                store.update(row.id, "failed", error="files missing", finished_us=row.finished_us)
+    if not root.is_dir():
+        return
+    for path in sorted(root.iterdir()):
+        rel = str(path.relative_to(data.root))
+        if path.name not in rows:
+            report.add("orphan-export", rel, "export directory without a job", repair)
+            if repair:
+                _to_lost_found(data, path)
+            continue
+        for tmp in path.glob(".*.tmp"):
+            report.add("export-temp", str(tmp.relative_to(data.root)), "temp file left", repair)
+            if repair:
+                tmp.unlink(missing_ok=True)
 
 
 def _index_consistent(row: SegmentRow) -> bool:

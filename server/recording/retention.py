@@ -15,9 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from server.catalog import Catalog, SegmentRow
+from server.catalog.exports import ExportStore
 from server.clock import Clock
 from server.datadir import DataDir
 from server.protocol.timeutil import US_PER_SECOND
+from server.recording.diskspace import StorageGuard
 from server.recording.recovery import collect_garbage
 
 log = logging.getLogger(__name__)
@@ -53,15 +55,34 @@ class Retention:
         limits: VolumeLimits,
         clock: Clock,
         free_bytes: Callable[[DataDir], int] = _free_bytes,
+        guard: StorageGuard | None = None,
     ) -> None:
         self.catalog = catalog
         self.data = data
         self.limits = limits
         self.clock = clock
         self.free_bytes = free_bytes
+        self.guard = guard  # the catalog reserve and the volume state (docs/design/recording.md)
+
+    def run_guarded(self) -> RetentionReport | None:
+        """``run_once`` for the service loop: a failure (disk full, I/O error) is reported in
+        the log and the storage state, never raised: the recorder keeps running and the next
+        pass retries."""
+        try:
+            return self.run_once()
+        except Exception as exc:
+            log.exception("retention pass failed")
+            if self.guard is not None:
+                self.guard.set_state("error", f"retention failed: {exc}")
+            return None
 
     def run_once(self) -> RetentionReport:
         report = RetentionReport()
+        guard = self.guard
+        full = guard is not None and guard.is_full()
+        if guard is not None and full:
+            guard.set_state("full", f"less than {guard.floor_bytes} bytes free")
+            guard.release_reserve()  # room for the catalog writes that free the space
         collect_garbage(self.catalog, self.data)
         now = self.clock.now_us()
         for cam in self.catalog.cameras():
@@ -71,11 +92,15 @@ class Retention:
             while batch := self.catalog.deletable_segments(before_us=cutoff, camera_id=cam.id):
                 self._delete(batch, "retention-days", report)
         if self.limits.max_bytes is not None:
-            excess = self.catalog.total_bytes() - self.limits.max_bytes
+            # finished exports share the volume: their bytes count, video makes room for them
+            exports = ExportStore(self.catalog).total_bytes()
+            excess = self.catalog.total_bytes() + exports - self.limits.max_bytes
             self._delete_oldest(excess, "volume-bytes", report)
         if self.limits.min_free_bytes is not None:
             need = self.limits.min_free_bytes - self.free_bytes(self.data)
             self._delete_oldest(need, "min-free", report)
+        if guard is not None:
+            self._keep_floor(guard, report)
         if report.deleted:
             log.info(
                 "retention deleted %d segments (%d bytes): %s",
@@ -83,13 +108,30 @@ class Retention:
             )  # fmt: skip
         return report
 
-    def _delete_oldest(self, need: int, reason: str, report: RetentionReport) -> None:
-        """Delete the fewest oldest segments whose bytes add up to ``need``."""
+    def _keep_floor(self, guard: StorageGuard, report: RetentionReport) -> None:
+        """Free the floor and room for the reserve besides, then take the reserve back."""
+        missing = guard.reserve_bytes - guard.reserve_held()
+        need = guard.floor_bytes + max(0, missing) - self.free_bytes(self.data)
+        if need > 0 and (missing > 0 or guard.is_full()):
+            left = self._delete_oldest(need, "volume-full", report)
+            if left > 0 and guard.is_full():
+                guard.set_state(
+                    "unfreeable",
+                    f"{left} bytes short of the {guard.floor_bytes}-byte floor; every"
+                    " remaining segment is open or under a locked bookmark",
+                )
+                return
+        guard.ensure_reserve()
+        guard.set_state("ok")
+
+    def _delete_oldest(self, need: int, reason: str, report: RetentionReport) -> int:
+        """Delete the fewest oldest segments whose bytes add up to ``need``; returns what is
+        still missing (0 when done)."""
         while need > 0:
             batch = self.catalog.deletable_segments(limit=64)
             if not batch:
                 log.warning("retention (%s): %d bytes over, nothing left to delete", reason, need)
-                return
+                return need
             chosen = []
             for seg in batch:
                 chosen.append(seg)
@@ -97,6 +139,7 @@ class Retention:
                 if need <= 0:
                     break
             self._delete(chosen, reason, report)
+        return 0
 
     def _delete(self, segments: list[SegmentRow], reason: str, report: RetentionReport) -> None:
         self.catalog.move_to_garbage(segments, reason, self.clock.now_us())

@@ -40,7 +40,9 @@ def parse_offer(text: str) -> Offer:
     m = video[0]
     if m.direction not in (None, "recvonly", "sendrecv"):
         raise OfferError(400, "bad_sdp", f"the offer's video is {m.direction}: nothing to receive")
-    if not (m.ice.usernameFragment and m.ice.password) or m.dtls is None:
+    # aiortc fills ``dtls`` from a=setup alone: a fingerprint must be there, or DTLS would
+    # accept any certificate and the media would go to whoever answers the ICE checks
+    if not (m.ice.usernameFragment and m.ice.password) or m.dtls is None or not m.dtls.fingerprints:
         raise OfferError(400, "bad_sdp", "the offer lacks ICE credentials or a DTLS fingerprint")
     codecs = frozenset(c.mimeType.split("/", 1)[-1].upper() for c in m.rtp.codecs)
     return Offer(text, codecs)

@@ -42,8 +42,11 @@ class WebRtcSettings:
     turn_username: str | None = None
     turn_password: str | None = None
     max_sessions: int = 64
+    max_sessions_per_user: int = 8  # so one viewer cannot take every slot (issue 19)
     check_interval_s: float = 2.0
-    connect_timeout_s: float = 30.0  # a viewer that never completes ICE/DTLS is dropped
+    # a viewer that never completes ICE/DTLS is dropped: on a LAN that takes well under a
+    # second, and an unconnected session holds a slot
+    connect_timeout_s: float = 10.0
 
     def rtc_configuration(self) -> RTCConfiguration:
         servers = [
@@ -64,6 +67,7 @@ class WhepSession:
     pc: RTCPeerConnection
     track: PacketTrack
     created_us: int
+    user: str = ""  # whose session it is: the per-user limit
     connected: bool = False
     closed: bool = False
     done: asyncio.Event = field(default_factory=asyncio.Event)
@@ -126,11 +130,28 @@ class WhepSessions:
             raise OfferError(415, "unsupported_codec", "the offer has no H.264 for video")
         if len(self.sessions) >= self.settings.max_sessions:
             raise OfferError(503, "too_many_sessions", "too many WebRTC viewers on this recorder")
+        owner = await asyncio.to_thread(self.tokens.resolve, token)
+        user = owner.name if owner is not None else ""
+        if sum(1 for s in self.sessions.values() if s.user == user) >= (
+            self.settings.max_sessions_per_user
+        ):
+            raise OfferError(
+                429, "too_many_sessions",
+                f"at most {self.settings.max_sessions_per_user} WebRTC views per user: "
+                "close one first",
+            )  # fmt: skip
         self._ensure_watchdog()
         pc = RTCPeerConnection(self.settings.rtc_configuration())
         track = PacketTrack(self.clock)
         session = WhepSession(
-            secrets.token_urlsafe(16), camera_id, stream, token, pc, track, self.clock.now_us()
+            secrets.token_urlsafe(16),
+            camera_id,
+            stream,
+            token,
+            pc,
+            track,
+            self.clock.now_us(),
+            user,
         )
         try:
             transceiver = pc.addTransceiver(track, direction="sendonly")
@@ -187,6 +208,20 @@ class WhepSessions:
         session.done.set()
         log.info("whep %s: closed (%s), %d packets", session_id[:8], reason, st.packets)
         return True
+
+    async def recheck_user(self, user: str) -> int:
+        """Re-check every session of ``user`` now (their rights, password or account just
+        changed): ends those the user may no longer watch, without waiting for the periodic
+        check. Returns how many ended. For the users API."""
+        mine = [s for s in self.sessions.values() if s.user == user]
+        tokens = {s.token for s in mine}
+        users = await asyncio.to_thread(lambda: {t: self.tokens.resolve(t) for t in tokens})
+        ended = 0
+        for s in mine:
+            owner = users.get(s.token)
+            if owner is None or not allowed(owner, Permission.LIVE, s.camera_id):
+                ended += await self.close(s.id, "rights changed")
+        return ended
 
     async def close_all(self, reason: str = "shutdown") -> None:
         if self._watchdog is not None:
