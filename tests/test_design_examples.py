@@ -284,19 +284,19 @@ def test_export_manifest_example_signs_and_verifies(tmp_path: Path) -> None:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from app.export import verify_export as workstation_verify
-    from server.export.manifest import (
+    from server.export.manifest import public_raw
+    from server.protocol.manifest import (
         MANIFEST,
         PUBLIC_KEY,
         SIGNATURE,
         Manifest,
         canonical_json,
         key_id,
-        public_raw,
         verify_export,
     )
 
     parsed = json.loads("\n".join(example("export.md", "export-manifest")))
-    manifest = Manifest.from_json(parsed)
+    manifest = Manifest.from_bytes(json.dumps(parsed).encode())
     data = manifest.to_bytes()
     assert data == canonical_json(parsed)  # every field of the example is a manifest field
     f = fields(example("export.md", "export-signature"))

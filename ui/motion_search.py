@@ -37,10 +37,11 @@ from shiboken6 import isValid
 
 from app.motion_search import MotionSearch, Region, check_region
 from app.remote import ApiError
+from server.protocol.timeutil import DAY_US, MINUTE_US, now_us
 from ui.bridge import bridge
 from ui.dialogs.common import StatusLine
 from ui.theme import DARK
-from ui.timerange import DAY_US, MINUTE_US, PRESETS, TimeRange, camera_name, now_us
+from ui.timerange import PRESETS, TimeRange, camera_name
 from ui.videotile import VideoTile
 
 log = logging.getLogger(__name__)
