@@ -66,4 +66,3 @@ def _sweep_stale_temps(directory: Path, name: str, older_than_s: float = 600.0) 
                 tmp.unlink()
         except OSError:
             continue
-
