@@ -112,6 +112,8 @@ class ZoneInput(msgspec.Struct, forbid_unknown_fields=True):
     def __post_init__(self) -> None:
         if self.kind == "line" and len(self.points) != 2:
             raise ValueError("a line has exactly 2 points")
+        if self.kind == "line" and self.points[0] == self.points[1]:
+            raise ValueError("a line needs two different end points")
         if self.kind == "zone" and len(self.points) < 3:
             raise ValueError("a zone needs at least 3 points")
 
