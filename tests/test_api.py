@@ -20,7 +20,7 @@ import pytest
 from aiohttp import web
 
 from server.api.app import API, ApiContext, make_app
-from server.api.auth import Security
+from server.api.auth import PUBLIC_PATHS, Security
 from server.api.openapi import openapi_document
 from server.auth import Audit, LoginRateLimiter, Tokens, Users
 from server.config import Config, NatsConfig
@@ -122,7 +122,14 @@ def test_every_route_is_documented_and_every_documented_path_exists(api: Api) ->
     }
     documented = {(m, p) for p, ops in openapi_document()["paths"].items() for m in ops}
     assert routes == documented
+    assert len(documented) == 44
     jsonschema.Draft202012Validator.check_schema({"components": openapi_document()["components"]})
+    # what the document calls public is what the token middleware lets through
+    public = {
+        p for p, ops in openapi_document()["paths"].items() for op in ops.values()
+        if op.get("security") == []
+    }  # fmt: skip
+    assert public == PUBLIC_PATHS | {"/", "/web/{name}"}
 
 
 async def _json(resp: aiohttp.ClientResponse, status: int, schema: str | dict | None = None):

@@ -20,7 +20,8 @@ from prometheus_client.registry import Collector
 
 from server.api.auth import USER, Security, require
 from server.api.bodies import decode_body, json_response
-from server.api.errors import ApiError, int_param
+from server.api.errors import ApiError
+from server.api.lookups import END, START
 from server.api.routing import API, Media, Param, Route, RouteGroup
 from server.auth import Permission, Role, can_see
 from server.auth.audit import ARCHIVE_ACCESS, CONFIG_CHANGE
@@ -38,7 +39,7 @@ from server.protocol.models import (
     ZoneInput,
 )
 from server.protocol.models import AnalyticsSettings as SettingsBody
-from server.protocol.models.common import CameraId, MicrosParam, Slug
+from server.protocol.models.common import CameraId, Slug
 
 if TYPE_CHECKING:
     from server.analytics.service import Analytics
@@ -49,13 +50,15 @@ SLUG = re.compile(r"^[a-z0-9_-]{1,64}$")
 KINDS = ("object", "enter", "leave", "loiter", "line", "motion")
 
 
+EVENT_LIMIT = Param("limit", Annotated[int, Meta(ge=1, le=2**62)], description="at most 5000")
+
 # the stores name files by UTC hour: keep windows inside the calendar (year 9999)
 MAX_TIME_US = 253_402_300_799_999_999
 
 
 def _window(request: web.Request, limit_us: int = MAX_WINDOW_US) -> tuple[int, int]:
-    start = min(int_param(request, "start_us"), MAX_TIME_US - 1)
-    end = min(int_param(request, "end_us"), MAX_TIME_US)
+    start = min(START.read_int(request), MAX_TIME_US - 1)
+    end = min(END.read_int(request), MAX_TIME_US)
     if end <= start:
         raise ApiError(400, "bad_parameter", "end_us must be after start_us")
     if end - start > limit_us:
@@ -113,7 +116,7 @@ class AnalyticsRoutes(RouteGroup):
             cameras = sorted(user.cameras)
             if not cameras:
                 return web.json_response([])
-        limit = int_param(request, "limit", default=500, minimum=1)
+        limit = EVENT_LIMIT.read_int(request, default=500)
         rows = await asyncio.to_thread(
             self.a.db.events,
             start,
@@ -293,10 +296,7 @@ class AnalyticsRoutes(RouteGroup):
     CAMERA_ID = Param("camera_id", CameraId, where="path")
     ZONE_ID = Param("zone_id", Slug, where="path")
     EVENT_ID = Param("event_id", int, where="path")
-    WINDOW = (
-        Param("start_us", MicrosParam, required=True),
-        Param("end_us", MicrosParam, required=True),
-    )
+    WINDOW = (START, END)
     ROUTES = (
         Route("GET", f"{API}/events", list_events,
               "Analytics events overlapping a window, filtered", returns=list[Event],
@@ -307,7 +307,7 @@ class AnalyticsRoutes(RouteGroup):
                   Param("label", str, description="label(s), comma separated"),
                   Param("zone", str, description="zone or line id"),
                   Param("min_score", Annotated[float, Meta(ge=0, le=1)]),
-                  Param("limit", Annotated[int, Meta(ge=1, le=2**62)]),
+                  EVENT_LIMIT,
                   Param("order", Literal["asc", "desc"]))),
         Route("GET", EVENT, get_event, "An event", params=(EVENT_ID,), returns=Event,
               errors=(400, 404, 503), permission=Permission.ARCHIVE),

@@ -17,7 +17,7 @@ from aiohttp import web
 from msgspec import Meta
 
 from server.api.bodies import decode_body, json_response
-from server.api.errors import ApiError, int_param
+from server.api.errors import ApiError
 from server.api.routing import API, Param, Route, RouteGroup
 from server.auth import Audit, LoginRateLimiter, Permission, Tokens, User, Users, allowed
 from server.auth.audit import LOGIN, LOGIN_FAILED, LOGIN_REFUSED, LOGOUT
@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 
 PUBLIC_PATHS = frozenset({"/healthz", "/metrics", "/api/v1/openapi.json", "/api/v1/auth/login"})
 USER = web.RequestKey("user", User)
+SINCE = Param("since_us", MicrosParam)
+UNTIL = Param("until_us", MicrosParam)
+AUDIT_LIMIT = Param("limit", Annotated[int, Meta(ge=1, le=10_000)])
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -158,9 +161,9 @@ class AuthRoutes(RouteGroup):
 
     async def audit_log(self, request: web.Request) -> web.Response:
         require(request, Permission.AUDIT)
-        since = int_param(request, "since_us", default=0)
-        until = int_param(request, "until_us", default=2**62)
-        limit = int_param(request, "limit", default=1000, minimum=1, maximum=10_000)
+        since = SINCE.read_int(request, default=0)
+        until = UNTIL.read_int(request, default=2**62)
+        limit = AUDIT_LIMIT.read_int(request, default=1000)
         entries = await asyncio.to_thread(
             self.sec.audit.query,
             since,
@@ -181,7 +184,5 @@ class AuthRoutes(RouteGroup):
         Route("GET", f"{API}/audit", audit_log,
               "Audit log (admins): logins, changes, archive access, exports",
               returns=list[AuditEntry], permission=Permission.AUDIT, params=(
-                  Param("since_us", MicrosParam), Param("until_us", MicrosParam),
-                  Param("user", str), Param("action", str),
-                  Param("limit", Annotated[int, Meta(ge=1, le=10_000)]))),
+                  SINCE, UNTIL, Param("user", str), Param("action", str), AUDIT_LIMIT)),
     )  # fmt: skip

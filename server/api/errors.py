@@ -43,24 +43,3 @@ async def error_middleware(
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         return error_response(500, "internal", "internal server error")
-
-
-def int_param(
-    request: web.Request,
-    name: str,
-    default: int | None = None,
-    minimum: int | None = 0,
-    maximum: int = 2**62,
-) -> int:
-    raw = request.query.get(name)
-    if raw is None:
-        if default is None:
-            raise ApiError(400, "missing_parameter", f"query parameter {name!r} is required")
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError(400, "bad_parameter", f"{name} must be an integer") from None
-    if (minimum is not None and value < minimum) or value > maximum:
-        raise ApiError(400, "bad_parameter", f"{name} is out of range")
-    return value

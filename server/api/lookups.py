@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from server.api.errors import ApiError, int_param
+from server.api.errors import ApiError
 from server.api.routing import Param
 from server.catalog import Catalog
 from server.catalog.catalog import CameraRow
@@ -13,10 +13,9 @@ from server.protocol.models.common import MicrosParam, StreamName
 
 MAX_WINDOW_US = 400 * 86_400 * 1_000_000  # a timeline query spans at most ~13 months
 
-WINDOW = (
-    Param("start_us", MicrosParam, required=True),
-    Param("end_us", MicrosParam, required=True),
-)
+START = Param("start_us", MicrosParam, required=True)
+END = Param("end_us", MicrosParam, required=True)
+WINDOW = (START, END)
 
 
 def stream_param(default: str) -> Param:
@@ -41,8 +40,8 @@ def stream_id(catalog: Catalog, camera_id: str, stream: str) -> int:
 
 
 def window(request: web.Request) -> tuple[int, int]:
-    start = int_param(request, "start_us")
-    end = int_param(request, "end_us")
+    start = START.read_int(request)
+    end = END.read_int(request)
     if end <= start:
         raise ApiError(400, "bad_parameter", "end_us must be after start_us")
     if end - start > MAX_WINDOW_US:

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from server.api.auth import Security, require
 from server.api.bodies import json_response
-from server.api.errors import ApiError, int_param
+from server.api.errors import ApiError
 from server.api.lookups import WINDOW, id_param, stream_id, stream_param, window
 from server.api.routing import API, Media, Param, Route, RouteGroup
 from server.auth import Permission
@@ -23,6 +23,7 @@ from server.protocol.models.common import MicrosParam
 from server.recording.segmenter import PART_SUFFIX
 
 MAX_SEGMENTS = 5000
+RESOLUTION = Param("resolution_us", MicrosParam, description="gaps shorter than this merge")
 
 
 def segment_body(seg: SegmentRow) -> Segment:
@@ -87,7 +88,7 @@ class RecordingRoutes(RouteGroup):
         resolution (a gap shorter than ``resolution_us`` is not worth a pixel on the caller's
         timeline)."""
         start, end = window(request)
-        resolution = int_param(request, "resolution_us", default=1_000_000, minimum=0)
+        resolution = RESOLUTION.read_int(request, default=1_000_000)
         camera_id = request.query.get("camera")
         if not camera_id:
             raise ApiError(400, "missing_parameter", "query parameter 'camera' is required")
@@ -122,6 +123,6 @@ class RecordingRoutes(RouteGroup):
         Route("GET", f"{API}/recordings", recordings,
               "Recorded ranges and gaps of a stream, for the timeline",
               params=(Param("camera", str, required=True), *WINDOW, stream_param("main"),
-                      Param("resolution_us", MicrosParam, description="merge closer gaps")),
+                      RESOLUTION),
               returns=Recordings, errors=(404,), permission=Permission.ARCHIVE),
     )  # fmt: skip

@@ -9,7 +9,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+import msgspec
 from aiohttp import web
+
+from server.api.errors import ApiError
 
 API = "/api/v1"
 
@@ -26,6 +29,25 @@ class Param:
     required: bool = False
     description: str = ""
     where: Literal["query", "path"] = "query"
+
+    def read_int(self, request: web.Request, default: int | None = None) -> int:
+        """The integer query parameter, checked against the limits of ``type`` (the ones the
+        document shows): 400 ``missing_parameter`` or ``bad_parameter`` otherwise."""
+        raw = request.query.get(self.name)
+        if raw is None:
+            if default is None:
+                raise ApiError(
+                    400, "missing_parameter", f"query parameter {self.name!r} is required"
+                )
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ApiError(400, "bad_parameter", f"{self.name} must be an integer") from None
+        try:
+            return msgspec.convert(value, self.type)
+        except msgspec.ValidationError as exc:
+            raise ApiError(400, "bad_parameter", f"{self.name} is out of range: {exc}") from None
 
 
 @dataclass(frozen=True)
