@@ -39,15 +39,15 @@ from server.protocol.models import (
     ZoneInput,
 )
 from server.protocol.models import AnalyticsSettings as SettingsBody
-from server.protocol.models.common import CameraId, Slug
+from server.protocol.models.analytics import KINDS
+from server.protocol.models.common import SLUG_PATTERN, CameraId, Slug
 
 if TYPE_CHECKING:
     from server.analytics.service import Analytics
 
 MAX_WINDOW_US = 400 * 86_400 * 1_000_000
 MAX_TRACK_WINDOW_US = 3600 * 1_000_000  # one hour of boxes per request
-SLUG = re.compile(r"^[a-z0-9_-]{1,64}$")
-KINDS = ("object", "enter", "leave", "loiter", "line", "motion")
+SLUG = re.compile(SLUG_PATTERN)
 
 
 EVENT_LIMIT = Param("limit", Annotated[int, Meta(ge=1, le=2**62)], description="at most 5000")
