@@ -4,7 +4,6 @@ search, zones and lines, and per-camera analytics settings."""
 from __future__ import annotations
 
 import asyncio
-import math
 import re
 import threading
 import time
@@ -50,6 +49,8 @@ MAX_TRACK_WINDOW_US = 3600 * 1_000_000  # one hour of boxes per request
 SLUG = re.compile(SLUG_PATTERN)
 
 
+MIN_SCORE = Param("min_score", Annotated[float, Meta(ge=0, le=1)])
+ORDER = Param("order", Literal["asc", "desc"], description="by start time; default asc")
 EVENT_LIMIT = Param("limit", Annotated[int, Meta(ge=1, le=2**62)], description="at most 5000")
 
 # the stores name files by UTC hour: keep windows inside the calendar (year 9999)
@@ -105,18 +106,14 @@ class AnalyticsRoutes(RouteGroup):
         kinds = _list(request, "kind")
         if kinds and set(kinds) - set(KINDS):
             raise ApiError(400, "bad_parameter", f"kind must be among {', '.join(KINDS)}")
-        try:
-            min_score = float(request.query.get("min_score", "0") or 0)
-        except ValueError:
-            min_score = math.nan
-        if not 0 <= min_score <= 1:
-            raise ApiError(400, "bad_parameter", "min_score must be a number in [0, 1]")
+        min_score = MIN_SCORE.read(request, 0.0)
+        limit = EVENT_LIMIT.read_int(request, default=500)
+        order = ORDER.read(request, "asc")
         if cameras is None and not (user.role == Role.ADMIN or user.all_cameras):
             # the limit applies to what the user may see, not to everybody's events
             cameras = sorted(user.cameras)
             if not cameras:
                 return web.json_response([])
-        limit = EVENT_LIMIT.read_int(request, default=500)
         rows = await asyncio.to_thread(
             self.a.db.events,
             start,
@@ -127,7 +124,7 @@ class AnalyticsRoutes(RouteGroup):
             zone_id=request.query.get("zone"),
             min_score=min_score,
             limit=min(limit, 5000),
-            newest_first=request.query.get("order") == "desc",
+            newest_first=order == "desc",
         )
         return json_response([_event(e) for e in rows if can_see(user, e.camera_id)])
 
@@ -306,9 +303,9 @@ class AnalyticsRoutes(RouteGroup):
                   Param("kind", str, description=", ".join(KINDS)),
                   Param("label", str, description="label(s), comma separated"),
                   Param("zone", str, description="zone or line id"),
-                  Param("min_score", Annotated[float, Meta(ge=0, le=1)]),
+                  MIN_SCORE,
                   EVENT_LIMIT,
-                  Param("order", Literal["asc", "desc"]))),
+                  ORDER)),
         Route("GET", EVENT, get_event, "An event", params=(EVENT_ID,), returns=Event,
               errors=(400, 404, 503), permission=Permission.ARCHIVE),
         Route("GET", f"{EVENT}/snapshot", event_snapshot, "The event's best snapshot",

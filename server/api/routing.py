@@ -30,6 +30,17 @@ class Param:
     description: str = ""
     where: Literal["query", "path"] = "query"
 
+    def read(self, request: web.Request, default: Any) -> Any:
+        """The query parameter as ``type`` (a number parsed from its text, a ``Literal``'s
+        choice checked), or ``default`` when absent; 400 ``bad_parameter`` otherwise."""
+        raw = request.query.get(self.name)
+        if raw is None:
+            return default
+        try:
+            return msgspec.convert(raw, self.type, strict=False)
+        except msgspec.ValidationError as exc:
+            raise ApiError(400, "bad_parameter", f"{self.name}: {exc}") from None
+
     def read_int(self, request: web.Request, default: int | None = None) -> int:
         """The integer query parameter, checked against the limits of ``type`` (the ones the
         document shows): 400 ``missing_parameter`` or ``bad_parameter`` otherwise."""
