@@ -239,7 +239,7 @@ def test_login_example_hash_token_and_nats_grants(tmp_path: Path) -> None:
         answer = grants.grant(user, f["token"])
     finally:
         catalog.close()
-    assert answer["user"] == f["nats user"]
+    assert answer.user == f["nats user"]
     subscribe = [re.split(r"\s{2,}", x)[1] for x in lines if x.startswith("subscribe")]
     assert grants.subjects(user) == subscribe
 
