@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -24,7 +23,7 @@ from server.catalog.catalog import CameraRow
 from server.clock import Clock
 from server.config import CameraConfig, ConfigError, parse_camera
 from server.datadir import DataDir
-from server.ingest.source import Source, SourceError, Timeouts
+from server.ingest.source import Source, SourceError, Timeouts, check_camera_url
 from server.protocol.fragindex import decode_fragment_index
 from server.protocol.models import (
     UNSET,
@@ -174,13 +173,12 @@ class CameraRoutes(RouteGroup):
         url = body.url
         if "://" not in url:
             raise ApiError(400, "bad_request", "url must be a camera URL (rtsp://, http://, ...)")
-        if url.startswith("file:"):
-            raise ApiError(400, "bad_request", "file:// URLs are not probed over the API")
+        _check_url(url)
         clock = self.clock
 
         def work() -> ProbeResult:
             try:
-                source = Source(url, clock, Timeouts(5.0, 5.0), threading.Event())
+                source = Source.probe(url, clock, Timeouts(5.0, 5.0))
             except SourceError as exc:
                 raise ApiError(422, "probe_failed", str(exc)) from None
             try:
@@ -246,8 +244,20 @@ class CameraRoutes(RouteGroup):
 
 
 def _config(body: dict) -> CameraConfig:
-    """The checks a camera of the config file gets too (URL form, retention)."""
+    """The checks a camera of the config file gets too (URL form, retention), and the API's
+    own: only the schemes a camera uses (no local files through a request)."""
     try:
-        return parse_camera(body, "camera")
+        cam = parse_camera(body, "camera")
     except ConfigError as exc:
+        raise ApiError(400, "bad_request", str(exc)) from None
+    for url in (cam.main, cam.sub):
+        if url:
+            _check_url(url)
+    return cam
+
+
+def _check_url(url: str) -> None:
+    try:
+        check_camera_url(url)
+    except SourceError as exc:
         raise ApiError(400, "bad_request", str(exc)) from None
