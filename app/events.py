@@ -12,17 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import json
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from app.api import ApiError
 from app.loop import AsyncRunner
 from app.overlays import events_subject
 from app.session import LiveSubscription, Session, Sessions
 from app.signals import Signal
+from server.protocol.models.analytics import Event
 from server.protocol.timeutil import MINUTE_US
 
 log = logging.getLogger(__name__)
@@ -60,34 +62,39 @@ class EventItem:
 
 
 def parse_event(server_id: str, data: Any) -> EventItem:
-    """An event row (a decoded JSON object) of recorder ``server_id``; ValueError otherwise."""
-    if not isinstance(data, dict):
-        raise ValueError("an event is a JSON object")
+    """An event row (a decoded JSON object) of recorder ``server_id``, read through the wire
+    type ``server.protocol.models.Event``; ValueError otherwise."""
     try:
-        box = data.get("box")
-        end = data.get("end_us")
-        track = data.get("track_id")
-        return EventItem(
-            server_id=server_id,
-            camera_id=str(data["camera_id"]),
-            id=int(data["id"]),
-            kind=str(data["kind"]),
-            start_us=int(data["start_us"]),
-            label=str(data.get("label") or ""),
-            score=float(data.get("score") or 0.0),
-            end_us=None if end is None else int(end),
-            track_id=None if track is None else int(track),
-            zone_id=data.get("zone_id") or None,
-            snapshot=bool(data.get("snapshot")),
-            box=tuple(float(v) for v in box) if box else None,  # type: ignore[arg-type]
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"not an event: {exc!r}") from None
+        ev = msgspec.convert(data, Event)
+    except msgspec.ValidationError as exc:
+        raise ValueError(f"not an event: {exc}") from None
+    return _item(server_id, ev)
 
 
 def parse_event_message(server_id: str, data: bytes | str) -> EventItem:
-    """A message of the events subject; ValueError for one that is not an event."""
-    return parse_event(server_id, json.loads(data))
+    """A message of the events subject (an event plus its ``phase``); ValueError otherwise."""
+    try:
+        ev = msgspec.json.decode(data, type=Event)
+    except msgspec.DecodeError as exc:  # ValidationError is one too
+        raise ValueError(f"not an event: {exc}") from None
+    return _item(server_id, ev)
+
+
+def _item(server_id: str, ev: Event) -> EventItem:
+    return EventItem(
+        server_id=server_id,
+        camera_id=ev.camera_id,
+        id=ev.id,
+        kind=ev.kind,
+        start_us=ev.start_us,
+        label=ev.label,
+        score=ev.score,
+        end_us=ev.end_us,
+        track_id=ev.track_id,
+        zone_id=ev.zone_id or None,
+        snapshot=ev.snapshot,
+        box=tuple(ev.box) if ev.box else None,  # type: ignore[arg-type]
+    )
 
 
 def event_mark(data: Any) -> tuple[int, int, str] | None:

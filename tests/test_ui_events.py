@@ -91,6 +91,7 @@ def test_event_items_and_filters_are_checked() -> None:
             "camera_id": "vt",
             "kind": "object",
             "start_us": 10,
+            "end_us": None,  # the wire always says whether it has ended
             "label": "person",
             "score": 0.8,
             "snapshot": True,

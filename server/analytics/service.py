@@ -17,6 +17,7 @@ from pathlib import Path
 
 import av
 import cv2
+import msgspec
 
 from server.analytics.detector import Detector, DetectorError
 from server.analytics.events import AnalyticsEvent
@@ -271,8 +272,8 @@ class Analytics(Outputs):
             except Exception:
                 log.exception("%s: cannot store a %s event", camera_id, ev.kind)
                 continue
-            if self._publish is not None and row is not None:
-                msg = {"phase": ev.phase, **row.to_json()}
+            if self._publish is not None and row is not None and row.id is not None:
+                msg = {"phase": ev.phase, **msgspec.to_builtins(row.to_event())}
                 self._publish(events_subject(self.server_id, camera_id), _dumps(msg))
 
     def _apply(self, ev: AnalyticsEvent, picture: av.VideoFrame | None) -> EventRow | None:

@@ -343,7 +343,7 @@ class AnalyticsRoutes(RouteGroup):
 
 
 def _event(row: EventRow) -> Event:
-    return msgspec.convert(row.to_json(), Event)
+    return row.to_event()
 
 
 def _zone(row: ZoneRow) -> Zone:

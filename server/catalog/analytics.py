@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass, field
 
 from server.catalog.catalog import Catalog
+from server.protocol.models.analytics import Event
 
 
 @dataclass(frozen=True)
@@ -64,22 +65,26 @@ class EventRow:
     snapshot: str | None = None
     id: int | None = None
 
-    def to_json(self) -> dict:
-        return {
-            "id": self.id,
-            "camera_id": self.camera_id,
-            "kind": self.kind,
-            "label": self.label,
-            "score": round(self.score, 4),
-            "start_us": self.start_us,
-            "end_us": self.end_us,
-            "track_id": self.track_id,
-            "zone_id": self.zone_id,
-            "direction": self.direction,
-            "box": list(self.box) if self.box else None,
-            "path": self.path,
-            "snapshot": self.snapshot is not None,
-        }
+    def to_event(self) -> Event:
+        """The wire shape (``server.protocol.models.Event``), for the API and the events subject
+        alike; a row not yet stored (no id) is not an event on the wire."""
+        if self.id is None:
+            raise ValueError("an event row without an id is not on the wire yet")
+        return Event(
+            id=self.id,
+            camera_id=self.camera_id,
+            kind=self.kind,  # type: ignore[arg-type]
+            label=self.label,
+            score=round(self.score, 4),
+            start_us=self.start_us,
+            end_us=self.end_us,
+            track_id=self.track_id,
+            zone_id=self.zone_id,
+            direction=self.direction,  # type: ignore[arg-type]
+            box=list(self.box) if self.box else None,
+            path=self.path,
+            snapshot=self.snapshot is not None,
+        )
 
 
 _EVENT = (
