@@ -16,16 +16,6 @@ from server.sim.clips import ClipSpec, make_clip
 from server.sim.rtsp_cameras import CameraFarm, RtspCameraHost, gst_available
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED_MEDIA = ROOT.parent / "shared" / "media"
-# Real surveillance footage (768x576, 10 fps): the project's shared media, or Debian's opencv-doc
-VTEST_CANDIDATES = (
-    SHARED_MEDIA / "vtest.avi",
-    Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi"),
-)
-
-
-def vtest_path() -> Path:
-    return next((p for p in VTEST_CANDIDATES if p.exists()), VTEST_CANDIDATES[0])
 
 
 def wait_until(predicate: Callable[[], object], timeout: float, what: str, poll: float = 0.05):

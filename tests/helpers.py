@@ -9,6 +9,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import numpy as np
 
 from server.recording.packets import IngestPacket, StreamInfo
 
@@ -69,6 +70,26 @@ def ingest_packet(
     pkt = av.Packet(data)
     pkt.pts, pkt.dts, pkt.is_keyframe, pkt.time_base = pts, dts, key, time_base
     return IngestPacket(pkt, dts, pts, key, recv_us, len(data))
+
+
+def video_frames(path: Path, indices: list[int]) -> list[np.ndarray]:
+    """RGB frames of a clip by index, decoded in order (exact, unlike seeking by frame)."""
+    wanted = set(indices)
+    found: dict[int, np.ndarray] = {}
+    with av.open(str(path)) as c:
+        for i, frame in enumerate(c.decode(video=0)):
+            if i in wanted:
+                found[i] = frame.to_ndarray(format="rgb24")
+                if len(found) == len(wanted):
+                    break
+    missing = wanted - set(found)
+    assert not missing, f"{path} has no frames {sorted(missing)}"
+    return [found[i] for i in indices]
+
+
+def frame_count(path: Path) -> int:
+    with av.open(str(path)) as c:
+        return c.streams.video[0].frames
 
 
 def free_port() -> int:

@@ -18,11 +18,11 @@ import pytest
 from server.datadir import DataDir
 from server.protocol.live import ai_subject
 from server.sim.clips import transcode_to_h264
-from tests.conftest import camera_toml, vtest_path
+from server.sim.footage import VTEST
+from tests.conftest import camera_toml
 from tests.helpers import free_port
 
 ADMIN = {"name": "admin", "password": "admin-password-1"}
-VTEST = vtest_path()
 
 
 def _toml(url: str, api_port: int, analytics: str) -> str:
@@ -56,7 +56,6 @@ async def _poll(fetch, ok, timeout: float, what: str):
         await asyncio.sleep(0.25)
 
 
-@pytest.mark.skipif(not VTEST.exists(), reason=f"{VTEST} (real footage) is absent")
 def test_analytics_through_the_api_and_nats(
     server_process, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

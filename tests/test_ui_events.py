@@ -1,6 +1,6 @@
 """Events panel and area motion search against a real recorder running analytics on real footage.
 
-One ``vigia-server`` for the module serves OpenCV's ``vtest.avi`` (people walking across a
+One ``vigia-server`` for the module serves OpenCV's ``vtest`` clip (people walking across a
 plaza, transcoded to H.264, 20 s looped) as a ``file://`` camera with analytics at 5 fps; the
 workstation side is the real ``app.workstation.Workstation``. The panel must list the object
 events, filter them by label, take new ones live from NATS, show a snapshot thumbnail and ask
@@ -25,23 +25,19 @@ from PySide6.QtCore import QPoint, Qt
 from app.settings import SecretStore, Settings
 from app.workstation import Workstation
 from server.sim.clips import transcode_to_h264
-from tests.conftest import ServerProcess, camera_toml, vtest_path, wait_until
+from server.sim.footage import VTEST
+from tests.conftest import ServerProcess, camera_toml, wait_until
 from tests.helpers import free_port
 from ui.events_panel import EventFilter, EventItem, EventsPanel, now_us
 from ui.motion_search import MotionSearchPanel, normalise_region
 from ui.videotile import VideoTile
 
 ADMIN_PASSWORD = "admin-password-1"
-VTEST = vtest_path()
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 HOUR_US = 3_600_000_000
 # normalised rectangles of vtest's picture: the walkway people cross, the empty pavement below
 WALKWAY = (0.25, 0.2, 0.95, 0.6)
 PAVEMENT = (0.05, 0.8, 0.6, 0.98)
-
-pytestmark = pytest.mark.skipif(
-    not VTEST.exists(), reason=f"{VTEST} (real footage with people) is absent"
-)
 
 
 @dataclass

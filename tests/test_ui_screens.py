@@ -1,6 +1,6 @@
 """Screenshots under a real X server (Xvfb + Mesa OpenGL) of the workstation against a recorder.
 
-The recorder serves four ``file://`` cameras: OpenCV's ``vtest.avi`` (people walking; analytics
+The recorder serves four ``file://`` cameras: OpenCV's ``vtest`` clip (people walking; analytics
 on for this camera only) and three synthetic scenes. A child process on our own Xvfb display
 (Qt picks its platform once per process and the other UI tests run offscreen, where a
 QOpenGLWidget never paints) logs in with the real ``Workstation``, fills a 4×4 GL wall through
@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from tests.helpers import free_port
 
@@ -34,12 +33,10 @@ def test_wall_and_timeline_screenshots(
     xvfb_display: str, server_process, camera_clips, tmp_path: Path, monkeypatch
 ) -> None:
     from server.sim.clips import transcode_to_h264
-    from tests.conftest import camera_toml, vtest_path
+    from server.sim.footage import VTEST
+    from tests.conftest import camera_toml
 
-    vtest = vtest_path()
-    if not vtest.exists():
-        pytest.skip(f"{vtest} (real footage with people) is absent")
-    clip = transcode_to_h264(vtest, tmp_path / "vtest.mp4", max_seconds=20)
+    clip = transcode_to_h264(VTEST, tmp_path / "vtest.mp4", max_seconds=20)
     # vtest has no sub stream: its small tiles must show the main stream
     cams = [("vt", f"file://{clip}", None)] + [
         (f"cam{i}", f"file://{main}", f"file://{sub}")
