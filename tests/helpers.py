@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import subprocess
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -92,8 +94,11 @@ def frame_count(path: Path) -> int:
         return c.streams.video[0].frames
 
 
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 now, for a process a test must reach at a known address."""
+@contextlib.contextmanager
+def refused_port() -> Iterator[int]:
+    """A port on 127.0.0.1 where connections are refused for as long as the block runs: bound
+    but never listening, so no other process can take it meanwhile (a port that was merely free
+    a moment ago may not be). Servers in tests listen on port 0 and say what they got."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+        yield int(s.getsockname()[1])

@@ -20,25 +20,15 @@ from server.protocol.live import ai_subject
 from server.sim.clips import transcode_to_h264
 from server.sim.footage import VTEST
 from tests.conftest import camera_toml
-from tests.helpers import free_port
 
 ADMIN = {"name": "admin", "password": "admin-password-1"}
 
 
-def _toml(url: str, api_port: int, analytics: str) -> str:
-    toml = camera_toml([("vt", url, None)], analytics=analytics, api_port=api_port)
-    return toml
+def _toml(url: str, analytics: str) -> str:
+    return camera_toml([("vt", url, None)], analytics=analytics)
 
 
 async def _login(http: aiohttp.ClientSession, base: str) -> dict:
-    for _ in range(300):  # the API comes up once recovery and NATS are done
-        try:
-            async with http.get(f"{base}/openapi.json") as r:
-                if r.status == 200:
-                    break
-        except aiohttp.ClientConnectionError:
-            pass
-        await asyncio.sleep(0.1)
     async with http.post(f"{base}/auth/login", json=ADMIN) as r:
         assert r.status == 200
         return await r.json()
@@ -60,11 +50,10 @@ def test_analytics_through_the_api_and_nats(
     server_process, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clip = transcode_to_h264(VTEST, tmp_path / "vtest.mp4", max_seconds=30)
-    port = free_port()
     monkeypatch.setenv("VIGIA_ADMIN_PASSWORD", ADMIN["password"])
-    server = server_process(_toml(f"file://{clip}", port, "fps = 5"))
+    server = server_process(_toml(f"file://{clip}", "fps = 5"))
     server.start()
-    base = f"http://127.0.0.1:{port}/api/v1"
+    base = f"{server.base_url}/api/v1"  # known once the API listens
 
     async def scenario() -> None:
         async with aiohttp.ClientSession() as http:
@@ -163,7 +152,7 @@ def test_analytics_through_the_api_and_nats(
                 assert r.status == 400
 
             # metrics show the pipeline; settings apply live
-            async with http.get(f"http://127.0.0.1:{port}/metrics") as r:
+            async with http.get(f"{server.base_url}/metrics") as r:
                 text = await r.text()
             for name in (
                 'vigia_analytics_frames_analysed_total{camera="vt"}',
@@ -193,12 +182,11 @@ def test_broken_model_is_reported_and_recording_goes_on(
 ) -> None:
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(b"not an onnx model" * 100)
-    port = free_port()
     monkeypatch.setenv("VIGIA_ADMIN_PASSWORD", ADMIN["password"])
     clip = camera_clips[0][0]
-    server = server_process(_toml(f"file://{clip}", port, f'model = "{broken}"'))
+    server = server_process(_toml(f"file://{clip}", f'model = "{broken}"'))
     server.start()
-    base = f"http://127.0.0.1:{port}/api/v1"
+    base = f"{server.base_url}/api/v1"
 
     async def scenario() -> None:
         async with aiohttp.ClientSession() as http:

@@ -21,7 +21,6 @@ from server.discovery import Advertisement, Advertiser
 from server.protocol.live import decode_live_packet, live_subject
 from server.sim.rtsp_cameras import RtspCameraHost
 from tests.conftest import ServerProcess, camera_toml, wait_until
-from tests.helpers import free_port
 from tests.test_app_session import ADMIN_PASSWORD, api_up, start_recorder
 
 LOOPBACK = ["127.0.0.1"]
@@ -136,9 +135,12 @@ def test_a_recorder_is_discovered_logged_in_removed_and_back(
 ) -> None:
     host = RtspCameraHost({"cam": camera_clips[2][0]})
     host.start()
-    api_port, nats_port = free_port(), free_port()
-    toml = camera_toml([("cam", host.url("cam"), None)], api_port=api_port, nats_port=nats_port)
-    toml = toml.replace("discovery = false", 'discovery = true\nname = "Gate recorder"')
+
+    def config(api_port: int = 0, nats_port: int = 0) -> str:
+        toml = camera_toml([("cam", host.url("cam"), None)], api_port=api_port, nats_port=nats_port)
+        return toml.replace("discovery = false", 'discovery = true\nname = "Gate recorder"')
+
+    toml = config()  # any free ports: the recorder says which it took
     events = Events(discovery)
     sessions = Sessions(runner)
     server: ServerProcess | None = None
@@ -151,6 +153,7 @@ def test_a_recorder_is_discovered_logged_in_removed_and_back(
             20,
             "the server id",
         )
+        api_port, nats_port = server.api_port, server.ports()["nats"]
         wait_until(lambda: discovery.get(sid), 30, f"the recorder in discovery ({server.log()})")
         entry = discovery.get(sid)
         assert entry.base_url == f"http://127.0.0.1:{api_port}" and entry.name == "Gate recorder"
@@ -182,7 +185,9 @@ def test_a_recorder_is_discovered_logged_in_removed_and_back(
         wait_until(lambda: session.state == "reconnecting", 15, "the session to notice")
         assert sessions.tree.recorder(sid).state == "reconnecting"
 
-        # the same recorder starts again: found again, and the same session is online again
+        # the same recorder starts again at the same address: found again, and the same session
+        # is online again
+        server.config.write_text(config(api_port, nats_port))
         server.start()
         wait_until(lambda: events.count("added", sid) >= 2, 30, "the recorder's return")
         wait_until(lambda: session.state == "online", 20, f"the session back ({session.error})")

@@ -27,7 +27,6 @@ from app.workstation import Workstation
 from server.sim.clips import transcode_to_h264
 from server.sim.footage import VTEST
 from tests.conftest import ServerProcess, camera_toml, wait_until
-from tests.helpers import free_port
 from ui.events_panel import EventFilter, EventItem, EventsPanel, now_us
 from ui.motion_search import MotionSearchPanel, normalise_region
 from ui.videotile import VideoTile
@@ -51,16 +50,16 @@ class Recorder:
 def recorder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorder]:
     tmp = tmp_path_factory.mktemp("ui-events")
     clip = transcode_to_h264(VTEST, tmp / "vtest.mp4", max_seconds=20)
-    port = free_port()
-    toml = camera_toml([("vt", f"file://{clip}", None)], analytics="fps = 5", api_port=port)
+    toml = camera_toml([("vt", f"file://{clip}", None)], analytics="fps = 5")
     (tmp / "vigia.toml").write_text(toml)
     server = ServerProcess(tmp / "data", tmp / "vigia.toml", tmp / "server.log")
     server.start(env={"VIGIA_ADMIN_PASSWORD": ADMIN_PASSWORD})
+    base_url = server.base_url
     ws = Workstation(Settings(tmp / "config", SecretStore(fail.Keyring())), start_discovery=False)
 
     def connected():
         try:
-            return ws.connect(f"http://127.0.0.1:{port}", "admin", ADMIN_PASSWORD, timeout=5)
+            return ws.connect(base_url, "admin", ADMIN_PASSWORD, timeout=5)
         except Exception:
             return None
 

@@ -21,8 +21,6 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.helpers import free_port
-
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "artifacts"
 ADMIN_PASSWORD = "admin-password-1"
@@ -42,16 +40,15 @@ def test_wall_and_timeline_screenshots(
         (f"cam{i}", f"file://{main}", f"file://{sub}")
         for i, (main, sub) in enumerate(camera_clips[:3])
     ]
-    port = free_port()
     # analytics only where someone walks: the camera's own setting turns it on (child)
-    toml = camera_toml(cams, analytics="enabled = false\nfps = 5", api_port=port)
+    toml = camera_toml(cams, analytics="enabled = false\nfps = 5")
     monkeypatch.setenv("VIGIA_ADMIN_PASSWORD", ADMIN_PASSWORD)
     server = server_process(toml)
     server.start()
     env = {k: v for k, v in os.environ.items() if k != "VIGIA_RENDERER"}
     env.update(DISPLAY=xvfb_display, QT_QPA_PLATFORM="xcb", PYTHONPATH=str(ROOT))
     out = subprocess.run(
-        [sys.executable, __file__, f"http://127.0.0.1:{port}", str(ARTIFACTS)],
+        [sys.executable, __file__, server.base_url, str(ARTIFACTS)],
         env=env,
         capture_output=True,
         text=True,

@@ -38,6 +38,9 @@ CONFIG_FILE = "nats-server.conf"
 SERVICE_USER = "vigia"
 # NATS's default is 1 MiB; a key frame of a 4K main stream can be larger than that.
 DEFAULT_MAX_PAYLOAD = 8 * 1024 * 1024
+# Up in ~0.1 s here; the wait ends on its "Server is ready" line, so a generous cap costs
+# nothing, and a loaded machine (CI, a recorder starting with many cameras) took over 10 s.
+READY_TIMEOUT_S = 60.0
 
 _PR_SET_PDEATHSIG = 1
 _LOG_LINE = re.compile(r"\[(INF|WRN|ERR|FTL|DBG|TRC)\] (.*)$")
@@ -139,7 +142,7 @@ class EmbeddedNats:
         port: int = 0,
         binary: Path | None = None,
         max_payload: int = DEFAULT_MAX_PAYLOAD,
-        ready_timeout: float = 10.0,
+        ready_timeout: float = READY_TIMEOUT_S,
     ) -> None:
         self.state_dir = Path(state_dir)
         self.host = host
