@@ -17,11 +17,14 @@ qt=(xvfb xauth libxcb-cursor0 libxkbcommon-x11-0 libxcb-icccm4 libxcb-keysyms1 l
     libgl1-mesa-dri libglx-mesa0 libegl-mesa0 libfontconfig1 libdbus-1-3 libxkbcommon0)
 # Headless Chromium for the web viewer (WebRTC/WHEP) test.
 browser=(chromium chromium-driver)
+# The WHEP test runs its viewers across a veth pair in a network namespace (ip netns; aioice
+# drops 127.0.0.1) and the disk-full test mounts a small tmpfs: both as root, as CI runs.
+rooted=(iproute2 mount)
 # venv for Python itself (Debian splits it out of python3).
 base=(python3-venv)
 
 case "$profile" in
-  test)  wanted=("${rtsp[@]}" "${checker[@]}" "${qt[@]}" "${browser[@]}") ;;
+  test)  wanted=("${rtsp[@]}" "${checker[@]}" "${qt[@]}" "${browser[@]}" "${rooted[@]}") ;;
   bench) wanted=("${rtsp[@]}" "${checker[@]}") ;;
   demo)  wanted=("${qt[@]}") ;;
   *) echo "usage: $0 test|demo|bench" >&2; exit 2 ;;
