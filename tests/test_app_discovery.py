@@ -20,7 +20,7 @@ from server.datadir import DataDir
 from server.discovery import Advertisement, Advertiser
 from server.protocol.live import decode_live_packet, live_subject
 from server.sim.rtsp_cameras import RtspCameraHost
-from tests.conftest import ServerProcess, camera_toml, wait_until
+from tests.conftest import START_S, ServerProcess, camera_toml, wait_until
 from tests.test_app_session import ADMIN_PASSWORD, api_up, start_recorder
 
 LOOPBACK = ["127.0.0.1"]
@@ -154,7 +154,9 @@ def test_a_recorder_is_discovered_logged_in_removed_and_back(
             "the server id",
         )
         api_port, nats_port = server.api_port, server.ports()["nats"]
-        wait_until(lambda: discovery.get(sid), 30, f"the recorder in discovery ({server.log()})")
+        wait_until(
+            lambda: discovery.get(sid), START_S, f"the recorder in discovery ({server.log()})"
+        )
         entry = discovery.get(sid)
         assert entry.base_url == f"http://127.0.0.1:{api_port}" and entry.name == "Gate recorder"
         assert entry.nats_port == nats_port and entry.source == "zeroconf"
@@ -163,7 +165,9 @@ def test_a_recorder_is_discovered_logged_in_removed_and_back(
         sessions.follow(
             discovery, lambda e: ("admin", ADMIN_PASSWORD) if e.server_id == sid else None
         )
-        wait_until(lambda: sessions.get(sid) and sessions.get(sid).state == "online", 20, "login")
+        wait_until(
+            lambda: sessions.get(sid) and sessions.get(sid).state == "online", START_S, "login"
+        )
         session = sessions.get(sid)
         assert session.name == "Gate recorder" and session.nats is not None
         rec = sessions.tree.recorder(sid)
@@ -189,8 +193,10 @@ def test_a_recorder_is_discovered_logged_in_removed_and_back(
         # is online again
         server.config.write_text(config(api_port, nats_port))
         server.start()
-        wait_until(lambda: events.count("added", sid) >= 2, 30, "the recorder's return")
-        wait_until(lambda: session.state == "online", 20, f"the session back ({session.error})")
+        wait_until(lambda: events.count("added", sid) >= 2, START_S, "the recorder's return")
+        wait_until(
+            lambda: session.state == "online", START_S, f"the session back ({session.error})"
+        )
         assert sessions.get(sid) is session and sessions.tree.recorder(sid).state == "online"
         before = len(got)
         wait_until(lambda: len(got) >= before + 25, 20, "live packets after the restart")

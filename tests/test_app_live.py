@@ -34,7 +34,7 @@ from app.session import Session
 from server.live.nats_server import load_or_create_credentials
 from server.protocol.live import ai_subject, decode_live_packet, live_subject
 from server.sim.rtsp_cameras import RtspCameraHost
-from tests.conftest import ServerProcess, camera_toml, wait_until
+from tests.conftest import START_S, ServerProcess, camera_toml, wait_until
 
 ADMIN_PASSWORD = "admin-password-1"
 CAMERAS = [f"cam{i}" for i in range(4)]
@@ -85,7 +85,7 @@ def recorder(
         return session.nats is not None
 
     try:
-        wait_until(opened, 30, f"a logged-in session with NATS\n{server.log()}", poll=0.2)
+        wait_until(opened, START_S, f"a logged-in session with NATS\n{server.log()}", poll=0.2)
         yield Recorder(server, base_url, nats_url, runner, session)
     finally:
         try:

@@ -22,7 +22,7 @@ from server.catalog import Catalog
 from server.datadir import DataDir
 from server.recording.segmenter import RecordingSettings, StreamRecorder
 from server.sim.clips import ClipSpec, make_clip, read_frame_number
-from tests.conftest import ServerProcess, camera_toml, wait_until
+from tests.conftest import START_S, ServerProcess, camera_toml, wait_until
 from tests.helpers import clip_packets, ingest_packet
 
 S = 1_000_000
@@ -112,7 +112,7 @@ def serve_archive(
 
     runner = AsyncRunner("test-playback").start()
     try:
-        wait_until(up, 30, "the recorder's API")
+        wait_until(up, START_S, "the recorder's API")
 
         async def login() -> ApiClient:
             api = ApiClient(base)

@@ -26,7 +26,7 @@ from app.settings import SavedServer, SecretStore, Settings, config_dir
 from app.signals import Signal
 from server.protocol.live import decode_live_packet, live_subject
 from server.sim.rtsp_cameras import RtspCameraHost
-from tests.conftest import ServerProcess, camera_toml, wait_until
+from tests.conftest import START_S, ServerProcess, camera_toml, wait_until
 from tests.helpers import refused_port
 
 ADMIN_PASSWORD = "admin-password-1"
@@ -62,7 +62,9 @@ def recorder(
     server = start_recorder(tmp, toml)
     try:
         base = server.base_url
-        wait_until(lambda: api_up(base) or server.proc.poll() is not None, 30, "the recorder API")
+        wait_until(
+            lambda: api_up(base) or server.proc.poll() is not None, START_S, "the recorder API"
+        )
         assert server.proc.poll() is None, server.log()
         yield base, server
     finally:

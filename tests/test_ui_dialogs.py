@@ -26,7 +26,7 @@ from app.export import verify_export
 from app.settings import SecretStore, Settings
 from app.workstation import Workstation
 from server.sim.rtsp_cameras import RtspCameraHost
-from tests.conftest import ROOT, ServerProcess, camera_toml, wait_until
+from tests.conftest import ROOT, START_S, ServerProcess, camera_toml, wait_until
 from ui import theme
 from ui.dialogs import PAGES, open_export_dialog, open_settings
 from ui.dialogs.common import Page
@@ -77,7 +77,9 @@ def rig(
             return None
 
     try:
-        session = wait_until(connected, 30, f"a login to the recorder\n{server.log()}", poll=0.2)
+        session = wait_until(
+            connected, START_S, f"a login to the recorder\n{server.log()}", poll=0.2
+        )
         yield Rig(ws, host, server, session.server_id, base_url)
     finally:
         try:

@@ -26,7 +26,7 @@ from app.settings import SecretStore, Settings
 from app.workstation import Workstation
 from server.sim.clips import transcode_to_h264
 from server.sim.footage import VTEST
-from tests.conftest import ServerProcess, camera_toml, wait_until
+from tests.conftest import START_S, ServerProcess, camera_toml, wait_until
 from ui.events_panel import EventFilter, EventItem, EventsPanel, now_us
 from ui.motion_search import MotionSearchPanel, normalise_region
 from ui.videotile import VideoTile
@@ -64,7 +64,9 @@ def recorder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorder]:
             return None
 
     try:
-        session = wait_until(connected, 60, f"a logged-in workstation\n{server.log()}", poll=0.3)
+        session = wait_until(
+            connected, START_S, f"a logged-in workstation\n{server.log()}", poll=0.3
+        )
         yield Recorder(server, ws, session.server_id)
     finally:
         try:

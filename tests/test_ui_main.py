@@ -26,7 +26,7 @@ from PySide6.QtWidgets import QApplication
 from app.settings import SecretStore, Settings
 from app.workstation import Workstation
 from server.sim.rtsp_cameras import RtspCameraHost
-from tests.conftest import ROOT, ServerProcess, camera_toml, wait_until
+from tests.conftest import ROOT, START_S, ServerProcess, camera_toml, wait_until
 from ui import i18n
 from ui.layouts import LocalLayouts, RemoteLayouts
 from ui.mainwindow import MainWindow
@@ -71,7 +71,7 @@ def recorder(
         return session.live_available and states.count("online") == 2 * len(CAMERAS)
 
     try:
-        wait_until(online, 60, "a recorder with 4 cameras online (see its log)", poll=0.5)
+        wait_until(online, START_S, "a recorder with 4 cameras online (see its log)", poll=0.5)
         probe.close()
         yield Recorder(server, base_url)
     finally:
