@@ -32,18 +32,30 @@ START_S = 180.0
 CI_ALLOWED_SKIPS: dict[str, str] = {}
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> pytest.TestReport:
-    report: pytest.TestReport = yield
+def _fail_skip_under_ci(report: pytest.TestReport | pytest.CollectReport) -> None:
     if (
         os.environ.get("CI")
         and report.skipped
         and not hasattr(report, "wasxfail")
-        and item.nodeid not in CI_ALLOWED_SKIPS
+        and report.nodeid not in CI_ALLOWED_SKIPS
     ):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
         report.outcome = "failed"
         report.longrepr = f"skipped under CI (a part is missing; see CI_ALLOWED_SKIPS): {reason}"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> pytest.TestReport:
+    report: pytest.TestReport = yield
+    _fail_skip_under_ci(report)
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> pytest.CollectReport:
+    """A whole module skipped at import (``pytest.importorskip``...) counts too."""
+    report: pytest.CollectReport = yield
+    _fail_skip_under_ci(report)
     return report
 
 
@@ -221,8 +233,9 @@ def camera_toml(
 ) -> str:
     """TOML for (id, main url, sub url) cameras, quick reconnects. Analytics is off unless a
     test asks (``analytics`` is the body of the ``[analytics]`` table): detection on every
-    test camera would load the machine for tests that are not about it. Port 0: any free one
-    (a test that must know a port beforehand takes one from ``free_port``)."""
+    test camera would load the machine for tests that are not about it. Port 0: any free one,
+    which the recorder reports (``ServerProcess.ports``); a fixed port only to restart a
+    recorder at the address it had."""
     out = [
         "[server]",
         f'listen = "127.0.0.1:{api_port}"',  # the HTTP API
