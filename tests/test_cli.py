@@ -22,10 +22,19 @@ def _run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
 
 def test_demo_records_with_zero_setup(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "server", "--data-dir", str(data), "--demo", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-    )  # fmt: skip
+    # zero setup but the ports: any free ones, so that the test needs no quiet machine (the
+    # defaults may be taken by a demo or another test run), and no advertising
+    config = tmp_path / "ports.toml"
+    config.write_text(
+        '[server]\nlisten = "127.0.0.1:0"\ndiscovery = false\n[nats]\nlisten = "127.0.0.1:0"\n'
+    )
+    log_path = tmp_path / "server.log"  # a file: a pipe nobody reads fills and blocks it
+    with log_path.open("wb") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "server", "--data-dir", str(data), "--config", str(config),
+             "--demo", "1"],
+            stdout=subprocess.DEVNULL, stderr=log_file, cwd=ROOT,
+        )  # fmt: skip
     try:
 
         def recording() -> bool:
@@ -52,12 +61,12 @@ def test_demo_records_with_zero_setup(tmp_path: Path) -> None:
         busy = _run("check", "--data-dir", str(data))
         assert busy.returncode == 2 and "in use" in busy.stderr, "check refuses a live data dir"
         proc.terminate()
-        assert proc.wait(30) == 0
+        rc = proc.wait(30)
     finally:
         if proc.poll() is None:
             proc.kill()
-    log = proc.stderr.read() if proc.stderr else ""
-    assert "stopped cleanly" in log, log[-3000:]
+    log = log_path.read_text(errors="replace")
+    assert rc == 0 and "stopped cleanly" in log, log[-3000:]
     cat = Catalog(data / "catalog.db")
     segs = cat.segments()
     assert segs and all(s.state == "closed" for s in segs)
