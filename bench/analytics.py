@@ -37,7 +37,7 @@ from server.config import AnalyticsConfig
 from server.live.fanout import Fanout
 from server.protocol.timeutil import rescale
 from server.sim.clips import transcode_to_h264
-from tests.conftest import vtest_path
+from server.sim.footage import VTEST
 from tests.helpers import clip_packets, ingest_packet
 from tests.test_analytics_pipeline import _walk_clip
 
@@ -118,15 +118,11 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="shorter clips (about a minute)")
     ap.add_argument("--json", type=Path, help="write the figures here")
     args = ap.parse_args()
-    vtest = vtest_path()
-    if not vtest.exists():
-        print(f"{vtest} is absent: this benchmark needs real footage", file=sys.stderr)
-        return 2
     work = Path(tempfile.mkdtemp(prefix="vigia-bench-analytics-"))
     try:
         model = default_model(work / "models")
         seconds = 10 if args.quick else 30
-        busy = transcode_to_h264(vtest, work / "busy.mp4", max_seconds=seconds)
+        busy = transcode_to_h264(VTEST, work / "busy.mp4", max_seconds=seconds)
         quiet, _ = _walk_clip(work / "quiet.mp4", model)
         loops = 1 if args.quick else 3
         rows = []

@@ -19,14 +19,12 @@ import io
 import json
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,6 +41,7 @@ from server.datadir import DataDir  # noqa: E402
 from server.protocol.fragindex import decode_fragment_index  # noqa: E402
 from server.recording.packets import IngestPacket, StreamInfo  # noqa: E402
 from server.recording.segmenter import RecordingSettings, StreamRecorder  # noqa: E402
+from server.service import PORTS_FILE  # noqa: E402
 from server.sim.clips import ClipSpec, make_clip  # noqa: E402
 
 S = 1_000_000
@@ -90,10 +89,13 @@ def record_archive(data: DataDir, clip: Path, seconds: int) -> tuple[int, int]:
         loops += 1
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _api_port(data: DataDir, proc: subprocess.Popen) -> int | None:
+    """The API port a recorder started with port 0 took (``run/ports.json``), once it listens."""
+    try:
+        ports = json.loads((data.root / PORTS_FILE).read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    return ports["api"] if ports.get("pid") == proc.pid else None
 
 
 def pct(values: list[float], p: float) -> float:
@@ -181,10 +183,9 @@ def main() -> int:
         data = DataDir(Path(tmp) / "data")
         data.create()
         start, end = record_archive(data, clip, seconds)
-        port = _free_port()
         cfg = Path(tmp) / "vigia.toml"
         cfg.write_text(
-            f'[server]\nlisten = "127.0.0.1:{port}"\ndiscovery = false\n'
+            '[server]\nlisten = "127.0.0.1:0"\ndiscovery = false\n'
             "[nats]\nenabled = false\n[storage]\nmin_free_bytes = 0\n"
         )
         env = {**os.environ, "VIGIA_ADMIN_PASSWORD": PASSWORD}
@@ -193,17 +194,13 @@ def main() -> int:
             [sys.executable, "-m", "server", "--data-dir", str(data.root), "--config", str(cfg)],
             stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
         )  # fmt: skip
-        base = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + 60
-            while True:
-                try:
-                    with urllib.request.urlopen(f"{base}/healthz", timeout=1):
-                        break
-                except OSError:
-                    if time.monotonic() > deadline or proc.poll() is not None:
-                        raise SystemExit("vigia-server did not come up") from None
-                    time.sleep(0.1)
+            while (port := _api_port(data, proc)) is None:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise SystemExit("vigia-server did not come up")
+                time.sleep(0.1)
+            base = f"http://127.0.0.1:{port}"
             rng = random.Random(1)
             instants = [rng.randrange(start, end - S) for _ in range(seeks + 1)]
             eng = bench_engine(base, instants, args.threads)

@@ -60,6 +60,7 @@ from server.datadir import DataDir  # noqa: E402
 from server.protocol.fragindex import encode_fragment_index  # noqa: E402
 from server.protocol.live import decode_live_packet, live_subject, live_wildcard  # noqa: E402
 from server.recording.segmenter import segment_relpath  # noqa: E402
+from server.service import PORTS_FILE  # noqa: E402
 from server.sim.clips import demo_clips  # noqa: E402
 from server.sim.rtsp_cameras import RtspCameraHost, gst_available  # noqa: E402
 
@@ -80,10 +81,13 @@ def now_us() -> int:
     return time.time_ns() // 1000
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def bound_ports(data: DataDir, proc: subprocess.Popen) -> dict | None:
+    """The ports a recorder started with port 0 took (``run/ports.json``), once it listens."""
+    try:
+        ports = json.loads((data.root / PORTS_FILE).read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    return ports if ports.get("pid") == proc.pid else None
 
 
 def stats(values: list[int] | list[float], scale: float = 1e-3) -> dict[str, float | int]:
@@ -408,17 +412,16 @@ def run_live(
             h.wait_ready(90)
         row["cameras_start_s"] = round(time.monotonic() - t0, 1)
         sid = data.server_id()
-        nats_port = free_port()
         cfg = work / f"{sc.key}.toml"
-        cfg.write_text(vigia_live_config([h.url(sc.mount) for h in hosts], nats_port))
+        cfg.write_text(vigia_live_config([h.url(sc.mount) for h in hosts], 0))  # any free port
         cmd = [sys.executable, "-m", "server", "--data-dir", str(data.root), "--config", str(cfg)]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         log = work / f"{sc.key}-vigia.log"
         server = children.popen([*cmd, "--log-level", "INFO"], log, cwd=ROOT, env=env)
         creds_path = data.root / "nats" / "credentials.json"
-        _wait(
-            lambda: creds_path.exists() and _port_open(nats_port), 60, "the NATS server", [server]
-        )
+        _wait(lambda: bound_ports(data, server), 60, "the recorder's ports", [server])
+        nats_port = bound_ports(data, server)["nats"]  # type: ignore[index]
+        _wait(lambda: creds_path.exists() and _port_open(nats_port), 60, "NATS", [server])
         creds = json.loads(creds_path.read_text())
         subjects = [live_subject(sid, f"cam{i:02d}", "main") for i in range(1, sc.cameras + 1)]
         sub_cfg = {

@@ -21,11 +21,14 @@ browser=(chromium chromium-driver)
 # desktop-file-validate.
 packaging=(dpkg appstream desktop-file-utils)
 if ! command -v systemd-analyze >/dev/null; then packaging+=(systemd); fi
+# The WHEP test runs its viewers across a veth pair in a network namespace (ip netns; aioice
+# drops 127.0.0.1) and the disk-full test mounts a small tmpfs: both as root, as CI runs.
+rooted=(iproute2 mount)
 # venv for Python itself (Debian splits it out of python3).
 base=(python3-venv)
 
 case "$profile" in
-  test)  wanted=("${rtsp[@]}" "${checker[@]}" "${qt[@]}" "${browser[@]}" "${packaging[@]}") ;;
+  test)  wanted=("${rtsp[@]}" "${checker[@]}" "${qt[@]}" "${browser[@]}" "${packaging[@]}" "${rooted[@]}") ;;
   packages) wanted=("${packaging[@]}") ;;
   bench) wanted=("${rtsp[@]}" "${checker[@]}") ;;
   demo)  wanted=("${qt[@]}") ;;

@@ -18,7 +18,13 @@ import socket
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
-from zeroconf import InterfaceChoice, IPVersion, NonUniqueNameException, ServiceInfo
+from zeroconf import (
+    DNSQuestionType,
+    InterfaceChoice,
+    IPVersion,
+    NonUniqueNameException,
+    ServiceInfo,
+)
 from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
 from server.config import Config
@@ -46,6 +52,10 @@ __all__ = [
 Interfaces = Sequence[str] | InterfaceChoice
 
 REGISTER_TIMEOUT_S = 10.0  # probing and announcing take ~1.5 s
+# How long start() asks by multicast whether another recorder holds our name. A live responder
+# answers within ~0.1 s, or after 1 s when it multicast the records in the last second (RFC 6762
+# section 14), so no answer in 2 s means nobody holds it.
+DUPLICATE_LOOKUP_S = 2.0
 CLOSE_TIMEOUT_S = 3.0  # goodbyes take ~0.3 s; never hold up shutdown for long
 
 
@@ -176,6 +186,7 @@ class Advertiser:
             zc = AsyncZeroconf(interfaces=self._interfaces, ip_version=ip_version)
             info = self._service_info(self._adv)
             try:
+                await self._refuse_duplicate(zc, info)
                 await self._register(zc, info)
             except BaseException:
                 await zc.async_close()
@@ -186,6 +197,24 @@ class Advertiser:
                 info.name,
                 ", ".join(self._addresses),
                 self._adv.port,
+            )
+
+    async def _refuse_duplicate(self, zc: AsyncZeroconf, info: AsyncServiceInfo) -> None:
+        """Raise if a live recorder already answers for our instance name.
+
+        zeroconf's own probes ask for unicast answers, and a defender that announced recently
+        answers by unicast only, to port 5353; on one machine every mDNS socket shares that
+        port, and a unicast datagram reaches just one of them (RFC 6762 section 15), usually
+        not ours. So a second recorder on the same host never heard the defence. Asked by
+        multicast (QM), the answer reaches every socket.
+        """
+        other = AsyncServiceInfo(info.type, info.name)
+        if await other.async_request(
+            zc.zeroconf, DUPLICATE_LOOKUP_S * 1000, question_type=DNSQuestionType.QM
+        ):
+            raise NonUniqueNameException(
+                f"{info.name} is already advertised: another recorder runs with server id "
+                f"{self._adv.server_id} (a copied data dir?)"
             )
 
     async def _register(self, zc: AsyncZeroconf, info: AsyncServiceInfo) -> None:

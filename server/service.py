@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -34,6 +35,7 @@ from server.ingest.worker import State
 from server.live import EmbeddedNats, LivePublisher, NatsServerError
 from server.live.fanout import Fanout
 from server.live.publisher import stream_status_message
+from server.protocol.files import write_atomic
 from server.protocol.timeutil import US_PER_SECOND
 from server.recorder import Recorder
 from server.recording.diskspace import StorageGuard
@@ -176,6 +178,7 @@ def apply_camera(catalog: Catalog, cam: CameraConfig, clock: Clock, source: str)
 
 SUMMARY_INTERVAL_S = 60.0
 FULL_CHECK_INTERVAL_S = 1.0  # statvfs: cheap
+PORTS_FILE = "run/ports.json"  # under the data dir
 METADATA_TRIM_INTERVAL_S = 60.0  # events, tracks and motion older than the oldest video go
 
 
@@ -274,6 +277,14 @@ async def watchdog(interval_s: float) -> None:
         await asyncio.sleep(interval_s)
 
 
+def write_ports(data: DataDir, api: int | None, nats: int | None) -> None:
+    """Say which ports this run bound (``listen`` may ask for port 0, "any free one"), for
+    whoever started it: written whole, with our pid so that a file an earlier run left is
+    told apart. ``null``: that listener is off."""
+    ports = {"pid": os.getpid(), "api": api, "nats": nats}
+    write_atomic(data.root / PORTS_FILE, (json.dumps(ports) + "\n").encode())
+
+
 async def serve(config: Config, services: Services) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -291,6 +302,7 @@ async def serve(config: Config, services: Services) -> None:
         services.data.root,
     )
     runner, port = await start_api(config, services) if "api" in roles else (None, None)
+    write_ports(services.data, port, services.nats.port if services.nats else None)
     advertiser = None
     if port is not None and config.discovery:
         advertiser = await start_discovery(config, services, port)
@@ -350,4 +362,5 @@ async def serve(config: Config, services: Services) -> None:
         if services.nats is not None:
             await asyncio.to_thread(services.nats.stop)
         services.catalog.close()
+        (services.data.root / PORTS_FILE).unlink(missing_ok=True)
         log.info("stopped cleanly")

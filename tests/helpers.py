@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import subprocess
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
 import av
+import numpy as np
 
 from server.recording.packets import IngestPacket, StreamInfo
 
@@ -71,8 +74,31 @@ def ingest_packet(
     return IngestPacket(pkt, dts, pts, key, recv_us, len(data))
 
 
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 now, for a process a test must reach at a known address."""
+def video_frames(path: Path, indices: list[int]) -> list[np.ndarray]:
+    """RGB frames of a clip by index, decoded in order (exact, unlike seeking by frame)."""
+    wanted = set(indices)
+    found: dict[int, np.ndarray] = {}
+    with av.open(str(path)) as c:
+        for i, frame in enumerate(c.decode(video=0)):
+            if i in wanted:
+                found[i] = frame.to_ndarray(format="rgb24")
+                if len(found) == len(wanted):
+                    break
+    missing = wanted - set(found)
+    assert not missing, f"{path} has no frames {sorted(missing)}"
+    return [found[i] for i in indices]
+
+
+def frame_count(path: Path) -> int:
+    with av.open(str(path)) as c:
+        return c.streams.video[0].frames
+
+
+@contextlib.contextmanager
+def refused_port() -> Iterator[int]:
+    """A port on 127.0.0.1 where connections are refused for as long as the block runs: bound
+    but never listening, so no other process can take it meanwhile (a port that was merely free
+    a moment ago may not be). Servers in tests listen on port 0 and say what they got."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+        yield int(s.getsockname()[1])

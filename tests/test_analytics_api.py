@@ -18,27 +18,17 @@ import pytest
 from server.datadir import DataDir
 from server.protocol.live import ai_subject
 from server.sim.clips import transcode_to_h264
-from tests.conftest import camera_toml, vtest_path
-from tests.helpers import free_port
+from server.sim.footage import VTEST
+from tests.conftest import camera_toml
 
 ADMIN = {"name": "admin", "password": "admin-password-1"}
-VTEST = vtest_path()
 
 
-def _toml(url: str, api_port: int, analytics: str) -> str:
-    toml = camera_toml([("vt", url, None)], analytics=analytics, api_port=api_port)
-    return toml
+def _toml(url: str, analytics: str) -> str:
+    return camera_toml([("vt", url, None)], analytics=analytics)
 
 
 async def _login(http: aiohttp.ClientSession, base: str) -> dict:
-    for _ in range(300):  # the API comes up once recovery and NATS are done
-        try:
-            async with http.get(f"{base}/openapi.json") as r:
-                if r.status == 200:
-                    break
-        except aiohttp.ClientConnectionError:
-            pass
-        await asyncio.sleep(0.1)
     async with http.post(f"{base}/auth/login", json=ADMIN) as r:
         assert r.status == 200
         return await r.json()
@@ -56,16 +46,14 @@ async def _poll(fetch, ok, timeout: float, what: str):
         await asyncio.sleep(0.25)
 
 
-@pytest.mark.skipif(not VTEST.exists(), reason=f"{VTEST} (real footage) is absent")
 def test_analytics_through_the_api_and_nats(
     server_process, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clip = transcode_to_h264(VTEST, tmp_path / "vtest.mp4", max_seconds=30)
-    port = free_port()
     monkeypatch.setenv("VIGIA_ADMIN_PASSWORD", ADMIN["password"])
-    server = server_process(_toml(f"file://{clip}", port, "fps = 5"))
+    server = server_process(_toml(f"file://{clip}", "fps = 5"))
     server.start()
-    base = f"http://127.0.0.1:{port}/api/v1"
+    base = f"{server.base_url}/api/v1"  # known once the API listens
 
     async def scenario() -> None:
         async with aiohttp.ClientSession() as http:
@@ -166,7 +154,7 @@ def test_analytics_through_the_api_and_nats(
             # metrics show the pipeline as counters (rates are rate() in Prometheus: no state
             # between scrapes, right with any number of scrapers); settings apply live
             async def scrape() -> str:
-                async with http.get(f"http://127.0.0.1:{port}/metrics") as r:
+                async with http.get(f"{server.base_url}/metrics") as r:
                     return await r.text()
 
             analysed = 'vigia_analytics_frames_analysed_total{camera="vt"}'
@@ -206,12 +194,11 @@ def test_broken_model_is_reported_and_recording_goes_on(
 ) -> None:
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(b"not an onnx model" * 100)
-    port = free_port()
     monkeypatch.setenv("VIGIA_ADMIN_PASSWORD", ADMIN["password"])
     clip = camera_clips[0][0]
-    server = server_process(_toml(f"file://{clip}", port, f'model = "{broken}"'))
+    server = server_process(_toml(f"file://{clip}", f'model = "{broken}"'))
     server.start()
-    base = f"http://127.0.0.1:{port}/api/v1"
+    base = f"{server.base_url}/api/v1"
 
     async def scenario() -> None:
         async with aiohttp.ClientSession() as http:

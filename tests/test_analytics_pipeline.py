@@ -29,14 +29,13 @@ from server.config import AnalyticsConfig
 from server.live.fanout import Fanout
 from server.protocol.timeutil import rescale
 from server.sim.clips import transcode_to_h264
-from tests.conftest import vtest_path, wait_until
+from server.sim.footage import VTEST
+from tests.conftest import wait_until
 from tests.helpers import clip_packets, ingest_packet
 from tests.test_detector import _const_model
 
 BASE_US = 1_700_000_000_000_000
 SID = "a1b2c3d4e5f6"
-VTEST = vtest_path()
-needs_vtest = pytest.mark.skipif(not VTEST.exists(), reason=f"{VTEST} (real footage) is absent")
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +114,6 @@ def _bottom_centre(row: dict) -> tuple[float, float]:
     return ((row["x1"] + row["x2"]) / 2, row["y2"])
 
 
-@needs_vtest
 def test_vtest_people_tracks_and_zone_events(rig: Rig, tmp_path: Path) -> None:
     clip = transcode_to_h264(VTEST, tmp_path / "vtest.mp4", max_seconds=30)
     corridor = ((0.55, 0.35), (0.95, 0.35), (0.95, 0.7), (0.55, 0.7))  # the right-hand walkway
@@ -235,7 +233,6 @@ def _walk_clip(path: Path, model: Path, fps: int = 10) -> tuple[Path, dict]:
     return path, plan
 
 
-@needs_vtest
 def test_walker_motion_events_motion_search_and_line_crossing(
     rig: Rig, model: Path, tmp_path: Path
 ) -> None:
@@ -312,7 +309,6 @@ def test_model_errors_reach_the_status(tmp_path: Path) -> None:
             rig.close()
 
 
-@needs_vtest
 def test_analytics_behind_drops_and_counts_never_blocks(tmp_path: Path, model: Path) -> None:
     """Packets offered far faster than the detector runs: the ingest side returns at once,
     analytics drops whole GOPs or frames and counts them, and what it decodes stays clean."""

@@ -20,8 +20,7 @@ from server.datadir import DataDir
 from server.discovery import Advertisement, Advertiser
 from server.protocol.live import decode_live_packet, live_subject
 from server.sim.rtsp_cameras import RtspCameraHost
-from tests.conftest import ServerProcess, camera_toml, wait_until
-from tests.helpers import free_port
+from tests.conftest import START_S, ServerProcess, camera_toml, wait_until
 from tests.test_app_session import ADMIN_PASSWORD, api_up, start_recorder
 
 LOOPBACK = ["127.0.0.1"]
@@ -136,9 +135,12 @@ def test_a_recorder_is_discovered_logged_in_removed_and_back(
 ) -> None:
     host = RtspCameraHost({"cam": camera_clips[2][0]})
     host.start()
-    api_port, nats_port = free_port(), free_port()
-    toml = camera_toml([("cam", host.url("cam"), None)], api_port=api_port, nats_port=nats_port)
-    toml = toml.replace("discovery = false", 'discovery = true\nname = "Gate recorder"')
+
+    def config(api_port: int = 0, nats_port: int = 0) -> str:
+        toml = camera_toml([("cam", host.url("cam"), None)], api_port=api_port, nats_port=nats_port)
+        return toml.replace("discovery = false", 'discovery = true\nname = "Gate recorder"')
+
+    toml = config()  # any free ports: the recorder says which it took
     events = Events(discovery)
     sessions = Sessions(runner)
     server: ServerProcess | None = None
@@ -151,7 +153,10 @@ def test_a_recorder_is_discovered_logged_in_removed_and_back(
             20,
             "the server id",
         )
-        wait_until(lambda: discovery.get(sid), 30, f"the recorder in discovery ({server.log()})")
+        api_port, nats_port = server.api_port, server.ports()["nats"]
+        wait_until(
+            lambda: discovery.get(sid), START_S, f"the recorder in discovery ({server.log()})"
+        )
         entry = discovery.get(sid)
         assert entry.base_url == f"http://127.0.0.1:{api_port}" and entry.name == "Gate recorder"
         assert entry.nats_port == nats_port and entry.source == "zeroconf"
@@ -160,7 +165,9 @@ def test_a_recorder_is_discovered_logged_in_removed_and_back(
         sessions.follow(
             discovery, lambda e: ("admin", ADMIN_PASSWORD) if e.server_id == sid else None
         )
-        wait_until(lambda: sessions.get(sid) and sessions.get(sid).state == "online", 20, "login")
+        wait_until(
+            lambda: sessions.get(sid) and sessions.get(sid).state == "online", START_S, "login"
+        )
         session = sessions.get(sid)
         assert session.name == "Gate recorder" and session.nats is not None
         rec = sessions.tree.recorder(sid)
@@ -182,10 +189,14 @@ def test_a_recorder_is_discovered_logged_in_removed_and_back(
         wait_until(lambda: session.state == "reconnecting", 15, "the session to notice")
         assert sessions.tree.recorder(sid).state == "reconnecting"
 
-        # the same recorder starts again: found again, and the same session is online again
+        # the same recorder starts again at the same address: found again, and the same session
+        # is online again
+        server.config.write_text(config(api_port, nats_port))
         server.start()
-        wait_until(lambda: events.count("added", sid) >= 2, 30, "the recorder's return")
-        wait_until(lambda: session.state == "online", 20, f"the session back ({session.error})")
+        wait_until(lambda: events.count("added", sid) >= 2, START_S, "the recorder's return")
+        wait_until(
+            lambda: session.state == "online", START_S, f"the session back ({session.error})"
+        )
         assert sessions.get(sid) is session and sessions.tree.recorder(sid).state == "online"
         before = len(got)
         wait_until(lambda: len(got) >= before + 25, 20, "live packets after the restart")

@@ -34,8 +34,7 @@ from app.session import Session
 from server.live.nats_server import load_or_create_credentials
 from server.protocol.live import ai_subject, decode_live_packet, live_subject
 from server.sim.rtsp_cameras import RtspCameraHost
-from tests.conftest import ServerProcess, camera_toml, wait_until
-from tests.helpers import free_port
+from tests.conftest import START_S, ServerProcess, camera_toml, wait_until
 
 ADMIN_PASSWORD = "admin-password-1"
 CAMERAS = [f"cam{i}" for i in range(4)]
@@ -70,17 +69,12 @@ def recorder(
     host = RtspCameraHost(mounts, name="app-live-cameras")  # one process serves all 8 streams
     host.start()
     tmp = tmp_path_factory.mktemp("app-live")
-    api_port, nats_port = free_port(), free_port()
-    toml = camera_toml(
-        [(c, host.url(f"{c}-main"), host.url(f"{c}-sub")) for c in CAMERAS],
-        api_port=api_port,
-        nats_port=nats_port,
-    )
+    toml = camera_toml([(c, host.url(f"{c}-main"), host.url(f"{c}-sub")) for c in CAMERAS])
     (tmp / "vigia.toml").write_text(toml)
     server = ServerProcess(tmp / "data", tmp / "vigia.toml", tmp / "server.log")
     server.start(env={"VIGIA_ADMIN_PASSWORD": ADMIN_PASSWORD})
+    base_url, nats_url = server.base_url, f"nats://127.0.0.1:{server.ports()['nats']}"
     runner = AsyncRunner("test-app-live").start()
-    base_url = f"http://127.0.0.1:{api_port}"
     session = Session(runner, base_url, "admin", ADMIN_PASSWORD)
 
     def opened() -> bool:
@@ -91,8 +85,8 @@ def recorder(
         return session.nats is not None
 
     try:
-        wait_until(opened, 30, f"a logged-in session with NATS\n{server.log()}", poll=0.2)
-        yield Recorder(server, base_url, f"nats://127.0.0.1:{nats_port}", runner, session)
+        wait_until(opened, START_S, f"a logged-in session with NATS\n{server.log()}", poll=0.2)
+        yield Recorder(server, base_url, nats_url, runner, session)
     finally:
         try:
             session.close()

@@ -22,8 +22,8 @@ from server.catalog import Catalog
 from server.datadir import DataDir
 from server.recording.segmenter import RecordingSettings, StreamRecorder
 from server.sim.clips import ClipSpec, make_clip, read_frame_number
-from tests.conftest import ServerProcess, camera_toml, wait_until
-from tests.helpers import clip_packets, free_port, ingest_packet
+from tests.conftest import START_S, ServerProcess, camera_toml, wait_until
+from tests.helpers import clip_packets, ingest_packet
 
 S = 1_000_000
 FRAME_US = 40_000  # 25 fps
@@ -97,12 +97,11 @@ def serve_archive(
     cam2_end = _record(catalog, data, "cam2", clip2, cam2_start, 80, 20)
     catalog.close()
 
-    port = free_port()
-    toml = camera_toml([("cam", urls["cam"], None), ("cam2", urls["cam2"], None)], api_port=port)
+    toml = camera_toml([("cam", urls["cam"], None), ("cam2", urls["cam2"], None)])
     (root / "vigia.toml").write_text(toml)
     server = ServerProcess(data.root, root / "vigia.toml", root / "server.log")
     server.start(env={"VIGIA_ADMIN_PASSWORD": PASSWORD})
-    base = f"http://127.0.0.1:{port}"
+    base = server.base_url
 
     def up() -> bool:
         try:
@@ -113,7 +112,7 @@ def serve_archive(
 
     runner = AsyncRunner("test-playback").start()
     try:
-        wait_until(up, 30, "the recorder's API")
+        wait_until(up, START_S, "the recorder's API")
 
         async def login() -> ApiClient:
             api = ApiClient(base)

@@ -26,8 +26,8 @@ from app.settings import SavedServer, SecretStore, Settings, config_dir
 from app.signals import Signal
 from server.protocol.live import decode_live_packet, live_subject
 from server.sim.rtsp_cameras import RtspCameraHost
-from tests.conftest import ServerProcess, camera_toml, wait_until
-from tests.helpers import free_port
+from tests.conftest import START_S, ServerProcess, camera_toml, wait_until
+from tests.helpers import refused_port
 
 ADMIN_PASSWORD = "admin-password-1"
 
@@ -58,12 +58,13 @@ def recorder(
     host = RtspCameraHost({"a": camera_clips[0][0], "b": camera_clips[1][0]})
     host.start()
     tmp = tmp_path_factory.mktemp("app-session")
-    api_port = free_port()
-    toml = camera_toml([("a", host.url("a"), None), ("b", host.url("b"), None)], api_port=api_port)
+    toml = camera_toml([("a", host.url("a"), None), ("b", host.url("b"), None)])
     server = start_recorder(tmp, toml)
-    base = f"http://127.0.0.1:{api_port}"
     try:
-        wait_until(lambda: api_up(base) or server.proc.poll() is not None, 30, "the recorder API")
+        base = server.base_url
+        wait_until(
+            lambda: api_up(base) or server.proc.poll() is not None, START_S, "the recorder API"
+        )
         assert server.proc.poll() is None, server.log()
         yield base, server
     finally:
@@ -204,9 +205,10 @@ def test_refused_and_unreachable_logins(recorder, runner: AsyncRunner) -> None:
         wrong.open()
     assert refused.value.status == 401 and wrong.state == "error"
     wrong.close()
-    gone = Session(runner, f"http://127.0.0.1:{free_port()}", "admin", ADMIN_PASSWORD)
-    with pytest.raises(ApiError) as unreachable:
-        gone.open()
+    with refused_port() as port:
+        gone = Session(runner, f"http://127.0.0.1:{port}", "admin", ADMIN_PASSWORD)
+        with pytest.raises(ApiError) as unreachable:
+            gone.open()
     assert unreachable.value.status == 0 and gone.state == "offline"
     gone.close()
     with pytest.raises(ValueError, match="only http"):

@@ -16,7 +16,9 @@ import pytest
 from server.analytics.darknet import DarknetError, build_model, darknet_to_onnx
 from server.analytics.detector import DetectorError
 from server.analytics.models import darknet_files
-from tests.conftest import ROOT, vtest_path
+from server.sim.footage import VTEST
+from tests.conftest import ROOT
+from tests.helpers import video_frames
 
 TOL = 1e-4
 OPENCV_CLASS_THRESHOLD = 0.2  # OpenCV's yolo layer zeroes class scores (obj × prob) below this
@@ -36,21 +38,6 @@ def converted(yolo_files, tmp_path_factory) -> Path:
     return darknet_to_onnx(cfg, weights, names, tmp_path_factory.mktemp("darknet") / "y.onnx")
 
 
-def _vtest_frames(indices: list[int]) -> list[np.ndarray]:
-    path = vtest_path()
-    if not path.exists():
-        pytest.skip(f"vtest.avi (OpenCV's sample clip) not found at {path}")
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    for i in indices:
-        cap.set(cv2.CAP_PROP_POS_FRAMES, i)
-        ok, bgr = cap.read()
-        assert ok, f"cannot read frame {i} of {path}"
-        frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-    cap.release()
-    return frames
-
-
 def _compare_with_opencv(ours: np.ndarray, ref: np.ndarray, net_w: int, net_h: int) -> None:
     """Ours: N×(5+C) in input pixels, class probabilities; OpenCV: normalised, obj × prob."""
     assert ours.shape == ref.shape
@@ -67,7 +54,7 @@ def _compare_with_opencv(ours: np.ndarray, ref: np.ndarray, net_w: int, net_h: i
 
 def test_yolov3_tiny_matches_opencv_darknet_reader(yolo_files, converted: Path) -> None:
     cfg, weights, _ = yolo_files
-    frames = _vtest_frames([40, 400])
+    frames = video_frames(VTEST, [40, 400])
     blob = cv2.dnn.blobFromImages([cv2.resize(f, (416, 416)) for f in frames], 1 / 255.0)
     session = ort.InferenceSession(str(converted), providers=["CPUExecutionProvider"])
     ours = session.run(None, {"images": blob})[0]  # both frames in one batch

@@ -7,7 +7,6 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import cv2
 import numpy as np
 import onnx
 import pytest
@@ -15,7 +14,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from server.analytics import models, providers
 from server.analytics.detector import Detection, Detector, DetectorError
-from tests.conftest import vtest_path
+from server.sim.footage import VTEST
+from tests.helpers import frame_count, video_frames
 
 NAMES = ["person", "car", "dog"]
 
@@ -35,20 +35,9 @@ def detector(default_model: Path) -> Detector:
 
 @pytest.fixture(scope="module")
 def vtest_frames() -> list[np.ndarray]:
-    """20 RGB frames spread over OpenCV's vtest.avi (people walking in a square)."""
-    path = vtest_path()
-    if not path.exists():
-        pytest.skip(f"vtest.avi (OpenCV's sample clip) not found at {path}")
-    cap = cv2.VideoCapture(str(path))
-    count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-    frames = []
-    for i in range(0, count - count % 20, count // 20):
-        cap.set(cv2.CAP_PROP_POS_FRAMES, i)
-        ok, bgr = cap.read()
-        assert ok, f"cannot read frame {i} of {path}"
-        frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-    cap.release()
-    return frames[:20]
+    """20 RGB frames spread over OpenCV's vtest clip (people walking in a square)."""
+    count = frame_count(VTEST)
+    return video_frames(VTEST, list(range(0, count - count % 20, count // 20))[:20])
 
 
 def test_default_model_finds_the_walkers(detector: Detector, vtest_frames) -> None:

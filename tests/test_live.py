@@ -364,6 +364,29 @@ def test_server_dies_with_its_parent(tmp_path: Path) -> None:
         proc.stdout.close()  # type: ignore[union-attr]
 
 
+def test_server_starts_after_the_main_thread_scaled_video(tmp_path: Path) -> None:
+    """Regression: PyAV keeps a reformatter, with slice threads, per thread that scales a frame.
+    A child forked with a ``preexec_fn`` freed it first and hung on those threads' lock, never
+    becoming nats-server: "not ready after 10 s" on machines where the tests had made clips in
+    the same process, and an orphan holding the recorder's data dir lock."""
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "import av, numpy as np\n"
+        "from server.live.nats_server import EmbeddedNats\n"
+        "frame = av.VideoFrame.from_ndarray(np.zeros((576, 768, 3), np.uint8), format='rgb24')\n"
+        "frame.to_ndarray(format='yuv420p', width=384, height=288)\n"
+        "with EmbeddedNats(Path(sys.argv[1]), ready_timeout=60):\n"
+        "    print('ready', flush=True)\n"
+    )
+    out = tmp_path / "out.txt"  # a file: a hung child would hold a pipe open
+    with out.open("w") as f:
+        argv = [sys.executable, "-c", code, str(tmp_path / "nats")]
+        run = subprocess.run(argv, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT, timeout=120)
+    rc = run.returncode
+    assert rc == 0 and "ready" in out.read_text(), out.read_text()[-3000:]
+
+
 # --- end to end ------------------------------------------------------------------------------
 
 

@@ -16,7 +16,6 @@ from server.datadir import DataDir
 from server.live.nats_server import load_or_create_credentials
 from server.protocol.live import decode_live_packet, event_stream_name, live_subject
 from tests.conftest import ROOT, camera_toml, wait_until
-from tests.helpers import free_port
 
 
 async def _receive(url: str, user: str, password: str, subject: str, count: int) -> list[bytes]:
@@ -41,12 +40,11 @@ def test_recorder_publishes_every_packet_decodably(
     server_process, camera_host, camera_clips: list
 ) -> None:
     host = camera_host({"main": camera_clips[0][0]})
-    port = free_port()
-    toml = camera_toml([("cam", host.url("main"), None)], nats_port=port)
+    toml = camera_toml([("cam", host.url("main"), None)])
     server = server_process(toml)
     server.start()
+    port = server.ports()["nats"]
     state = server.data_dir / "nats"
-    wait_until(lambda: (state / "credentials.json").exists(), 20, "the embedded nats-server")
     creds = load_or_create_credentials(state)
     sid = wait_until(
         lambda: (server.data_dir / "server-id").exists() and DataDir(server.data_dir).server_id(),
@@ -88,12 +86,7 @@ def test_viewer_gets_nats_credentials_for_its_cameras_only(
     server_process, camera_host, camera_clips: list, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     host = camera_host({"a": camera_clips[0][0], "b": camera_clips[1][0]})
-    api_port, nats_port = free_port(), free_port()
-    toml = camera_toml(
-        [("a", host.url("a"), None), ("b", host.url("b"), None)],
-        api_port=api_port,
-        nats_port=nats_port,
-    )
+    toml = camera_toml([("a", host.url("a"), None), ("b", host.url("b"), None)])
     monkeypatch.setenv("VIGIA_ADMIN_PASSWORD", "admin-password-1")
     server = server_process(toml)
     server.start()
@@ -120,17 +113,10 @@ def test_viewer_gets_nats_credentials_for_its_cameras_only(
         check=False,
     )
     assert add.returncode == 0, add.stderr
-    base = f"http://127.0.0.1:{api_port}/api/v1"
+    base = f"{server.base_url}/api/v1"  # once it is known, the API listens
 
     async def scenario() -> tuple[list[str], list[str]]:
         async with aiohttp.ClientSession() as http:
-            for _ in range(100):  # the API comes up once recovery and NATS are done
-                try:
-                    async with http.get(f"{base}/openapi.json") as r:
-                        if r.status == 200:
-                            break
-                except aiohttp.ClientConnectionError:
-                    await asyncio.sleep(0.1)
             login = {"name": "view", "password": "viewer-password-1"}
             async with http.post(f"{base}/auth/login", json=login) as r:
                 session = await r.json()

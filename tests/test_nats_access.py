@@ -11,6 +11,8 @@ import pytest
 
 from server.live.nats_server import EmbeddedNats
 
+EVENT_S = 30.0  # awaited events (come in milliseconds); generous for a loaded machine
+
 
 async def _scenario(server: EmbeddedNats) -> tuple[list[bytes], list[str]]:
     creds = server.credentials
@@ -38,13 +40,13 @@ async def _scenario(server: EmbeddedNats) -> tuple[list[bytes], list[str]]:
     await publisher.publish("vigia.s1.live.b.main", b"for b")
     await publisher.publish("vigia.s1.live.a.main", b"for a")
     await publisher.flush()
-    await asyncio.wait_for(seen_a.wait(), 5)
+    await asyncio.wait_for(seen_a.wait(), EVENT_S)
     await client.publish("vigia.s1.live.a.main", b"forged")  # a client may not publish
     with contextlib.suppress(Exception):
         await client.flush(timeout=2)
     # the server's refusal comes back asynchronously: wait for it rather than for a flush
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(publish_refused.wait(), 5)
+        await asyncio.wait_for(publish_refused.wait(), EVENT_S)
     await client.close()
     await publisher.close()
     return got, errors

@@ -16,10 +16,9 @@ import pytest
 
 from server.sim import rtsp_cameras
 from server.sim.clips import ClipSpec, make_clip, read_frame_number, transcode_to_h264
+from server.sim.footage import VTEST
 from server.sim.rtsp_cameras import CameraFarm, RtspCameraHost
-from tests.conftest import vtest_path
 
-VTEST = vtest_path()
 RTSP_OPTIONS = {"rtsp_transport": "tcp"}
 
 
@@ -113,8 +112,6 @@ def test_cbr_bitrate_is_reached_at_1080p(tmp_path: Path) -> None:
 
 
 def test_transcode_real_footage(tmp_path: Path) -> None:
-    if not VTEST.exists():
-        pytest.skip(f"{VTEST} not present")
     path = transcode_to_h264(VTEST, tmp_path / "vtest.mp4", max_seconds=3)
     with av.open(str(path)) as c:
         s = c.streams.video[0]
@@ -238,8 +235,6 @@ def test_camera_exits_when_its_parent_is_killed(gst: None, main_clip: Path) -> N
 
 
 def test_transcoded_footage_is_served(gst: None, tmp_path: Path) -> None:
-    if not VTEST.exists():
-        pytest.skip(f"{VTEST} not present")
     path = transcode_to_h264(VTEST, tmp_path / "vtest.mp4", max_seconds=3)
     with RtspCameraHost({"main": path}) as cam:
         streams = ffprobe(cam.url("main"))

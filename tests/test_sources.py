@@ -17,7 +17,7 @@ from server.protocol.fragindex import decode_fragment_index
 from server.recorder import Recorder
 from server.service import apply_camera
 from tests.conftest import wait_until
-from tests.helpers import decode_errors, ffprobe, free_port
+from tests.helpers import decode_errors, ffprobe
 
 
 class Harness:
@@ -124,12 +124,12 @@ def test_outage_gives_offline_then_online_and_a_true_gap(
 
 
 def test_bad_sources_get_clear_errors_and_do_not_disturb_others(
-    harness: Harness, camera_host, camera_clips: list, hevc_clip: Path
+    harness: Harness, camera_host, camera_clips: list, hevc_clip: Path, closed_port: int
 ) -> None:
     host = camera_host({"main": hevc_clip, "sub": camera_clips[1][1]}, audio_mounts=["audio"])
     harness.add("good", host.url("main"), host.url("sub"))
     harness.add("notfound", host.url("no-such-mount"))
-    harness.add("refused", f"rtsp://127.0.0.1:{free_port()}/main")
+    harness.add("refused", f"rtsp://127.0.0.1:{closed_port}/main")
     harness.add("novideo", host.url("audio"))
     harness.add("garbage", "rtsp://")
 

@@ -26,8 +26,7 @@ from app.export import verify_export
 from app.settings import SecretStore, Settings
 from app.workstation import Workstation
 from server.sim.rtsp_cameras import RtspCameraHost
-from tests.conftest import ROOT, ServerProcess, camera_toml, wait_until
-from tests.helpers import free_port
+from tests.conftest import ROOT, START_S, ServerProcess, camera_toml, wait_until
 from ui import theme
 from ui.dialogs import PAGES, open_export_dialog, open_settings
 from ui.dialogs.common import Page
@@ -64,13 +63,12 @@ def rig(
     host = RtspCameraHost(mounts, name="ui-dialog-cameras")
     host.start()
     tmp = tmp_path_factory.mktemp("ui-dialogs")
-    api_port = free_port()
-    toml = camera_toml([("cam0", host.url("cam0-main"), host.url("cam0-sub"))], api_port=api_port)
+    toml = camera_toml([("cam0", host.url("cam0-main"), host.url("cam0-sub"))])
     (tmp / "vigia.toml").write_text(toml)
     server = ServerProcess(tmp / "data", tmp / "vigia.toml", tmp / "server.log")
     server.start(env={"VIGIA_ADMIN_PASSWORD": ADMIN_PASSWORD})
     ws = Workstation(Settings(tmp / "config", SecretStore()), start_discovery=False)
-    base_url = f"http://127.0.0.1:{api_port}"
+    base_url = server.base_url
 
     def connected():
         try:
@@ -79,7 +77,9 @@ def rig(
             return None
 
     try:
-        session = wait_until(connected, 30, f"a login to the recorder\n{server.log()}", poll=0.2)
+        session = wait_until(
+            connected, START_S, f"a login to the recorder\n{server.log()}", poll=0.2
+        )
         yield Rig(ws, host, server, session.server_id, base_url)
     finally:
         try:

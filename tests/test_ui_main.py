@@ -26,8 +26,7 @@ from PySide6.QtWidgets import QApplication
 from app.settings import SecretStore, Settings
 from app.workstation import Workstation
 from server.sim.rtsp_cameras import RtspCameraHost
-from tests.conftest import ROOT, ServerProcess, camera_toml, wait_until
-from tests.helpers import free_port
+from tests.conftest import ROOT, START_S, ServerProcess, camera_toml, wait_until
 from ui import i18n
 from ui.layouts import LocalLayouts, RemoteLayouts
 from ui.mainwindow import MainWindow
@@ -55,14 +54,11 @@ def recorder(
     host = RtspCameraHost(mounts, name="ui-main-cameras")
     host.start()
     tmp = tmp_path_factory.mktemp("ui-main")
-    api_port = free_port()
-    toml = camera_toml(
-        [(c, host.url(f"{c}-main"), host.url(f"{c}-sub")) for c in CAMERAS], api_port=api_port
-    )
+    toml = camera_toml([(c, host.url(f"{c}-main"), host.url(f"{c}-sub")) for c in CAMERAS])
     (tmp / "vigia.toml").write_text(toml)
     server = ServerProcess(tmp / "data", tmp / "vigia.toml", tmp / "server.log")
     server.start(env={"VIGIA_ADMIN_PASSWORD": ADMIN_PASSWORD})
-    base_url = f"http://127.0.0.1:{api_port}"
+    base_url = server.base_url
     probe = Workstation(_settings(tmp / "probe"), start_discovery=False)
 
     def online() -> bool:
@@ -75,7 +71,7 @@ def recorder(
         return session.live_available and states.count("online") == 2 * len(CAMERAS)
 
     try:
-        wait_until(online, 60, "a recorder with 4 cameras online (see its log)", poll=0.5)
+        wait_until(online, START_S, "a recorder with 4 cameras online (see its log)", poll=0.5)
         probe.close()
         yield Recorder(server, base_url)
     finally:

@@ -1,6 +1,6 @@
 """Screenshots under a real X server (Xvfb + Mesa OpenGL) of the workstation against a recorder.
 
-The recorder serves four ``file://`` cameras: OpenCV's ``vtest.avi`` (people walking; analytics
+The recorder serves four ``file://`` cameras: OpenCV's ``vtest`` clip (people walking; analytics
 on for this camera only) and three synthetic scenes. A child process on our own Xvfb display
 (Qt picks its platform once per process and the other UI tests run offscreen, where a
 QOpenGLWidget never paints) logs in with the real ``Workstation``, fills a 4×4 GL wall through
@@ -22,43 +22,39 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.helpers import free_port
-
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "artifacts"
 ADMIN_PASSWORD = "admin-password-1"
 CAMERAS = ("vt", "cam0", "cam1", "cam2")
 
 
+@pytest.mark.timeout(600)  # its waits end on events; generous for a loaded machine
 def test_wall_and_timeline_screenshots(
     xvfb_display: str, server_process, camera_clips, tmp_path: Path, monkeypatch
 ) -> None:
     from server.sim.clips import transcode_to_h264
-    from tests.conftest import camera_toml, vtest_path
+    from server.sim.footage import VTEST
+    from tests.conftest import camera_toml
 
-    vtest = vtest_path()
-    if not vtest.exists():
-        pytest.skip(f"{vtest} (real footage with people) is absent")
-    clip = transcode_to_h264(vtest, tmp_path / "vtest.mp4", max_seconds=20)
+    clip = transcode_to_h264(VTEST, tmp_path / "vtest.mp4", max_seconds=20)
     # vtest has no sub stream: its small tiles must show the main stream
     cams = [("vt", f"file://{clip}", None)] + [
         (f"cam{i}", f"file://{main}", f"file://{sub}")
         for i, (main, sub) in enumerate(camera_clips[:3])
     ]
-    port = free_port()
     # analytics only where someone walks: the camera's own setting turns it on (child)
-    toml = camera_toml(cams, analytics="enabled = false\nfps = 5", api_port=port)
+    toml = camera_toml(cams, analytics="enabled = false\nfps = 5")
     monkeypatch.setenv("VIGIA_ADMIN_PASSWORD", ADMIN_PASSWORD)
     server = server_process(toml)
     server.start()
     env = {k: v for k, v in os.environ.items() if k != "VIGIA_RENDERER"}
     env.update(DISPLAY=xvfb_display, QT_QPA_PLATFORM="xcb", PYTHONPATH=str(ROOT))
     out = subprocess.run(
-        [sys.executable, __file__, f"http://127.0.0.1:{port}", str(ARTIFACTS)],
+        [sys.executable, __file__, server.base_url, str(ARTIFACTS)],
         env=env,
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=480,
         cwd=ROOT,
     )
     assert out.returncode == 0, out.stderr[-4000:] + "\n" + server.log()[-2000:]
@@ -135,7 +131,7 @@ def _child(base_url: str, artifacts: Path) -> None:
         60,
         lambda: f"frames in all 16 tiles: {[t.frames_received for t in tiles]}",
     )
-    pump_until(lambda: any(t.boxes for t in tiles), 60, "a detection box on a vtest tile")
+    pump_until(lambda: any(t.boxes for t in tiles), 150, "a detection box on a vtest tile")
     app.processEvents()
     image = wall.screen().grabWindow(wall.winId())
     wall_png = artifacts / "wall_4x4_live.png"

@@ -28,7 +28,7 @@ from server.recording.h26x import iter_nals, nal_type, parameter_sets
 from server.recording.packets import IngestPacket, StreamInfo
 from server.sim.clips import read_frame_number
 from server.webrtc.client import WhepRefused, WhepViewer
-from tests.conftest import ROOT, wait_until
+from tests.conftest import ROOT, START_S, wait_until
 
 ADMIN_PASSWORD = "admin-password-1"
 FPS = 25
@@ -198,7 +198,7 @@ def wait_online(rec: Recorder, token: str, streams: set[tuple[str, str]]) -> Non
         up = {(c["id"], s["name"]) for c in cams for s in c["streams"] if s["state"] == "online"}
         return streams <= up
 
-    wait_until(online, 30, f"streams {sorted(streams)} online")
+    wait_until(online, START_S, f"streams {sorted(streams)} online")
 
 
 def metric(base: str, name: str) -> float:

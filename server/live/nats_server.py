@@ -14,7 +14,6 @@ that lives exactly as long as the child (it also forwards the child's log to ``l
 from __future__ import annotations
 
 import collections
-import ctypes
 import json
 import logging
 import os
@@ -26,7 +25,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -40,8 +39,10 @@ CONFIG_FILE = "nats-server.conf"
 SERVICE_USER = "vigia"
 # NATS's default is 1 MiB; a key frame of a 4K main stream can be larger than that.
 DEFAULT_MAX_PAYLOAD = 8 * 1024 * 1024
+# Up in ~0.1 s here; the wait ends on its "Server is ready" line, so a generous cap costs
+# nothing, and a loaded machine (CI, a recorder starting with many cameras) took over 10 s.
+READY_TIMEOUT_S = 60.0
 
-_PR_SET_PDEATHSIG = 1
 _LOG_LINE = re.compile(r"\[(INF|WRN|ERR|FTL|DBG|TRC)\] (.*)$")
 _LISTENING = re.compile(r"Listening for client connections on (.+):(\d+)$")
 _LEVELS = {"INF": logging.DEBUG, "DBG": logging.DEBUG, "TRC": logging.DEBUG,
@@ -104,22 +105,23 @@ def _conf_str(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)  # NATS config strings take JSON escapes
 
 
-def _die_with_parent() -> Callable[[], None] | None:
-    """A ``preexec_fn`` that makes the child get SIGTERM when its parent thread dies (Linux)."""
+def _die_with_parent(cmd: list[str]) -> list[str]:
+    """``cmd`` made to get SIGTERM when the thread that starts it dies (Linux: util-linux's
+    ``setpriv`` sets ``PR_SET_PDEATHSIG``, then execs ``cmd``).
+
+    Not a ``preexec_fn``: with one, CPython's forked child first clears the Python state of the
+    parent's other threads, which can call into C code waiting on locks of threads that do not
+    exist in the child. Seen: a PyAV reformatter cached by the main thread frees its slice
+    threads and waits forever; the child never becomes nats-server ("not ready after ... s")
+    and lives on, holding the data dir lock. Without one, the child only execs.
+    """
     if not sys.platform.startswith("linux"):
-        return None
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved before fork, not in the child
-    except (OSError, AttributeError):
-        return None
-    parent = os.getpid()
-
-    def preexec() -> None:
-        prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
-        if os.getppid() != parent:  # the parent died before the prctl: nobody will tell us
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    return preexec
+        return cmd
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        log.warning("setpriv (util-linux) not found: nats-server may outlive a killed recorder")
+        return cmd
+    return [setpriv, "--pdeathsig", "TERM", "--", *cmd]
 
 
 class EmbeddedNats:
@@ -134,7 +136,7 @@ class EmbeddedNats:
         port: int = 0,
         binary: Path | None = None,
         max_payload: int = DEFAULT_MAX_PAYLOAD,
-        ready_timeout: float = 10.0,
+        ready_timeout: float = READY_TIMEOUT_S,
     ) -> None:
         self.state_dir = Path(state_dir)
         self.host = host
@@ -315,12 +317,11 @@ class EmbeddedNats:
         """Runs on the thread that owns the child: start it, forward its log, reap it."""
         try:
             proc = subprocess.Popen(
-                cmd,
+                _die_with_parent(cmd),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # a terminal's Ctrl-C reaches us; we stop it in order
-                preexec_fn=_die_with_parent(),  # only a pre-resolved prctl: fork-safe enough
                 close_fds=True,
             )
         except OSError as exc:

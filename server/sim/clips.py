@@ -304,14 +304,18 @@ def make_clip(path: Path, spec: ClipSpec) -> Path:
 
 
 def transcode_to_h264(
-    src: Path, dst: Path, fps: int | None = None, max_seconds: float | None = None
+    src: Path,
+    dst: Path,
+    fps: int | None = None,
+    max_seconds: float | None = None,
+    size: tuple[int, int] | None = None,
 ) -> Path:
     """Transcode any video PyAV opens into an H.264 MP4 a simulated camera can serve (cached).
 
     Real footage (e.g. OpenCV's ``vtest.avi``) exercises analytics that a synthetic scene cannot.
     The output has a key frame every second and no B-frames, like a camera's stream. ``fps``
     resamples the frame rate (frames are repeated or dropped by timestamp); ``max_seconds`` cuts
-    the clip short.
+    the clip short; ``size`` (width, height) scales it, as a camera's sub stream.
     """
     dst = Path(dst)
     if dst.exists():
@@ -321,7 +325,8 @@ def transcode_to_h264(
         vs = inp.streams.video[0]
         src_rate = float(vs.average_rate or vs.guessed_rate or 25)
         out_fps = fps or max(1, round(src_rate))
-        width, height = vs.codec_context.width & ~1, vs.codec_context.height & ~1
+        width, height = size or (vs.codec_context.width, vs.codec_context.height)
+        width, height = width & ~1, height & ~1
         spec = ClipSpec(width, height, fps=out_fps, seconds=max_seconds or 1, codec="h264")
         limit = max_seconds if max_seconds is not None else math.inf
 
@@ -352,14 +357,28 @@ def transcode_to_h264(
 
 
 def demo_clips(directory: Path, count: int) -> list[tuple[Path, Path]]:
-    """(main 1920x1080, sub 640x360) clip pairs for ``count`` demo cameras (cached).
+    """(main, sub) clip pairs for ``count`` demo cameras (cached).
 
-    Main streams are 4 Mbit/s CBR and sub streams 512 kbit/s, typical camera settings, so the
+    Camera 1 shows real footage, people walking across a square (OpenCV's vtest, kept in the
+    repo: :mod:`server.sim.footage`), so a newcomer sees the analytics put boxes on people; its
+    sub stream is the same footage at half size. The others are synthetic scenes, main
+    1920x1080 at 4 Mbit/s CBR and sub 640x360 at 512 kbit/s, typical camera settings, so the
     demo recorder writes realistic amounts of data.
     """
+    from server.sim.footage import VTEST
+
     directory = Path(directory)
     pairs = []
+    if not VTEST.exists():  # an installed package without the repo's resources/
+        logger.warning("%s is absent: demo camera 1 shows a synthetic scene", VTEST)
     for i in range(1, count + 1):
+        if i == 1 and VTEST.exists():
+            main = transcode_to_h264(VTEST, directory / "demo-cam01-main-vtest-768x576-10fps.mp4")
+            sub = transcode_to_h264(
+                VTEST, directory / "demo-cam01-sub-vtest-384x288-10fps.mp4", size=(384, 288)
+            )
+            pairs.append((main, sub))
+            continue
         pair = []
         for kind, (w, h), rate in (("main", (1920, 1080), 4_000_000), ("sub", (640, 360), 512_000)):
             spec = ClipSpec(

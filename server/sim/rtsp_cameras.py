@@ -27,6 +27,9 @@ logger = logging.getLogger(__name__)
 GST_PYTHON = "/usr/bin/python3"
 SCRIPT = Path(__file__).with_name("gst_rtsp_camera.py")
 HOST = "127.0.0.1"
+# Startup ends on the process's READY line, so the cap only matters when something is wrong; a
+# fresh machine builds GStreamer's plugin registry on the first start, and a loaded one is slow.
+READY_TIMEOUT_S = 120.0
 
 
 @functools.cache
@@ -92,7 +95,7 @@ class RtspCameraHost:
         """``rtsp://127.0.0.1:PORT/mount``."""
         return f"rtsp://{HOST}:{self.port}/{mount}"
 
-    def start(self, timeout: float = 20) -> None:
+    def start(self, timeout: float = READY_TIMEOUT_S) -> None:
         """Launch the process and return once it listens."""
         self.launch()
         self.wait_ready(timeout)
@@ -132,7 +135,7 @@ class RtspCameraHost:
             self._stderr_tail.append(line)
             logger.debug("%s: %s", self.name, line)
 
-    def wait_ready(self, timeout: float = 20) -> None:
+    def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:
         """Wait for the ``READY <port>`` line of a launched process."""
         proc = self._proc
         if proc is None:
@@ -190,7 +193,7 @@ class RtspCameraHost:
             proc.stderr.close()
         logger.info("%s stopped (exit status %s)", self.name, proc.returncode)
 
-    def restart(self, timeout: float = 20) -> None:
+    def restart(self, timeout: float = READY_TIMEOUT_S) -> None:
         """Stop and start again on the same port."""
         self.stop()
         self.start(timeout)
@@ -242,7 +245,7 @@ class CameraFarm:
     def __iter__(self) -> Iterator[RtspCameraHost]:
         return iter(self.hosts)
 
-    def start(self, timeout: float = 60) -> None:
+    def start(self, timeout: float = READY_TIMEOUT_S) -> None:
         """Start every camera that is not running; all or nothing."""
         deadline = time.monotonic() + timeout
         started = time.perf_counter()
