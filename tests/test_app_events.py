@@ -24,7 +24,6 @@ from app.settings import SecretStore, Settings
 from app.workstation import Workstation
 from server.sim.clips import transcode_to_h264
 from tests.conftest import ServerProcess, camera_toml, vtest_path, wait_until
-from tests.helpers import free_port
 
 ADMIN_PASSWORD = "admin-password-1"
 VTEST = vtest_path()
@@ -49,11 +48,11 @@ class Recorder:
 def recorder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorder]:
     tmp = tmp_path_factory.mktemp("app-events")
     clip = transcode_to_h264(VTEST, tmp / "vtest.mp4", max_seconds=20)
-    port = free_port()
-    toml = camera_toml([("vt", f"file://{clip}", None)], analytics="fps = 5", api_port=port)
+    toml = camera_toml([("vt", f"file://{clip}", None)], analytics="fps = 5")
     (tmp / "vigia.toml").write_text(toml)
     server = ServerProcess(tmp / "data", tmp / "vigia.toml", tmp / "server.log")
     server.start(env={"VIGIA_ADMIN_PASSWORD": ADMIN_PASSWORD})
+    port = server.api_port
     ws = Workstation(Settings(tmp / "config", SecretStore(fail.Keyring())), start_discovery=False)
 
     def connected():

@@ -39,7 +39,6 @@ from app.walllayout import parse_layout
 from app.workstation import Workstation
 from server.sim.rtsp_cameras import RtspCameraHost
 from tests.conftest import ServerProcess, camera_toml, wait_until
-from tests.helpers import free_port
 
 ADMIN_PASSWORD = "admin-password-1"
 S = 1_000_000
@@ -69,16 +68,15 @@ def rig(
     host = RtspCameraHost(mounts, name="app-models-cameras")
     host.start()
     tmp = tmp_path_factory.mktemp("app-models")
-    port = free_port()
     # analytics on (its routes answer) but no camera analysed: settings, zones, motion grid
     toml = camera_toml(
         [("cam0", host.url("cam0-main"), host.url("cam0-sub"))],
         analytics="enabled = false",
-        api_port=port,
     )
     (tmp / "vigia.toml").write_text(toml)
     server = ServerProcess(tmp / "data", tmp / "vigia.toml", tmp / "server.log")
     server.start(env={"VIGIA_ADMIN_PASSWORD": ADMIN_PASSWORD})
+    port = server.api_port
     ws = Workstation(Settings(tmp / "config", SecretStore(fail.Keyring())), start_discovery=False)
 
     def connected():

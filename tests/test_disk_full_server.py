@@ -16,7 +16,6 @@ import pytest
 
 from server.sim.clips import ClipSpec, make_clip
 from tests.conftest import ServerProcess, camera_toml, wait_until
-from tests.helpers import free_port
 
 MiB = 1024 * 1024
 
@@ -99,8 +98,7 @@ def test_recorder_survives_a_full_volume_and_restarts_on_one(
     clip = make_clip(clip_dir / "8mbps.mp4", ClipSpec(640, 360, fps=25, seconds=6,
                                                       bitrate=8_000_000, label="busy"))  # fmt: skip
     host = camera_host({"a": clip, "b": clip})
-    port = free_port()
-    toml = camera_toml([("a", host.url("a"), None), ("b", host.url("b"), None)], api_port=port)
+    toml = camera_toml([("a", host.url("a"), None), ("b", host.url("b"), None)])
     toml = toml.replace("segment_seconds = 15", "segment_seconds = 2")
     # no analytics: its detector model alone would take half of the small volume
     toml = toml.replace("discovery = false", 'discovery = false\nroles = "ingest,record,live,api"')
@@ -112,6 +110,7 @@ def test_recorder_survives_a_full_volume_and_restarts_on_one(
     server.data_dir = volume / "data"
     db = server.data_dir / "catalog.db"
     server.start({"VIGIA_ADMIN_PASSWORD": "correct horse battery"})
+    port = server.api_port
     assert server.proc is not None
     wait_until(lambda: db.exists() and sum(closed_since(db, 0).values()) >= 4, 60,
                "a few segments before the volume fills")  # fmt: skip
@@ -134,6 +133,7 @@ def test_recorder_survives_a_full_volume_and_restarts_on_one(
     start_at = len(server.log_path.read_bytes())
     server.start({"VIGIA_ADMIN_PASSWORD": "correct horse battery"})
     wait_until(lambda: b"HTTP API on" in server.log_path.read_bytes()[start_at:], 60, "the API")
+    port = server.api_port  # a new run, a new port
     wait_until(lambda: min(written(port, cam) for cam in "ab") >= 2, 60,
                "recording after a restart on a full volume")  # fmt: skip
     assert server.proc.poll() is None

@@ -12,7 +12,7 @@ import pytest
 
 from server.sim.clips import ClipSpec, make_clip
 from tests.conftest import ROOT, camera_toml
-from tests.helpers import free_port
+from tests.helpers import refused_port
 
 
 @pytest.fixture
@@ -49,7 +49,8 @@ def test_doctor_names_a_dead_camera_and_a_full_disk(
     full_volume: Path, clip_dir: Path, tmp_path: Path
 ) -> None:
     clip = make_clip(clip_dir / "doctor.mp4", ClipSpec(320, 180, fps=25, seconds=2, label="doc"))
-    dead_port = free_port()  # nothing listens there
+    dead = refused_port()  # nothing listens there while the test runs
+    dead_port = dead.__enter__()
     config = tmp_path / "vigia.toml"
     config.write_text(
         camera_toml(
@@ -58,6 +59,7 @@ def test_doctor_names_a_dead_camera_and_a_full_disk(
         ).replace("min_free_bytes = 0", "min_free_bytes = 8_000_000")
     )  # fmt: skip
     out = doctor(config, full_volume / "data")
+    dead.__exit__(None, None, None)
     lines = out.stdout.splitlines()
     assert out.returncode == 1, out.stdout + out.stderr
     failed = [line for line in lines if line.startswith("FAIL")]
@@ -95,11 +97,11 @@ def test_doctor_reports_a_bad_config_as_a_failure(tmp_path: Path) -> None:
 
 def test_doctor_names_an_unreachable_nats_server(tmp_path: Path) -> None:
     config = tmp_path / "vigia.toml"
-    dead = free_port()
-    config.write_text(camera_toml([]).replace(
-        '[nats]\n', f'[nats]\nurl = "nats://app:secret@127.0.0.1:{dead}"\n'
-    ).replace('listen = "127.0.0.1:0"\n[analytics]', "[analytics]"))  # fmt: skip
-    out = doctor(config, tmp_path / "data")
+    with refused_port() as dead:
+        config.write_text(camera_toml([]).replace(
+            '[nats]\n', f'[nats]\nurl = "nats://app:secret@127.0.0.1:{dead}"\n'
+        ).replace('listen = "127.0.0.1:0"\n[analytics]', "[analytics]"))  # fmt: skip
+        out = doctor(config, tmp_path / "data")
     assert out.returncode == 1, out.stdout + out.stderr
     (line,) = [x for x in out.stdout.splitlines() if x.startswith("FAIL nats")]
     assert f"127.0.0.1:{dead}" in line and "refused" in line, line

@@ -15,7 +15,6 @@ import pytest
 
 from server.sim.clips import ClipSpec, make_clip
 from tests.conftest import ServerProcess, camera_toml, wait_until
-from tests.helpers import free_port
 
 ADMIN = {"name": "admin", "password": "admin-password-1"}
 
@@ -79,14 +78,13 @@ def test_an_export_cut_short_by_kill_9_is_failed_after_restart_without_temp_file
     clip = make_clip(clip_dir / "8mbps.mp4", ClipSpec(640, 360, fps=25, seconds=6,
                                                       bitrate=8_000_000, label="busy"))  # fmt: skip
     host = camera_host({"cam": clip})
-    port = free_port()
-    toml = camera_toml([("cam", host.url("cam"), None)], api_port=port)
+    toml = camera_toml([("cam", host.url("cam"), None)])
     toml = toml.replace("segment_seconds = 15", "segment_seconds = 2")
     toml = toml.replace("discovery = false", 'discovery = false\nroles = "ingest,record,api"')
     server = server_process(toml)
     env = {"VIGIA_ADMIN_PASSWORD": ADMIN["password"]}
     server.start(env)
-    api = Api(port)
+    api = Api(server.api_port)
     api.login()
     db = server.data_dir / "catalog.db"
     wait_until(lambda: _closed(db) >= 6, 60, "12 s of recordings")
@@ -123,6 +121,7 @@ def test_an_export_cut_short_by_kill_9_is_failed_after_restart_without_temp_file
     assert tmp.exists(), "the temp file is there after the crash"
 
     server.start(env)
+    api = Api(server.api_port)  # a new run, a new port
     api.login()
     status, after = api.call("GET", f"/exports/{job['id']}")
     assert status == 200, after

@@ -31,7 +31,6 @@ from server.recorder import redact_url
 from server.recording.packets import StreamInfo
 from server.webrtc.offer import OfferError, parse_offer
 from server.webrtc.sessions import WebRtcSettings, WhepSessions
-from tests.helpers import free_port
 
 WRAPPERS = ("async:file://{clip}", "cache:file://{clip}", "subfile:file://{clip}",
             "concat:{clip}", "FILE://{clip}", "File://{clip}")  # fmt: skip
@@ -65,7 +64,9 @@ def test_camera_schemes_are_case_insensitive_and_config_clips_still_play(
 def test_a_probe_does_not_tell_open_ports_from_closed_ones(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    closed = free_port()
+    blocker = socket.socket()  # bound, never listening: connections are refused
+    blocker.bind(("127.0.0.1", 0))
+    closed = blocker.getsockname()[1]
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen()
@@ -83,6 +84,7 @@ def test_a_probe_does_not_tell_open_ports_from_closed_ones(
                 Source.probe(f"rtsp://u:pw@127.0.0.1:{port}/x", SystemClock(), Timeouts(3, 3))
             messages.append(str(exc.value))
     listener.close()
+    blocker.close()
     assert messages == [PROBE_FAILED, PROBE_FAILED]
     assert "probe of rtsp://u:***@127.0.0.1" in caplog.text, "the reason is in the log"
 

@@ -25,7 +25,6 @@ import pytest
 from server import __version__
 from server.sim.clips import ClipSpec, make_clip
 from tests.conftest import ROOT, ServerProcess, camera_toml, wait_until
-from tests.helpers import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -175,9 +174,9 @@ def test_bundle_opens_its_window_under_xvfb_without_the_venv(
         tar.extractall(tmp_path / "opt", filter="tar")
     (program,) = (tmp_path / "opt").glob("vigia-workstation-*/vigia")
     clip = make_clip(clip_dir / "bundle.mp4", ClipSpec(320, 180, fps=25, seconds=4, label="b"))
-    port = free_port()
-    rec = server_process(camera_toml([("cam", clip.resolve().as_uri(), None)], api_port=port))
+    rec = server_process(camera_toml([("cam", clip.resolve().as_uri(), None)]))
     rec.start(env={"VIGIA_ADMIN_PASSWORD": "admin-password-1"})
+    port = rec.api_port
     wait_until(lambda: "HTTP API on" in rec.log(), 60, "the recorder's API")
     report = tmp_path / "selftest.json"
     home = tmp_path / "home"

@@ -21,7 +21,6 @@ from server import __version__
 from server.catalog import Catalog
 from server.sim.clips import ClipSpec, make_clip
 from tests.conftest import ServerProcess, camera_toml, wait_until
-from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 UNIT = ROOT / "packaging" / "systemd" / "vigia-server.service"
@@ -123,8 +122,7 @@ def test_recorder_notifies_and_stops_cleanly_on_sigterm(
     server_process: Callable[[str], ServerProcess], clip_dir: Path, tmp_path: Path
 ) -> None:
     clip = make_clip(clip_dir / "notify.mp4", ClipSpec(320, 180, fps=25, seconds=4, label="sd"))
-    port = free_port()
-    proc = server_process(camera_toml([("cam", clip.resolve().as_uri(), None)], api_port=port))
+    proc = server_process(camera_toml([("cam", clip.resolve().as_uri(), None)]))
     listener = NotifyListener(tmp_path / "notify.sock")
     try:
         proc.start(
@@ -138,7 +136,7 @@ def test_recorder_notifies_and_stops_cleanly_on_sigterm(
         alive = lambda: proc.proc.poll() is None  # noqa: E731
         listener.receive_until("READY=1", 120, alive)
         # ready means serving: the API answers at once, with the version
-        assert server_info(port)["version"] == __version__
+        assert server_info(proc.api_port)["version"] == __version__
         listener.receive_until("WATCHDOG=1", 10, alive)
         assert listener.messages.index("READY=1") < listener.messages.index("WATCHDOG=1")
         # recording: an open segment on disk

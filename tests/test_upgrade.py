@@ -17,7 +17,7 @@ import av
 
 from server.catalog.schema import SCHEMA_VERSION
 from tests.conftest import ROOT, ServerProcess, camera_toml, wait_until
-from tests.helpers import decode_errors, free_port
+from tests.helpers import decode_errors
 
 FIXTURE = ROOT / "tests" / "fixtures" / "catalog-0.1.0"
 PASSWORD = "admin-password-1"  # the fixture's admin (make-upgrade-fixture.sh)
@@ -46,8 +46,7 @@ def test_fixture_is_small_and_from_0_1_0() -> None:
 def test_catalog_of_0_1_0_migrates_and_its_recordings_play(
     server_process: Callable[[str], ServerProcess], tmp_path: Path
 ) -> None:
-    port = free_port()
-    proc = server_process(camera_toml([], api_port=port))
+    proc = server_process(camera_toml([]))
     shutil.copytree(FIXTURE, proc.data_dir)
     with sqlite3.connect(proc.data_dir / "catalog.db") as db:
         before = db.execute(
@@ -55,6 +54,7 @@ def test_catalog_of_0_1_0_migrates_and_its_recordings_play(
         ).fetchall()
     assert len(before) >= 3
     proc.start()
+    port = proc.api_port
     wait_until(lambda: "HTTP API on" in proc.log(), 60, "the recorder's API")
     assert _user_version(proc.data_dir / "catalog.db") == SCHEMA_VERSION
     base = f"http://127.0.0.1:{port}/api/v1"
