@@ -23,18 +23,14 @@ from app.session import Session
 from app.settings import SecretStore, Settings
 from app.workstation import Workstation
 from server.sim.clips import transcode_to_h264
-from tests.conftest import ServerProcess, camera_toml, vtest_path, wait_until
+from server.sim.footage import VTEST
+from tests.conftest import ServerProcess, camera_toml, wait_until
 
 ADMIN_PASSWORD = "admin-password-1"
-VTEST = vtest_path()
 S = 1_000_000
 HOUR_US = 3600 * S
 WALKWAY = (0.25, 0.2, 0.95, 0.6)  # where people cross vtest's picture
 CALL_S = 20
-
-pytestmark = pytest.mark.skipif(
-    not VTEST.exists(), reason=f"{VTEST} (real footage with people) is absent"
-)
 
 
 @dataclass
