@@ -69,7 +69,7 @@ def test_wall_and_timeline_screenshots(
     assert boxed and all(t["camera"].endswith("/vt") for t in boxed), report["tiles"]
     assert report["box_pixels"] > 50, report  # the box is on screen in its label's colour
     assert report["timeline_events"] > 0 and report["timeline_ranges"] > 0, report
-    assert report["timeline_event_pixels"] > 0, report["timeline_labels"]
+    assert report["timeline_event_pixels"] > 0, report["timeline_event_pixels_by_label"]
     for png in (report["wall_png"], report["timeline_png"], *report["dialog_pngs"]):
         assert Path(png).stat().st_size > 0
     assert len(report["dialog_pngs"]) == 7  # six settings pages and the export dialog
@@ -209,8 +209,8 @@ def _child(base_url: str, artifacts: Path) -> None:
         timeline_ranges=len(view.ranges),
         # events overlap (vtest has people, and at times a car): each label in its colour,
         # and the one on top covers the others, so count the best-shown label
-        timeline_labels=sorted({e.label for e in events}),
-        timeline_event_pixels=max(pixels_of(label) for label in {e.label for e in events}),
+        timeline_event_pixels=pixels_of(events[0].label),
+        timeline_event_pixels_by_label={e.label: pixels_of(e.label) for e in events},
     )
     # every settings page and the export dialog, on the same X server, with the recorder's data
     from ui.dialogs import open_export_dialog, open_settings
