@@ -207,8 +207,7 @@ def _child(base_url: str, artifacts: Path) -> None:
         timeline_png=str(timeline_png),
         timeline_events=len(events),
         timeline_ranges=len(view.ranges),
-        # events overlap (vtest has people, and at times a car): each label in its colour,
-        # and the one on top covers the others, so count the best-shown label
+        # per label too: a failure says which colours were drawn
         timeline_event_pixels=pixels_of(events[0].label),
         timeline_event_pixels_by_label={e.label: pixels_of(e.label) for e in events},
     )
