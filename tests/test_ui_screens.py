@@ -69,7 +69,7 @@ def test_wall_and_timeline_screenshots(
     assert boxed and all(t["camera"].endswith("/vt") for t in boxed), report["tiles"]
     assert report["box_pixels"] > 50, report  # the box is on screen in its label's colour
     assert report["timeline_events"] > 0 and report["timeline_ranges"] > 0, report
-    assert report["timeline_event_pixels"] > 0, report
+    assert report["timeline_event_pixels"] > 0, report["timeline_event_pixels_by_label"]
     for png in (report["wall_png"], report["timeline_png"], *report["dialog_pngs"]):
         assert Path(png).stat().st_size > 0
     assert len(report["dialog_pngs"]) == 7  # six settings pages and the export dialog
@@ -197,13 +197,19 @@ def _child(base_url: str, artifacts: Path) -> None:
     timeline_png = artifacts / "timeline_events.png"
     shot.save(str(timeline_png))
     trgb = _rgb(shot.toImage())
-    person = label_color(events[0].label)
-    want = np.array([person.red(), person.green(), person.blue()])
+
+    def pixels_of(label: str) -> int:
+        c = label_color(label)
+        want = np.array([c.red(), c.green(), c.blue()])
+        return int((np.abs(trgb.astype(int) - want).max(axis=2) <= 30).sum())
+
     report.update(
         timeline_png=str(timeline_png),
         timeline_events=len(events),
         timeline_ranges=len(view.ranges),
-        timeline_event_pixels=int((np.abs(trgb.astype(int) - want).max(axis=2) <= 30).sum()),
+        # per label too: a failure says which colours were drawn
+        timeline_event_pixels=pixels_of(events[0].label),
+        timeline_event_pixels_by_label={e.label: pixels_of(e.label) for e in events},
     )
     # every settings page and the export dialog, on the same X server, with the recorder's data
     from ui.dialogs import open_export_dialog, open_settings
