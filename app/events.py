@@ -36,24 +36,19 @@ SNAPSHOT_FETCHES = 4  # snapshot downloads at once
 
 @dataclass(slots=True)
 class EventItem:
-    """One event of one recorder, as ``GET /events`` and the events subject describe it."""
+    """One event of one recorder: the wire type (``server.protocol.models.Event``, the one
+    description of an event) and the recorder it came from. Its fields read through:
+    ``item.label``, ``item.start_us``..."""
 
     server_id: str
-    camera_id: str
-    id: int
-    kind: str
-    start_us: int
-    label: str = ""
-    score: float = 0.0
-    end_us: int | None = None
-    track_id: int | None = None
-    zone_id: str | None = None
-    snapshot: bool = False
-    box: tuple[float, float, float, float] | None = None
+    event: Event
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.event, name)
 
     @property
     def key(self) -> tuple[str, int]:
-        return (self.server_id, self.id)
+        return (self.server_id, self.event.id)
 
     @classmethod
     def from_json(cls, server_id: str, data: Any) -> EventItem:
@@ -62,39 +57,19 @@ class EventItem:
 
 
 def parse_event(server_id: str, data: Any) -> EventItem:
-    """An event row (a decoded JSON object) of recorder ``server_id``, read through the wire
-    type ``server.protocol.models.Event``; ValueError otherwise."""
+    """An event row (a decoded JSON object) of recorder ``server_id``; ValueError otherwise."""
     try:
-        ev = msgspec.convert(data, Event)
+        return EventItem(server_id, msgspec.convert(data, Event))
     except msgspec.ValidationError as exc:
         raise ValueError(f"not an event: {exc}") from None
-    return _item(server_id, ev)
 
 
 def parse_event_message(server_id: str, data: bytes | str) -> EventItem:
     """A message of the events subject (an event plus its ``phase``); ValueError otherwise."""
     try:
-        ev = msgspec.json.decode(data, type=Event)
+        return EventItem(server_id, msgspec.json.decode(data, type=Event))
     except msgspec.DecodeError as exc:  # ValidationError is one too
         raise ValueError(f"not an event: {exc}") from None
-    return _item(server_id, ev)
-
-
-def _item(server_id: str, ev: Event) -> EventItem:
-    return EventItem(
-        server_id=server_id,
-        camera_id=ev.camera_id,
-        id=ev.id,
-        kind=ev.kind,
-        start_us=ev.start_us,
-        label=ev.label,
-        score=ev.score,
-        end_us=ev.end_us,
-        track_id=ev.track_id,
-        zone_id=ev.zone_id or None,
-        snapshot=ev.snapshot,
-        box=tuple(ev.box) if ev.box else None,  # type: ignore[arg-type]
-    )
 
 
 def event_mark(data: Any) -> tuple[int, int, str] | None:

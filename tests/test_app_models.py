@@ -37,6 +37,7 @@ from app.timeline import bookmark_mark
 from app.users_admin import UsersAdmin, user_changes
 from app.walllayout import parse_layout
 from app.workstation import Workstation
+from server.protocol.models.analytics import Event
 from server.sim.rtsp_cameras import RtspCameraHost
 from tests.conftest import ServerProcess, camera_toml, wait_until
 
@@ -375,8 +376,10 @@ def test_event_wire_parsing_and_filter() -> None:
         "box": [0.1, 0.2, 0.3, 0.4],
     }
     item = parse_event("s1", row)
-    assert item == EventItem("s1", "vt", 7, "enter", 100, "person", 0.8, None, 3, "door", True,
-                             (0.1, 0.2, 0.3, 0.4))  # fmt: skip
+    want = Event(id=7, camera_id="vt", kind="enter", start_us=100, label="person", score=0.8,
+                 end_us=None, track_id=3, zone_id="door", snapshot=True,
+                 box=[0.1, 0.2, 0.3, 0.4])  # fmt: skip
+    assert item == EventItem("s1", want) and item.label == "person" and item.end_us is None
     assert item.key == ("s1", 7) and EventItem.from_json("s1", row) == item
     assert parse_event_message("s1", json.dumps(row).encode()) == item
     for bad in ([1, 2], {"id": "x", "camera_id": "vt", "kind": "object"}, {"id": 1}):
@@ -458,7 +461,10 @@ def test_event_feed_queries_every_recorder_and_follows_cameras(rig: Rig) -> None
             "the events subscription of the new camera",
         )
         admin.remove("cam2").result(CALL_S)
-        missing = EventItem(sid, "cam0", 999_999, "object", now)
+        missing = EventItem(
+            sid, Event(id=999_999, camera_id="cam0", kind="object", label="", score=0.0,
+                       start_us=now, end_us=None)
+        )  # fmt: skip
         with pytest.raises(ApiError) as no_snapshot:
             feed.snapshot(missing).result(CALL_S)
         assert no_snapshot.value.status == 404

@@ -95,7 +95,7 @@ def test_event_items_and_filters_are_checked() -> None:
             "box": [0.1, 0.2, 0.3, 0.4],
         },
     )
-    assert item.key == ("s", 3) and item.box == (0.1, 0.2, 0.3, 0.4)
+    assert item.key == ("s", 3) and item.box == [0.1, 0.2, 0.3, 0.4]
     f = EventFilter(window_us=None, start_us=0, end_us=100, labels=("person",), min_score=0.5)
     assert f.matches(item, now_us())
     assert not EventFilter(window_us=None, start_us=0, end_us=100, labels=("car",)).matches(
