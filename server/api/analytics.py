@@ -8,35 +8,56 @@ import math
 import re
 import threading
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated, Literal
 
+import msgspec
 import pyarrow as pa
 from aiohttp import web
+from msgspec import Meta
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from server.api.auth import USER, Security, require
-from server.api.errors import ApiError, int_param, json_body
+from server.api.bodies import decode_body, json_response
+from server.api.errors import ApiError
+from server.api.lookups import END, START
+from server.api.routing import API, Media, Param, Route, RouteGroup
 from server.auth import Permission, Role, can_see
 from server.auth.audit import ARCHIVE_ACCESS, CONFIG_CHANGE
-from server.catalog.analytics import AnalyticsSettings, ZoneRow
+from server.catalog.analytics import AnalyticsSettings, EventRow, ZoneRow
+from server.protocol.models import (
+    UNSET,
+    AnalyticsPatch,
+    AnalyticsStatus,
+    Event,
+    MotionRanges,
+    MotionSearch,
+    Range,
+    TrackRow,
+    Zone,
+    ZoneInput,
+)
+from server.protocol.models import AnalyticsSettings as SettingsBody
+from server.protocol.models.analytics import KINDS
+from server.protocol.models.common import SLUG_PATTERN, CameraId, Slug
 
 if TYPE_CHECKING:
     from server.analytics.service import Analytics
 
 MAX_WINDOW_US = 400 * 86_400 * 1_000_000
 MAX_TRACK_WINDOW_US = 3600 * 1_000_000  # one hour of boxes per request
-SLUG = re.compile(r"^[a-z0-9_-]{1,64}$")
-KINDS = ("object", "enter", "leave", "loiter", "line", "motion")
+SLUG = re.compile(SLUG_PATTERN)
 
+
+EVENT_LIMIT = Param("limit", Annotated[int, Meta(ge=1, le=2**62)], description="at most 5000")
 
 # the stores name files by UTC hour: keep windows inside the calendar (year 9999)
 MAX_TIME_US = 253_402_300_799_999_999
 
 
 def _window(request: web.Request, limit_us: int = MAX_WINDOW_US) -> tuple[int, int]:
-    start = min(int_param(request, "start_us"), MAX_TIME_US - 1)
-    end = min(int_param(request, "end_us"), MAX_TIME_US)
+    start = min(START.read_int(request), MAX_TIME_US - 1)
+    end = min(END.read_int(request), MAX_TIME_US)
     if end <= start:
         raise ApiError(400, "bad_parameter", "end_us must be after start_us")
     if end - start > limit_us:
@@ -49,41 +70,7 @@ def _list(request: web.Request, name: str) -> list[str] | None:
     return values or None
 
 
-def _float(value: object, name: str, lo: float, hi: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
-        raise ApiError(400, "bad_parameter", f"{name} must be a number in [{lo}, {hi}]")
-    return float(value)
-
-
-def _points(value: object, count: int | None) -> tuple[tuple[float, float], ...]:
-    if not isinstance(value, list) or (count is not None and len(value) != count):
-        want = f"{count} points" if count else "a list of [x, y] points"
-        raise ApiError(400, "bad_parameter", f"points must be {want}")
-    out = []
-    for p in value:
-        if not isinstance(p, list) or len(p) != 2:
-            raise ApiError(400, "bad_parameter", "each point is [x, y]")
-        out.append((_float(p[0], "x", 0, 1), _float(p[1], "y", 0, 1)))
-    if count is None and len(out) < 3:
-        raise ApiError(400, "bad_parameter", "a zone needs at least 3 points")
-    return tuple(out)
-
-
-def _labels(value: object) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise ApiError(400, "bad_parameter", "labels must be a list of strings")
-    return tuple(value)
-
-
-def _us(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ApiError(400, "bad_parameter", f"{name} must be a non-negative integer (µs)")
-    return value
-
-
-class AnalyticsRoutes:
+class AnalyticsRoutes(RouteGroup):
     def __init__(self, analytics: Analytics | None, security: Security, camera_exists) -> None:
         self._a = analytics
         self.sec = security
@@ -97,18 +84,6 @@ class AnalyticsRoutes:
         if self._a is None:
             raise ApiError(503, "unavailable", "analytics is not running on this recorder")
         return self._a
-
-    def add_to(self, r: web.UrlDispatcher, api: str) -> None:
-        r.add_get(f"{api}/events", self.list_events)
-        r.add_get(f"{api}/events/{{event_id}}", self.get_event)
-        r.add_get(f"{api}/events/{{event_id}}/snapshot", self.event_snapshot)
-        r.add_get(f"{api}/tracks", self.tracks)
-        r.add_post(f"{api}/search/motion", self.motion_search)
-        r.add_get(f"{api}/cameras/{{camera_id}}/zones", self.list_zones)
-        r.add_put(f"{api}/cameras/{{camera_id}}/zones/{{zone_id}}", self.put_zone)
-        r.add_delete(f"{api}/cameras/{{camera_id}}/zones/{{zone_id}}", self.delete_zone)
-        r.add_get(f"{api}/cameras/{{camera_id}}/analytics", self.get_settings)
-        r.add_patch(f"{api}/cameras/{{camera_id}}/analytics", self.patch_settings)
 
     async def _camera(self, request: web.Request, permission: Permission) -> str:
         camera_id = request.match_info["camera_id"]
@@ -140,7 +115,7 @@ class AnalyticsRoutes:
             cameras = sorted(user.cameras)
             if not cameras:
                 return web.json_response([])
-        limit = int_param(request, "limit", default=500, minimum=1)
+        limit = EVENT_LIMIT.read_int(request, default=500)
         rows = await asyncio.to_thread(
             self.a.db.events,
             start,
@@ -153,7 +128,7 @@ class AnalyticsRoutes:
             limit=min(limit, 5000),
             newest_first=request.query.get("order") == "desc",
         )
-        return web.json_response([e.to_json() for e in rows if can_see(user, e.camera_id)])
+        return json_response([_event(e) for e in rows if can_see(user, e.camera_id)])
 
     async def _event(self, request: web.Request):
         try:
@@ -167,7 +142,7 @@ class AnalyticsRoutes:
         return row
 
     async def get_event(self, request: web.Request) -> web.Response:
-        return web.json_response((await self._event(request)).to_json())
+        return json_response(_event(await self._event(request)))
 
     async def event_snapshot(self, request: web.Request) -> web.StreamResponse:
         row = await self._event(request)
@@ -204,69 +179,48 @@ class AnalyticsRoutes:
                 body=sink.getvalue().to_pybytes(),
                 content_type="application/vnd.apache.arrow.stream",
             )
-        return web.json_response(table.to_pylist())
+        return json_response(msgspec.convert(table.to_pylist(), list[TrackRow]))
 
     async def motion_search(self, request: web.Request) -> web.Response:
-        body = await json_body(request)
-        camera_id = body.get("camera")
-        if not isinstance(camera_id, str) or not SLUG.match(camera_id):
-            raise ApiError(400, "bad_parameter", "camera (a camera id) is required")
+        body = await decode_body(request, MotionSearch, "bad_parameter")
+        camera_id = body.camera
         require(request, Permission.ARCHIVE, camera_id)
-        start = min(_us(body.get("start_us"), "start_us"), MAX_TIME_US - 1)
-        end = min(_us(body.get("end_us"), "end_us"), MAX_TIME_US)
+        start = min(body.start_us, MAX_TIME_US - 1)
+        end = min(body.end_us, MAX_TIME_US)
         if end <= start:
             raise ApiError(400, "bad_parameter", "end_us must be after start_us")
-        region = body.get("region", [0, 0, 1, 1])
-        if not isinstance(region, list) or len(region) != 4:
-            raise ApiError(400, "bad_parameter", "region is [x1, y1, x2, y2], normalised")
-        x1, y1, x2, y2 = (_float(v, "region", 0, 1) for v in region)
-        if x2 <= x1 or y2 <= y1:
-            raise ApiError(400, "bad_parameter", "region must have x2 > x1 and y2 > y1")
-        gap = _us(body.get("merge_gap_us", 1_000_000), "merge_gap_us")
+        x1, y1, x2, y2 = body.region
+        gap = body.merge_gap_us
 
         def work() -> list[tuple[int, int]]:
             self.sec.record(request, ARCHIVE_ACCESS, camera_id, {"motion_search": [start, end]})
             return self.a.motion.search(camera_id, start, end, (x1, y1, x2, y2), gap)
 
         ranges = await asyncio.to_thread(work)
-        return web.json_response(
-            {
-                "camera": camera_id,
-                "ranges": [{"start_us": s, "end_us": e} for s, e in ranges],
-            }
-        )
+        return json_response(MotionRanges(camera_id, [Range(s, e) for s, e in ranges]))
 
     # --- zones and lines ------------------------------------------------------------------
 
     async def list_zones(self, request: web.Request) -> web.Response:
         camera_id = await self._camera(request, Permission.LIVE)
         rows = await asyncio.to_thread(self.a.db.zones, camera_id)
-        return web.json_response([z.to_json() for z in rows])
+        return json_response([_zone(z) for z in rows])
 
     async def put_zone(self, request: web.Request) -> web.Response:
         camera_id = await self._camera(request, Permission.CONFIG)
         zone_id = request.match_info["zone_id"]
         if not SLUG.match(zone_id):
             raise ApiError(400, "bad_parameter", "zone id must match [a-z0-9_-]{1,64}")
-        body = await json_body(request)
-        unknown = set(body) - {"kind", "name", "points", "labels", "min_dwell_us", "loiter_us"}
-        if unknown:
-            raise ApiError(400, "bad_parameter", f"unknown field(s) {', '.join(sorted(unknown))}")
-        kind = body.get("kind", "zone")
-        if kind not in ("zone", "line"):
-            raise ApiError(400, "bad_parameter", "kind must be 'zone' or 'line'")
-        name = body.get("name", zone_id)
-        if not isinstance(name, str) or len(name) > 200:
-            raise ApiError(400, "bad_parameter", "name must be a string")
+        body = await decode_body(request, ZoneInput, "bad_parameter")
         zone = ZoneRow(
             camera_id,
             zone_id,
-            kind,
-            name,
-            _points(body.get("points"), 2 if kind == "line" else None),
-            _labels(body.get("labels")),
-            _us(body.get("min_dwell_us", 0), "min_dwell_us"),
-            _us(body.get("loiter_us", 0), "loiter_us"),
+            body.kind,
+            zone_id if body.name is UNSET else body.name,
+            tuple((p[0], p[1]) for p in body.points),
+            tuple(body.labels or ()),
+            body.min_dwell_us,
+            body.loiter_us,
         )
 
         def work() -> None:
@@ -275,7 +229,7 @@ class AnalyticsRoutes:
             self.a.sync()
 
         await asyncio.to_thread(work)
-        return web.json_response(zone.to_json())
+        return json_response(_zone(zone))
 
     async def delete_zone(self, request: web.Request) -> web.Response:
         camera_id = await self._camera(request, Permission.CONFIG)
@@ -298,42 +252,31 @@ class AnalyticsRoutes:
         streams = {s.name for s in await asyncio.to_thread(self.a.catalog.streams, camera_id)}
         return await asyncio.to_thread(self.a.settings_for, camera_id, "sub" in streams)
 
-    def _settings_json(self, s: AnalyticsSettings) -> dict:
-        return {
-            "camera_id": s.camera_id,
-            "enabled": s.enabled,
-            "stream": s.stream,
-            "fps": s.fps,
-            "labels": list(s.labels),
-            "min_score": s.min_score,
-            "status": self.a.status(s.camera_id),
-        }
+    def _settings_body(self, s: AnalyticsSettings) -> SettingsBody:
+        return SettingsBody(
+            camera_id=s.camera_id,
+            enabled=s.enabled,
+            stream=s.stream,  # type: ignore[arg-type]
+            fps=s.fps,
+            labels=list(s.labels),
+            min_score=s.min_score,
+            status=msgspec.convert(self.a.status(s.camera_id), AnalyticsStatus),
+        )
 
     async def get_settings(self, request: web.Request) -> web.Response:
         camera_id = await self._camera(request, Permission.LIVE)
-        return web.json_response(self._settings_json(await self._settings(camera_id)))
+        return json_response(self._settings_body(await self._settings(camera_id)))
 
     async def patch_settings(self, request: web.Request) -> web.Response:
         camera_id = await self._camera(request, Permission.CONFIG)
-        body = await json_body(request)
-        unknown = set(body) - {"enabled", "stream", "fps", "labels", "min_score"}
-        if unknown:
-            raise ApiError(400, "bad_parameter", f"unknown field(s) {', '.join(sorted(unknown))}")
-        changes: dict = {}
-        if "enabled" in body:
-            if not isinstance(body["enabled"], bool):
-                raise ApiError(400, "bad_parameter", "enabled must be true or false")
-            changes["enabled"] = body["enabled"]
-        if "stream" in body:
-            if body["stream"] not in ("main", "sub"):
-                raise ApiError(400, "bad_parameter", "stream must be 'main' or 'sub'")
-            changes["stream"] = body["stream"]
-        if "fps" in body:
-            changes["fps"] = _float(body["fps"], "fps", 0.1, 30)
-        if "labels" in body:
-            changes["labels"] = _labels(body["labels"])
-        if "min_score" in body:
-            changes["min_score"] = _float(body["min_score"], "min_score", 0.01, 0.99)
+        patch = await decode_body(request, AnalyticsPatch, "bad_parameter")
+        changes: dict = {k: v for k, v in msgspec.structs.asdict(patch).items() if v is not UNSET}
+        if "labels" in changes:
+            changes["labels"] = tuple(changes["labels"] or ())
+        if "fps" in changes:
+            changes["fps"] = float(changes["fps"])
+        if "min_score" in changes:
+            changes["min_score"] = float(changes["min_score"])
         streams = {s.name for s in await asyncio.to_thread(self.a.catalog.streams, camera_id)}
 
         def work() -> AnalyticsSettings:
@@ -345,7 +288,69 @@ class AnalyticsRoutes:
             self.a.sync()
             return new
 
-        return web.json_response(self._settings_json(await asyncio.to_thread(work)))
+        return json_response(self._settings_body(await asyncio.to_thread(work)))
+
+    CAMERA = f"{API}/cameras/{{camera_id}}"
+    EVENT = f"{API}/events/{{event_id}}"
+    CAMERA_ID = Param("camera_id", CameraId, where="path")
+    ZONE_ID = Param("zone_id", Slug, where="path")
+    EVENT_ID = Param("event_id", int, where="path")
+    WINDOW = (START, END)
+    ROUTES = (
+        Route("GET", f"{API}/events", list_events,
+              "Analytics events overlapping a window, filtered", returns=list[Event],
+              errors=(503,), permission=Permission.ARCHIVE, params=(
+                  *WINDOW,
+                  Param("camera", str, description="camera id(s), comma separated"),
+                  Param("kind", str, description=", ".join(KINDS)),
+                  Param("label", str, description="label(s), comma separated"),
+                  Param("zone", str, description="zone or line id"),
+                  Param("min_score", Annotated[float, Meta(ge=0, le=1)]),
+                  EVENT_LIMIT,
+                  Param("order", Literal["asc", "desc"]))),
+        Route("GET", EVENT, get_event, "An event", params=(EVENT_ID,), returns=Event,
+              errors=(400, 404, 503), permission=Permission.ARCHIVE),
+        Route("GET", f"{EVENT}/snapshot", event_snapshot, "The event's best snapshot",
+              params=(EVENT_ID,), errors=(400, 404, 503), permission=Permission.ARCHIVE,
+              returns=Media.binary("image/jpeg", description="JPEG")),
+        Route("GET", f"{API}/tracks", tracks,
+              "Tracked boxes of a camera in a window (at most one hour)",
+              errors=(503,), permission=Permission.ARCHIVE, params=(
+                  Param("camera", str, required=True), *WINDOW,
+                  Param("label", str, description="label(s), comma separated"),
+                  Param("format", Literal["json", "arrow"])),
+              returns=Media({"application/json": list[TrackRow],
+                             "application/vnd.apache.arrow.stream": {"type": "string",
+                                                                     "format": "binary"}},
+                            "Rows by time (JSON) or an Arrow IPC stream")),
+        Route("POST", f"{API}/search/motion", motion_search,
+              "Time ranges with motion in a region of the picture", body=MotionSearch,
+              returns=MotionRanges, errors=(503,), permission=Permission.ARCHIVE),
+        Route("GET", f"{CAMERA}/zones", list_zones, "A camera's zones and lines",
+              params=(CAMERA_ID,), returns=list[Zone], errors=(404, 503),
+              permission=Permission.LIVE),
+        Route("PUT", f"{CAMERA}/zones/{{zone_id}}", put_zone,
+              "Create or replace a zone (polygon) or line (a -> b)",
+              params=(CAMERA_ID, ZONE_ID), body=ZoneInput, returns=Zone, errors=(404, 503),
+              permission=Permission.CONFIG),
+        Route("DELETE", f"{CAMERA}/zones/{{zone_id}}", delete_zone, "Delete a zone or line",
+              params=(CAMERA_ID, ZONE_ID), status=204, errors=(404, 503),
+              permission=Permission.CONFIG),
+        Route("GET", f"{CAMERA}/analytics", get_settings,
+              "Analytics settings and status of a camera", params=(CAMERA_ID,),
+              returns=SettingsBody, errors=(404, 503), permission=Permission.LIVE),
+        Route("PATCH", f"{CAMERA}/analytics", patch_settings, "Change analytics settings",
+              params=(CAMERA_ID,), body=AnalyticsPatch, returns=SettingsBody,
+              errors=(404, 503), permission=Permission.CONFIG),
+    )  # fmt: skip
+
+
+def _event(row: EventRow) -> Event:
+    return msgspec.convert(row.to_json(), Event)
+
+
+def _zone(row: ZoneRow) -> Zone:
+    return msgspec.convert(row.to_json(), Zone)
 
 
 class AnalyticsCollector(Collector):

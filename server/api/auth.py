@@ -11,19 +11,28 @@ import secrets
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Annotated
 
 from aiohttp import web
+from msgspec import Meta
 
-from server.api.errors import ApiError, int_param, json_body
+from server.api.bodies import decode_body, json_response
+from server.api.errors import ApiError
+from server.api.routing import API, Param, Route, RouteGroup
 from server.auth import Audit, LoginRateLimiter, Permission, Tokens, User, Users, allowed
 from server.auth.audit import LOGIN, LOGIN_FAILED, LOGIN_REFUSED, LOGOUT
 from server.live.nats_server import EmbeddedNats, NatsServerError
 from server.protocol.live import ai_subject, events_subject, status_subject
+from server.protocol.models import AuditEntry, Login, NatsGrant, Session
+from server.protocol.models.common import MicrosParam
 
 log = logging.getLogger(__name__)
 
 PUBLIC_PATHS = frozenset({"/healthz", "/metrics", "/api/v1/openapi.json", "/api/v1/auth/login"})
 USER = web.RequestKey("user", User)
+SINCE = Param("since_us", MicrosParam)
+UNTIL = Param("until_us", MicrosParam)
+AUDIT_LIMIT = Param("limit", Annotated[int, Meta(ge=1, le=10_000)])
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -51,7 +60,7 @@ class NatsGrants:
             out += [f"vigia.{sid}.live.{cam}.>", ai_subject(sid, cam), events_subject(sid, cam)]
         return out
 
-    def grant(self, user: User, token: str) -> dict:
+    def grant(self, user: User, token: str) -> NatsGrant:
         name = "ws-" + hashlib.sha256(token.encode()).hexdigest()[:16]
         password = secrets.token_urlsafe(24)
         with self._lock:
@@ -62,7 +71,7 @@ class NatsGrants:
                 del self._sessions[n]
             self.nats.set_client(name, password, self.subjects(user), drop=stale)
             self._sessions[name] = token
-        return {"url": self.nats.url, "port": self.nats.port, "user": name, "password": password}
+        return NatsGrant(self.nats.url, self.nats.port, name, password)
 
     def revoke(self, token: str) -> None:
         name = "ws-" + hashlib.sha256(token.encode()).hexdigest()[:16]
@@ -97,78 +106,6 @@ class Security:
         user = request.get(USER)
         self.audit.record(user, action, target, detail or {}, request.remote or "")
 
-    async def login(self, request: web.Request) -> web.Response:
-        body = await json_body(request)
-        name, password = body.get("name"), body.get("password")
-        if not isinstance(name, str) or not isinstance(password, str):
-            raise ApiError(400, "bad_request", "name and password (strings) are required")
-        if len(name) > 64 or len(password) > 1024:
-            raise ApiError(401, "bad_credentials", "wrong name or password")
-        remote = request.remote or ""
-        wait = self.limiter.retry_after_s(remote, name)
-        if wait > 0:
-            await asyncio.to_thread(self.audit.record, name, LOGIN_REFUSED, "", {}, remote)
-            raise ApiError(
-                429, "rate_limited", f"too many failed logins; retry in {math.ceil(wait)} s"
-            )
-        user = await asyncio.to_thread(self.users.verify, name, password)  # scrypt: ~50 ms
-        if user is None:
-            self.limiter.failure(remote, name)
-            await asyncio.to_thread(self.audit.record, name, LOGIN_FAILED, "", {}, remote)
-            raise ApiError(401, "bad_credentials", "wrong name or password")
-        self.limiter.success(remote, name)
-        token, expires_us = await asyncio.to_thread(self.tokens.issue, user)
-        await asyncio.to_thread(self.audit.record, user, LOGIN, "", {}, remote)
-        session = {
-            "token": token,
-            "expires_us": expires_us,
-            "user": user.name,
-            "role": str(user.role),
-        }
-        if self.nats is not None:
-            try:
-                session["nats"] = await asyncio.to_thread(self.nats.grant, user, token)
-            except NatsServerError as exc:
-                log.error("no NATS credentials for %s: %s", user.name, exc)
-        return web.json_response(session)
-
-    async def logout(self, request: web.Request) -> web.Response:
-        header = request.headers.get("Authorization", "")
-        token = header[7:].strip()
-        await asyncio.to_thread(self.tokens.revoke, token)
-        if self.nats is not None:
-            await asyncio.to_thread(self.nats.revoke, token)
-        await asyncio.to_thread(self.record, request, LOGOUT)
-        return web.Response(status=204)
-
-    async def audit_log(self, request: web.Request) -> web.Response:
-        require(request, Permission.AUDIT)
-        since = int_param(request, "since_us", default=0)
-        until = int_param(request, "until_us", default=2**62)
-        limit = int_param(request, "limit", default=1000, minimum=1, maximum=10_000)
-        entries = await asyncio.to_thread(
-            self.audit.query,
-            since,
-            until,
-            request.query.get("user"),
-            request.query.get("action"),
-            limit,
-        )
-        return web.json_response(
-            [
-                {
-                    "id": e.id,
-                    "ts_us": e.ts_us,
-                    "user": e.user,
-                    "action": e.action,
-                    "target": e.target,
-                    "detail": e.detail,
-                    "remote": e.remote,
-                }
-                for e in entries
-            ]
-        )
-
 
 def require(request: web.Request, permission: Permission, camera_id: str | None = None) -> User:
     """403 unless the request's user has ``permission`` (on ``camera_id`` when given)."""
@@ -177,3 +114,75 @@ def require(request: web.Request, permission: Permission, camera_id: str | None 
         what = f" on camera {camera_id!r}" if camera_id else ""
         raise ApiError(403, "forbidden", f"{user.name} may not {permission}{what}")
     return user
+
+
+class AuthRoutes(RouteGroup):
+    """Login (public, rate limited), logout and the audit log."""
+
+    def __init__(self, security: Security) -> None:
+        self.sec = security
+
+    async def login(self, request: web.Request) -> web.Response:
+        body = await decode_body(request, Login)
+        name, password = body.name, body.password
+        if len(name) > 64 or len(password) > 1024:
+            raise ApiError(401, "bad_credentials", "wrong name or password")
+        remote = request.remote or ""
+        wait = self.sec.limiter.retry_after_s(remote, name)
+        if wait > 0:
+            await asyncio.to_thread(self.sec.audit.record, name, LOGIN_REFUSED, "", {}, remote)
+            raise ApiError(
+                429, "rate_limited", f"too many failed logins; retry in {math.ceil(wait)} s"
+            )
+        user = await asyncio.to_thread(self.sec.users.verify, name, password)  # scrypt: ~50 ms
+        if user is None:
+            self.sec.limiter.failure(remote, name)
+            await asyncio.to_thread(self.sec.audit.record, name, LOGIN_FAILED, "", {}, remote)
+            raise ApiError(401, "bad_credentials", "wrong name or password")
+        self.sec.limiter.success(remote, name)
+        token, expires_us = await asyncio.to_thread(self.sec.tokens.issue, user)
+        await asyncio.to_thread(self.sec.audit.record, user, LOGIN, "", {}, remote)
+        session = Session(token, expires_us, user.name, str(user.role))  # type: ignore[arg-type]
+        if self.sec.nats is not None:
+            try:
+                session.nats = await asyncio.to_thread(self.sec.nats.grant, user, token)
+            except NatsServerError as exc:
+                log.error("no NATS credentials for %s: %s", user.name, exc)
+        return json_response(session)
+
+    async def logout(self, request: web.Request) -> web.Response:
+        header = request.headers.get("Authorization", "")
+        token = header[7:].strip()
+        await asyncio.to_thread(self.sec.tokens.revoke, token)
+        if self.sec.nats is not None:
+            await asyncio.to_thread(self.sec.nats.revoke, token)
+        await asyncio.to_thread(self.sec.record, request, LOGOUT)
+        return web.Response(status=204)
+
+    async def audit_log(self, request: web.Request) -> web.Response:
+        require(request, Permission.AUDIT)
+        since = SINCE.read_int(request, default=0)
+        until = UNTIL.read_int(request, default=2**62)
+        limit = AUDIT_LIMIT.read_int(request, default=1000)
+        entries = await asyncio.to_thread(
+            self.sec.audit.query,
+            since,
+            until,
+            request.query.get("user"),
+            request.query.get("action"),
+            limit,
+        )
+        return json_response(
+            [AuditEntry(e.id, e.ts_us, e.user, e.action, e.target, e.detail, e.remote)
+             for e in entries]
+        )  # fmt: skip
+
+    ROUTES = (
+        Route("POST", f"{API}/auth/login", login, "Log in: a bearer token for the other calls",
+              body=Login, returns=Session, errors=(401, 429), permission="public"),
+        Route("POST", f"{API}/auth/logout", logout, "Revoke this token", status=204),
+        Route("GET", f"{API}/audit", audit_log,
+              "Audit log (admins): logins, changes, archive access, exports",
+              returns=list[AuditEntry], permission=Permission.AUDIT, params=(
+                  SINCE, UNTIL, Param("user", str), Param("action", str), AUDIT_LIMIT)),
+    )  # fmt: skip

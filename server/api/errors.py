@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable
 
+import msgspec
 from aiohttp import web
+
+from server.protocol.models import Error, ErrorDetail
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +20,8 @@ class ApiError(Exception):
 
 
 def error_response(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+    body = msgspec.json.encode(Error(ErrorDetail(code, message)))
+    return web.Response(body=body, status=status, content_type="application/json")
 
 
 @web.middleware
@@ -40,35 +43,3 @@ async def error_middleware(
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         return error_response(500, "internal", "internal server error")
-
-
-async def json_body(request: web.Request) -> dict:
-    """The request's JSON object, or a 400 that says what is wrong with it."""
-    try:
-        body = await request.json(loads=json.loads)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ApiError(400, "bad_json", f"request body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "bad_json", "request body must be a JSON object")
-    return body
-
-
-def int_param(
-    request: web.Request,
-    name: str,
-    default: int | None = None,
-    minimum: int | None = 0,
-    maximum: int = 2**62,
-) -> int:
-    raw = request.query.get(name)
-    if raw is None:
-        if default is None:
-            raise ApiError(400, "missing_parameter", f"query parameter {name!r} is required")
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError(400, "bad_parameter", f"{name} must be an integer") from None
-    if (minimum is not None and value < minimum) or value > maximum:
-        raise ApiError(400, "bad_parameter", f"{name} is out of range")
-    return value

@@ -8,72 +8,46 @@ import asyncio
 from aiohttp import web
 
 from server.api.auth import USER, Security, require
-from server.api.errors import ApiError, json_body
+from server.api.bodies import decode_body, json_response
+from server.api.errors import ApiError
+from server.api.routing import API, Media, Route, RouteGroup
 from server.auth import Permission, allowed
 from server.auth.audit import EXPORT
 from server.export.cutter import ExportError
 from server.export.jobs import ExportJobs, JobStatus
+from server.protocol.models import Export, ExportCamera, ExportInput
 
 
-def _status_json(st: JobStatus) -> dict:
-    return {
-        "id": st.id,
-        "state": str(st.state),
-        "progress": st.progress,
-        "error": st.error,
-        "files": list(st.files),
-        "cameras": [{"camera": c, "stream": s} for c, s in st.request.cameras],
-        "start_us": st.request.start_us,
-        "end_us": st.request.end_us,
-        "format": st.request.fmt,
-        "exact": st.request.exact,
-        "exported_by": st.request.exported_by,
-        "created_us": st.created_us,
-        "finished_us": st.finished_us,
-    }
+def export_body(st: JobStatus) -> Export:
+    return Export(
+        id=st.id,
+        state=st.state,
+        progress=st.progress,
+        error=st.error,
+        files=list(st.files),
+        cameras=[ExportCamera(c, s) for c, s in st.request.cameras],  # type: ignore[arg-type]
+        start_us=st.request.start_us,
+        end_us=st.request.end_us,
+        format=st.request.fmt,  # type: ignore[arg-type]
+        exact=st.request.exact,
+        exported_by=st.request.exported_by,
+        created_us=st.created_us,
+        finished_us=st.finished_us,
+    )
 
 
-def _parse(body: dict) -> tuple[list[tuple[str, str]], int, int, str, bool]:
-    allowed_keys = {"cameras", "start_us", "end_us", "format", "exact"}
-    if set(body) - allowed_keys or not {"cameras", "start_us", "end_us"} <= set(body):
-        raise ApiError(400, "bad_request", "fields: cameras, start_us, end_us [, format, exact]")
-    cams = body["cameras"]
-    if not isinstance(cams, list) or not 1 <= len(cams) <= 64:
-        raise ApiError(400, "bad_request", "cameras must be a list of 1 to 64 entries")
-    out = []
-    for c in cams:
-        if (
-            not isinstance(c, dict)
-            or not isinstance(c.get("camera"), str)
-            or set(c) - {"camera", "stream"}
-        ):
-            raise ApiError(400, "bad_request", "each camera is {camera, stream?}")
-        stream = c.get("stream", "main")
-        if stream not in ("main", "sub"):
-            raise ApiError(400, "bad_request", "stream must be 'main' or 'sub'")
-        out.append((c["camera"], stream))
-    start, end = body["start_us"], body["end_us"]
-    ints = (start, end)
-    if not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**62 for v in ints):
-        raise ApiError(400, "bad_request", "start_us and end_us must be integers (µs)")
-    if end <= start:
-        raise ApiError(400, "bad_request", "end_us must be after start_us")
-    fmt, exact = body.get("format", "mp4"), body.get("exact", False)
-    if fmt not in ("mp4", "mkv") or not isinstance(exact, bool):
-        raise ApiError(400, "bad_request", "format is 'mp4' or 'mkv'; exact a boolean")
-    return out, start, end, fmt, exact
+class ExportRoutes(RouteGroup):
+    """``jobs`` is ``None`` in a process that makes no exports: its routes answer 503."""
 
-
-class ExportRoutes:
-    def __init__(self, jobs: ExportJobs, security: Security) -> None:
-        self.jobs = jobs
+    def __init__(self, jobs: ExportJobs | None, security: Security) -> None:
+        self._jobs = jobs
         self.security = security
 
-    def add_to(self, router: web.UrlDispatcher, api: str) -> None:
-        router.add_post(f"{api}/exports", self.create)
-        router.add_get(f"{api}/exports/{{export_id}}", self.get)
-        router.add_delete(f"{api}/exports/{{export_id}}", self.delete)
-        router.add_get(f"{api}/exports/{{export_id}}/files/{{name}}", self.file)
+    @property
+    def jobs(self) -> ExportJobs:
+        if self._jobs is None:
+            raise ApiError(503, "unavailable", "exports are not made by this recorder process")
+        return self._jobs
 
     def _job(self, request: web.Request) -> JobStatus:
         try:
@@ -87,15 +61,18 @@ class ExportRoutes:
 
     async def create(self, request: web.Request) -> web.Response:
         require(request, Permission.EXPORT)
-        cams, start, end, fmt, exact = _parse(await json_body(request))
+        body = await decode_body(request, ExportInput)
+        cams = [(c.camera, c.stream) for c in body.cameras]
+        start, end, fmt, exact = body.start_us, body.end_us, body.format, body.exact
         for camera, _ in cams:
             require(request, Permission.EXPORT, camera)
         user = request[USER]
+        jobs = self.jobs
 
         def work() -> JobStatus:
             try:
-                job_id = self.jobs.submit(cams, start, end, fmt=fmt, exact=exact,
-                                          exported_by=user.name)  # fmt: skip
+                job_id = jobs.submit(cams, start, end, fmt=fmt, exact=exact,
+                                     exported_by=user.name)  # fmt: skip
             except ExportError as exc:
                 raise ApiError(422, "export_refused", str(exc)) from None
             self.security.record(
@@ -104,12 +81,12 @@ class ExportRoutes:
                 ",".join(c for c, _ in cams),
                 {"id": job_id, "start_us": start, "end_us": end, "format": fmt, "exact": exact},
             )
-            return self.jobs.status(job_id)
+            return jobs.status(job_id)
 
-        return web.json_response(_status_json(await asyncio.to_thread(work)), status=202)
+        return json_response(export_body(await asyncio.to_thread(work)), status=202)
 
     async def get(self, request: web.Request) -> web.Response:
-        return web.json_response(_status_json(self._job(request)))
+        return json_response(export_body(self._job(request)))
 
     async def delete(self, request: web.Request) -> web.Response:
         st = self._job(request)
@@ -125,3 +102,17 @@ class ExportRoutes:
         if name not in st.files:
             raise ApiError(404, "not_found", f"export has no file {name!r}")
         return web.FileResponse(st.dir / name)
+
+    EXPORT = f"{API}/exports/{{export_id}}"
+    ROUTES = (
+        Route("POST", f"{API}/exports", create,
+              "Start an export job (signed manifest with SHA-256 per file)", body=ExportInput,
+              returns=Export, status=202, errors=(422, 503), permission=Permission.EXPORT),
+        Route("GET", EXPORT, get, "An export job's state", returns=Export, errors=(404, 503),
+              permission=Permission.EXPORT),
+        Route("DELETE", EXPORT, delete, "Cancel and delete an export", status=204,
+              errors=(404, 503), permission=Permission.EXPORT),
+        Route("GET", f"{EXPORT}/files/{{name}}", file, "Download a file of a finished export",
+              returns=Media.binary("application/octet-stream", description="The file"),
+              errors=(404, 409, 503), permission=Permission.EXPORT),
+    )  # fmt: skip

@@ -4,27 +4,33 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Annotated
 
 from aiohttp import web
+from msgspec import Meta
 
 from server.api.auth import USER, Security, require
-from server.api.errors import ApiError, json_body
+from server.api.bodies import decode_body, json_response
+from server.api.errors import ApiError
+from server.api.routing import API, Param, Route, RouteGroup
 from server.auth import Permission
 from server.auth.audit import CONFIG_CHANGE
 from server.catalog.layouts import LayoutRow, Layouts
 from server.clock import Clock
+from server.protocol.models import Layout, LayoutInput
+
+LayoutName = Annotated[str, Meta(min_length=1, max_length=100)]
 
 MAX_LAYOUT_BYTES = 60_000
 
 
-class LayoutRoutes:
+def _layout(row: LayoutRow) -> Layout:
+    return Layout(row.owner, row.name, row.shared, row.layout, row.updated_us)
+
+
+class LayoutRoutes(RouteGroup):
     def __init__(self, layouts: Layouts, security: Security, clock: Clock) -> None:
         self.layouts, self.sec, self.clock = layouts, security, clock
-
-    def add_to(self, r: web.UrlDispatcher, api: str) -> None:
-        r.add_get(f"{api}/layouts", self.list)
-        r.add_put(f"{api}/layouts/{{name}}", self.put)
-        r.add_delete(f"{api}/layouts/{{name}}", self.delete)
 
     @staticmethod
     def _name(request: web.Request) -> str:
@@ -33,23 +39,16 @@ class LayoutRoutes:
             raise ApiError(400, "bad_parameter", "a layout name has 1 to 100 characters")
         return name
 
-    async def list(self, request: web.Request) -> web.Response:
+    async def list_layouts(self, request: web.Request) -> web.Response:
         user = require(request, Permission.LIVE)
         rows = await asyncio.to_thread(self.layouts.visible, user.name)
-        return web.json_response([r.to_json() for r in rows])
+        return json_response([_layout(r) for r in rows])
 
     async def put(self, request: web.Request) -> web.Response:
         user = require(request, Permission.LIVE)
         name = self._name(request)
-        body = await json_body(request)
-        unknown = set(body) - {"layout", "shared"}
-        if unknown:
-            raise ApiError(400, "bad_parameter", f"unknown field(s) {', '.join(sorted(unknown))}")
-        layout, shared = body.get("layout"), body.get("shared", False)
-        if not isinstance(layout, dict):
-            raise ApiError(400, "bad_parameter", "layout must be a JSON object")
-        if not isinstance(shared, bool):
-            raise ApiError(400, "bad_parameter", "shared must be true or false")
+        body = await decode_body(request, LayoutInput, "bad_parameter")
+        layout, shared = body.layout, body.shared
         if len(json.dumps(layout)) > MAX_LAYOUT_BYTES:
             raise ApiError(400, "bad_parameter", "layout too large")
         if shared:
@@ -63,7 +62,7 @@ class LayoutRoutes:
                 self.sec.record(request, CONFIG_CHANGE, name, {"layout_shared": shared})
 
         await asyncio.to_thread(work)
-        return web.json_response(row.to_json())
+        return json_response(_layout(row))
 
     async def delete(self, request: web.Request) -> web.Response:
         user = request[USER]
@@ -84,3 +83,16 @@ class LayoutRoutes:
         if not await asyncio.to_thread(work):
             raise ApiError(404, "not_found", f"no layout {name!r} of {owner}")
         return web.Response(status=204)
+
+    LAYOUT = f"{API}/layouts/{{name}}"
+    NAME = Param("name", LayoutName, where="path")
+    ROUTES = (
+        Route("GET", f"{API}/layouts", list_layouts,
+              "The user's wall layouts and the shared ones", returns=list[Layout],
+              permission=Permission.LIVE),
+        Route("PUT", LAYOUT, put, "Save a wall layout (shared ones need the config right)",
+              params=(NAME,), body=LayoutInput, returns=Layout, permission=Permission.LIVE),
+        Route("DELETE", LAYOUT, delete, "Delete a wall layout", status=204, errors=(404,),
+              params=(NAME, Param("owner", str, description="another user's (admins)")),
+              permission=Permission.LIVE),
+    )  # fmt: skip

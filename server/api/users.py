@@ -8,101 +8,86 @@ import asyncio
 from aiohttp import web
 
 from server.api.auth import Security, require
-from server.api.errors import ApiError, json_body
+from server.api.bodies import decode_body, json_response
+from server.api.errors import ApiError
+from server.api.routing import API, Route, RouteGroup
 from server.auth import Permission, User, UserError
 from server.auth.audit import USER_CHANGE
+from server.protocol.models import UNSET, UserInput, UserPatch
+from server.protocol.models import User as UserBody
 
 
-def user_json(u: User) -> dict:
-    return {
-        "name": u.name,
-        "role": str(u.role),
-        "cameras": None if u.all_cameras else sorted(u.cameras),
-        "disabled": u.disabled,
-    }
+def user_body(u: User) -> UserBody:
+    cameras = None if u.all_cameras else sorted(u.cameras)
+    return UserBody(u.name, str(u.role), cameras, u.disabled)  # type: ignore[arg-type]
 
 
-def _cameras(value: object) -> list[str] | None:
-    if value is None:
-        return None
-    if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
-        raise ApiError(400, "bad_request", "cameras must be null (all) or a list of camera ids")
-    return value
-
-
-class UserRoutes:
+class UserRoutes(RouteGroup):
     def __init__(self, security: Security) -> None:
         self.sec = security
 
-    def add_to(self, router: web.UrlDispatcher, api: str) -> None:
-        router.add_get(f"{api}/users", self.list)
-        router.add_post(f"{api}/users", self.create)
-        router.add_patch(f"{api}/users/{{name}}", self.update)
-
-    async def list(self, request: web.Request) -> web.Response:
+    async def list_users(self, request: web.Request) -> web.Response:
         require(request, Permission.USERS)
         users = await asyncio.to_thread(self.sec.users.list)
-        return web.json_response([user_json(u) for u in users])
+        return json_response([user_body(u) for u in users])
 
     async def create(self, request: web.Request) -> web.Response:
         require(request, Permission.USERS)
-        body = await json_body(request)
-        if set(body) - {"name", "password", "role", "cameras"}:
-            raise ApiError(400, "bad_request", "fields: name, password, role, cameras")
-        name, password, role = body.get("name"), body.get("password"), body.get("role", "viewer")
-        if not all(isinstance(v, str) for v in (name, password, role)):
-            raise ApiError(400, "bad_request", "name, password and role are strings")
-        cameras = _cameras(body.get("cameras"))
+        body = await decode_body(request, UserInput)
+        name, role = body.name, body.role
 
         def work() -> User:
             if self.sec.users.get(name) is not None:
                 raise ApiError(409, "exists", f"user {name!r} exists")
             try:
-                user = self.sec.users.add(name, password, role, cameras)
+                user = self.sec.users.add(name, body.password, role, body.cameras)
             except UserError as exc:
                 raise ApiError(400, "bad_request", str(exc)) from None
             self.sec.record(request, USER_CHANGE, name, {"op": "create", "role": role})
             return user
 
-        return web.json_response(user_json(await asyncio.to_thread(work)), status=201)
+        return json_response(user_body(await asyncio.to_thread(work)), status=201)
 
     async def update(self, request: web.Request) -> web.Response:
         require(request, Permission.USERS)
-        body = await json_body(request)
-        if set(body) - {"password", "role", "cameras", "disabled"}:
-            raise ApiError(400, "bad_request", "fields: password, role, cameras, disabled")
+        body = await decode_body(request, UserPatch)
         name = request.match_info["name"]
+        given = [f for f in body.__struct_fields__ if getattr(body, f) is not UNSET]
 
         def work() -> User:
             users = self.sec.users
             if users.get(name) is None:
                 raise ApiError(404, "not_found", f"no user {name!r}")
             try:
-                if "password" in body:
-                    if not isinstance(body["password"], str):
-                        raise ApiError(400, "bad_request", "password is a string")
-                    users.set_password(name, body["password"])
-                if "role" in body:
-                    if not isinstance(body["role"], str):
-                        raise ApiError(400, "bad_request", "role is a string")
-                    users.set_role(name, body["role"])
-                if "cameras" in body:
-                    users.set_cameras(name, _cameras(body["cameras"]))
-                if "disabled" in body:
-                    if not isinstance(body["disabled"], bool):
-                        raise ApiError(400, "bad_request", "disabled is a boolean")
-                    (users.disable if body["disabled"] else users.enable)(name)
+                if body.password is not UNSET:
+                    users.set_password(name, body.password)
+                if body.role is not UNSET:
+                    users.set_role(name, body.role)
+                if body.cameras is not UNSET:
+                    users.set_cameras(name, body.cameras)
+                if body.disabled is not UNSET:
+                    (users.disable if body.disabled else users.enable)(name)
             except UserError as exc:
                 raise ApiError(400, "bad_request", str(exc)) from None
-            fields = sorted(k for k in body if k != "password")
+            fields = sorted(k for k in given if k != "password")
             self.sec.record(
                 request,
                 USER_CHANGE,
                 name,
-                {"op": "update", "fields": fields, "password": "password" in body},
+                {"op": "update", "fields": fields, "password": "password" in given},
             )
             user = users.get(name)
             assert user is not None
             return user
 
-        return web.json_response(user_json(await asyncio.to_thread(work)))
+        return json_response(user_body(await asyncio.to_thread(work)))
+
+    ROUTES = (
+        Route("GET", f"{API}/users", list_users, "Accounts (admins)", returns=list[UserBody],
+              permission=Permission.USERS),
+        Route("POST", f"{API}/users", create, "Create an account (admins)", body=UserInput,
+              returns=UserBody, status=201, errors=(409,), permission=Permission.USERS),
+        Route("PATCH", f"{API}/users/{{name}}", update,
+              "Change password, role, cameras or disable (admins)", body=UserPatch,
+              returns=UserBody, errors=(404,), permission=Permission.USERS),
+    )  # fmt: skip

@@ -10,27 +10,25 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from server.api.auth import require
 from server.api.errors import ApiError
+from server.api.lookups import stream_param
+from server.api.routing import API, Media, Route, RouteGroup
 from server.auth import Permission
 from server.catalog import Catalog
 from server.webrtc.offer import MAX_OFFER_BYTES, OfferError
-from server.webrtc.sessions import WebRtcSettings, WhepSessions
+from server.webrtc.sessions import WhepSessions
 
-if TYPE_CHECKING:
-    from server.api.app import ApiContext
-
-SESSION_PATH = "/api/v1/whep"
+SESSION_PATH = f"{API}/whep"
+SDP = Media.text("application/sdp", description="The SDP offer")
 
 
-class WhepRoutes:
+class WhepRoutes(RouteGroup):
     """The routes; ``sessions`` is ``None`` where this process has no live fan-out (then every
     offer gets 503), so the routes and their documentation are the same everywhere."""
 
@@ -38,36 +36,10 @@ class WhepRoutes:
         self.sessions = sessions
         self.catalog = catalog
 
-    @classmethod
-    def install(
-        cls, app: web.Application, api: str, ctx: ApiContext, registry: CollectorRegistry
-    ) -> WhepRoutes:
-        """Routes, metrics and shutdown hook for ``ctx`` (sessions only with a fan-out)."""
-        sessions = None
-        if ctx.fanout is not None:
-            recorder = ctx.recorder
-            sessions = WhepSessions(
-                ctx.fanout,
-                ctx.security.tokens,
-                ctx.clock,
-                lambda: [(st.camera_id, st.stream) for st in recorder.status()],
-                ctx.webrtc or WebRtcSettings(),
-            )
-        routes = cls(sessions, ctx.catalog)
-        routes.add_to(app, api)
-        registry.register(WhepCollector(sessions))
-        return routes
-
-    def add_to(self, app: web.Application, api: str) -> None:
-        app.router.add_post(f"{api}/cameras/{{camera_id}}/whep", self.offer)
-        app.router.add_delete(f"{SESSION_PATH}/{{session_id}}", self.delete)
+    async def close(self) -> None:
+        """Ends every session: on shutdown, before the loop stops serving."""
         if self.sessions is not None:
-            sessions = self.sessions
-
-            async def close_sessions(_app: web.Application) -> None:
-                await sessions.close_all()
-
-            app.on_shutdown.append(close_sessions)  # before the loop stops serving
+            await self.sessions.close_all()
 
     async def offer(self, request: web.Request) -> web.Response:
         camera_id = request.match_info["camera_id"]
@@ -115,6 +87,18 @@ class WhepRoutes:
         if not any(c.id == camera_id and c.enabled for c in self.catalog.cameras()):
             return False
         return any(s.name == stream for s in self.catalog.streams(camera_id))
+
+    ROUTES = (
+        Route("POST", f"{API}/cameras/{{camera_id}}/whep", offer,
+              "WHEP: an SDP offer in, the answer out; live H.264, never re-encoded",
+              params=(stream_param("main"),), body=SDP, status=201,
+              returns=Media.text("application/sdp",
+                                 description="The SDP answer (all ICE candidates included)")
+              .with_headers(Location="The session, for DELETE"),
+              errors=(404, 415, 503), permission=Permission.LIVE),
+        Route("DELETE", f"{SESSION_PATH}/{{session_id}}", delete, "End a WHEP session",
+              errors=(404,), permission=Permission.LIVE),
+    )  # fmt: skip
 
 
 class WhepCollector(Collector):

@@ -1,0 +1,79 @@
+"""Bookmarks: named, optionally locked time ranges of a camera (retention keeps locked ones)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import msgspec
+from aiohttp import web
+
+from server.api.auth import Security, require
+from server.api.bodies import decode_body, json_response
+from server.api.errors import ApiError
+from server.api.lookups import WINDOW, find_camera, id_param, window
+from server.api.routing import API, Param, Route, RouteGroup
+from server.auth import Permission, can_see
+from server.auth.audit import BOOKMARK_CHANGE
+from server.catalog import Catalog
+from server.clock import Clock
+from server.protocol.models import Bookmark, BookmarkInput
+
+
+class BookmarkRoutes(RouteGroup):
+    def __init__(self, catalog: Catalog, clock: Clock, security: Security) -> None:
+        self.catalog, self.clock, self.sec = catalog, clock, security
+
+    async def list_bookmarks(self, request: web.Request) -> web.Response:
+        start, end = window(request)
+        camera_id = request.query.get("camera")
+        user = require(request, Permission.ARCHIVE, camera_id)
+        rows = await asyncio.to_thread(self.catalog.bookmarks, camera_id, start, end)
+        seen = [b for b in rows if can_see(user, b["camera_id"])]
+        return json_response(msgspec.convert(seen, list[Bookmark]))
+
+    async def create_bookmark(self, request: web.Request) -> web.Response:
+        body = await decode_body(request, BookmarkInput)
+        user = require(request, Permission.BOOKMARKS, body.camera)
+
+        def work() -> Bookmark:
+            find_camera(self.catalog, body.camera)
+            bid = self.catalog.add_bookmark(
+                body.camera,
+                body.start_us,
+                body.end_us,
+                name=body.name,
+                locked=body.locked,
+                description=body.description,
+                now_us=self.clock.now_us(),
+                created_by=user.name,
+            )
+            detail = {"op": "create", "id": bid}
+            self.sec.record(request, BOOKMARK_CHANGE, body.camera, detail)
+            return msgspec.convert(self.catalog.bookmark(bid), Bookmark)
+
+        return json_response(await asyncio.to_thread(work), status=201)
+
+    async def delete_bookmark(self, request: web.Request) -> web.Response:
+        bid = id_param(request, "bookmark_id", "bookmark")
+        mark = await asyncio.to_thread(self.catalog.bookmark, bid)
+        if mark is None:
+            raise ApiError(404, "not_found", f"no bookmark {bid}")
+        require(request, Permission.BOOKMARKS, mark["camera_id"])
+        await asyncio.to_thread(self.catalog.delete_bookmark, bid)
+        detail = {"op": "delete", "id": bid}
+        await asyncio.to_thread(
+            self.sec.record, request, BOOKMARK_CHANGE, mark["camera_id"], detail
+        )
+        return web.Response(status=204)
+
+    ROUTES = (
+        Route("GET", f"{API}/bookmarks", list_bookmarks, "Bookmarks overlapping a window",
+              params=(*WINDOW, Param("camera", str, description="one camera's only")),
+              returns=list[Bookmark], permission=Permission.ARCHIVE),
+        Route("POST", f"{API}/bookmarks", create_bookmark, "Bookmark a time range",
+              body=BookmarkInput, returns=Bookmark, status=201, errors=(404,),
+              permission=Permission.BOOKMARKS),
+        Route("DELETE", f"{API}/bookmarks/{{bookmark_id}}", delete_bookmark,
+              "Delete a bookmark", params=(Param("bookmark_id", int, where="path"),),
+              status=204, errors=(400, 404), permission=Permission.BOOKMARKS),
+    )  # fmt: skip

@@ -1,0 +1,77 @@
+"""The recorder itself: liveness, identity and clock, metrics, this API's document; and the
+web viewer's files (public: the page is how one logs in)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Literal
+
+from aiohttp import web
+from msgspec import Meta
+
+import server.web as viewer
+from server import __version__
+from server.api.bodies import json_response
+from server.api.routing import API, Handler, Media, Param, Route, RouteGroup
+from server.clock import Clock
+from server.protocol.models import Health, Server
+from server.recorder import Recorder
+
+ViewerFile = Annotated[Literal["index.html", "app.js", "style.css"], Meta(description="a file")]
+
+
+class ServerRoutes(RouteGroup):
+    def __init__(
+        self,
+        recorder: Recorder,
+        clock: Clock,
+        server_id: str,
+        name: str,
+        metrics: Handler,
+        document: Callable[[], dict],
+    ) -> None:
+        self.recorder, self.clock = recorder, clock
+        self.server_id, self.name = server_id, name
+        self._metrics, self._document = metrics, document
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        statuses = self.recorder.status()
+        online = sum(1 for s in statuses if s.state == "online")
+        return json_response(Health("ok", len(statuses), online))
+
+    async def metrics(self, request: web.Request) -> web.StreamResponse:
+        return await self._metrics(request)
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        return web.json_response(self._document())
+
+    async def server_info(self, request: web.Request) -> web.Response:
+        now = self.clock.now_us()
+        return json_response(Server(self.server_id, self.name, __version__, API, now))
+
+    ROUTES = (
+        Route("GET", "/healthz", healthz, "Liveness and stream counts", returns=Health,
+              permission="public"),
+        Route("GET", "/metrics", metrics, "Prometheus metrics", permission="public",
+              returns=Media.text("text/plain", description="Prometheus text format")),
+        Route("GET", f"{API}/openapi.json", openapi, "This document", permission="public",
+              returns=Media({"application/json": {"type": "object"}})),
+        Route("GET", f"{API}/server", server_info, "Recorder identity and clock",
+              returns=Server),
+    )  # fmt: skip
+
+
+class ViewerRoutes(RouteGroup):
+    async def index(self, request: web.Request) -> web.Response:
+        return await viewer.index(request)
+
+    async def asset(self, request: web.Request) -> web.Response:
+        return await viewer.asset(request)
+
+    ROUTES = (
+        Route("GET", "/", index, "The web viewer (login, cameras, live)", permission="public",
+              returns=Media.text("text/html", description="The web viewer")),
+        Route("GET", "/web/{name}", asset, "A file of the web viewer", permission="public",
+              params=(Param("name", ViewerFile, where="path"),), errors=(404,),
+              returns=Media.text("*/*", description="The file")),
+    )  # fmt: skip

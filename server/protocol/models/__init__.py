@@ -1,0 +1,95 @@
+"""The JSON bodies of the recorder's HTTP API, each defined once as a ``msgspec.Struct``: the
+handlers decode requests and build responses with these types, the OpenAPI document's
+``components.schemas`` are generated from them, and the workstation may import them.
+
+Why msgspec: strict decoding (no ``"30"`` read as 30) with errors that name the field, fast,
+JSON Schema generation from the same types (``msgspec.json.schema_components``), and a single
+small dependency without transitive ones, so ``server.protocol`` stays importable anywhere.
+"""
+
+from server.protocol.models.analytics import (
+    AnalyticsPatch,
+    AnalyticsSettings,
+    AnalyticsStatus,
+    Event,
+    MotionRanges,
+    MotionSearch,
+    TrackRow,
+    Zone,
+    ZoneInput,
+)
+from server.protocol.models.auth import (
+    AuditEntry,
+    Login,
+    NatsGrant,
+    Session,
+    User,
+    UserInput,
+    UserPatch,
+)
+from server.protocol.models.cameras import (
+    Camera,
+    CameraInput,
+    CameraPatch,
+    Probe,
+    ProbeResult,
+    Stream,
+)
+from server.protocol.models.common import UNSET, CameraId, Micros, StreamName, UnsetType
+from server.protocol.models.errors import Error, ErrorDetail
+from server.protocol.models.exports import Export, ExportCamera, ExportInput
+from server.protocol.models.layouts import Layout, LayoutInput
+from server.protocol.models.recordings import (
+    Bookmark,
+    BookmarkInput,
+    Fragment,
+    Range,
+    Recordings,
+    Segment,
+)
+from server.protocol.models.server import Health, Server
+
+__all__ = [
+    "UNSET",
+    "AnalyticsPatch",
+    "AnalyticsSettings",
+    "AnalyticsStatus",
+    "AuditEntry",
+    "Bookmark",
+    "BookmarkInput",
+    "Camera",
+    "CameraId",
+    "CameraInput",
+    "CameraPatch",
+    "Error",
+    "ErrorDetail",
+    "Event",
+    "Export",
+    "ExportCamera",
+    "ExportInput",
+    "Fragment",
+    "Health",
+    "Layout",
+    "LayoutInput",
+    "Login",
+    "Micros",
+    "MotionRanges",
+    "MotionSearch",
+    "NatsGrant",
+    "Probe",
+    "ProbeResult",
+    "Range",
+    "Recordings",
+    "Segment",
+    "Server",
+    "Session",
+    "Stream",
+    "StreamName",
+    "TrackRow",
+    "UnsetType",
+    "User",
+    "UserInput",
+    "UserPatch",
+    "Zone",
+    "ZoneInput",
+]

@@ -1,0 +1,77 @@
+"""Cameras, their streams and the URL probe."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import UNSET, Meta, UnsetType
+
+from server.protocol.models.analytics import AnalyticsStatus
+from server.protocol.models.common import CameraId, Micros, StreamName
+
+RetentionDays = Annotated[float, Meta(gt=0, description="days; null: only the volume limits")]
+SourceUrl = Annotated[str, Meta(description="rtsp://, rtsps://, http(s)://, file://")]
+
+
+class Stream(msgspec.Struct):
+    name: StreamName
+    url: Annotated[str, Meta(description="password replaced by ***")]
+    record: bool
+    state: Literal["connecting", "online", "offline", "error", "stopped"]
+    reason: str
+    packets: int
+    bytes: int
+    reconnects: int
+    last_packet_us: Micros | None
+
+
+class Camera(msgspec.Struct):
+    id: CameraId
+    name: str
+    enabled: bool
+    retention_days: float | None
+    source: Literal["config", "api"]
+    streams: list[Stream]
+    analytics: AnalyticsStatus
+
+
+class CameraInput(msgspec.Struct, forbid_unknown_fields=True):
+    """A new camera; recording starts at once unless ``enabled`` is false."""
+
+    id: CameraId
+    name: str
+    main: SourceUrl
+    sub: SourceUrl | None = None
+    record_main: bool = True
+    record_sub: bool = True
+    retention_days: RetentionDays | None = None
+    enabled: bool = True
+
+
+class CameraPatch(msgspec.Struct, forbid_unknown_fields=True):
+    """Fields to change; ``id``, when given, must be the camera's own."""
+
+    id: str | UnsetType = UNSET
+    name: str | UnsetType = UNSET
+    main: SourceUrl | UnsetType = UNSET
+    sub: SourceUrl | UnsetType | None = UNSET
+    record_main: bool | UnsetType = UNSET
+    record_sub: bool | UnsetType = UNSET
+    retention_days: RetentionDays | UnsetType | None = UNSET
+    enabled: bool | UnsetType = UNSET
+
+
+class Probe(msgspec.Struct):
+    url: Annotated[str, Meta(max_length=2048, description="the camera URL to test")]
+    snapshot: Annotated[bool, Meta(description="also a JPEG of the first picture")] = False
+
+
+class ProbeResult(msgspec.Struct):
+    codec: Literal["h264", "hevc"]
+    width: int
+    height: int
+    fps: float | None
+    snapshot_jpeg: Annotated[str, Meta(description="base64 JPEG, when asked for")] | UnsetType = (
+        UNSET
+    )

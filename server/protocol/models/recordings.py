@@ -1,0 +1,70 @@
+"""Segments with their fragment index, recorded ranges for the timeline, and bookmarks."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+
+from server.protocol.models.common import Micros, MicrosIn, StreamName
+
+
+class Fragment(msgspec.Struct):
+    offset: int
+    bytes: int
+    start_us: Micros
+    duration_us: int
+
+
+class Segment(msgspec.Struct):
+    id: int
+    start_us: Micros
+    end_us: Micros
+    bytes: int
+    frames: int
+    codec: Literal["h264", "hevc"]
+    width: int
+    height: int
+    state: Literal["open", "closed"]
+    init_bytes: int
+    fragments: list[Fragment]
+
+
+class Range(msgspec.Struct):
+    start_us: Micros
+    end_us: Micros
+
+
+class Recordings(msgspec.Struct):
+    camera: str
+    stream: StreamName
+    start_us: Micros
+    end_us: Micros
+    ranges: list[Range]
+    gaps: list[Range]
+
+
+class Bookmark(msgspec.Struct):
+    id: int
+    camera_id: str
+    start_us: Micros
+    end_us: Micros
+    name: str
+    description: str
+    locked: bool
+    created_us: Micros
+    created_by: str
+
+
+class BookmarkInput(msgspec.Struct, forbid_unknown_fields=True):
+    camera: str
+    start_us: MicrosIn
+    end_us: MicrosIn
+    name: Annotated[str, Meta(max_length=200)] = ""
+    description: str = ""
+    locked: Annotated[bool, Meta(description="retention keeps what it touches")] = False
+
+    def __post_init__(self) -> None:
+        if self.end_us < self.start_us:
+            raise ValueError("end_us must not be before start_us")
