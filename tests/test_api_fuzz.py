@@ -140,8 +140,9 @@ def test_api_conforms_to_its_openapi_document(
             case.body["camera"] = CAMERA
     if isinstance(case.body, dict) and case.path in CAMERA_BODIES:
         # a camera the fuzzer creates or changes is never started: no traffic to random
-        # addresses
+        # addresses; nor is an ONVIF device asked (adding by ``onvif`` contacts it at once)
         case.body["enabled"] = False
+        case.body.pop("onvif", None)
     # Every check but one: "schema-valid data is accepted" cannot hold for rules that span
     # fields (end_us after start_us), which OpenAPI cannot express; such requests get a 400.
     response = case.call_and_validate(

@@ -19,6 +19,7 @@ from server.api.exports import ExportRoutes
 from server.api.layouts import LayoutRoutes
 from server.api.metrics import Metrics
 from server.api.openapi import openapi_document
+from server.api.ptz import PtzRoutes
 from server.api.recordings import RecordingRoutes
 from server.api.routing import API, RouteGroup
 from server.api.server import ServerRoutes, ViewerRoutes
@@ -70,6 +71,7 @@ def make_app(ctx: ApiContext) -> web.Application:
     )
     catalog = ctx.catalog
     whep = WhepRoutes(_whep_sessions(ctx), catalog)
+    ptz = PtzRoutes(catalog, ctx.clock, sec)
     groups: list[RouteGroup] = [
         ServerRoutes(ctx.recorder, ctx.clock, ctx.server_id, ctx.name, metrics.handle,
                      openapi_document),
@@ -77,6 +79,7 @@ def make_app(ctx: ApiContext) -> web.Application:
         AuthRoutes(sec),
         UserRoutes(sec),
         CameraRoutes(catalog, ctx.recorder, ctx.data, ctx.clock, sec, ctx.analytics, ctx.sync),
+        ptz,
         RecordingRoutes(catalog, ctx.data, sec),
         BookmarkRoutes(catalog, ctx.clock, sec),
         ExportRoutes(ctx.exports, sec),
@@ -94,6 +97,7 @@ def make_app(ctx: ApiContext) -> web.Application:
 
     async def close_sessions(_app: web.Application) -> None:
         await whep.close()
+        await ptz.close()
 
     app.on_shutdown.append(close_sessions)  # before the loop stops serving
     if ctx.exports is not None:

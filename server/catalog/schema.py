@@ -279,6 +279,22 @@ BEGIN
         WHERE stream_id = OLD.stream_id;
 END;
 """,
+    # 9 -> 10 (cameras, issue 15): the ONVIF device a camera was added from, kept for PTZ and
+    # events. A table of its own, so this migration commutes with the others of that wave: it
+    # is appended here while 6..8 merge; renumbering is moving this entry.
+    """
+CREATE TABLE camera_onvif (
+    camera_id TEXT PRIMARY KEY            -- the camera added from the device
+        REFERENCES cameras (id),
+    address TEXT NOT NULL                 -- http://HOST:PORT/onvif/device_service
+        CHECK (address GLOB 'http*://*'),
+    username TEXT NOT NULL DEFAULT '',    -- WS-Security user name ('' for none)
+    password TEXT NOT NULL DEFAULT '',    -- its password (the RTSP URLs carry it as well)
+    main_profile TEXT NOT NULL DEFAULT '',  -- media profile token recorded as main
+    sub_profile TEXT,                     -- profile token used as sub; NULL: none
+    updated_us INTEGER NOT NULL           -- last change, µs since epoch UTC
+) STRICT;
+""",
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
