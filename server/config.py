@@ -184,6 +184,18 @@ class WebRtcConfig(_Section):
     max_sessions: Annotated[int, _doc("WHEP viewers at once; more get 503", ge=0, le=10_000)] = 64
 
 
+class OnvifConfig(_Section):
+    """``[onvif]``: finding ONVIF cameras (docs/design/cameras.md)."""
+
+    discovery_interfaces: Annotated[
+        tuple[str, ...],
+        _doc("IPv4 addresses to probe from (WS-Discovery); empty: all but loopback"),
+    ] = ()
+    discovery_timeout_s: Annotated[
+        float, _doc("how long a discovery waits for answers", gt=0, le=30)
+    ] = 1.5
+
+
 class ConfigFile(_Section):
     """The whole file as written: one field per table."""
 
@@ -193,6 +205,7 @@ class ConfigFile(_Section):
     nats: NatsConfig = NatsConfig()
     analytics: AnalyticsConfig = AnalyticsConfig()
     webrtc: WebRtcConfig = WebRtcConfig()
+    onvif: OnvifConfig = OnvifConfig()
     cameras: tuple[CameraConfig, ...] = ()
 
 
@@ -203,6 +216,7 @@ SECTIONS: dict[str, type[msgspec.Struct]] = {
     "nats": NatsConfig,
     "analytics": AnalyticsConfig,
     "webrtc": WebRtcConfig,
+    "onvif": OnvifConfig,
     "cameras": CameraConfig,
 }
 """Table name -> Struct: what the configuration reference lists (``[[cameras]]`` is an array)."""
@@ -240,6 +254,7 @@ class Config(msgspec.Struct, frozen=True):
     storage: StorageConfig = StorageConfig()
     analytics: AnalyticsConfig = AnalyticsConfig()
     webrtc: WebRtcConfig = WebRtcConfig()
+    onvif: OnvifConfig = OnvifConfig()
     cameras: tuple[CameraConfig, ...] = ()
 
 
@@ -365,5 +380,6 @@ def load_config(path: Path | None) -> Config:
         storage=raw.storage,
         analytics=raw.analytics,
         webrtc=raw.webrtc,
+        onvif=raw.onvif,
         cameras=raw.cameras,
     )

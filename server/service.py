@@ -197,6 +197,7 @@ async def start_api(config: Config, services: Services) -> tuple[web.AppRunner |
             turn_password=config.webrtc.turn_password,
             max_sessions=config.webrtc.max_sessions,
         ),
+        onvif=config.onvif,
     )
     runner = web.AppRunner(make_app(ctx), access_log=None)
     await runner.setup()

@@ -5,7 +5,7 @@ registers the groups' route tables; the work is in the groups (``cameras.py``,
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -14,6 +14,7 @@ from server.api.analytics import AnalyticsCollector, AnalyticsRoutes
 from server.api.auth import AuthRoutes, Security
 from server.api.bookmarks import BookmarkRoutes
 from server.api.cameras import CameraRoutes
+from server.api.discovery import DiscoveryRoutes
 from server.api.errors import error_middleware
 from server.api.exports import ExportRoutes
 from server.api.layouts import LayoutRoutes
@@ -28,6 +29,7 @@ from server.api.whep import WhepCollector, WhepRoutes
 from server.catalog import Catalog
 from server.catalog.layouts import Layouts
 from server.clock import Clock
+from server.config import OnvifConfig
 from server.datadir import DataDir
 from server.export.jobs import ExportJobs
 from server.live.fanout import Fanout
@@ -55,6 +57,7 @@ class ApiContext:
     analytics: Analytics | None = None
     fanout: Fanout | None = None  # live packets in process: WebRTC viewers (WHEP)
     webrtc: WebRtcSettings | None = None
+    onvif: OnvifConfig = field(default_factory=OnvifConfig)  # discovery interfaces
 
     def sync(self) -> None:
         self.recorder.sync()
@@ -80,6 +83,7 @@ def make_app(ctx: ApiContext) -> web.Application:
         UserRoutes(sec),
         CameraRoutes(catalog, ctx.recorder, ctx.data, ctx.clock, sec, ctx.analytics, ctx.sync),
         ptz,
+        DiscoveryRoutes(catalog, ctx.onvif),
         RecordingRoutes(catalog, ctx.data, sec),
         BookmarkRoutes(catalog, ctx.clock, sec),
         ExportRoutes(ctx.exports, sec),

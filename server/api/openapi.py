@@ -15,6 +15,7 @@ from server.api.analytics import AnalyticsRoutes
 from server.api.auth import AuthRoutes
 from server.api.bookmarks import BookmarkRoutes
 from server.api.cameras import CameraRoutes
+from server.api.discovery import DiscoveryRoutes
 from server.api.exports import ExportRoutes
 from server.api.layouts import LayoutRoutes
 from server.api.ptz import PtzRoutes
@@ -35,6 +36,7 @@ GROUPS: tuple[type[RouteGroup], ...] = (
     UserRoutes,
     CameraRoutes,
     PtzRoutes,
+    DiscoveryRoutes,
     RecordingRoutes,
     BookmarkRoutes,
     ExportRoutes,

@@ -40,6 +40,7 @@ from server.protocol.models.errors import Error, ErrorDetail
 from server.protocol.models.exports import Export, ExportCamera, ExportInput
 from server.protocol.models.layouts import Layout, LayoutInput
 from server.protocol.models.ptz import (
+    DiscoveredDevice,
     OnvifDevice,
     OnvifProfile,
     PtzMove,
@@ -70,6 +71,7 @@ __all__ = [
     "CameraId",
     "CameraInput",
     "CameraPatch",
+    "DiscoveredDevice",
     "Error",
     "ErrorDetail",
     "Event",

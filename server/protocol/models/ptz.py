@@ -84,3 +84,18 @@ class PtzPresetInput(msgspec.Struct, forbid_unknown_fields=True):
     """Save the present position under this name."""
 
     name: Annotated[str, Meta(min_length=1, max_length=64)]
+
+
+class DiscoveredDevice(msgspec.Struct):
+    """An ONVIF device that answered a WS-Discovery probe; what it says of itself in its
+    scopes (empty where it says nothing: its credentials tell more, through the probe)."""
+
+    address: OnvifAddress
+    endpoint: Annotated[str, Meta(description="its WS-Discovery endpoint, urn:uuid:...")]
+    name: str
+    manufacturer: str
+    model: str
+    mac: str
+    seen_from: Annotated[str, Meta(description="the IP address the answer came from")]
+    scopes: list[str]
+    camera_id: Annotated[str | None, Meta(description="the camera added from it, if any")]
