@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
@@ -40,6 +40,9 @@ class ConfigError(ValueError):
 
 def _doc(description: str, **bounds: Any) -> Meta:
     return Meta(description=description, **bounds)
+
+
+Transport = Literal["auto", "tcp", "udp", "multicast", "http"]
 
 
 class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -67,6 +70,13 @@ class CameraConfig(_Section):
         Annotated[float, Meta(gt=0)] | None, _doc("days of video to keep; none: volume limits only")
     ] = None
     enabled: Annotated[bool, _doc("false: configured but neither pulled nor recorded")] = True
+    transport_main: Annotated[
+        Transport, _doc("RTSP transport of main; auto: TCP, then UDP (docs/design/cameras.md)")
+    ] = "auto"
+    transport_sub: Annotated[Transport, _doc("RTSP transport of sub")] = "auto"
+
+    def transports(self) -> dict[str, str]:
+        return {"main": self.transport_main, "sub": self.transport_sub}
 
     def streams(self) -> dict[str, tuple[str, bool]]:
         out = {"main": (self.main, self.record_main)}

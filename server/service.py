@@ -143,6 +143,7 @@ def apply_camera(catalog: Catalog, cam: CameraConfig, clock: Clock, source: str)
         retention_days=cam.retention_days,
         source=source,
         now_us=clock.now_us(),
+        transports=cam.transports(),
     )
 
 

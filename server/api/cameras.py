@@ -82,6 +82,8 @@ class CameraRoutes(RouteGroup):
                     bytes=s.bytes if s else 0,
                     reconnects=s.reconnects if s else 0,
                     last_packet_us=s.last_packet_us if s else None,
+                    transport=st.transport,  # type: ignore[arg-type]
+                    transport_in_use=(s.transport or None) if s and s.state == "online" else None,
                 )
             )
         analytics = self.analytics.status(cam.id) if self.analytics else {"state": "disabled"}
@@ -105,6 +107,7 @@ class CameraRoutes(RouteGroup):
             retention_days=cam.retention_days,
             source="api",
             now_us=self.clock.now_us(),
+            transports=cam.transports(),
         )
         self.sync()
 
@@ -177,6 +180,8 @@ class CameraRoutes(RouteGroup):
                 "record_main": streams["main"].record if "main" in streams else True,
                 "sub": streams["sub"].url if "sub" in streams else None,
                 "record_sub": streams["sub"].record if "sub" in streams else True,
+                "transport_main": streams["main"].transport if "main" in streams else "auto",
+                "transport_sub": streams["sub"].transport if "sub" in streams else "auto",
             }
             self._apply(_config({**current, **body}))
             detail = {"op": "update", "f": sorted(body)}

@@ -294,6 +294,9 @@ CREATE TABLE camera_onvif (
     sub_profile TEXT,                     -- profile token used as sub; NULL: none
     updated_us INTEGER NOT NULL           -- last change, µs since epoch UTC
 ) STRICT;
+ALTER TABLE streams ADD COLUMN transport TEXT NOT NULL DEFAULT 'auto'
+    -- RTSP lower transport: 'auto' (TCP, then UDP), 'tcp', 'udp', 'multicast', 'http'
+    CHECK (transport IN ('auto', 'tcp', 'udp', 'multicast', 'http'));
 """,
 ]
 

@@ -13,6 +13,10 @@ from server.protocol.models.ptz import OnvifAddress, OnvifDevice
 
 RetentionDays = Annotated[float, Meta(gt=0, description="days; null: only the volume limits")]
 SourceUrl = Annotated[str, Meta(description="rtsp://, rtsps://, http(s)://, file://")]
+Transport = Annotated[
+    Literal["auto", "tcp", "udp", "multicast", "http"],
+    Meta(description="RTSP transport; auto: TCP, then UDP if TCP fails"),
+]
 
 
 class Stream(msgspec.Struct):
@@ -25,6 +29,10 @@ class Stream(msgspec.Struct):
     bytes: int
     reconnects: int
     last_packet_us: Micros | None
+    transport: Transport = "auto"
+    transport_in_use: Annotated[
+        str | None, Meta(description="tcp, udp, ... of the session; null when not connected")
+    ] = None
 
 
 class Camera(msgspec.Struct):
@@ -59,6 +67,8 @@ class CameraInput(msgspec.Struct, forbid_unknown_fields=True):
     record_sub: bool = True
     retention_days: RetentionDays | None = None
     enabled: bool = True
+    transport_main: Transport = "auto"
+    transport_sub: Transport = "auto"
 
 
 class CameraPatch(msgspec.Struct, forbid_unknown_fields=True):
@@ -72,6 +82,8 @@ class CameraPatch(msgspec.Struct, forbid_unknown_fields=True):
     record_sub: bool | UnsetType = UNSET
     retention_days: RetentionDays | UnsetType | None = UNSET
     enabled: bool | UnsetType = UNSET
+    transport_main: Transport | UnsetType = UNSET
+    transport_sub: Transport | UnsetType = UNSET
 
 
 class Probe(msgspec.Struct):
