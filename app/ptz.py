@@ -9,7 +9,9 @@ control, what the camera lacks) and ``presets``.
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from app.api import ApiClient
@@ -52,6 +54,20 @@ class PtzControl(RemoteModel):
         super().__init__(session)
         self.camera_id = camera_id
         self.base = f"/cameras/{camera_id}/ptz"
+        self._order: asyncio.Lock | None = None  # made on the network loop
+
+    def _call(self, fn: Callable[[ApiClient], Awaitable[Any]]) -> concurrent.futures.Future:
+        """Commands reach the camera in the order they were given: a key's stop must never
+        overtake its move. The calls start in submission order on the loop, and the lock
+        hands itself on first come, first served."""
+
+        async def ordered() -> Any:
+            if self._order is None:
+                self._order = asyncio.Lock()
+            async with self._order:
+                return await self.session.call(fn)
+
+        return self._run(ordered())
 
     def state(self) -> concurrent.futures.Future[dict[str, Any]]:
         return self._call(lambda api: api.get_json(self.base))

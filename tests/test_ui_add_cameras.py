@@ -13,7 +13,9 @@ from dataclasses import dataclass
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtGui import QWheelEvent
+from PySide6.QtWidgets import QApplication
 
 from app.api import ApiError
 from app.ptz import PtzControl, drag_velocity, wheel_zoom
@@ -25,6 +27,8 @@ from tests.helpers import free_port
 from tests.onvif_cameras import PASSWORD, USERNAME, IpyCam, scene_clip
 from tests.test_whep import NetNs, netns_unavailable
 from ui.dialogs import open_settings
+from ui.tile_ptz import TilePtz
+from ui.videotile import VideoTile
 
 ADMIN_PASSWORD = "admin-password-1"
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -118,11 +122,7 @@ def test_ptz_model_steers_the_added_camera(rig: Rig) -> None:
     assert drag_velocity(160, -45, 320, 180) == (1.0, 0.5)  # right and up
     assert drag_velocity(5, 3, 320, 180) == (0.0, 0.0)  # inside the dead zone
     assert wheel_zoom(1) > 0 > wheel_zoom(-2)
-    if not any(c["id"] == "porch" for c in rig.session.call_sync(
-        lambda api: api.get_json("/cameras"))):  # fmt: skip
-        body = {"id": "porch", "name": "Porch", "onvif": rig.camera.address,
-                "username": USERNAME, "password": PASSWORD}  # fmt: skip
-        rig.session.call_sync(lambda api: api.post_json("/cameras", body))
+    _ensure_porch(rig)
     ptz = PtzControl(rig.session, "porch")
     state = ptz.state().result(20)
     assert state["continuous"] and state["missing"] == []
@@ -135,3 +135,71 @@ def test_ptz_model_steers_the_added_camera(rig: Rig) -> None:
     ptz.home().result(20)
     state = ptz.state().result(20)
     assert state["holder"] == "admin"
+
+
+def _ensure_porch(rig: Rig) -> None:
+    cams = rig.session.call_sync(lambda api: api.get_json("/cameras"))
+    if not any(c["id"] == "porch" for c in cams):
+        body = {"id": "porch", "name": "Porch", "onvif": rig.camera.address,
+                "username": USERNAME, "password": PASSWORD}  # fmt: skip
+        rig.session.call_sync(lambda api: api.post_json("/cameras", body))
+
+
+def test_tile_steers_by_drag_wheel_keys_and_presets(rig: Rig, qtbot) -> None:
+    _ensure_porch(rig)
+    since = rig.session.call_sync(lambda api: api.get_json("/server"))["time_us"]
+    tile = VideoTile(renderer="raster")
+    qtbot.addWidget(tile)
+    tile.resize(480, 270)
+    tile.show()
+    qtbot.waitExposed(tile)
+    ptz = TilePtz(PtzControl(rig.session, "porch"), tile)
+    tile.set_ptz(ptz)
+    assert not tile.steering
+    tile._ptz_button.click()
+    assert tile.steering
+    qtbot.waitUntil(lambda: ptz.tasks.pending == 0, timeout=20000)
+    assert ptz.text.startswith("PTZ") and "no " not in ptz.text, ptz.text
+
+    def settle() -> None:
+        qtbot.waitUntil(lambda: ptz.tasks.pending == 0, timeout=20000)
+        assert ptz.answered == ptz.commands, ptz.text
+
+    # drag right from the centre: a pan right, then a stop on release
+    qtbot.mousePress(tile, Qt.MouseButton.LeftButton, pos=QPoint(240, 135))
+    qtbot.mouseMove(tile, QPoint(420, 135))
+    qtbot.mouseRelease(tile, Qt.MouseButton.LeftButton, pos=QPoint(420, 135))
+    settle()
+    # one wheel notch forward: a short zoom
+    wheel = QWheelEvent(QPointF(240, 135), QPointF(240, 135), QPoint(0, 0), QPoint(0, 120),
+                        Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier,
+                        Qt.ScrollPhase.NoScrollPhase, False)  # fmt: skip
+    QApplication.sendEvent(tile, wheel)
+    # an arrow key held and let go
+    qtbot.keyPress(tile, Qt.Key.Key_Up)
+    qtbot.keyRelease(tile, Qt.Key.Key_Up)
+    settle()
+    ptz.save("tile-view")
+    settle()
+    qtbot.waitUntil(lambda: any(p["name"] == "tile-view" for p in ptz.presets), timeout=20000)
+    menu = ptz.menu(tile)
+    goto = next(a for a in menu.actions() if a.text() == "tile-view")
+    goto.trigger()
+    settle()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    assert tile.grab().save(str(ARTIFACTS / "tile-ptz.png"))
+
+    log = rig.session.call_sync(
+        lambda api: api.get_json("/audit", {"action": "ptz", "since_us": since})
+    )
+    sent = [(e["detail"]["op"], e["detail"].get("pan"), e["detail"].get("tilt"),
+             e["detail"].get("zoom")) for e in reversed(log)]  # fmt: skip
+    assert sent == [
+        ("move", 0.75, 0.0, 0.0),  # 180 px right of the press on a 480 px tile
+        ("stop", None, None, None),
+        ("move", 0.0, 0.0, 0.5),  # the wheel
+        ("move", 0.0, 0.5, 0.0),  # up arrow
+        ("stop", None, None, None),
+        ("set-preset", None, None, None),
+        ("goto-preset", None, None, None),
+    ], sent
