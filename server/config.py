@@ -202,7 +202,7 @@ class OnvifConfig(_Section):
         _doc("IPv4 addresses to probe from (WS-Discovery); empty: all but loopback"),
     ] = ()
     discovery_timeout_s: Annotated[
-        float, _doc("how long a discovery waits for answers", gt=0, le=30)
+        float, _doc("how long a discovery waits for answers", gt=0, le=10)
     ] = 1.5
 
 

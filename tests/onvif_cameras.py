@@ -135,23 +135,28 @@ class FrameWatch:
         self.thread.start()
 
     def _run(self) -> None:
-        try:
-            opts = {"rtsp_transport": "tcp", "fflags": "nobuffer", "flags": "low_delay"}
-            with av.open(self.url, options=opts, timeout=10) as c:
-                for packet in c.demux(video=0):
-                    try:
-                        frames = packet.decode()
-                    except av.InvalidDataError:
-                        continue  # before the first key frame
-                    for frame in frames:
-                        grey = frame.to_ndarray(format="gray").astype(np.float32)
-                        with self.lock:
-                            self.frames.append((time.monotonic(), grey))
-                            del self.frames[:-100]
-                    if self.stopping.is_set():
-                        return
-        except BaseException as exc:
-            self.error = exc
+        """Reads until stopped; a stream that ends or fails is opened again (IPyCam's RTSP
+        server drops a slow reader on a loaded machine), the failure kept for the message."""
+        opts = {"rtsp_transport": "tcp", "fflags": "nobuffer", "flags": "low_delay"}
+        while not self.stopping.is_set():
+            try:
+                with av.open(self.url, options=opts, timeout=10) as c:
+                    for packet in c.demux(video=0):
+                        try:
+                            frames = packet.decode()
+                        except av.InvalidDataError:
+                            continue  # before the first key frame
+                        for frame in frames:
+                            grey = frame.to_ndarray(format="gray").astype(np.float32)
+                            with self.lock:
+                                self.frames.append((time.monotonic(), grey))
+                                del self.frames[:-100]
+                        if self.stopping.is_set():
+                            return
+                self.error = EOFError("the stream ended")
+            except (av.FFmpegError, OSError) as exc:
+                self.error = exc
+            self.stopping.wait(0.5)
 
     def latest(self, after: float = 0.0, timeout: float = 20.0) -> tuple[float, np.ndarray]:
         deadline = time.monotonic() + timeout
@@ -159,10 +164,9 @@ class FrameWatch:
             with self.lock:
                 if self.frames and self.frames[-1][0] > after:
                     return self.frames[-1]
-            if self.error is not None:
-                raise RuntimeError(f"stream failed: {self.error}")
             time.sleep(0.01)
-        raise TimeoutError(f"no frame from {self.url} after {timeout} s")
+        why = f" (last failure: {self.error})" if self.error else ""
+        raise TimeoutError(f"no frame from {self.url} after {timeout} s{why}")
 
     def since(self, t: float) -> list[tuple[float, np.ndarray]]:
         with self.lock:

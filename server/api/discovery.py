@@ -25,7 +25,7 @@ from server.onvif.discovery import interface_addresses, probe
 from server.protocol.models import DiscoveredDevice
 
 TIMEOUT = Param(
-    "timeout_ms", Annotated[int, Meta(ge=100, le=30_000)], description="default from [onvif]"
+    "timeout_ms", Annotated[int, Meta(ge=100, le=10_000)], description="default from [onvif]"
 )
 HOST = Param("host", str, description="also probe this IPv4 host directly (unicast)")
 
