@@ -244,5 +244,7 @@ def test_ptz_absent_or_partial_says_what_is_missing(api: Api, camera: IpyCam) ->
         log = await _call(http, "GET", f"{base}{API}/audit?action=ptz", 200)
         outcomes = {(e["target"], e["detail"]["op"], e["detail"]["outcome"]) for e in log}
         assert ("dome", "remove-preset", "unsupported") in outcomes
+        assert ("gone", "stop", "camera_unreachable") in outcomes  # the device never answered
+        assert ("fixed", "move", "no_ptz") in outcomes
 
     api.run(scenario)

@@ -107,16 +107,21 @@ class PtzRoutes(RouteGroup):
         user = require(request, Permission.PTZ, camera_id)
         if control:
             self._take_control(camera_id, user.name)
-        dev = await self._device(camera_id)
         outcome = "ok"
         try:
-            return await run(dev)
-        except OnvifError as exc:
-            outcome = exc.kind
-            if exc.kind == "unreachable":
-                self.devices.pop(camera_id, None)
-                await dev.close()
-            raise onvif_error(exc) from None
+            dev = await self._device(camera_id)
+            try:
+                return await run(dev)
+            except OnvifError as exc:
+                outcome = exc.kind
+                if exc.kind == "unreachable":
+                    self.devices.pop(camera_id, None)
+                    await dev.close()
+                raise onvif_error(exc) from None
+        except ApiError as exc:
+            if outcome == "ok":
+                outcome = exc.code
+            raise
         finally:
             entry = {"op": op, **detail, "outcome": outcome}
             await asyncio.to_thread(self.sec.record, request, PTZ, camera_id, entry)
