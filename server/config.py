@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
@@ -40,6 +40,9 @@ class ConfigError(ValueError):
 
 def _doc(description: str, **bounds: Any) -> Meta:
     return Meta(description=description, **bounds)
+
+
+Transport = Literal["auto", "tcp", "udp", "multicast", "http"]
 
 
 class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -67,6 +70,13 @@ class CameraConfig(_Section):
         Annotated[float, Meta(gt=0)] | None, _doc("days of video to keep; none: volume limits only")
     ] = None
     enabled: Annotated[bool, _doc("false: configured but neither pulled nor recorded")] = True
+    transport_main: Annotated[
+        Transport, _doc("RTSP transport of main; auto: TCP, then UDP (docs/design/cameras.md)")
+    ] = "auto"
+    transport_sub: Annotated[Transport, _doc("RTSP transport of sub")] = "auto"
+
+    def transports(self) -> dict[str, str]:
+        return {"main": self.transport_main, "sub": self.transport_sub}
 
     def streams(self) -> dict[str, tuple[str, bool]]:
         out = {"main": (self.main, self.record_main)}
@@ -198,6 +208,18 @@ class WebRtcConfig(_Section):
     max_sessions: Annotated[int, _doc("WHEP viewers at once; more get 503", ge=0, le=10_000)] = 64
 
 
+class OnvifConfig(_Section):
+    """``[onvif]``: finding ONVIF cameras (docs/design/cameras.md)."""
+
+    discovery_interfaces: Annotated[
+        tuple[str, ...],
+        _doc("IPv4 addresses to probe from (WS-Discovery); empty: all but loopback"),
+    ] = ()
+    discovery_timeout_s: Annotated[
+        float, _doc("how long a discovery waits for answers", gt=0, le=10)
+    ] = 1.5
+
+
 class ConfigFile(_Section):
     """The whole file as written: one field per table."""
 
@@ -207,6 +229,7 @@ class ConfigFile(_Section):
     nats: NatsConfig = NatsConfig()
     analytics: AnalyticsConfig = AnalyticsConfig()
     webrtc: WebRtcConfig = WebRtcConfig()
+    onvif: OnvifConfig = OnvifConfig()
     cameras: tuple[CameraConfig, ...] = ()
 
 
@@ -217,6 +240,7 @@ SECTIONS: dict[str, type[msgspec.Struct]] = {
     "nats": NatsConfig,
     "analytics": AnalyticsConfig,
     "webrtc": WebRtcConfig,
+    "onvif": OnvifConfig,
     "cameras": CameraConfig,
 }
 """Table name -> Struct: what the configuration reference lists (``[[cameras]]`` is an array)."""
@@ -254,6 +278,7 @@ class Config(msgspec.Struct, frozen=True):
     storage: StorageConfig = StorageConfig()
     analytics: AnalyticsConfig = AnalyticsConfig()
     webrtc: WebRtcConfig = WebRtcConfig()
+    onvif: OnvifConfig = OnvifConfig()
     cameras: tuple[CameraConfig, ...] = ()
 
 
@@ -379,5 +404,6 @@ def load_config(path: Path | None) -> Config:
         storage=raw.storage,
         analytics=raw.analytics,
         webrtc=raw.webrtc,
+        onvif=raw.onvif,
         cameras=raw.cameras,
     )

@@ -37,6 +37,7 @@ class _Spec:
     stream: str
     url: str
     record: bool
+    transport: str = "auto"
 
 
 @dataclass
@@ -72,7 +73,7 @@ class Recorder:
     def _wanted(self) -> dict[tuple[str, str], _Spec]:
         enabled = {c.id for c in self.catalog.cameras() if c.enabled}
         return {
-            (s.camera_id, s.name): _Spec(s.camera_id, s.name, s.url, s.record)
+            (s.camera_id, s.name): _Spec(s.camera_id, s.name, s.url, s.record, s.transport)
             for s in self.catalog.streams()
             if s.camera_id in enabled
         }
@@ -115,6 +116,7 @@ class Recorder:
             timeouts=Timeouts(cfg.open_timeout_s, cfg.read_timeout_s),
             backoff=reconnect_backoff(cfg.reconnect_max_s),
             on_status=self.on_status,
+            transport=spec.transport,
         )
         worker.start()
         log.info("started %s/%s (%s)", spec.camera_id, spec.stream, redact_url(spec.url))

@@ -173,6 +173,7 @@ def apply_camera(catalog: Catalog, cam: CameraConfig, clock: Clock, source: str)
         retention_days=cam.retention_days,
         source=source,
         now_us=clock.now_us(),
+        transports=cam.transports(),
     )
 
 
@@ -231,6 +232,7 @@ async def start_api(config: Config, services: Services) -> tuple[web.AppRunner |
             turn_password=config.webrtc.turn_password,
             max_sessions=config.webrtc.max_sessions,
         ),
+        onvif=config.onvif,
     )
     runner = web.AppRunner(make_app(ctx), access_log=None)
     await runner.setup()

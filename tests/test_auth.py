@@ -243,12 +243,12 @@ def test_token_sees_new_rights(users: Users, catalog: Catalog, clock: StepClock)
 # --- rights ----------------------------------------------------------------------------------
 
 EXPECTED = {
-    # role:       live, archive, export, bookmarks, config, users, audit
-    "admin": (1, 1, 1, 1, 1, 1, 1),
-    "operator": (1, 1, 1, 1, 0, 0, 0),
-    "viewer": (1, 1, 0, 0, 0, 0, 0),
+    # role:       live, archive, export, bookmarks, config, users, audit, ptz
+    "admin": (1, 1, 1, 1, 1, 1, 1, 1),
+    "operator": (1, 1, 1, 1, 0, 0, 0, 1),
+    "viewer": (1, 1, 0, 0, 0, 0, 0, 0),
 }
-PERMS = ("live", "archive", "export", "bookmarks", "config", "users", "audit")
+PERMS = ("live", "archive", "export", "bookmarks", "config", "users", "audit", "ptz")
 
 
 @pytest.mark.parametrize("role", list(EXPECTED))

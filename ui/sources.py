@@ -29,9 +29,11 @@ from app.analytics_settings import AnalyticsSettings
 from app.frames import VideoFrame
 from app.live.tile import LiveTile, TileStats
 from app.overlays import LiveOverlays
+from app.ptz import PtzControl
 from app.session import Session
 from app.workstation import Workstation
 from ui.bridge import bridge
+from ui.tile_ptz import TilePtz
 from ui.videotile import OverlayBox, OverlayShape, VideoTile
 from ui.wall import VideoWall
 
@@ -259,6 +261,17 @@ class LiveSources:
         server_id, _, camera_id = camera.partition("/")
         node = self.workstation.tree.camera((server_id, camera_id))
         return node.name if node is not None else camera_id
+
+    def ptz_for(self, camera: str, tile: VideoTile) -> TilePtz | None:
+        """PTZ for a camera added from an ONVIF device (its JSON names the device)."""
+        server_id, _, camera_id = camera.partition("/")
+        session = self.workstation.session(server_id)
+        if session is None:
+            return None
+        cam = next((c for c in session.cameras if c.get("id") == camera_id), None)
+        if cam is None or not cam.get("onvif"):
+            return None
+        return TilePtz(PtzControl(session, camera_id), tile)
 
     # the wall
 

@@ -23,7 +23,7 @@ import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import cv2
 import numpy as np
@@ -49,6 +49,9 @@ from shiboken6 import isValid
 
 from app.frames import VideoFrame
 from ui.theme import DARK, icon, label_color
+
+if TYPE_CHECKING:
+    from ui.tile_ptz import TilePtz
 
 log = logging.getLogger(__name__)
 
@@ -700,6 +703,13 @@ class VideoTile(QWidget):
         self._reset_button.setAutoRaise(True)
         self._reset_button.clicked.connect(self.reset_zoom)
         self._reset_button.hide()
+        self.ptz: TilePtz | None = None  # set for a PTZ camera (set_ptz)
+        self._ptz_button = QToolButton(self)
+        self._ptz_button.setText("PTZ")
+        self._ptz_button.setCheckable(True)
+        self._ptz_button.setToolTip(_tr("Steer the camera: drag, wheel, arrow keys, right-click"))
+        self._ptz_button.toggled.connect(self._ptz_toggled)
+        self._ptz_button.hide()
         self.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
         self.setMinimumSize(QSize(32, 18))
 
@@ -834,15 +844,64 @@ class VideoTile(QWidget):
         self._reset_button.raise_()
         self.view.update()
 
+    # PTZ (ui/tile_ptz.py): while its mode is on, gestures steer the camera
+
+    def set_ptz(self, ptz: TilePtz | None) -> None:
+        """Offer PTZ for the camera on this tile (None: a camera without it)."""
+        if self.ptz is not None:
+            self.ptz.changed.disconnect(self.view.update)
+        self.ptz = ptz
+        self._ptz_button.setChecked(False)
+        self._ptz_button.setVisible(ptz is not None)
+        if ptz is not None:
+            ptz.changed.connect(self.view.update)
+        self.resizeEvent(None)
+
+    @property
+    def steering(self) -> bool:
+        return self.ptz is not None and self.ptz.active
+
+    def _ptz_toggled(self, on: bool) -> None:
+        if self.ptz is not None:
+            self.ptz.set_active(on)
+            if on:
+                self.setFocus()
+        self.view.update()
+
+    def contextMenuEvent(self, event) -> None:
+        if self.steering:
+            assert self.ptz is not None
+            self.ptz.menu(self).popup(event.globalPos())
+            event.accept()
+        else:
+            event.ignore()
+
+    def keyReleaseEvent(self, event) -> None:
+        if self.steering and not event.isAutoRepeat():
+            assert self.ptz is not None
+            if self.ptz.key(Qt.Key(event.key()), pressed=False):
+                event.accept()
+                return
+        super().keyReleaseEvent(event)
+
     def wheelEvent(self, event) -> None:
         steps = event.angleDelta().y() / 120.0
         if steps == 0:
             event.ignore()
             return
-        self.zoom_at(1.25**steps, event.position())
+        if self.steering:
+            assert self.ptz is not None
+            self.ptz.wheel(steps)
+        else:
+            self.zoom_at(1.25**steps, event.position())
         event.accept()
 
     def mousePressEvent(self, event) -> None:
+        if event.button() == Qt.MouseButton.LeftButton and self.steering:
+            assert self.ptz is not None
+            self.ptz.press(event.position())
+            event.accept()
+            return
         # Panning only while zoomed; otherwise the wall cell takes the press (tile drag/swap).
         if event.button() == Qt.MouseButton.LeftButton and self.zoomed:
             self._pan_from = event.position()
@@ -851,6 +910,11 @@ class VideoTile(QWidget):
             event.ignore()
 
     def mouseMoveEvent(self, event) -> None:
+        if self.steering:
+            assert self.ptz is not None
+            self.ptz.drag(event.position(), self.width(), self.height())
+            event.accept()
+            return
         if self._pan_from is None:
             event.ignore()
             return
@@ -864,6 +928,11 @@ class VideoTile(QWidget):
         event.accept()
 
     def mouseReleaseEvent(self, event) -> None:
+        if self.steering:
+            assert self.ptz is not None
+            self.ptz.release()
+            event.accept()
+            return
         if self._pan_from is None:
             event.ignore()
             return
@@ -874,6 +943,11 @@ class VideoTile(QWidget):
         event.ignore()  # the wall maximises
 
     def keyPressEvent(self, event) -> None:
+        if self.steering and not event.isAutoRepeat():
+            assert self.ptz is not None
+            if self.ptz.key(Qt.Key(event.key()), pressed=True):
+                event.accept()
+                return
         if event.key() == Qt.Key.Key_0 and self.zoomed:
             self.reset_zoom()
             event.accept()
@@ -881,9 +955,15 @@ class VideoTile(QWidget):
             super().keyPressEvent(event)
 
     def resizeEvent(self, event) -> None:
-        super().resizeEvent(event)
+        if event is not None:
+            super().resizeEvent(event)
         self._reset_button.move(
             4, max(0, self.height() - self._reset_button.sizeHint().height() - 4)
+        )
+        hint = self._ptz_button.sizeHint()
+        self._ptz_button.resize(hint)
+        self._ptz_button.move(
+            max(0, self.width() - hint.width() - 4), max(0, self.height() - 2 * hint.height() - 8)
         )
 
     # overlays
@@ -913,6 +993,10 @@ class VideoTile(QWidget):
             p.setPen(QPen(QColor(0, 0, 0, 160), 1))
             p.setBrush(QColor(DARK.alarm))
             p.drawEllipse(QRectF(self.width() - d - 8, 8, d, d))
+        if self.steering:
+            assert self.ptz is not None
+            _text_box(p, 4, 8 + font.pixelSize() * 1.6, self.ptz.text, QColor("#000000"),
+                      QColor(DARK.warning))  # fmt: skip
         if frame is not None and self.show_clock:
             text = clock_text(frame.pts_us)
             _text_box_from_corner(p, self.width() - 4, h - 4, text, QColor(DARK.text), shadow)

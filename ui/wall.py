@@ -245,6 +245,9 @@ class VideoWall(QWidget):
             name = namer(cell.camera) if callable(namer) else cell.camera
         tile.set_camera_name(name)
         tile.set_state("no_signal" if tile.frame is None else tile.state)
+        ptz_for = getattr(self.provider, "ptz_for", None)
+        if callable(ptz_for):  # a PTZ camera gets the tile's PTZ button (ui/tile_ptz.py)
+            tile.set_ptz(ptz_for(cell.camera, tile) if cell.camera is not None else None)
 
     def assign(self, index: int, camera: str | None) -> None:
         """Put ``camera`` ("server_id/camera_id", or None to clear) on cell ``index``."""

@@ -5,7 +5,7 @@ registers the groups' route tables; the work is in the groups (``cameras.py``,
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -14,11 +14,13 @@ from server.api.analytics import AnalyticsCollector, AnalyticsRoutes
 from server.api.auth import AuthRoutes, Security
 from server.api.bookmarks import BookmarkRoutes
 from server.api.cameras import CameraRoutes
+from server.api.discovery import DiscoveryRoutes
 from server.api.errors import error_middleware
 from server.api.exports import ExportRoutes
 from server.api.layouts import LayoutRoutes
 from server.api.metrics import Metrics
 from server.api.openapi import openapi_document
+from server.api.ptz import PtzRoutes
 from server.api.recordings import RecordingRoutes
 from server.api.routing import API, RouteGroup
 from server.api.server import ServerRoutes, ViewerRoutes
@@ -27,6 +29,7 @@ from server.api.whep import WhepCollector, WhepRoutes
 from server.catalog import Catalog
 from server.catalog.layouts import Layouts
 from server.clock import Clock
+from server.config import OnvifConfig
 from server.datadir import DataDir
 from server.export.jobs import ExportJobs
 from server.live.fanout import Fanout
@@ -54,6 +57,7 @@ class ApiContext:
     analytics: Analytics | None = None
     fanout: Fanout | None = None  # live packets in process: WebRTC viewers (WHEP)
     webrtc: WebRtcSettings | None = None
+    onvif: OnvifConfig = field(default_factory=OnvifConfig)  # discovery interfaces
 
     def sync(self) -> None:
         self.recorder.sync()
@@ -70,6 +74,7 @@ def make_app(ctx: ApiContext) -> web.Application:
     )
     catalog = ctx.catalog
     whep = WhepRoutes(_whep_sessions(ctx), catalog)
+    ptz = PtzRoutes(catalog, ctx.clock, sec)
     groups: list[RouteGroup] = [
         ServerRoutes(ctx.recorder, ctx.clock, ctx.server_id, ctx.name, metrics.handle,
                      openapi_document),
@@ -77,6 +82,8 @@ def make_app(ctx: ApiContext) -> web.Application:
         AuthRoutes(sec),
         UserRoutes(sec),
         CameraRoutes(catalog, ctx.recorder, ctx.data, ctx.clock, sec, ctx.analytics, ctx.sync),
+        ptz,
+        DiscoveryRoutes(catalog, ctx.onvif),
         RecordingRoutes(catalog, ctx.data, sec),
         BookmarkRoutes(catalog, ctx.clock, sec),
         ExportRoutes(ctx.exports, sec),
@@ -94,6 +101,7 @@ def make_app(ctx: ApiContext) -> web.Application:
 
     async def close_sessions(_app: web.Application) -> None:
         await whep.close()
+        await ptz.close()
 
     app.on_shutdown.append(close_sessions)  # before the loop stops serving
     if ctx.exports is not None:

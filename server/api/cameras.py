@@ -14,16 +14,20 @@ from server.api.auth import USER, Security, require
 from server.api.bodies import decode_body, json_response
 from server.api.errors import ApiError
 from server.api.lookups import find_camera, stream_id, stream_param
+from server.api.ptz import onvif_error
 from server.api.routing import API, Media, Route, RouteGroup
 from server.api.snapshot import jpeg_of_first_frame, probe_snapshot
 from server.auth import Permission, can_see
 from server.auth.audit import CONFIG_CHANGE
 from server.catalog import Catalog
 from server.catalog.catalog import CameraRow
+from server.catalog.onvif import CameraOnvif, OnvifRow
 from server.clock import Clock
 from server.config import CameraConfig, ConfigError, parse_camera
 from server.datadir import DataDir
 from server.ingest.source import Source, SourceError, Timeouts, check_camera_url
+from server.onvif import MediaProfile, OnvifDevice, OnvifError, pick_profiles
+from server.onvif.device import with_credentials
 from server.protocol.fragindex import decode_fragment_index
 from server.protocol.models import (
     UNSET,
@@ -31,10 +35,12 @@ from server.protocol.models import (
     Camera,
     CameraInput,
     CameraPatch,
+    OnvifProfile,
     Probe,
     ProbeResult,
     Stream,
 )
+from server.protocol.models import OnvifDevice as OnvifDeviceBody
 from server.recorder import Recorder, redact_url
 from server.recording.segmenter import PART_SUFFIX
 
@@ -57,6 +63,7 @@ class CameraRoutes(RouteGroup):
     ) -> None:
         self.catalog, self.recorder, self.data, self.clock = catalog, recorder, data, clock
         self.sec, self.analytics, self.sync = security, analytics, sync
+        self.onvif = CameraOnvif(catalog)
 
     def _camera(self, cam: CameraRow) -> Camera:
         status = {(s.camera_id, s.stream): s for s in self.recorder.status()}
@@ -74,6 +81,8 @@ class CameraRoutes(RouteGroup):
                     bytes=s.bytes if s else 0,
                     reconnects=s.reconnects if s else 0,
                     last_packet_us=s.last_packet_us if s else None,
+                    transport=st.transport,  # type: ignore[arg-type]
+                    transport_in_use=(s.transport or None) if s and s.state == "online" else None,
                 )
             )
         analytics = self.analytics.status(cam.id) if self.analytics else {"state": "disabled"}
@@ -85,6 +94,7 @@ class CameraRoutes(RouteGroup):
             source=cam.source,  # type: ignore[arg-type]
             streams=streams,
             analytics=msgspec.convert(analytics, AnalyticsStatus),
+            onvif=self.onvif.addresses().get(cam.id),
         )
 
     def _apply(self, cam: CameraConfig) -> None:
@@ -96,6 +106,7 @@ class CameraRoutes(RouteGroup):
             retention_days=cam.retention_days,
             source="api",
             now_us=self.clock.now_us(),
+            transports=cam.transports(),
         )
         self.sync()
 
@@ -115,13 +126,35 @@ class CameraRoutes(RouteGroup):
 
     async def create_camera(self, request: web.Request) -> web.Response:
         require(request, Permission.CONFIG)
-        cam = _config(msgspec.structs.asdict(await decode_body(request, CameraInput)))
+        body = await decode_body(request, CameraInput)
+        fields = msgspec.structs.asdict(body)
+        address, username, password = (fields.pop(k) for k in ("onvif", "username", "password"))
+        onvif_row: OnvifRow | None = None
+        if address is not None:
+            # streams from the device's profiles: no URL typed (docs/design/cameras.md)
+            device = await _onvif_probe(address, username, password)
+            main, sub = _chosen(device)
+            if fields["main"] is UNSET:
+                fields["main"] = with_credentials(main.uri, username, password)
+            if fields["sub"] is None and sub is not None:
+                fields["sub"] = with_credentials(sub.uri, username, password)
+            onvif_row = OnvifRow(
+                body.id, address, username, password, main.token, sub.token if sub else None
+            )
+        elif fields["main"] is UNSET:
+            raise ApiError(400, "bad_request", "main (a camera URL) or onvif is required")
+        cam = _config(fields)
 
         def work() -> Camera:
             if any(c.id == cam.id for c in self.catalog.cameras()):
                 raise ApiError(409, "exists", f"camera {cam.id!r} exists")
             self._apply(cam)
-            self.sec.record(request, CONFIG_CHANGE, cam.id, {"op": "create", "name": cam.name})
+            if onvif_row is not None:
+                self.onvif.put(onvif_row, now_us=self.clock.now_us())
+            detail = {"op": "create", "name": cam.name}
+            if onvif_row is not None:
+                detail["onvif"] = onvif_row.address
+            self.sec.record(request, CONFIG_CHANGE, cam.id, detail)
             return self._camera(find_camera(self.catalog, cam.id))
 
         return json_response(await asyncio.to_thread(work), status=201)
@@ -146,6 +179,8 @@ class CameraRoutes(RouteGroup):
                 "record_main": streams["main"].record if "main" in streams else True,
                 "sub": streams["sub"].url if "sub" in streams else None,
                 "record_sub": streams["sub"].record if "sub" in streams else True,
+                "transport_main": streams["main"].transport if "main" in streams else "auto",
+                "transport_sub": streams["sub"].transport if "sub" in streams else "auto",
             }
             self._apply(_config({**current, **body}))
             detail = {"op": "update", "f": sorted(body)}
@@ -170,7 +205,17 @@ class CameraRoutes(RouteGroup):
     async def probe_camera(self, request: web.Request) -> web.Response:
         require(request, Permission.CONFIG)
         body = await decode_body(request, Probe)
+        if body.onvif is not UNSET:
+            device = await _onvif_probe(body.onvif, body.username, body.password)
+            main, _ = _chosen(device)
+            codec = "hevc" if main.codec.upper() in ("H265", "HEVC") else "h264"
+            found = ProbeResult(codec, main.width, main.height, main.fps, onvif=device)
+            if not body.snapshot:
+                return json_response(found)
+            body.url = with_credentials(main.uri, body.username, body.password)
         url = body.url
+        if url is UNSET:
+            raise ApiError(400, "bad_request", "url or onvif is required")
         if "://" not in url:
             raise ApiError(400, "bad_request", "url must be a camera URL (rtsp://, http://, ...)")
         _check_url(url)
@@ -184,6 +229,8 @@ class CameraRoutes(RouteGroup):
             try:
                 info = source.info
                 out = ProbeResult(info.codec, info.width, info.height, info.fps)  # type: ignore[arg-type]
+                if body.onvif is not UNSET:
+                    out.onvif = device
                 if body.snapshot:
                     out.snapshot_jpeg = base64.b64encode(probe_snapshot(source)).decode()
                 return out
@@ -226,11 +273,11 @@ class CameraRoutes(RouteGroup):
         Route("GET", f"{API}/cameras", list_cameras, "Cameras with stream status",
               returns=list[Camera]),
         Route("POST", f"{API}/cameras", create_camera, "Add a camera; recording starts at once",
-              body=CameraInput, returns=Camera, status=201, errors=(409,),
+              body=CameraInput, returns=Camera, status=201, errors=(409, 422, 502),
               permission=Permission.CONFIG),
         Route("POST", f"{API}/cameras/probe", probe_camera,
               "Test a URL: codec, size and rate, or why it fails", body=Probe,
-              returns=ProbeResult, errors=(422,), permission=Permission.CONFIG),
+              returns=ProbeResult, errors=(409, 422, 502), permission=Permission.CONFIG),
         Route("GET", CAMERA, get_camera, "A camera with stream status", returns=Camera,
               errors=(404,), permission=Permission.LIVE),
         Route("PATCH", CAMERA, update_camera, "Change a camera", body=CameraPatch,
@@ -241,6 +288,37 @@ class CameraRoutes(RouteGroup):
               params=(stream_param("sub"),), errors=(404,), permission=Permission.LIVE,
               returns=Media.binary("image/jpeg", description="The image")),
     )  # fmt: skip
+
+
+async def _onvif_probe(address: str, username: str, password: str) -> OnvifDeviceBody:
+    """Ask the device who it is and what it streams; its failures are 4xx/502, never 500."""
+    try:
+        async with OnvifDevice(address, username, password) as dev:
+            info = await dev.device_info()
+            profiles = await dev.profiles()
+            main, sub = pick_profiles(profiles)
+    except OnvifError as exc:
+        raise onvif_error(exc) from None
+    return OnvifDeviceBody(
+        address=address,
+        manufacturer=info.manufacturer,
+        model=info.model,
+        firmware=info.firmware,
+        serial=info.serial,
+        profiles=[OnvifProfile(**_fields(p)) for p in profiles],
+        main=main.token,
+        sub=sub.token if sub else None,
+        ptz=any(p.ptz for p in profiles),
+    )
+
+
+def _fields(p: MediaProfile) -> dict:
+    return {k: getattr(p, k) for k in MediaProfile.__slots__}
+
+
+def _chosen(device: OnvifDeviceBody) -> tuple[OnvifProfile, OnvifProfile | None]:
+    by_token = {p.token: p for p in device.profiles}
+    return by_token[device.main], (by_token[device.sub] if device.sub else None)
 
 
 def _config(body: dict) -> CameraConfig:

@@ -15,8 +15,10 @@ from server.api.analytics import AnalyticsRoutes
 from server.api.auth import AuthRoutes
 from server.api.bookmarks import BookmarkRoutes
 from server.api.cameras import CameraRoutes
+from server.api.discovery import DiscoveryRoutes
 from server.api.exports import ExportRoutes
 from server.api.layouts import LayoutRoutes
+from server.api.ptz import PtzRoutes
 from server.api.recordings import RecordingRoutes
 from server.api.routing import Media, Param, Route, RouteGroup
 from server.api.server import ServerRoutes, ViewerRoutes
@@ -33,6 +35,8 @@ GROUPS: tuple[type[RouteGroup], ...] = (
     AuthRoutes,
     UserRoutes,
     CameraRoutes,
+    PtzRoutes,
+    DiscoveryRoutes,
     RecordingRoutes,
     BookmarkRoutes,
     ExportRoutes,
@@ -51,6 +55,7 @@ ERRORS = {
     415: "Unsupported media type",
     422: "Refused (the message says why)",
     429: "Too many failed logins",
+    502: "The camera did not answer, or refused the recorder's credentials",
     503: "The service behind the route is not running on this recorder",
 }
 

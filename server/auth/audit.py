@@ -26,6 +26,7 @@ USER_CHANGE = "user-change"
 ARCHIVE_ACCESS = "archive-access"
 EXPORT = "export"
 BOOKMARK_CHANGE = "bookmark-change"
+PTZ = "ptz"  # every PTZ command: move, stop, presets
 
 
 @dataclass(frozen=True, slots=True)

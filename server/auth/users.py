@@ -51,12 +51,19 @@ class Permission(StrEnum):
     CONFIG = "config"  # cameras, storage and server settings
     USERS = "users"  # accounts and their rights
     AUDIT = "audit"  # read the audit log
+    PTZ = "ptz"  # steer PTZ cameras and keep their presets
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset(Permission),
     Role.OPERATOR: frozenset(
-        {Permission.LIVE, Permission.ARCHIVE, Permission.EXPORT, Permission.BOOKMARKS}
+        {
+            Permission.LIVE,
+            Permission.ARCHIVE,
+            Permission.EXPORT,
+            Permission.BOOKMARKS,
+            Permission.PTZ,
+        }
     ),
     Role.VIEWER: frozenset({Permission.LIVE, Permission.ARCHIVE}),
 }

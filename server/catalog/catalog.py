@@ -39,6 +39,7 @@ class StreamRow:
     name: str
     url: str
     record: bool
+    transport: str = "auto"  # auto, tcp, udp, multicast, http (docs/design/cameras.md)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,8 +160,10 @@ class Catalog:
         retention_days: float | None = None,
         source: str = "api",
         now_us: int,
+        transports: dict[str, str] | None = None,
     ) -> None:
-        """Create or update a camera and its streams (name -> (url, record))."""
+        """Create or update a camera and its streams (name -> (url, record)); ``transports``:
+        name -> RTSP transport (default auto)."""
         with self.transaction() as c:
             c.execute(
                 "INSERT INTO cameras (id, name, enabled, retention_days, source, created_us,"
@@ -171,11 +174,13 @@ class Catalog:
                 (camera_id, name, int(enabled), retention_days, source, now_us, now_us),
             )
             for stream, (url, record) in streams.items():
+                transport = (transports or {}).get(stream, "auto")
                 c.execute(
-                    "INSERT INTO streams (camera_id, name, url, record) VALUES (?, ?, ?, ?)"
+                    "INSERT INTO streams (camera_id, name, url, record, transport)"
+                    " VALUES (?, ?, ?, ?, ?)"
                     " ON CONFLICT (camera_id, name) DO UPDATE SET url = excluded.url,"
-                    " record = excluded.record",
-                    (camera_id, stream, url, int(record)),
+                    " record = excluded.record, transport = excluded.transport",
+                    (camera_id, stream, url, int(record), transport),
                 )
 
     def set_camera_enabled(self, camera_id: str, enabled: bool, *, now_us: int) -> None:
@@ -192,13 +197,13 @@ class Catalog:
         return [CameraRow(r[0], r[1], bool(r[2]), r[3], r[4]) for r in rows]
 
     def streams(self, camera_id: str | None = None) -> list[StreamRow]:
-        sql = "SELECT id, camera_id, name, url, record FROM streams"
+        sql = "SELECT id, camera_id, name, url, record, transport FROM streams"
         params: tuple = ()
         if camera_id is not None:
             sql += " WHERE camera_id = ?"
             params = (camera_id,)
         rows = self._all(sql + " ORDER BY camera_id, name", params)
-        return [StreamRow(r[0], r[1], r[2], r[3], bool(r[4])) for r in rows]
+        return [StreamRow(r[0], r[1], r[2], r[3], bool(r[4]), r[5]) for r in rows]
 
     def stream_camera(self, stream_id: int) -> str:
         row = self._one("SELECT camera_id FROM streams WHERE id = ?", (stream_id,))

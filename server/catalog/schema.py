@@ -300,6 +300,24 @@ CREATE TABLE export_jobs (
 ) STRICT;
 CREATE INDEX export_jobs_finished ON export_jobs (finished_us);
 """,
+    # 7 -> 8 (cameras, issue 15): the ONVIF device a camera was added from, kept for PTZ and
+    # events, and each stream's RTSP lower transport
+    """
+CREATE TABLE camera_onvif (
+    camera_id TEXT PRIMARY KEY            -- the camera added from the device
+        REFERENCES cameras (id),
+    address TEXT NOT NULL                 -- http://HOST:PORT/onvif/device_service
+        CHECK (address GLOB 'http*://*'),
+    username TEXT NOT NULL DEFAULT '',    -- WS-Security user name ('' for none)
+    password TEXT NOT NULL DEFAULT '',    -- its password (the RTSP URLs carry it as well)
+    main_profile TEXT NOT NULL DEFAULT '',  -- media profile token recorded as main
+    sub_profile TEXT,                     -- profile token used as sub; NULL: none
+    updated_us INTEGER NOT NULL           -- last change, µs since epoch UTC
+) STRICT;
+ALTER TABLE streams ADD COLUMN transport TEXT NOT NULL DEFAULT 'auto'
+    -- RTSP lower transport: 'auto' (TCP, then UDP), 'tcp', 'udp', 'multicast', 'http'
+    CHECK (transport IN ('auto', 'tcp', 'udp', 'multicast', 'http'));
+""",
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

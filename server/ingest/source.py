@@ -1,9 +1,10 @@
 """Opening a camera stream with PyAV and reading its video packets in Annex B form.
 
-``rtsp://`` (over TCP), ``rtsps://`` and ``http(s)://`` are read as they come; ``file://`` plays
-a local file in a loop at real-time pace with ever-increasing timestamps, standing in for a
-live camera (the demo). MP4/MKV inputs carry AVCC packets, so an ``*_mp4toannexb`` bitstream
-filter puts every source into the same form: parameter sets in band at each key frame.
+``rtsp://`` (over TCP, UDP, multicast or HTTP tunnelling), ``rtsps://`` and ``http(s)://``
+are read as they come; ``file://`` plays a local file in a loop at real-time pace with
+ever-increasing timestamps, standing in for a live camera (the demo). MP4/MKV inputs carry
+AVCC packets, so an ``*_mp4toannexb`` bitstream filter puts every source into the same form:
+parameter sets in band at each key frame.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from server.recording.packets import IngestPacket, StreamInfo
 log = logging.getLogger(__name__)
 
 CODECS = {"h264": "h264", "hevc": "hevc", "h265": "hevc"}
+# our transport names -> FFmpeg's rtsp_transport (docs/design/cameras.md)
+RTSP_TRANSPORTS = {"tcp": "tcp", "udp": "udp", "multicast": "udp_multicast", "http": "http"}
 
 # What cameras speak. Compared lower-cased: FFmpeg takes ``FILE:`` for ``file:``.
 CAMERA_SCHEMES = frozenset({"rtsp", "rtsps", "rtmp", "rtmps", "http", "https"})
@@ -34,8 +37,8 @@ LOCAL_SCHEMES = frozenset({"file"})
 # ``cache:``, ``subfile:``, ``concat:``) or nested URL can reach local files or other hosts'
 # protocols (docs/design/recording.md).
 PROTOCOL_WHITELIST = {
-    "rtsp": "rtsp,tcp,udp,rtp",
-    "rtsps": "rtsps,rtsp,tcp,tls,udp,rtp",
+    "rtsp": "rtsp,tcp,udp,rtp,http",  # http: RTSP tunnelled in HTTP (transport "http")
+    "rtsps": "rtsps,rtsp,tcp,tls,udp,rtp,http,https",
     "rtmp": "rtmp,tcp",
     "rtmps": "rtmps,rtmp,tcp,tls",
     "http": "http,tcp",
@@ -102,8 +105,17 @@ def describe_error(exc: BaseException) -> str:
 class Source:
     """An opened stream. ``packets()`` runs on the ingest thread and stops when ``stop`` is set."""
 
-    def __init__(self, url: str, clock: Clock, timeouts: Timeouts, stop: threading.Event) -> None:
+    def __init__(
+        self,
+        url: str,
+        clock: Clock,
+        timeouts: Timeouts,
+        stop: threading.Event,
+        transport: str = "tcp",
+    ) -> None:
+        """``transport``: RTSP lower transport, one of ``RTSP_TRANSPORTS`` (RTSP URLs only)."""
         self.url = url
+        self.transport = transport
         self.clock = clock
         self.stop = stop
         parts = urlsplit(url)
@@ -114,7 +126,7 @@ class Source:
         # where FFmpeg has a socket timeout option, use that instead.
         pyav_timeout: tuple[float, float] | None = None
         if scheme in ("rtsp", "rtsps"):
-            options["rtsp_transport"] = "tcp"
+            options["rtsp_transport"] = RTSP_TRANSPORTS[transport]
             options["timeout"] = str(int(timeouts.read_s * 1_000_000))  # connect and each read
             # Stream parameters come from the SDP and the first key frame; FFmpeg's default
             # probing (5 MB, ~20 frames for a frame rate estimate) only delays the start.

@@ -49,6 +49,7 @@ class StreamStatus:
     reconnects: int = 0
     last_packet_us: int | None = None
     since_us: int = 0  # when ``state`` was entered
+    transport: str = ""  # the RTSP transport of the session (auto: the one that worked)
 
 
 StatusCallback = Callable[[StreamStatus], None]
@@ -69,8 +70,11 @@ class IngestWorker:
         timeouts: Timeouts | None = None,
         backoff: Backoff | None = None,
         on_status: StatusCallback | None = None,
+        transport: str = "auto",
     ) -> None:
         self.camera_id, self.stream, self.url = camera_id, stream, url
+        self.transport = transport
+        self._learned: str | None = None  # auto: the transport that worked last
         self.sinks = list(sinks)
         self.clock = clock
         self.timeouts = timeouts or Timeouts()
@@ -132,12 +136,11 @@ class IngestWorker:
         """One connection: returns why it ended."""
         if self._status.state != State.ONLINE and not self._status.reconnects:
             self._set_state(State.CONNECTING)
-        try:
-            source = Source(self.url, self.clock, self.timeouts, self._stop)
-        except SourceError as exc:
-            return str(exc)
-        except (av.FFmpegError, OSError) as exc:
-            return describe_error(exc)
+        source = self._open()
+        if isinstance(source, str):
+            return source
+        if self._status.transport != source.transport:
+            self._status = replace(self._status, transport=source.transport)
         reason = "stopped"
         connected = False
         packets = bytes_ = last_us = 0  # counted but not yet published in the status snapshot
@@ -176,6 +179,41 @@ class IngestWorker:
                                       self.stream)  # fmt: skip
             source.close()
         return reason
+
+    def _candidates(self) -> list[str]:
+        """``auto`` tries TCP, then UDP (a camera that refuses TCP or does not answer over
+        it), the one that worked last first; anything else is used as it is."""
+        if not self.url.startswith(("rtsp://", "rtsps://")):
+            return ["tcp"]
+        if self.transport != "auto":
+            return [self.transport]
+        order = ["tcp", "udp"]
+        if self._learned in order:
+            order.remove(self._learned)
+            order.insert(0, self._learned)
+        return order
+
+    def _open(self) -> Source | str:
+        """An opened source, or why none could be opened."""
+        reasons = []
+        for transport in self._candidates():
+            if self._stop.is_set():
+                return "stopped"
+            try:
+                source = Source(self.url, self.clock, self.timeouts, self._stop, transport)
+            except SourceError as exc:
+                reasons.append((transport, str(exc)))
+            except (av.FFmpegError, OSError) as exc:
+                reasons.append((transport, describe_error(exc)))
+            else:
+                if self.transport == "auto":
+                    if self._learned != transport:
+                        log.info("%s/%s: RTSP over %s", self.camera_id, self.stream, transport)
+                    self._learned = transport
+                return source
+        if len(reasons) == 1:
+            return reasons[0][1]
+        return "; ".join(f"{t.upper()}: {r}" for t, r in reasons)
 
     def _publish_counters(self, packets: int, bytes_: int, last_us: int) -> None:
         st = self._status

@@ -222,6 +222,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=0, help="0: any free port (see READY)")
     parser.add_argument("--mount", action="append", default=[], metavar="NAME=PATH")
     parser.add_argument("--audio-mount", action="append", default=[], metavar="NAME")
+    parser.add_argument("--udp-only", action="store_true", help="refuse RTSP over TCP")
     parser.add_argument("--ignore-stdin", action="store_true", help="do not exit at stdin EOF")
     parser.add_argument("--check", action="store_true", help="check the GStreamer install")
     args = parser.parse_args(argv)
@@ -292,7 +293,11 @@ def main(argv: list[str]) -> int:
             feeder.preroll()
             feeders.append(feeder)
             factory = video_factory(feeder)
-            factory.set_protocols(GstRtsp.RTSPLowerTrans.TCP | GstRtsp.RTSPLowerTrans.UDP)
+            factory.set_protocols(
+                GstRtsp.RTSPLowerTrans.UDP
+                if args.udp_only
+                else GstRtsp.RTSPLowerTrans.TCP | GstRtsp.RTSPLowerTrans.UDP
+            )
             mount_points.add_factory(f"/{name}", factory)
             log(f"/{name}: {feeder.codec} from {path}")
     except RuntimeError as exc:

@@ -71,8 +71,10 @@ class RtspCameraHost:
         port: int | None = None,
         audio_mounts: Sequence[str] = (),
         name: str = "camera",
+        udp_only: bool = False,
     ) -> None:
         self.mounts = {k: Path(v) for k, v in mounts.items()}
+        self.udp_only = udp_only  # a camera that refuses RTSP over TCP (transport tests)
         self.audio_mounts = tuple(audio_mounts)
         self.name = name
         self._port = port
@@ -109,6 +111,8 @@ class RtspCameraHost:
             cmd += ["--mount", f"{mount}={path}"]
         for mount in self.audio_mounts:
             cmd += ["--audio-mount", mount]
+        if self.udp_only:
+            cmd.append("--udp-only")
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
         self._stderr_tail.clear()
         # stdin stays an open pipe: the child exits when it reaches EOF, i.e. when we die.

@@ -29,6 +29,7 @@ from app.cameras_admin import CamerasAdmin, ProbeResult, edit_body
 from app.remote import ApiError
 from app.session import Session
 from app.workstation import Workstation
+from ui.dialogs.add_cameras import AddCamerasDialog
 from ui.dialogs.common import Page, RecorderPicker, describe
 
 CAMERA_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")  # the recorder's rule
@@ -98,11 +99,16 @@ class CamerasPage(Page):
         self.refresh_button = QPushButton()
         t.bind(self.refresh_button.setText, "Refresh")
         self.refresh_button.clicked.connect(self.reload)
+        self.find_button = QPushButton()
+        t.bind(self.find_button.setText, "Find cameras…")
+        self.find_button.clicked.connect(self.find_cameras)
+        self.wizard: AddCamerasDialog | None = None
 
         top = QHBoxLayout()
         top.addWidget(t.label("Recorder"))
         top.addWidget(self.recorder, 1)
         top.addWidget(self.refresh_button)
+        top.addWidget(self.find_button)
         form = QFormLayout()
         form.addRow(t.label("ID"), self.camera_id)
         form.addRow(t.label("Name"), self.name)
@@ -230,6 +236,16 @@ class CamerasPage(Page):
         self.editing = camera_id
         self._update_buttons()
         self.load_snapshot(camera_id, tries=1)
+
+    def find_cameras(self) -> AddCamerasDialog | None:
+        """The add-cameras wizard (ONVIF discovery) for the selected recorder."""
+        session = self._need_session()
+        if session is None:
+            return None
+        self.wizard = AddCamerasDialog(session, self)
+        self.wizard.added.connect(lambda cams: self.reload(cams[0]["id"] if cams else None))
+        self.wizard.open()
+        return self.wizard
 
     def _update_buttons(self) -> None:
         self.add_button.setEnabled(not self.editing)

@@ -39,6 +39,16 @@ from server.protocol.models.common import UNSET, CameraId, Micros, StreamName, U
 from server.protocol.models.errors import Error, ErrorDetail
 from server.protocol.models.exports import Export, ExportCamera, ExportInput
 from server.protocol.models.layouts import Layout, LayoutInput
+from server.protocol.models.ptz import (
+    DiscoveredDevice,
+    OnvifDevice,
+    OnvifProfile,
+    PtzMove,
+    PtzPreset,
+    PtzPresetInput,
+    PtzState,
+    PtzVector,
+)
 from server.protocol.models.recordings import (
     Bookmark,
     BookmarkInput,
@@ -61,6 +71,7 @@ __all__ = [
     "CameraId",
     "CameraInput",
     "CameraPatch",
+    "DiscoveredDevice",
     "Error",
     "ErrorDetail",
     "Event",
@@ -76,8 +87,15 @@ __all__ = [
     "MotionRanges",
     "MotionSearch",
     "NatsGrant",
+    "OnvifDevice",
+    "OnvifProfile",
     "Probe",
     "ProbeResult",
+    "PtzMove",
+    "PtzPreset",
+    "PtzPresetInput",
+    "PtzState",
+    "PtzVector",
     "Range",
     "Recordings",
     "Segment",

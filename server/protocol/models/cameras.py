@@ -9,9 +9,14 @@ from msgspec import UNSET, Meta, UnsetType
 
 from server.protocol.models.analytics import AnalyticsStatus
 from server.protocol.models.common import CameraId, Micros, StreamName
+from server.protocol.models.ptz import OnvifAddress, OnvifDevice
 
 RetentionDays = Annotated[float, Meta(gt=0, description="days; null: only the volume limits")]
 SourceUrl = Annotated[str, Meta(description="rtsp://, rtsps://, http(s)://, file://")]
+Transport = Annotated[
+    Literal["auto", "tcp", "udp", "multicast", "http"],
+    Meta(description="RTSP transport; auto: TCP, then UDP if TCP fails"),
+]
 
 
 class Stream(msgspec.Struct):
@@ -24,6 +29,10 @@ class Stream(msgspec.Struct):
     bytes: int
     reconnects: int
     last_packet_us: Micros | None
+    transport: Transport = "auto"
+    transport_in_use: Annotated[
+        str | None, Meta(description="tcp, udp, ... of the session; null when not connected")
+    ] = None
 
 
 class Camera(msgspec.Struct):
@@ -34,6 +43,7 @@ class Camera(msgspec.Struct):
     source: Literal["config", "api"]
     streams: list[Stream]
     analytics: AnalyticsStatus
+    onvif: Annotated[str | None, Meta(description="ONVIF device address, if added by it")] = None
 
 
 class CameraInput(msgspec.Struct, forbid_unknown_fields=True):
@@ -41,12 +51,24 @@ class CameraInput(msgspec.Struct, forbid_unknown_fields=True):
 
     id: CameraId
     name: str
-    main: SourceUrl
+    main: Annotated[SourceUrl, Meta(description="required unless onvif is given")] | UnsetType = (
+        UNSET
+    )
     sub: SourceUrl | None = None
+    onvif: (
+        Annotated[
+            OnvifAddress, Meta(description="streams from the device's best main and sub profiles")
+        ]
+        | None
+    ) = None
+    username: Annotated[str, Meta(max_length=256, description="the ONVIF device's")] = ""
+    password: Annotated[str, Meta(max_length=256, description="the ONVIF device's")] = ""
     record_main: bool = True
     record_sub: bool = True
     retention_days: RetentionDays | None = None
     enabled: bool = True
+    transport_main: Transport = "auto"
+    transport_sub: Transport = "auto"
 
 
 class CameraPatch(msgspec.Struct, forbid_unknown_fields=True):
@@ -60,10 +82,19 @@ class CameraPatch(msgspec.Struct, forbid_unknown_fields=True):
     record_sub: bool | UnsetType = UNSET
     retention_days: RetentionDays | UnsetType | None = UNSET
     enabled: bool | UnsetType = UNSET
+    transport_main: Transport | UnsetType = UNSET
+    transport_sub: Transport | UnsetType = UNSET
 
 
 class Probe(msgspec.Struct):
-    url: Annotated[str, Meta(max_length=2048, description="the camera URL to test")]
+    """A camera URL to test, or an ONVIF device address (with its credentials) to ask."""
+
+    url: Annotated[str, Meta(max_length=2048, description="the camera URL to test")] | (
+        UnsetType
+    ) = UNSET
+    onvif: OnvifAddress | UnsetType = UNSET
+    username: Annotated[str, Meta(max_length=256)] = ""
+    password: Annotated[str, Meta(max_length=256)] = ""
     snapshot: Annotated[bool, Meta(description="also a JPEG of the first picture")] = False
 
 
@@ -75,3 +106,6 @@ class ProbeResult(msgspec.Struct):
     snapshot_jpeg: Annotated[str, Meta(description="base64 JPEG, when asked for")] | UnsetType = (
         UNSET
     )
+    onvif: Annotated[OnvifDevice, Meta(description="the device, when probed by address")] | (
+        UnsetType
+    ) = UNSET
