@@ -10,6 +10,7 @@ picture. The source is a still, textured scene: image shifts between two frames 
 
 from __future__ import annotations
 
+import itertools
 import json
 import socket
 import subprocess
@@ -25,7 +26,6 @@ import av
 import cv2
 import numpy as np
 
-from tests.helpers import free_port
 from tests.test_whep import NetNs
 
 USERNAME, PASSWORD = "admin", "cam-secret-1"
@@ -51,14 +51,24 @@ def scene_clip(path: Path) -> Path:
     return path
 
 
+# IPyCam listens on the ports its config names. It runs inside a network namespace the test
+# made, whose port space is its own: numbers from a counter cannot collide there, and no
+# port is picked by binding and releasing one on the host.
+_NS_PORTS = itertools.count(20_000)
+
+
+def ns_port() -> int:
+    return next(_NS_PORTS)
+
+
 @dataclass
 class IpyCam:
     netns: NetNs
     workdir: Path
     clip: Path
     name: str = "Cam A"
-    onvif_port: int = field(default_factory=free_port)
-    rtsp_port: int = field(default_factory=free_port)
+    onvif_port: int = field(default_factory=ns_port)
+    rtsp_port: int = field(default_factory=ns_port)
     proc: subprocess.Popen | None = None
 
     @property
@@ -77,7 +87,7 @@ class IpyCam:
         cfg = self.workdir / f"ipycam-{self.onvif_port}.json"
         cfg.write_text(json.dumps({
             "local_ip": self.host, "onvif_port": self.onvif_port, "rtsp_port": self.rtsp_port,
-            "web_port": free_port(), "rtmp_port": free_port(), "go2rtc_api_port": free_port(),
+            "web_port": ns_port(), "rtmp_port": ns_port(), "go2rtc_api_port": ns_port(),
             "main_width": WIDTH, "main_height": HEIGHT, "main_fps": FPS,
             "sub_width": WIDTH // 2, "sub_height": HEIGHT // 2, "sub_fps": FPS,
             "username": USERNAME, "password": PASSWORD, "name": self.name,

@@ -23,7 +23,6 @@ from app.session import Session
 from app.settings import SecretStore, Settings
 from app.workstation import Workstation
 from tests.conftest import ROOT, ServerProcess, camera_toml, wait_until
-from tests.helpers import free_port
 from tests.onvif_cameras import PASSWORD, USERNAME, IpyCam, scene_clip
 from tests.test_whep import NetNs, netns_unavailable
 from ui.dialogs import open_settings
@@ -50,14 +49,14 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
     ns = NetNs()
     ns.create()
     camera = IpyCam(ns, tmp, scene_clip(tmp / "scene.mp4"), name="Porch")
-    port = free_port()
     onvif = f'[onvif]\ndiscovery_interfaces = ["{ns.host_addr}"]\ndiscovery_timeout_s = 1.0'
-    (tmp / "vigia.toml").write_text(camera_toml([], extra=onvif, api_port=port))
+    (tmp / "vigia.toml").write_text(camera_toml([], extra=onvif))
     server = ServerProcess(tmp / "data", tmp / "vigia.toml", tmp / "server.log")
     ws = Workstation(Settings(tmp / "config", SecretStore()), start_discovery=False)
     try:
         camera.start()
         server.start(env={"VIGIA_ADMIN_PASSWORD": ADMIN_PASSWORD})
+        port = server.api_port
 
         def connected():
             try:
