@@ -15,6 +15,8 @@ import socket
 import sys
 from dataclasses import dataclass
 
+import nats
+import nats.aio.client
 from aiohttp import web
 
 from server import __version__
@@ -35,6 +37,8 @@ from server.live.publisher import stream_status_message
 from server.recorder import Recorder
 from server.recording.recovery import recover
 from server.recording.retention import Retention, VolumeLimits
+from server.rules.engine import RulesEngine
+from server.rules.mqtt import MqttBridge
 from server.sdnotify import notify, watchdog_interval_s
 from server.webrtc.sessions import WebRtcSettings
 
@@ -53,6 +57,7 @@ class Services:
     nats: EmbeddedNats | None = None
     fanout: Fanout | None = None  # every stream's packets in process (WebRTC, analytics)
     analytics: Analytics | None = None
+    rules: RulesEngine | None = None  # rules and alarms, with the API (docs/design/rules.md)
 
 
 def start_live(config: Config, data: DataDir, clock: Clock) -> tuple[
@@ -68,7 +73,12 @@ def start_live(config: Config, data: DataDir, clock: Clock) -> tuple[
             url, credentials = nats_cfg.url, None
         else:
             host, _, port = nats_cfg.listen.rpartition(":")
-            embedded = EmbeddedNats(data.root / "nats", host=host or "127.0.0.1", port=int(port))
+            embedded = EmbeddedNats(
+                data.root / "nats",
+                host=host or "127.0.0.1",
+                port=int(port),
+                mqtt_listen=config.mqtt.listen,
+            )
             embedded.start()
             url, credentials = embedded.url, embedded.credentials
     except (NatsServerError, OSError, ValueError) as exc:
@@ -95,12 +105,25 @@ def open_services(config: Config, data: DataDir, clock: Clock | None = None) -> 
     roles = config.roles
     live, nats = start_live(config, data, clock) if "live" in roles else (None, None)
     fanout = Fanout()
+    rules = None
+    if "api" in roles:
+        rules = RulesEngine(
+            catalog, Audit(catalog, clock), clock, data.server_id(), data.root, smtp=config.smtp
+        )
+
+    def on_status(st: object) -> None:
+        msg = stream_status_message(st)  # type: ignore[arg-type]
+        if live is not None:
+            live.publish_status(msg)
+        if rules is not None:
+            rules.feed_status(msg)
+
     recorder = Recorder(
         catalog,
         data,
         clock,
         config.recording,
-        on_status=(lambda st: live.publish_status(stream_status_message(st))) if live else None,
+        on_status=on_status if live or rules else None,
         sinks_for=lambda cam, stream: [
             *([live.sink(cam, stream)] if live else []),
             fanout.sink(cam, stream),
@@ -129,8 +152,10 @@ def open_services(config: Config, data: DataDir, clock: Clock | None = None) -> 
             if live
             else None,
         )
+    if analytics is not None and rules is not None:
+        analytics.on_event = rules.feed_event
     return Services(
-        data, catalog, recorder, retention, lock_fd, clock, live, nats, fanout, analytics
+        data, catalog, recorder, retention, lock_fd, clock, live, nats, fanout, analytics, rules
     )
 
 
@@ -162,7 +187,9 @@ def log_summary(recorder: Recorder) -> None:
             log.warning("%s/%s %s: %s", st.camera_id, st.stream, st.state, problem)
 
 
-def make_security(catalog: Catalog, clock: Clock, services: Services | None = None) -> Security:
+def make_security(
+    catalog: Catalog, clock: Clock, services: Services | None = None, mqtt_prefix: str = ""
+) -> Security:
     """Users, tokens, login limits and audit; creates the first admin on a new catalog."""
     users = Users(catalog, clock)
     password = users.ensure_first_admin(os.environ.get("VIGIA_ADMIN_PASSWORD"))
@@ -173,7 +200,7 @@ def make_security(catalog: Catalog, clock: Clock, services: Services | None = No
     tokens = Tokens(catalog, clock)
     grants = None
     if services is not None and services.nats is not None:
-        grants = NatsGrants(services.nats, services.data.server_id(), tokens)
+        grants = NatsGrants(services.nats, services.data.server_id(), tokens, mqtt_prefix)
     return Security(users, tokens, Audit(catalog, clock), LoginRateLimiter(clock), grants)
 
 
@@ -187,7 +214,7 @@ async def start_api(config: Config, services: Services) -> tuple[web.AppRunner |
         services.clock,
         services.data.server_id(),
         config.name or socket.gethostname(),
-        make_security(services.catalog, services.clock, services),
+        make_security(services.catalog, services.clock, services, _mqtt_prefix(config, services)),
         ExportJobs(services.catalog, services.data, clock=services.clock),
         fanout=services.fanout,
         analytics=services.analytics,
@@ -197,6 +224,7 @@ async def start_api(config: Config, services: Services) -> tuple[web.AppRunner |
             turn_password=config.webrtc.turn_password,
             max_sessions=config.webrtc.max_sessions,
         ),
+        rules=services.rules,
     )
     runner = web.AppRunner(make_app(ctx), access_log=None)
     await runner.setup()
@@ -210,6 +238,38 @@ async def start_api(config: Config, services: Services) -> tuple[web.AppRunner |
     bound = int(runner.addresses[0][1])
     log.info("HTTP API on http://%s:%d/api/v1", host or "127.0.0.1", bound)
     return runner, bound
+
+
+def _mqtt_prefix(config: Config, services: Services) -> str:
+    nats = services.nats
+    return config.mqtt.topic_prefix if nats is not None and nats.mqtt_port else ""
+
+
+async def start_rules(config: Config, services: Services) -> nats.aio.client.Client | None:
+    """The rules engine on this loop: alarms on NATS, MQTT through the embedded server's
+    listener. Best effort, like live: without NATS alarms are still stored and served."""
+    rules = services.rules
+    if rules is None:
+        return None
+    nc = None
+    embedded = services.nats
+    url = embedded.url if embedded is not None else config.nats.url
+    if url and config.nats.enabled:
+        kwargs = embedded.credentials.connect_kwargs() if embedded is not None else {}
+        try:
+            nc = await nats.connect(
+                url, name="vigia-rules", max_reconnect_attempts=-1, connect_timeout=5, **kwargs
+            )
+            rules.publish_nats = nc.publish
+        except Exception as exc:  # nats-py raises several kinds
+            log.warning("alarms not published on NATS: %s", exc)
+    if embedded is not None and embedded.mqtt_port:
+        creds = embedded.credentials
+        host = embedded.url.removeprefix("nats://").rsplit(":", 1)[0].strip("[]")
+        rules.mqtt = MqttBridge(host, embedded.mqtt_port, creds.user, creds.password,
+                                config.mqtt.topic_prefix, services.data.root)  # fmt: skip
+    await rules.start()
+    return nc
 
 
 async def start_discovery(config: Config, services: Services, port: int) -> Advertiser | None:
@@ -259,6 +319,7 @@ async def serve(config: Config, services: Services) -> None:
         len(services.recorder.status()),
         services.data.root,
     )
+    rules_nc = await start_rules(config, services)
     runner, port = await start_api(config, services) if "api" in roles else (None, None)
     advertiser = None
     if port is not None and config.discovery:
@@ -294,6 +355,11 @@ async def serve(config: Config, services: Services) -> None:
         if runner is not None:
             await runner.cleanup()
         await asyncio.to_thread(services.recorder.stop)
+        if services.rules is not None:
+            await services.rules.close()
+        if rules_nc is not None:
+            with contextlib.suppress(Exception):
+                await rules_nc.close()
         if services.analytics is not None:
             try:
                 await asyncio.to_thread(services.analytics.stop)

@@ -1,0 +1,120 @@
+"""The recorder's MQTT side, through the embedded nats-server's own MQTT listener.
+
+Topics (``<p>`` is ``[mqtt] topic_prefix``, default ``vigia``), laid out as Home Assistant users
+know them from Frigate:
+
+- ``<p>/available``: ``online`` / ``offline``, retained; ``offline`` is the connection's will,
+  so a recorder that dies says so.
+- ``<p>/events`` and ``<p>/<camera>/events``: every analytics event as JSON (``phase`` start,
+  update, end or instant), whether or not a rule picks it.
+- ``<p>/<camera>/<label>``: how many objects of that label are in the picture, retained.
+- ``<p>/<camera>/<label>/snapshot``: the latest event snapshot (JPEG), retained.
+- ``<p>/alarms`` and ``<p>/<camera>/alarms``: alarms of rules with an ``mqtt`` action.
+
+MQTT topics are NATS subjects with ``/`` for ``.``, so the per-login NATS users that
+``server/api/auth.py`` makes let a client read the camera topics that user may see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import Counter
+from pathlib import Path
+
+import aiomqtt
+
+log = logging.getLogger(__name__)
+
+RECONNECT_S = 1.0
+
+
+class MqttBridge:
+    def __init__(
+        self, host: str, port: int, user: str, password: str, prefix: str, data_root: Path
+    ) -> None:
+        self.host, self.port, self.user, self.password = host, port, user, password
+        self.prefix, self.root = prefix, data_root
+        self._queue: asyncio.Queue[tuple[str, bytes, bool]] = asyncio.Queue(maxsize=10_000)
+        self._task: asyncio.Task | None = None
+        self._counts: Counter[tuple[str, str]] = Counter()
+        self._open: set[tuple] = set()
+        self.connected = asyncio.Event()
+        self.published = 0
+        self.dropped = 0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="mqtt-bridge")
+
+    async def close(self) -> None:
+        if self._task is None:
+            return
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self._task
+
+    def publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
+        """Queue a message (dropped and counted when the queue is full: MQTT is best effort)."""
+        try:
+            self._queue.put_nowait((f"{self.prefix}/{topic}", payload, retain))
+        except asyncio.QueueFull:
+            self.dropped += 1
+
+    def event(self, msg: dict) -> None:
+        """One published analytics event: the events topics, counts and snapshot."""
+        cam, label = msg.get("camera_id", ""), msg.get("label", "")
+        body = json.dumps(msg, separators=(",", ":")).encode()
+        self.publish("events", body)
+        self.publish(f"{cam}/events", body)
+        if msg.get("kind") == "object" and label:
+            key = (cam, msg.get("id"))
+            before = self._counts[(cam, label)]
+            if msg.get("end_us") is None:
+                if key not in self._open:
+                    self._open.add(key)
+                    self._counts[(cam, label)] += 1
+            elif key in self._open:
+                self._open.discard(key)
+                self._counts[(cam, label)] -= 1
+            if self._counts[(cam, label)] != before:
+                self.publish(f"{cam}/{label}", str(self._counts[(cam, label)]).encode(), True)
+        snap = msg.get("snapshot")
+        if snap and label:
+            try:
+                jpeg = (self.root / snap).read_bytes()
+            except OSError:
+                return
+            self.publish(f"{cam}/{label}/snapshot", jpeg, True)
+
+    async def _run(self) -> None:
+        will = aiomqtt.Will(f"{self.prefix}/available", b"offline", qos=1, retain=True)
+        pending: tuple[str, bytes, bool] | None = None
+        while True:
+            try:
+                async with aiomqtt.Client(
+                    self.host, self.port, username=self.user, password=self.password,
+                    identifier="vigia-recorder", will=will, keepalive=30,
+                ) as client:  # fmt: skip
+                    await client.publish(f"{self.prefix}/available", b"online", qos=1, retain=True)
+                    self.connected.set()
+                    log.info("MQTT: publishing on %s:%d under %s/", self.host, self.port,
+                             self.prefix)  # fmt: skip
+                    try:
+                        while True:
+                            pending = pending or await self._queue.get()
+                            topic, payload, retain = pending
+                            await client.publish(topic, payload, qos=1 if retain else 0,
+                                                 retain=retain)  # fmt: skip
+                            pending = None
+                            self.published += 1
+                    finally:
+                        self.connected.clear()
+                        with contextlib.suppress(Exception):
+                            await asyncio.wait_for(
+                                client.publish(f"{self.prefix}/available", b"offline", qos=1,
+                                               retain=True), 1)  # fmt: skip
+            except aiomqtt.MqttError as exc:
+                log.warning("MQTT: %s; reconnecting in %.0f s", exc, RECONNECT_S)
+                await asyncio.sleep(RECONNECT_S)
