@@ -321,7 +321,7 @@ CREATE TABLE alarms (
 ) STRICT;
 CREATE INDEX alarms_state_ts ON alarms (state, ts_us);
 CREATE TABLE failed_deliveries (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY,               -- listed by GET /deliveries/failed
     rule_id INTEGER NOT NULL,             -- the rule whose action failed
     alarm_id INTEGER,                     -- its alarm, if it raised one
     kind TEXT NOT NULL                    -- 'webhook', 'email', 'mqtt'
