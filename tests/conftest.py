@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED_MEDIA = ROOT.parent / "shared" / "media"
 # Real surveillance footage (768x576, 10 fps): the project's shared media, or Debian's opencv-doc
 VTEST_CANDIDATES = (
+    *([Path(os.environ["VIGIA_VTEST"])] if os.environ.get("VIGIA_VTEST") else []),  # a worktree
     SHARED_MEDIA / "vtest.avi",
     Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi"),
 )

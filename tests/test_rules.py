@@ -139,7 +139,7 @@ def event(eid: int = 1, kind: str = "enter", label: str = "person", zone: str = 
     return {"phase": phase, "id": eid, "camera_id": camera, "kind": kind, "label": label,
             "score": score, "start_us": now, "end_us": now, "track_id": 7, "zone_id": zone,
             "direction": None, "box": [0.1, 0.1, 0.2, 0.3], "path": [],
-            "snapshot": f"events/{camera}/{eid}.jpg"}  # fmt: skip
+            "snapshot": True}  # fmt: skip
 
 
 @contextlib.asynccontextmanager

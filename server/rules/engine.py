@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import msgspec
@@ -41,17 +43,19 @@ from server.protocol.models.rules import (
 )
 from server.protocol.timeutil import US_PER_SECOND
 from server.rules import schedule
-from server.rules.mqtt import MqttBridge
+from server.rules.mqtt import MqttBridge, snapshot_path
 from server.rules.notify import post_webhook, send_email
 from server.rules.store import RulesStore
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 ALARM_CHANGE = "alarm-change"
 RULE_CHANGE = "rule-change"
 ARMING_CHANGE = "arming-change"
 
 ZONE_KINDS = ("enter", "leave", "loiter", "line")
+MAX_TRACK_SNAPS = 1000
 STATUS_TRIGGERS = {"offline": "camera_offline", "error": "recording_error"}
 
 
@@ -99,9 +103,11 @@ class RulesEngine:
         self._armed: dict[str, bool] = {}
         self._last: dict[tuple[int, str], float] = {}  # (rule, camera) -> monotonic fire time
         self._camera_state: dict[str, str] = {}
+        self._track_snaps: dict[tuple, str] = {}  # (camera, track) -> latest snapshot
         self._loop: asyncio.AbstractEventLoop | None = None
         self._http: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task] = set()
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="rules-db")
         self.fired = 0
 
     # --- life cycle -----------------------------------------------------------------------
@@ -121,6 +127,7 @@ class RulesEngine:
             await self.mqtt.close()
         if self._http is not None:
             await self._http.close()
+        self._executor.shutdown(wait=True)
         self._loop = None
 
     def reload(self) -> None:
@@ -156,8 +163,17 @@ class RulesEngine:
     def _on_event(self, msg: dict) -> None:
         if self.mqtt is not None:
             self.mqtt.event(msg)
+        track = (msg.get("camera_id"), msg.get("track_id"))
+        snap = snapshot_path(msg)
+        if snap and track[1] is not None:
+            self._track_snaps[track] = snap
+            if len(self._track_snaps) > MAX_TRACK_SNAPS:
+                self._track_snaps.pop(next(iter(self._track_snaps)))
         if msg.get("phase") not in ("start", "instant"):
             return  # a rule fires once per event, when it begins
+        if snap is None and track in self._track_snaps:
+            # zone and line events come without a picture: their object's best one
+            msg = {**msg, "snapshot_path": self._track_snaps[track]}
         kind = msg.get("kind", "")
         for c in self._rules:
             if c.rule.trigger == kind and self._matches(c.rule, msg):
@@ -262,12 +278,18 @@ class RulesEngine:
     ) -> Alarm:
         now = self.clock.now_us()
         alarm = Alarm(0, rule.id, rule.name, camera, a.priority, "new", ts_us or now, trigger,
-                      event, event.get("snapshot"), now)  # fmt: skip
-        alarm = await asyncio.to_thread(self.store.add_alarm, alarm)
+                      event, snapshot_path(event), now)  # fmt: skip
+        alarm = await self._db(self.store.add_alarm, alarm)
+        await self._publish_alarm(alarm)  # workstations first, the audit trail right after
         detail = {"op": "raise", "id": alarm.id, "rule": rule.id}
-        await asyncio.to_thread(self.audit.record, "", ALARM_CHANGE, camera, detail)
-        await self._publish_alarm(alarm)
+        await self._db(self.audit.record, "", ALARM_CHANGE, camera, detail)
         return alarm
+
+    async def _db(self, fn: Callable[..., T], *args: Any) -> T:
+        """Catalog work on the engine's own thread: the shared default pool may be busy with
+        retention or API calls, and an alarm must not queue behind them."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(fn, *args))
 
     async def _publish_alarm(self, alarm: Alarm) -> None:
         if self.publish_nats is None:
@@ -284,13 +306,13 @@ class RulesEngine:
     ) -> Alarm | None:
         """Acknowledge or close: stored, audited with who, published to every workstation."""
         now = self.clock.now_us()
-        if not await asyncio.to_thread(self.store.set_state, alarm_id, state, by, comment, now):
+        if not await self._db(self.store.set_state, alarm_id, state, by, comment, now):
             return None
-        alarm = await asyncio.to_thread(self.store.alarm, alarm_id)
+        alarm = await self._db(self.store.alarm, alarm_id)
         assert alarm is not None
-        detail = {"op": state, "id": alarm_id, "comment": comment}
-        await asyncio.to_thread(self.audit.record, by, ALARM_CHANGE, alarm.camera, detail, remote)
         await self._publish_alarm(alarm)
+        detail = {"op": state, "id": alarm_id, "comment": comment}
+        await self._db(self.audit.record, by, ALARM_CHANGE, alarm.camera, detail, remote)
         return alarm
 
     async def _bookmark(self, rule: Rule, a: BookmarkAction, camera: str, ts_us: int) -> bool:
@@ -344,7 +366,7 @@ class RulesEngine:
         label = event.get("label") or event.get("kind", "")
         subject = a.subject or f"Vigia: {rule.name} on {camera} ({label})"
         text = json.dumps(self._payload(rule, camera, alarm, event), indent=2)
-        snap = event.get("snapshot")
+        snap = snapshot_path(event)
         out = await send_email(self.smtp, list(a.to), subject, text,
                                self.root / snap if snap else None)  # fmt: skip
         if not out.ok:

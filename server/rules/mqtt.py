@@ -31,6 +31,15 @@ log = logging.getLogger(__name__)
 RECONNECT_S = 1.0
 
 
+def snapshot_path(msg: dict) -> str | None:
+    """The event's JPEG under the data dir; published events say only whether it has one."""
+    if msg.get("snapshot_path"):  # the engine's choice (a zone event takes its track's)
+        return msg["snapshot_path"]
+    if not msg.get("snapshot") or msg.get("id") is None:
+        return None
+    return f"events/{msg.get('camera_id', '')}/{msg['id']}.jpg"
+
+
 class MqttBridge:
     def __init__(
         self, host: str, port: int, user: str, password: str, prefix: str, data_root: Path
@@ -80,7 +89,7 @@ class MqttBridge:
                 self._counts[(cam, label)] -= 1
             if self._counts[(cam, label)] != before:
                 self.publish(f"{cam}/{label}", str(self._counts[(cam, label)]).encode(), True)
-        snap = msg.get("snapshot")
+        snap = snapshot_path(msg)
         if snap and label:
             try:
                 jpeg = (self.root / snap).read_bytes()
