@@ -26,7 +26,8 @@ import pytest
 from aiohttp import web
 from aiosmtpd.controller import Controller
 
-from server.auth import Audit
+from server.api.auth import NatsGrants
+from server.auth import Audit, Role, User
 from server.catalog import Catalog
 from server.clock import SystemClock
 from server.config import CameraConfig, SmtpConfig
@@ -382,5 +383,39 @@ def test_camera_offline_and_back_raise_alarms(tmp_path: Path) -> None:
             await asyncio.sleep(0.2)  # nothing more follows (a repeated state is no change)
             got = sorted(a.trigger for a in r.engine.store.alarms())
             assert got == ["camera_back", "camera_offline"]
+
+    asyncio.run(main())
+
+
+def test_an_mqtt_login_sees_only_its_cameras(tmp_path: Path) -> None:
+    """The per-login NATS user (``NatsGrants``) logs in to MQTT too: topics of the cameras the
+    Vigia user may see arrive, others are refused by the server."""
+
+    async def main() -> None:
+        async with rig(tmp_path) as r:
+            user = User(2, "guard", Role.OPERATOR, False, frozenset({"gatecam"}), False)
+            grants = NatsGrants(r.nats, SID, None, "vigia")  # type: ignore[arg-type]
+            await asyncio.to_thread(r.nats.set_client, "ws-guard", "guard-pass-123456",
+                                    grants.subjects(user))  # fmt: skip
+            login = {"username": "ws-guard", "password": "guard-pass-123456"}
+            async with aiomqtt.Client("127.0.0.1", r.mqtt_port, identifier="g", **login) as mq:
+                await mq.subscribe("vigia/gatecam/#")
+                await mq.subscribe("vigia/yard/#")  # refused: not the guard's camera
+                await mq.subscribe("vigia/available")
+                jpeg(r.root, "events/yard/1.jpg")
+                jpeg(r.root, "events/gatecam/2.jpg")
+                await r.fire(event(1, camera="yard"))
+                await r.fire(event(2, camera="gatecam"))
+                topics: set[str] = set()
+
+                async def collect() -> None:
+                    async for m in mq.messages:
+                        topics.add(str(m.topic))
+                        if "vigia/gatecam/person/snapshot" in topics:
+                            return
+
+                await asyncio.wait_for(collect(), T_S)
+                assert "vigia/gatecam/events" in topics and "vigia/available" in topics
+                assert not any(t.startswith("vigia/yard") for t in topics)
 
     asyncio.run(main())

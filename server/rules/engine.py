@@ -282,7 +282,8 @@ class RulesEngine:
         alarm = await self._db(self.store.add_alarm, alarm)
         await self._publish_alarm(alarm)  # workstations first, the audit trail right after
         detail = {"op": "raise", "id": alarm.id, "rule": rule.id}
-        await self._db(self.audit.record, "", ALARM_CHANGE, camera, detail)
+        by = event.get("by", "") if trigger == "manual" else ""  # who pressed it, or the rule
+        await self._db(self.audit.record, by, ALARM_CHANGE, camera, detail)
         return alarm
 
     async def _db(self, fn: Callable[..., T], *args: Any) -> T:
