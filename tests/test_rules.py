@@ -32,9 +32,10 @@ from server.catalog import Catalog
 from server.clock import SystemClock
 from server.config import CameraConfig, SmtpConfig
 from server.live.nats_server import EmbeddedNats
+from server.protocol.live import alarms_subject
 from server.protocol.models.rules import Alarm, RuleInput
 from server.rules import schedule
-from server.rules.engine import Firing, RulesEngine, alarms_subject
+from server.rules.engine import Firing, RulesEngine
 from server.rules.mqtt import MqttBridge
 from server.rules.notify import SIGNATURE_HEADER
 from server.service import apply_camera

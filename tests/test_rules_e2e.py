@@ -26,8 +26,8 @@ import nats
 import pytest
 from aiosmtpd.controller import Controller
 
+from server.protocol.live import alarms_subject
 from server.protocol.models.rules import Alarm
-from server.rules.engine import alarms_subject
 from server.sim.clips import transcode_to_h264
 from tests.conftest import ServerProcess, camera_toml, vtest_path
 from tests.helpers import free_port

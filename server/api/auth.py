@@ -22,10 +22,9 @@ from server.api.routing import API, Param, Route, RouteGroup
 from server.auth import Audit, LoginRateLimiter, Permission, Tokens, User, Users, allowed
 from server.auth.audit import LOGIN, LOGIN_FAILED, LOGIN_REFUSED, LOGOUT
 from server.live.nats_server import EmbeddedNats, NatsServerError
-from server.protocol.live import ai_subject, events_subject, status_subject
+from server.protocol.live import ai_subject, alarms_subject, events_subject, status_subject
 from server.protocol.models import AuditEntry, Login, NatsGrant, Session
 from server.protocol.models.common import MicrosParam
-from server.rules.engine import alarms_subject
 
 log = logging.getLogger(__name__)
 

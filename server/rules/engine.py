@@ -31,6 +31,7 @@ from server.auth.audit import Audit
 from server.catalog import Catalog
 from server.clock import Clock
 from server.config import SmtpConfig
+from server.protocol.live import alarms_subject
 from server.protocol.models.rules import (
     Alarm,
     AlarmAction,
@@ -57,10 +58,6 @@ ARMING_CHANGE = "arming-change"
 ZONE_KINDS = ("enter", "leave", "loiter", "line")
 MAX_TRACK_SNAPS = 1000
 STATUS_TRIGGERS = {"offline": "camera_offline", "error": "recording_error"}
-
-
-def alarms_subject(server_id: str, camera_id: str) -> str:
-    return f"vigia.{server_id}.alarms.{camera_id or '_'}"
 
 
 @dataclass
