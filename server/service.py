@@ -268,6 +268,8 @@ async def start_rules(config: Config, services: Services) -> nats.aio.client.Cli
         host = embedded.url.removeprefix("nats://").rsplit(":", 1)[0].strip("[]")
         rules.mqtt = MqttBridge(host, embedded.mqtt_port, creds.user, creds.password,
                                 config.mqtt.topic_prefix, services.data.root)  # fmt: skip
+        if nc is not None:
+            rules.mqtt.nats_publish = nc.publish
     await rules.start()
     return nc
 

@@ -54,6 +54,7 @@ class Hooks:
 
     def __init__(self) -> None:
         self.got: list[dict] = []
+        self.at: list[float] = []  # when each arrived (time.monotonic)
         self.bad_signatures = 0
         self.arrived = asyncio.Event()
         self.url = ""
@@ -66,6 +67,7 @@ class Hooks:
             self.bad_signatures += 1
             return web.Response(status=401)
         self.got.append(json.loads(body))
+        self.at.append(time.monotonic())
         self.arrived.set()
         return web.Response(status=204)
 
@@ -168,6 +170,7 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     assert nats_srv.mqtt_port
     engine.mqtt = MqttBridge("127.0.0.1", nats_srv.mqtt_port, creds.user, creds.password, "vigia",
                              root)  # fmt: skip
+    engine.mqtt.nats_publish = nc.publish
     await engine.start()
     r = Rig(engine, catalog, hooks, mailbox, nats_srv.mqtt_port, nats_srv, root)
     engine.on_fired.append(r.fired.append)

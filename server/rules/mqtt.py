@@ -22,6 +22,7 @@ import contextlib
 import json
 import logging
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiomqtt
@@ -50,7 +51,10 @@ class MqttBridge:
         self._task: asyncio.Task | None = None
         self._counts: Counter[tuple[str, str]] = Counter()
         self._open: set[tuple] = set()
+        self._snaps: dict[str, str] = {}  # snapshot topic -> latest JPEG not yet sent
         self.connected = asyncio.Event()
+        self.nats_publish: Callable[[str, bytes], Awaitable[None]] | None = None
+        self._sending: set[asyncio.Future] = set()
         self.published = 0
         self.dropped = 0
 
@@ -65,7 +69,16 @@ class MqttBridge:
             await self._task
 
     def publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
-        """Queue a message (dropped and counted when the queue is full: MQTT is best effort)."""
+        """Queue a message (dropped and counted when the queue is full: MQTT is best effort).
+        Messages that are not retained go as plain NATS messages when a connection is given:
+        the server hands them to MQTT subscribers alike, and nats-py batches its writes where
+        an MQTT client waits for each one to be written."""
+        if not retain and self.nats_publish is not None:
+            subject = f"{self.prefix}.{topic.replace('/', '.')}"
+            task = asyncio.ensure_future(self.nats_publish(subject, payload))
+            self._sending.add(task)
+            task.add_done_callback(self._sent)
+            return
         try:
             self._queue.put_nowait((f"{self.prefix}/{topic}", payload, retain))
         except asyncio.QueueFull:
@@ -91,11 +104,27 @@ class MqttBridge:
                 self.publish(f"{cam}/{label}", str(self._counts[(cam, label)]).encode(), True)
         snap = snapshot_path(msg)
         if snap and label:
-            try:
-                jpeg = (self.root / snap).read_bytes()
-            except OSError:
-                return
-            self.publish(f"{cam}/{label}/snapshot", jpeg, True)
+            # only the latest picture matters: a busy scene does not queue one per event
+            topic = f"{cam}/{label}/snapshot"
+            if topic not in self._snaps:
+                self.publish(topic, b"", True)  # a marker: the file is read when it is sent
+            self._snaps[topic] = snap
+
+    def _sent(self, task: asyncio.Future) -> None:
+        self._sending.discard(task)
+        if task.cancelled() or task.exception() is not None:
+            self.dropped += 1
+        else:
+            self.published += 1
+
+    async def _snapshot(self, topic: str) -> bytes:
+        rel = self._snaps.pop(topic.removeprefix(self.prefix + "/"), None)
+        if rel is None:
+            return b""
+        try:
+            return await asyncio.to_thread((self.root / rel).read_bytes)
+        except OSError:
+            return b""
 
     async def _run(self) -> None:
         will = aiomqtt.Will(f"{self.prefix}/available", b"offline", qos=1, retain=True)
@@ -114,8 +143,14 @@ class MqttBridge:
                         while True:
                             pending = pending or await self._queue.get()
                             topic, payload, retain = pending
-                            await client.publish(topic, payload, qos=1 if retain else 0,
-                                                 retain=retain)  # fmt: skip
+                            if topic.endswith("/snapshot") and not payload:
+                                payload = await self._snapshot(topic)
+                                pending = (topic, payload, retain)
+                                if not payload:  # gone meanwhile (retention): send nothing
+                                    pending = None
+                                    continue
+                            # QoS 0: retained messages are kept by the server all the same
+                            await client.publish(topic, payload, qos=0, retain=retain)
                             pending = None
                             self.published += 1
                     finally:
