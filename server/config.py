@@ -205,6 +205,9 @@ class SmtpConfig(_Section):
     username: Annotated[str, _doc("login; empty: none")] = ""
     password: Annotated[str, _doc("password of the login")] = ""
     sender: Annotated[str, _doc("From: address")] = "vigia@localhost"
+    ca_file: Annotated[
+        str, _doc("CA certificates (PEM) to trust for STARTTLS; empty: the system's")
+    ] = ""
     timeout_s: Annotated[float, _doc("per message", gt=0, le=300)] = 20.0
 
 

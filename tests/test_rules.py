@@ -37,7 +37,7 @@ from server.protocol.models.rules import Alarm, RuleInput
 from server.rules import schedule
 from server.rules.engine import Firing, RulesEngine
 from server.rules.mqtt import MqttBridge
-from server.rules.notify import SIGNATURE_HEADER
+from server.rules.notify import SIGNATURE_HEADER, send_email
 from server.service import apply_camera
 from tests.helpers import free_port
 
@@ -423,3 +423,60 @@ def test_an_mqtt_login_sees_only_its_cameras(tmp_path: Path) -> None:
                 assert not any(t.startswith("vigia/yard") for t in topics)
 
     asyncio.run(main())
+
+
+def _self_signed(tmp: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key (PEM), made here."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(
+            [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    cert_path, key_path = tmp / "smtp.crt", tmp / "smtp.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))  # fmt: skip
+    return cert_path, key_path
+
+
+def test_email_uses_starttls_when_the_server_offers_it(tmp_path: Path) -> None:
+    """aiosmtpd requiring STARTTLS: the mail gets through, encrypted, with its attachment."""
+    import ssl
+
+    cert, key = _self_signed(tmp_path)
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    mailbox = Mailbox()
+    smtp = Controller(mailbox, hostname="127.0.0.1", port=free_port(), tls_context=ctx,
+                      require_starttls=True)  # fmt: skip
+    smtp.start()
+    snap = tmp_path / "snap.jpg"
+    snap.write_bytes(b"\xff\xd8jpeg")
+    try:
+        cfg = SmtpConfig(host="127.0.0.1", port=smtp.port, ca_file=str(cert))
+        out = asyncio.run(send_email(cfg, ["a@example.org"], "s", "body", snap))
+        assert out.ok, out.error
+        (mail,) = mailbox.messages
+        assert [p.get_content_type() for p in mail.walk()][-1] == "image/jpeg"
+        # without trusting the certificate it is refused, never sent in the clear
+        out = asyncio.run(send_email(SmtpConfig(host="127.0.0.1", port=smtp.port),
+                                     ["a@example.org"], "s", "body", None))  # fmt: skip
+        assert not out.ok and "certificate" in out.error.lower()
+        assert len(mailbox.messages) == 1
+    finally:
+        smtp.stop()

@@ -92,6 +92,7 @@ async def send_email(
             username=smtp.username or None,
             password=smtp.password or None,
             start_tls=None,  # STARTTLS when the server offers it
+            cert_bundle=smtp.ca_file or None,
             timeout=smtp.timeout_s,
         )
     except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
