@@ -274,8 +274,9 @@ class RulesEngine:
         self, rule: Rule, a: AlarmAction, camera: str, ts_us: int, trigger: str, event: dict
     ) -> Alarm:
         now = self.clock.now_us()
+        kept = {k: v for k, v in event.items() if k != "path"}  # a long track's path stays out
         alarm = Alarm(0, rule.id, rule.name, camera, a.priority, "new", ts_us or now, trigger,
-                      event, snapshot_path(event), now)  # fmt: skip
+                      kept, snapshot_path(event), now)  # fmt: skip
         alarm = await self._db(self.store.add_alarm, alarm)
         await self._publish_alarm(alarm)  # workstations first, the audit trail right after
         detail = {"op": "raise", "id": alarm.id, "rule": rule.id}
