@@ -38,6 +38,15 @@ STATE = Param("state", Literal["new", "acknowledged", "closed"],
               description="only alarms in this state (repeat for several)")  # fmt: skip
 LIMIT = Param("limit", Annotated[int, Meta(ge=1, le=10_000)])
 
+
+def only_params(request: web.Request, *params: Param) -> None:
+    """400 for a query parameter the route does not take (a typo must not filter nothing)."""
+    names = {p.name for p in params}
+    unknown = sorted(k for k in request.query if k not in names)
+    if unknown:
+        raise ApiError(400, "bad_parameter", f"unknown query parameter {unknown[0]!r}")
+
+
 KnownLabels = Callable[[], frozenset[str] | None]  # None: the detector's labels are not known
 
 
@@ -182,6 +191,7 @@ class RuleRoutes(RouteGroup):
 
     async def list_alarms(self, request: web.Request) -> web.Response:
         user = require(request, Permission.LIVE)
+        only_params(request, STATE, LIMIT)
         states = tuple(request.query.getall("state", []))
         if any(s not in ("new", "acknowledged", "closed") for s in states):
             raise ApiError(400, "bad_parameter", "state is new, acknowledged or closed")
@@ -213,6 +223,7 @@ class RuleRoutes(RouteGroup):
 
     async def failed_deliveries(self, request: web.Request) -> web.Response:
         require(request, Permission.CONFIG)
+        only_params(request, LIMIT)
         limit = LIMIT.read_int(request, default=500)
         return json_response(await asyncio.to_thread(self.engine.store.failed, limit))
 
@@ -250,6 +261,6 @@ class RuleRoutes(RouteGroup):
               errors=(400, 404, 409, 503), permission=Permission.LIVE),
         Route("GET", f"{API}/deliveries/failed", failed_deliveries,
               "Webhooks and e-mails given up after their retries (admins)",
-              returns=list[Delivery], params=(LIMIT,), errors=(503,),
+              returns=list[Delivery], params=(LIMIT,), errors=(400, 503),
               permission=Permission.CONFIG),
     )  # fmt: skip
