@@ -20,6 +20,7 @@ from app.workstation import Workstation
 from tests.conftest import ServerProcess, wait_until
 from tests.test_app_alarms import ADMIN_PASSWORD, recorder  # noqa: F401 (the fixture)
 from ui.alarm_console import AlarmConsole
+from ui.wall import VideoWall
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 CALL_S = 20
@@ -45,10 +46,18 @@ def test_alarm_console_lists_flashes_and_acknowledges(
         sid = session.server_id
         feed = AlarmFeed(ws.runner, ws.sessions)
         wait_until(lambda: feed.followed().result(CALL_S).get(sid) == ["door"], 20, "alarms")
+        wall = VideoWall(None, provider=None, renderer="raster", layout="2x2")
+        qtbot.addWidget(wall)
+        wall.resize(640, 240)
+        wall.assign(0, f"{sid}/door")
+        wall.assign(1, f"{sid}/yard")
+        wall.show()
         console = AlarmConsole(feed)
         qtbot.addWidget(console)
         console.resize(520, 260)
         console.show()
+        console.activateWindow()  # its keys, not the wall's
+        console.flash.connect(wall.flash_alarms)
         rule = {"name": "panic button", "trigger": "manual", "cooldown_s": 0,
                 "actions": [{"type": "alarm", "priority": 1}]}  # fmt: skip
         created = session.call_sync(lambda api: api.post_json("/rules", rule), CALL_S)
@@ -63,8 +72,11 @@ def test_alarm_console_lists_flashes_and_acknowledges(
                               check_params_cb=lambda cams, lit: lit) as blink:  # fmt: skip
             pass
         assert blink.args[0] == {(sid, "door")}
+        # the door's tile flashes, the yard's does not
+        assert wall.tile(0).alarm_lit and not wall.tile(1).alarm_lit
         ARTIFACTS.mkdir(exist_ok=True)
         console.grab().save(str(ARTIFACTS / "alarm_console.png"))
+        wall.grab().save(str(ARTIFACTS / "alarm_wall.png"))
         # keyboard: type a comment, Enter acknowledges the chosen alarm
         console.comment.setFocus()
         qtbot.keyClicks(console.comment, "checked the door")
@@ -72,6 +84,10 @@ def test_alarm_console_lists_flashes_and_acknowledges(
             qtbot.keyClick(console.comment, Qt.Key.Key_Return)
         assert (done.args[0].state, done.args[0].comment) == ("acknowledged", "checked the door")
         qtbot.waitUntil(lambda: console.list.count() == 0, timeout=5_000)
+        qtbot.waitUntil(lambda: not wall.tile(0).alarm_lit, timeout=2_000)  # no more flashing
+        with qtbot.waitSignal(console.flash, timeout=2_000):
+            pass
+        assert not wall.tile(0).alarm_lit
         console.close()
     finally:
         if feed is not None:

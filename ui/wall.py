@@ -246,6 +246,13 @@ class VideoWall(QWidget):
         tile.set_camera_name(name)
         tile.set_state("no_signal" if tile.frame is None else tile.state)
 
+    def flash_alarms(self, cameras: set[tuple[str, str]], lit: bool) -> None:
+        """Light or dim the border of the tiles showing a camera with an open alarm
+        (``ui.alarm_console.AlarmConsole.flash``)."""
+        marked = {f"{sid}/{cam}" for sid, cam in cameras}
+        for cell in self.cells:
+            self.tile(cell.index).set_alarm_lit(lit and cell.camera in marked)
+
     def assign(self, index: int, camera: str | None) -> None:
         """Put ``camera`` ("server_id/camera_id", or None to clear) on cell ``index``."""
         if camera is not None:
