@@ -480,3 +480,40 @@ def test_email_uses_starttls_when_the_server_offers_it(tmp_path: Path) -> None:
         assert len(mailbox.messages) == 1
     finally:
         smtp.stop()
+
+
+def test_the_bookmark_action_locks_footage_that_retention_keeps(
+    tmp_path: Path, camera_clips: list
+) -> None:
+    """Real segments 3 days old, camera retention 1 day: the segment around an event whose rule
+    bookmarks it survives retention, the one before it goes."""
+    from server.recording.retention import Retention, VolumeLimits
+    from tests.test_retention import NOW, _setup
+
+    data, catalog, clock = _setup(tmp_path, camera_clips, {"a": 1.0})
+    segs = catalog.segments(catalog.stream_id("a", "main"))
+    kept = segs[1]
+    engine = RulesEngine(catalog, Audit(catalog, clock), clock, SID, data.root, tz=UTC)
+    rule = {"name": "evidence", "trigger": "enter", "cooldown_s": 0,
+            "actions": [{"type": "bookmark", "pre_s": 0.5, "post_s": 0.5}]}  # fmt: skip
+    engine.store.add_rule(msgspec.convert(rule, RuleInput), NOW)
+    fired: list[Firing] = []
+
+    async def main() -> None:
+        await engine.start()
+        engine.on_fired.append(fired.append)
+        try:
+            ev = {**event(1, camera="a"), "start_us": kept.start_us + 1_000_000}
+            engine.feed_event(ev)
+            while not fired:
+                await asyncio.sleep(0.01)
+        finally:
+            await engine.close()
+
+    asyncio.run(main())
+    assert fired[0].results == {"bookmark": True}
+    Retention(catalog, data, VolumeLimits(), clock).run_once()
+    left = {s.path for s in catalog.segments()}
+    assert kept.path in left and segs[0].path not in left
+    assert (data.root / kept.path).exists()
+    catalog.close()
