@@ -163,6 +163,8 @@ class EventFeed:
     recorders (``Sessions.added``/``removed``) and their camera lists; ``close`` drops them.
     """
 
+    subject = staticmethod(events_subject)  # the subject followed per camera
+
     def __init__(self, runner: AsyncRunner, sessions: Sessions) -> None:
         self.runner = runner
         self.sessions = sessions
@@ -276,7 +278,7 @@ class EventFeed:
                 self.runner.loop.create_task(sub.unsubscribe())
         for cam in sorted(wanted - set(subs.by_camera)):
             try:
-                subject = events_subject(sid, cam)
+                subject = self.subject(sid, cam)
             except ValueError:
                 log.warning("camera id %r cannot be a NATS subject token", cam)
                 continue

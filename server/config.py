@@ -220,6 +220,33 @@ class OnvifConfig(_Section):
     ] = 1.5
 
 
+class MqttConfig(_Section):
+    """``[mqtt]``: the embedded nats-server's own MQTT 3.1.1 listener (docs/design/rules.md).
+    Clients log in with the NATS credentials a Vigia login hands out and see their cameras."""
+
+    listen: Annotated[
+        str, _doc("HOST:PORT of the MQTT listener; empty: none", pattern=r"^$|^.*:[0-9]{1,5}$")
+    ] = ""
+    topic_prefix: Annotated[
+        str,
+        _doc("topics go under it: <prefix>/available, ...", pattern=r"^[a-z0-9_-]{1,32}$"),
+    ] = "vigia"
+
+
+class SmtpConfig(_Section):
+    """``[smtp]``: the mail server of e-mail actions (STARTTLS whenever it offers it)."""
+
+    host: Annotated[str, _doc("SMTP server; empty: no e-mail")] = ""
+    port: Annotated[int, _doc("SMTP port", ge=1, le=65535)] = 587
+    username: Annotated[str, _doc("login; empty: none")] = ""
+    password: Annotated[str, _doc("password of the login")] = ""
+    sender: Annotated[str, _doc("From: address")] = "vigia@localhost"
+    ca_file: Annotated[
+        str, _doc("CA certificates (PEM) to trust for STARTTLS; empty: the system's")
+    ] = ""
+    timeout_s: Annotated[float, _doc("per message", gt=0, le=300)] = 20.0
+
+
 class ConfigFile(_Section):
     """The whole file as written: one field per table."""
 
@@ -230,6 +257,8 @@ class ConfigFile(_Section):
     analytics: AnalyticsConfig = AnalyticsConfig()
     webrtc: WebRtcConfig = WebRtcConfig()
     onvif: OnvifConfig = OnvifConfig()
+    mqtt: MqttConfig = MqttConfig()
+    smtp: SmtpConfig = SmtpConfig()
     cameras: tuple[CameraConfig, ...] = ()
 
 
@@ -241,6 +270,8 @@ SECTIONS: dict[str, type[msgspec.Struct]] = {
     "analytics": AnalyticsConfig,
     "webrtc": WebRtcConfig,
     "onvif": OnvifConfig,
+    "mqtt": MqttConfig,
+    "smtp": SmtpConfig,
     "cameras": CameraConfig,
 }
 """Table name -> Struct: what the configuration reference lists (``[[cameras]]`` is an array)."""
@@ -279,6 +310,8 @@ class Config(msgspec.Struct, frozen=True):
     analytics: AnalyticsConfig = AnalyticsConfig()
     webrtc: WebRtcConfig = WebRtcConfig()
     onvif: OnvifConfig = OnvifConfig()
+    mqtt: MqttConfig = MqttConfig()
+    smtp: SmtpConfig = SmtpConfig()
     cameras: tuple[CameraConfig, ...] = ()
 
 
@@ -405,5 +438,7 @@ def load_config(path: Path | None) -> Config:
         analytics=raw.analytics,
         webrtc=raw.webrtc,
         onvif=raw.onvif,
+        mqtt=raw.mqtt,
+        smtp=raw.smtp,
         cameras=raw.cameras,
     )

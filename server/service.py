@@ -17,6 +17,8 @@ import sqlite3
 import sys
 from dataclasses import dataclass
 
+import nats
+import nats.aio.client
 from aiohttp import web
 
 from server import __version__
@@ -41,6 +43,8 @@ from server.recorder import Recorder
 from server.recording.diskspace import StorageGuard
 from server.recording.recovery import recover
 from server.recording.retention import Retention, VolumeLimits
+from server.rules.engine import RulesEngine
+from server.rules.mqtt import MqttBridge
 from server.sdnotify import notify, watchdog_interval_s
 from server.webrtc.sessions import WebRtcSettings
 
@@ -60,6 +64,7 @@ class Services:
     fanout: Fanout | None = None  # every stream's packets in process (WebRTC, analytics)
     analytics: Analytics | None = None
     exports: ExportJobs | None = None  # made with the API, expired by the service loop
+    rules: RulesEngine | None = None  # rules and alarms, with the API (docs/design/rules.md)
 
 
 def start_live(config: Config, data: DataDir, clock: Clock) -> tuple[
@@ -75,7 +80,12 @@ def start_live(config: Config, data: DataDir, clock: Clock) -> tuple[
             url, credentials = nats_cfg.url, None
         else:
             host, _, port = nats_cfg.listen.rpartition(":")
-            embedded = EmbeddedNats(data.root / "nats", host=host or "127.0.0.1", port=int(port))
+            embedded = EmbeddedNats(
+                data.root / "nats",
+                host=host or "127.0.0.1",
+                port=int(port),
+                mqtt_listen=config.mqtt.listen,
+            )
             embedded.start()
             url, credentials = embedded.url, embedded.credentials
     except (NatsServerError, OSError, ValueError) as exc:
@@ -128,12 +138,25 @@ def open_services(config: Config, data: DataDir, clock: Clock | None = None) -> 
     roles = config.roles
     live, nats = start_live(config, data, clock) if "live" in roles else (None, None)
     fanout = Fanout()
+    rules = None
+    if "api" in roles:
+        rules = RulesEngine(
+            catalog, Audit(catalog, clock), clock, data.server_id(), data.root, smtp=config.smtp
+        )
+
+    def on_status(st: object) -> None:
+        msg = stream_status_message(st)  # type: ignore[arg-type]
+        if live is not None:
+            live.publish_status(msg)
+        if rules is not None:
+            rules.feed_status(msg)
+
     recorder = Recorder(
         catalog,
         data,
         clock,
         config.recording,
-        on_status=(lambda st: live.publish_status(stream_status_message(st))) if live else None,
+        on_status=on_status if live or rules else None,
         sinks_for=lambda cam, stream: [
             *([live.sink(cam, stream)] if live else []),
             fanout.sink(cam, stream),
@@ -159,8 +182,10 @@ def open_services(config: Config, data: DataDir, clock: Clock | None = None) -> 
             if live
             else None,
         )
+    if analytics is not None and rules is not None:
+        analytics.on_event = rules.feed_event
     return Services(
-        data, catalog, recorder, retention, lock_fd, clock, live, nats, fanout, analytics
+        data, catalog, recorder, retention, lock_fd, clock, live, nats, fanout, analytics, rules
     )
 
 
@@ -195,7 +220,9 @@ def log_summary(recorder: Recorder) -> None:
             log.warning("%s/%s %s: %s", st.camera_id, st.stream, st.state, problem)
 
 
-def make_security(catalog: Catalog, clock: Clock, services: Services | None = None) -> Security:
+def make_security(
+    catalog: Catalog, clock: Clock, services: Services | None = None, mqtt_prefix: str = ""
+) -> Security:
     """Users, tokens, login limits and audit; creates the first admin on a new catalog."""
     users = Users(catalog, clock)
     password = users.ensure_first_admin(os.environ.get("VIGIA_ADMIN_PASSWORD"))
@@ -206,7 +233,7 @@ def make_security(catalog: Catalog, clock: Clock, services: Services | None = No
     tokens = Tokens(catalog, clock)
     grants = None
     if services is not None and services.nats is not None:
-        grants = NatsGrants(services.nats, services.data.server_id(), tokens)
+        grants = NatsGrants(services.nats, services.data.server_id(), tokens, mqtt_prefix)
     return Security(users, tokens, Audit(catalog, clock), LoginRateLimiter(clock), grants)
 
 
@@ -222,7 +249,7 @@ async def start_api(config: Config, services: Services) -> tuple[web.AppRunner |
         services.clock,
         services.data.server_id(),
         config.name or socket.gethostname(),
-        make_security(services.catalog, services.clock, services),
+        make_security(services.catalog, services.clock, services, _mqtt_prefix(config, services)),
         exports,
         fanout=services.fanout,
         analytics=services.analytics,
@@ -233,6 +260,7 @@ async def start_api(config: Config, services: Services) -> tuple[web.AppRunner |
             max_sessions=config.webrtc.max_sessions,
         ),
         onvif=config.onvif,
+        rules=services.rules,
     )
     runner = web.AppRunner(make_app(ctx), access_log=None)
     await runner.setup()
@@ -246,6 +274,40 @@ async def start_api(config: Config, services: Services) -> tuple[web.AppRunner |
     bound = int(runner.addresses[0][1])
     log.info("HTTP API on http://%s:%d/api/v1", host or "127.0.0.1", bound)
     return runner, bound
+
+
+def _mqtt_prefix(config: Config, services: Services) -> str:
+    nats = services.nats
+    return config.mqtt.topic_prefix if nats is not None and nats.mqtt_port else ""
+
+
+async def start_rules(config: Config, services: Services) -> nats.aio.client.Client | None:
+    """The rules engine on this loop: alarms on NATS, MQTT through the embedded server's
+    listener. Best effort, like live: without NATS alarms are still stored and served."""
+    rules = services.rules
+    if rules is None:
+        return None
+    nc = None
+    embedded = services.nats
+    url = embedded.url if embedded is not None else config.nats.url
+    if url and config.nats.enabled:
+        kwargs = embedded.credentials.connect_kwargs() if embedded is not None else {}
+        try:
+            nc = await nats.connect(
+                url, name="vigia-rules", max_reconnect_attempts=-1, connect_timeout=5, **kwargs
+            )
+            rules.publish_nats = nc.publish
+        except Exception as exc:  # nats-py raises several kinds
+            log.warning("alarms not published on NATS: %s", exc)
+    if embedded is not None and embedded.mqtt_port:
+        creds = embedded.credentials
+        host = embedded.url.removeprefix("nats://").rsplit(":", 1)[0].strip("[]")
+        rules.mqtt = MqttBridge(host, embedded.mqtt_port, creds.user, creds.password,
+                                config.mqtt.topic_prefix, services.data.root)  # fmt: skip
+        if nc is not None:
+            rules.mqtt.nats_publish = nc.publish
+    await rules.start()
+    return nc
 
 
 async def start_discovery(config: Config, services: Services, port: int) -> Advertiser | None:
@@ -279,11 +341,11 @@ async def watchdog(interval_s: float) -> None:
         await asyncio.sleep(interval_s)
 
 
-def write_ports(data: DataDir, api: int | None, nats: int | None) -> None:
+def write_ports(data: DataDir, api: int | None, nats: int | None, mqtt: int | None = None) -> None:
     """Say which ports this run bound (``listen`` may ask for port 0, "any free one"), for
     whoever started it: written whole, with our pid so that a file an earlier run left is
     told apart. ``null``: that listener is off."""
-    ports = {"pid": os.getpid(), "api": api, "nats": nats}
+    ports = {"pid": os.getpid(), "api": api, "nats": nats, "mqtt": mqtt}
     write_atomic(data.root / PORTS_FILE, (json.dumps(ports) + "\n").encode())
 
 
@@ -303,8 +365,11 @@ async def serve(config: Config, services: Services) -> None:
         len(services.recorder.status()),
         services.data.root,
     )
+    rules_nc = await start_rules(config, services)
     runner, port = await start_api(config, services) if "api" in roles else (None, None)
-    write_ports(services.data, port, services.nats.port if services.nats else None)
+    nats_srv = services.nats
+    write_ports(services.data, port, nats_srv.port if nats_srv else None,
+                nats_srv.mqtt_port if nats_srv else None)  # fmt: skip
     advertiser = None
     if port is not None and config.discovery:
         advertiser = await start_discovery(config, services, port)
@@ -354,6 +419,11 @@ async def serve(config: Config, services: Services) -> None:
         if runner is not None:
             await runner.cleanup()
         await asyncio.to_thread(services.recorder.stop)
+        if services.rules is not None:
+            await services.rules.close()
+        if rules_nc is not None:
+            with contextlib.suppress(Exception):
+                await rules_nc.close()
         if services.analytics is not None:
             try:
                 await asyncio.to_thread(services.analytics.stop)

@@ -102,3 +102,25 @@ def refused_port() -> Iterator[int]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         yield int(s.getsockname()[1])
+
+
+def smtp_server(handler: object, **kw: object):
+    """A real aiosmtpd server on 127.0.0.1. aiosmtpd needs a port number up front (its
+    readiness check connects to it), so take one the kernel just handed out and start there;
+    if another process took it in between, the start fails with EADDRINUSE and the next one
+    is tried: a test never talks to somebody else's server."""
+    from aiosmtpd.controller import Controller
+
+    last: OSError | None = None
+    for _ in range(20):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        controller = Controller(handler, hostname="127.0.0.1", port=port, **kw)
+        try:
+            controller.start()
+        except OSError as exc:  # taken meanwhile
+            last = exc
+            continue
+        return controller
+    raise RuntimeError(f"no port for the SMTP server: {last}")

@@ -30,10 +30,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.alarms import AlarmFeed
 from app.layouts import Layouts, NamedLayout, pick_layouts
 from app.remote import ApiError
 from app.session import Session
 from app.workstation import Workstation
+from ui.alarm_console import AlarmConsole
 from ui.bridge import bridge
 from ui.layouts import Tour
 from ui.sources import LiveSources
@@ -243,6 +245,16 @@ class MainWindow(QMainWindow):
             self.wall.camera_assigned.connect(lambda index, _camera: self._tile_changed(index))
             self.wall.tiles_swapped.connect(lambda a, b: self._tile_changed(a, b))
 
+        # open alarms of every recorder; their cameras' tiles flash (docs/design/rules.md)
+        self.alarm_feed = AlarmFeed(workstation.runner, workstation.sessions)
+        self.alarm_console = AlarmConsole(self.alarm_feed, self)
+        self.alarm_console.flash.connect(lambda cams, lit: self.wall.flash_alarms(cams, lit))
+        self.alarms_dock = self._dock(
+            "alarms", self.alarm_console, Qt.DockWidgetArea.RightDockWidgetArea
+        )
+        self.tabifyDockWidget(self.events_dock, self.alarms_dock)
+        self.events_dock.raise_()
+
         self.status = WorkstationStatus(workstation, self.wall, self.sources, self)
         self.setStatusBar(self.status)
         self._build_menus()
@@ -315,7 +327,7 @@ class MainWindow(QMainWindow):
         self._action(self.view_menu, "full-screen", lambda: toggle_full_screen(self), "F11")
         self._action(self.view_menu, "motion-search", self.motion_search, "Ctrl+M")
         self.view_menu.addSeparator()
-        docks = [self.tree_dock, self.playback_dock, self.events_dock]
+        docks = [self.tree_dock, self.playback_dock, self.events_dock, self.alarms_dock]
         if self.motion_panel is not None:
             docks.append(self.motion_dock)
         for dock in docks:
@@ -367,6 +379,7 @@ class MainWindow(QMainWindow):
         self.tree_dock.setWindowTitle(_tr("Cameras"))
         self.playback_dock.setWindowTitle(_tr("Playback"))
         self.events_dock.setWindowTitle(_tr("Events"))
+        self.alarms_dock.setWindowTitle(_tr("Alarms"))
         if self.motion_panel is not None:
             self.motion_dock.setWindowTitle(_tr("Motion search"))
         self._update_title()
@@ -388,6 +401,7 @@ class MainWindow(QMainWindow):
     def _session_added(self) -> None:
         self._update_title()
         self.refresh_saved()
+        self.alarm_feed.refresh()  # the new recorder's open alarms
 
     def _update_title(self) -> None:
         names = [s.name for s in self.workstation.sessions.sessions()]
@@ -739,6 +753,8 @@ class MainWindow(QMainWindow):
                     log.exception("shutting down %s", type(panel).__name__)
         for undo in self._undo:
             undo()
+        self.alarm_console.close()
+        self.alarm_feed.close()
         self.status.stop()
         self.tree.close_tree()
         self.wall.clear()

@@ -685,6 +685,7 @@ class VideoTile(QWidget):
         self.camera_name = ""
         self.state = "no_signal"
         self.recording = False
+        self.alarm_lit = False  # an open alarm on this camera: the border flashes
         self.show_clock = True
         self.boxes: Sequence[OverlayBox] = ()
         self.shapes: Sequence[OverlayShape] = ()
@@ -792,6 +793,11 @@ class VideoTile(QWidget):
     def set_recording(self, recording: bool) -> None:
         self.recording = recording
         self.view.update()
+
+    def set_alarm_lit(self, lit: bool) -> None:
+        if lit != self.alarm_lit:
+            self.alarm_lit = lit
+            self.view.update()
 
     def set_boxes(self, boxes: Sequence[OverlayBox]) -> None:
         self.boxes = boxes
@@ -997,6 +1003,11 @@ class VideoTile(QWidget):
             assert self.ptz is not None
             _text_box(p, 4, 8 + font.pixelSize() * 1.6, self.ptz.text, QColor("#000000"),
                       QColor(DARK.warning))  # fmt: skip
+        if self.alarm_lit:
+            width = max(3.0, h / 60)
+            p.setPen(QPen(QColor(DARK.alarm), width))
+            p.setBrush(Qt.BrushStyle.NoBrush)
+            p.drawRect(QRectF(self.rect()).adjusted(width / 2, width / 2, -width / 2, -width / 2))
         if frame is not None and self.show_clock:
             text = clock_text(frame.pts_us)
             _text_box_from_corner(p, self.width() - 4, h - 4, text, QColor(DARK.text), shadow)

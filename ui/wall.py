@@ -249,6 +249,13 @@ class VideoWall(QWidget):
         if callable(ptz_for):  # a PTZ camera gets the tile's PTZ button (ui/tile_ptz.py)
             tile.set_ptz(ptz_for(cell.camera, tile) if cell.camera is not None else None)
 
+    def flash_alarms(self, cameras: set[tuple[str, str]], lit: bool) -> None:
+        """Light or dim the border of the tiles showing a camera with an open alarm
+        (``ui.alarm_console.AlarmConsole.flash``)."""
+        marked = {f"{sid}/{cam}" for sid, cam in cameras}
+        for cell in self.cells:
+            self.tile(cell.index).set_alarm_lit(lit and cell.camera in marked)
+
     def assign(self, index: int, camera: str | None) -> None:
         """Put ``camera`` ("server_id/camera_id", or None to clear) on cell ``index``."""
         if camera is not None:

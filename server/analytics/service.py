@@ -99,6 +99,8 @@ class Analytics(Outputs):
         self._best: dict[tuple, av.VideoFrame] = {}  # best frame of an open event, unwritten
         self._written: dict[tuple, float] = {}  # when an open event's row was last written
         self._lock = threading.Lock()
+        # every stored event phase, as published (the rules engine; docs/design/rules.md)
+        self.on_event: Callable[[dict], None] | None = None
 
     # --- life cycle -----------------------------------------------------------------------
 
@@ -272,9 +274,16 @@ class Analytics(Outputs):
             except Exception:
                 log.exception("%s: cannot store a %s event", camera_id, ev.kind)
                 continue
-            if self._publish is not None and row is not None and row.id is not None:
-                msg = {"phase": ev.phase, **msgspec.to_builtins(row.to_event())}
+            if row is None or row.id is None:
+                continue
+            msg = {"phase": ev.phase, **msgspec.to_builtins(row.to_event())}
+            if self._publish is not None:
                 self._publish(events_subject(self.server_id, camera_id), _dumps(msg))
+            if self.on_event is not None:
+                try:
+                    self.on_event(msg)
+                except Exception:  # rules never stop analytics
+                    log.exception("%s: rules could not take a %s event", camera_id, ev.kind)
 
     def _apply(self, ev: AnalyticsEvent, picture: av.VideoFrame | None) -> EventRow | None:
         """Store one event phase. Updates of a lasting event (a better snapshot) are written at

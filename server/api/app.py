@@ -5,6 +5,7 @@ registers the groups' route tables; the work is in the groups (``cameras.py``,
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,7 @@ from server.api.openapi import openapi_document
 from server.api.ptz import PtzRoutes
 from server.api.recordings import RecordingRoutes
 from server.api.routing import API, RouteGroup
+from server.api.rules import RuleRoutes
 from server.api.server import ServerRoutes, ViewerRoutes
 from server.api.users import UserRoutes
 from server.api.whep import WhepCollector, WhepRoutes
@@ -39,6 +41,7 @@ from server.webrtc.sessions import WebRtcSettings, WhepSessions
 
 if TYPE_CHECKING:
     from server.analytics.service import Analytics
+    from server.rules.engine import RulesEngine
 
 
 @dataclass
@@ -58,6 +61,7 @@ class ApiContext:
     fanout: Fanout | None = None  # live packets in process: WebRTC viewers (WHEP)
     webrtc: WebRtcSettings | None = None
     onvif: OnvifConfig = field(default_factory=OnvifConfig)  # discovery interfaces
+    rules: RulesEngine | None = None  # rules and alarms (docs/design/rules.md)
 
     def sync(self) -> None:
         self.recorder.sync()
@@ -92,6 +96,7 @@ def make_app(ctx: ApiContext) -> web.Application:
             ctx.analytics, sec, lambda cid: any(c.id == cid for c in catalog.cameras())
         ),
         whep,
+        RuleRoutes(ctx.rules, catalog, sec, _known_labels(ctx)),
     ]  # fmt: skip
     for group in groups:
         group.add_to(app.router)
@@ -112,6 +117,16 @@ def make_app(ctx: ApiContext) -> web.Application:
 
         app.on_cleanup.append(close_exports)
     return app
+
+
+def _known_labels(ctx: ApiContext) -> Callable[[], frozenset[str] | None]:
+    """The detector's labels once its model is loaded (rules naming others are refused)."""
+
+    def labels() -> frozenset[str] | None:
+        info = ctx.analytics.service.info if ctx.analytics is not None else None
+        return frozenset(info.labels) | {"motion"} if info is not None else None
+
+    return labels
 
 
 def _whep_sessions(ctx: ApiContext) -> WhepSessions | None:

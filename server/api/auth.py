@@ -22,7 +22,7 @@ from server.api.routing import API, Param, Route, RouteGroup
 from server.auth import Audit, LoginRateLimiter, Permission, Tokens, User, Users, allowed
 from server.auth.audit import LOGIN, LOGIN_FAILED, LOGIN_REFUSED, LOGOUT
 from server.live.nats_server import EmbeddedNats, NatsServerError
-from server.protocol.live import ai_subject, events_subject, status_subject
+from server.protocol.live import ai_subject, alarms_subject, events_subject, status_subject
 from server.protocol.models import AuditEntry, Login, NatsGrant, Session
 from server.protocol.models.common import MicrosParam
 
@@ -41,23 +41,32 @@ class NatsGrants:
     """NATS credentials per login: subscribe-only, to the live, status, AI and event subjects
     of the cameras the user may see (docs/design/auth.md), on the embedded nats-server."""
 
-    def __init__(self, nats: EmbeddedNats, server_id: str, tokens: Tokens) -> None:
+    def __init__(
+        self, nats: EmbeddedNats, server_id: str, tokens: Tokens, mqtt_prefix: str = ""
+    ) -> None:
         self.nats, self.server_id, self.tokens = nats, server_id, tokens
+        self.mqtt_prefix = mqtt_prefix  # MQTT topics <prefix>/... are subjects <prefix>.…
         self._sessions: dict[str, str] = {}  # NATS user -> API token it belongs to
         self._lock = threading.Lock()
 
     def subjects(self, user: User) -> list[str]:
         sid = self.server_id
+        mqtt = self.mqtt_prefix
         if user.all_cameras:
             return [
                 f"vigia.{sid}.live.>",
                 f"vigia.{sid}.ai.>",
                 f"vigia.{sid}.events.>",
+                f"vigia.{sid}.alarms.>",
                 status_subject(sid),
+                *([mqtt, f"{mqtt}.>"] if mqtt else []),
             ]
-        out = [status_subject(sid)]
+        out = [status_subject(sid), *([f"{mqtt}.available"] if mqtt else [])]
         for cam in sorted(user.cameras):
-            out += [f"vigia.{sid}.live.{cam}.>", ai_subject(sid, cam), events_subject(sid, cam)]
+            out += [f"vigia.{sid}.live.{cam}.>", ai_subject(sid, cam), events_subject(sid, cam),
+                    alarms_subject(sid, cam)]  # fmt: skip
+            if mqtt:  # "<p>/<cam>/#" is both <p>.<cam> and <p>.<cam>.>
+                out += [f"{mqtt}.{cam}", f"{mqtt}.{cam}.>"]
         return out
 
     def grant(self, user: User, token: str) -> NatsGrant:

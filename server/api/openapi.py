@@ -21,6 +21,7 @@ from server.api.layouts import LayoutRoutes
 from server.api.ptz import PtzRoutes
 from server.api.recordings import RecordingRoutes
 from server.api.routing import Media, Param, Route, RouteGroup
+from server.api.rules import RuleRoutes
 from server.api.server import ServerRoutes, ViewerRoutes
 from server.api.users import UserRoutes
 from server.api.whep import WhepRoutes
@@ -43,6 +44,7 @@ GROUPS: tuple[type[RouteGroup], ...] = (
     LayoutRoutes,
     AnalyticsRoutes,
     WhepRoutes,
+    RuleRoutes,
 )
 
 ERRORS = {

@@ -320,4 +320,55 @@ ALTER TABLE streams ADD COLUMN transport TEXT NOT NULL DEFAULT 'auto'
 """,
 ]
 
+# 8 -> 9: rules, alarms and failed notifications (docs/design/rules.md)
+RULES_MIGRATION = """
+CREATE TABLE rules (
+    id INTEGER PRIMARY KEY,               -- stable id used by the API (/rules/{id})
+    name TEXT NOT NULL                    -- shown with its alarms
+        CHECK (length(name) BETWEEN 1 AND 100),
+    rule TEXT NOT NULL                    -- JSON: the rule as the API takes it (RuleInput)
+        CHECK (json_valid(rule)),
+    updated_us INTEGER NOT NULL           -- last change, µs since epoch UTC
+) STRICT;
+CREATE TABLE arming (
+    grp TEXT PRIMARY KEY,                 -- camera group named by rules ('' : no group)
+    armed INTEGER NOT NULL                -- 0: its rules are silent
+        CHECK (armed IN (0, 1)),
+    updated_us INTEGER NOT NULL,          -- last change, µs since epoch UTC
+    updated_by TEXT NOT NULL DEFAULT ''   -- who armed or disarmed it
+) STRICT;
+CREATE TABLE alarms (
+    id INTEGER PRIMARY KEY,               -- stable id used by the API (/alarms/{id})
+    rule_id INTEGER NOT NULL,             -- the rule that raised it (kept if the rule goes)
+    rule TEXT NOT NULL,                   -- the rule's name then
+    camera_id TEXT NOT NULL,              -- camera slug ('' for a trigger without a camera)
+    priority INTEGER NOT NULL             -- 1 most urgent .. 5
+        CHECK (priority BETWEEN 1 AND 5),
+    state TEXT NOT NULL DEFAULT 'new'     -- 'new', 'acknowledged', 'closed'
+        CHECK (state IN ('new', 'acknowledged', 'closed')),
+    ts_us INTEGER NOT NULL                -- when the triggering event happened, µs UTC
+        CHECK (ts_us > 0),
+    trig TEXT NOT NULL,                   -- the trigger kind
+    event TEXT NOT NULL DEFAULT '{}'      -- JSON: the triggering event as published
+        CHECK (json_valid(event)),
+    snapshot TEXT,                        -- event snapshot under the data dir, or NULL
+    updated_us INTEGER NOT NULL,          -- last change of state, µs since epoch UTC
+    by TEXT NOT NULL DEFAULT '',          -- who acknowledged or closed it
+    comment TEXT NOT NULL DEFAULT ''      -- their comment
+) STRICT;
+CREATE INDEX alarms_state_ts ON alarms (state, ts_us);
+CREATE TABLE failed_deliveries (
+    id INTEGER PRIMARY KEY,               -- listed by GET /deliveries/failed
+    rule_id INTEGER NOT NULL,             -- the rule whose action failed
+    alarm_id INTEGER,                     -- its alarm, if it raised one
+    kind TEXT NOT NULL                    -- 'webhook', 'email', 'mqtt'
+        CHECK (kind IN ('webhook', 'email', 'mqtt')),
+    target TEXT NOT NULL,                 -- URL or addresses
+    attempts INTEGER NOT NULL,            -- tries made
+    error TEXT NOT NULL,                  -- the last error
+    ts_us INTEGER NOT NULL                -- when it was given up, µs since epoch UTC
+) STRICT;
+"""
+MIGRATIONS.append(RULES_MIGRATION)
+
 SCHEMA_VERSION = len(MIGRATIONS)

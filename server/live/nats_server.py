@@ -45,6 +45,7 @@ READY_TIMEOUT_S = 60.0
 
 _LOG_LINE = re.compile(r"\[(INF|WRN|ERR|FTL|DBG|TRC)\] (.*)$")
 _LISTENING = re.compile(r"Listening for client connections on (.+):(\d+)$")
+_MQTT_LISTENING = re.compile(r"Listening for MQTT clients on mqtt://(.+):(\d+)$")
 _LEVELS = {"INF": logging.DEBUG, "DBG": logging.DEBUG, "TRC": logging.DEBUG,
            "WRN": logging.WARNING, "ERR": logging.ERROR, "FTL": logging.ERROR}  # fmt: skip
 # Expected and harmless: the password file is private to the recorder's user.
@@ -137,8 +138,11 @@ class EmbeddedNats:
         binary: Path | None = None,
         max_payload: int = DEFAULT_MAX_PAYLOAD,
         ready_timeout: float = READY_TIMEOUT_S,
+        mqtt_listen: str = "",
     ) -> None:
         self.state_dir = Path(state_dir)
+        self.mqtt_listen = mqtt_listen  # HOST:PORT of the built-in MQTT listener; "" none
+        self.mqtt_port: int | None = None  # bound once started
         self.host = host
         self.port = port
         self.binary = binary
@@ -270,6 +274,7 @@ class EmbeddedNats:
                 f"port: {self.port or -1}",
                 f"max_payload: {self.max_payload}",
                 f"jetstream {{ store_dir: {_conf_str(str(state))} }}",
+                *self._mqtt_lines(),
                 "authorization {",
                 "  users: [",
                 *users,
@@ -278,6 +283,17 @@ class EmbeddedNats:
                 "",
             ]
         )
+
+    def _mqtt_lines(self) -> list[str]:
+        """MQTT needs JetStream (on) and a server name; its port, once bound, is kept."""
+        if not self.mqtt_listen:
+            return []
+        host, _, port = self.mqtt_listen.rpartition(":")
+        port = str(self.mqtt_port) if self.mqtt_port else (port if port != "0" else "-1")
+        return [
+            f"server_name: {_conf_str('vigia-' + self.state_dir.parent.name)}",
+            f"mqtt {{ host: {_conf_str(host or '127.0.0.1')}, port: {port} }}",
+        ]
 
     # --- workstation credentials ---------------------------------------------------------
 
@@ -344,13 +360,16 @@ class EmbeddedNats:
         level, text = (_LEVELS[m.group(1)], m.group(2)) if m else (logging.DEBUG, line)
         if level > logging.DEBUG and text.startswith(_QUIET):
             level = logging.DEBUG
-        elif level > logging.WARNING and " - cid:" in text:
+        elif level > logging.WARNING and (" - cid:" in text or " - mid:" in text):
             level = logging.WARNING  # one client's trouble (bad password...), not the server's
         log.log(level, "nats-server: %s", text)
         if text.startswith("Reloaded server configuration"):
             self._reloaded.set()
         if self._started.is_set():
             return
+        mqtt = _MQTT_LISTENING.search(text)
+        if mqtt:
+            self.mqtt_port = int(mqtt.group(2))
         listening = _LISTENING.search(text)
         if listening:
             self._listen_port = int(listening.group(2))

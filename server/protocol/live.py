@@ -28,6 +28,7 @@ Subjects (``<sid>`` is the recorder's server id, ``<camera>`` a camera id)::
     vigia.<sid>.ai.<camera>                detections of each analysed frame
     vigia.<sid>.events.<camera>            event start/update/end (JetStream)
     vigia.<sid>.status                     camera online/offline/error changes (JSON)
+    vigia.<sid>.alarms.<camera>            an alarm at each change of its state (JSON)
 """
 
 from __future__ import annotations
@@ -129,6 +130,11 @@ def ai_subject(sid: str, camera: str) -> str:
 def events_subject(sid: str, camera: str) -> str:
     """``vigia.<sid>.events.<camera>``."""
     return f"vigia.{_token('server id', sid)}.events.{_token('camera id', camera)}"
+
+
+def alarms_subject(sid: str, camera: str) -> str:
+    """``vigia.<sid>.alarms.<camera>``: an alarm at every change (docs/design/rules.md)."""
+    return f"vigia.{_token('server id', sid)}.alarms.{_token('camera id', camera or '_')}"
 
 
 # --- packet header -------------------------------------------------------------------------

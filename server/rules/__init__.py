@@ -1,0 +1,1 @@
+"""Rules, alarms and notifications on the recorder (docs/design/rules.md)."""

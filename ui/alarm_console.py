@@ -1,0 +1,112 @@
+"""The alarm console: open alarms of every recorder, most urgent first, driven by the keyboard.
+
+Binds to ``app.alarms.AlarmFeed`` (the list, live over NATS, and acknowledge/close); the
+widget only shows and asks. Keys: Up/Down choose, Enter acknowledges the chosen alarm with the
+comment typed below, Shift+Enter closes it, Ctrl+L goes to the comment. ``flash`` tells the
+wall which cameras have open alarms and whether their tiles' border is lit this half second
+(docs/design/rules.md).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QKeySequence, QShortcut
+from PySide6.QtWidgets import QLabel, QLineEdit, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
+
+from app.alarms import AlarmFeed, AlarmItem
+from ui.bridge import bridge
+
+PRIORITY_COLOURS = {1: "#d32f2f", 2: "#f57c00", 3: "#fbc02d", 4: "#1976d2", 5: "#757575"}
+FLASH_MS = 500
+
+
+def row_text(item: AlarmItem) -> str:
+    a = item.alarm
+    when = dt.datetime.fromtimestamp(a.ts_us / 1e6).strftime("%H:%M:%S")
+    what = a.event.get("label") or a.trigger
+    return f"P{a.priority}  {when}  {a.camera}  {a.rule}  ({what})"
+
+
+class AlarmConsole(QWidget):
+    flash = Signal(object, bool)  # {(server id, camera)}, lit
+    handled = Signal(object)  # the Alarm after an acknowledge/close of ours
+
+    def __init__(self, feed: AlarmFeed, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.feed = feed
+        self.items: list[AlarmItem] = []
+        self.list = QListWidget(self)
+        self.list.setObjectName("alarms")
+        self.comment = QLineEdit(self)
+        self.comment.setPlaceholderText(self.tr("Comment (Enter: acknowledge, Shift+Enter: close)"))
+        self.status = QLabel(self)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.list)
+        layout.addWidget(self.comment)
+        layout.addWidget(self.status)
+        self._lit = False
+        self._timer = QTimer(self)
+        self._timer.timeout.connect(self._blink)
+        self._timer.start(FLASH_MS)
+        for keys, fn in (
+            ("Return", lambda: self.act("acknowledged")),
+            ("Enter", lambda: self.act("acknowledged")),
+            ("Shift+Return", lambda: self.act("closed")),
+            ("Shift+Enter", lambda: self.act("closed")),
+            ("Ctrl+L", self.comment.setFocus),
+        ):
+            sc = QShortcut(QKeySequence(keys), self)
+            sc.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            sc.activated.connect(fn)
+        self._disconnect = bridge().connect(feed.changed, self.show_items)
+        self.show_items(feed.alarms.items())
+
+    def show_items(self, items: list[AlarmItem]) -> None:
+        chosen = self.selected()
+        self.items = list(items)
+        self.list.clear()
+        for i in self.items:
+            row = QListWidgetItem(row_text(i))
+            row.setForeground(QColor(PRIORITY_COLOURS.get(i.alarm.priority, "#000000")))
+            self.list.addItem(row)
+        keys = [i.key for i in self.items]
+        at = keys.index(chosen.key) if chosen is not None and chosen.key in keys else 0
+        if self.items:
+            self.list.setCurrentRow(at)
+        self.status.setText(self.tr("%n open alarm(s)", "", len(self.items)))
+
+    def selected(self) -> AlarmItem | None:
+        row = self.list.currentRow()
+        return self.items[row] if 0 <= row < len(self.items) else None
+
+    def act(self, state: str) -> None:
+        item = self.selected()
+        if item is None:
+            return
+        comment = self.comment.text()
+        if state == "closed":
+            future = self.feed.close_alarm(item, comment)
+        else:
+            future = self.feed.acknowledge(item, comment)
+
+        def done(f) -> None:
+            try:
+                alarm = f.result()
+            except Exception as exc:
+                self.status.setText(self.tr("Not saved: %1").replace("%1", str(exc)))
+                return
+            self.comment.clear()
+            self.handled.emit(alarm)
+
+        future.add_done_callback(lambda f: bridge().post(lambda: done(f)))
+
+    def _blink(self) -> None:
+        self._lit = not self._lit and bool(self.items)
+        self.flash.emit({(i.server_id, i.alarm.camera) for i in self.items}, self._lit)
+
+    def closeEvent(self, event) -> None:
+        self._disconnect()
+        self._timer.stop()
+        super().closeEvent(event)
