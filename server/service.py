@@ -185,7 +185,17 @@ def open_services(config: Config, data: DataDir, clock: Clock | None = None) -> 
     if analytics is not None and rules is not None:
         analytics.on_event = rules.feed_event
     return Services(
-        data, catalog, recorder, retention, lock_fd, clock, live, nats, fanout, analytics, rules
+        data,
+        catalog,
+        recorder,
+        retention,
+        lock_fd,
+        clock,
+        live,
+        nats,
+        fanout,
+        analytics,
+        rules=rules,
     )
 
 
