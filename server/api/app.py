@@ -88,6 +88,8 @@ def make_app(ctx: ApiContext) -> web.Application:
     ]  # fmt: skip
     for group in groups:
         group.add_to(app.router)
+    if whep.sessions is not None:
+        sec.rights_watchers.append(whep.sessions.recheck_user)
     metrics.registry.register(WhepCollector(whep.sessions))
     if ctx.analytics is not None:
         metrics.registry.register(AnalyticsCollector(ctx.analytics))

@@ -10,7 +10,7 @@ import math
 import secrets
 import threading
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from aiohttp import web
@@ -19,10 +19,16 @@ from msgspec import Meta
 from server.api.bodies import decode_body, json_response
 from server.api.errors import ApiError
 from server.api.routing import API, Param, Route, RouteGroup
-from server.auth import Audit, LoginRateLimiter, Permission, Tokens, User, Users, allowed
+from server.auth import Audit, LoginRateLimiter, Permission, Role, Tokens, User, Users, allowed
 from server.auth.audit import LOGIN, LOGIN_FAILED, LOGIN_REFUSED, LOGOUT
 from server.live.nats_server import EmbeddedNats, NatsServerError
-from server.protocol.live import ai_subject, events_subject, status_subject
+from server.protocol.live import (
+    ai_subject,
+    camera_status_subject,
+    events_subject,
+    status_subject,
+    status_wildcard,
+)
 from server.protocol.models import AuditEntry, Login, NatsGrant, Session
 from server.protocol.models.common import MicrosParam
 
@@ -39,45 +45,83 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 class NatsGrants:
     """NATS credentials per login: subscribe-only, to the live, status, AI and event subjects
-    of the cameras the user may see (docs/design/auth.md), on the embedded nats-server."""
+    of the cameras the user may see (docs/design/auth.md), on the embedded nats-server.
+
+    A rights change (``sync_user``, from the users API) re-grants the user's NATS users with
+    the subjects of their new rights, or drops them where their token is gone (disabled,
+    password changed), in one reload: nats-server closes dropped users' connections and the
+    subscriptions the new rights no longer allow, so the change holds on live connections.
+    """
 
     def __init__(self, nats: EmbeddedNats, server_id: str, tokens: Tokens) -> None:
         self.nats, self.server_id, self.tokens = nats, server_id, tokens
-        self._sessions: dict[str, str] = {}  # NATS user -> API token it belongs to
+        self._sessions: dict[str, tuple[str, str]] = {}  # NATS user -> (API token, password)
         self._lock = threading.Lock()
 
     def subjects(self, user: User) -> list[str]:
         sid = self.server_id
-        if user.all_cameras:
+        if user.disabled:
+            return []
+        if user.all_cameras or user.role == Role.ADMIN:
             return [
                 f"vigia.{sid}.live.>",
                 f"vigia.{sid}.ai.>",
                 f"vigia.{sid}.events.>",
                 status_subject(sid),
+                status_wildcard(sid),
             ]
-        out = [status_subject(sid)]
+        out: list[str] = []
         for cam in sorted(user.cameras):
-            out += [f"vigia.{sid}.live.{cam}.>", ai_subject(sid, cam), events_subject(sid, cam)]
+            out += [
+                f"vigia.{sid}.live.{cam}.>",
+                ai_subject(sid, cam),
+                events_subject(sid, cam),
+                camera_status_subject(sid, cam),
+            ]
         return out
 
     def grant(self, user: User, token: str) -> NatsGrant:
-        name = "ws-" + hashlib.sha256(token.encode()).hexdigest()[:16]
+        name = _nats_name(token)
         password = secrets.token_urlsafe(24)
         with self._lock:
             # sessions whose token expired or was revoked (logout, password change) lose their
             # NATS access too, in the same reload
-            stale = [n for n, tok in self._sessions.items() if self.tokens.resolve(tok) is None]
+            stale = [
+                n for n, (tok, _) in self._sessions.items() if self.tokens.resolve(tok) is None
+            ]
             for n in stale:
                 del self._sessions[n]
             self.nats.set_client(name, password, self.subjects(user), drop=stale)
-            self._sessions[name] = token
+            self._sessions[name] = (token, password)
         return NatsGrant(self.nats.url, self.nats.port, name, password)
 
+    def sync_user(self, user_id: int) -> int:
+        """Bring the NATS users of ``user_id``'s sessions in line with their rights now, and
+        drop every session whose token no longer resolves; returns how many were dropped."""
+        with self._lock:
+            keep: dict[str, tuple[str, list[str]]] = {}
+            drop: list[str] = []
+            for name, (token, password) in self._sessions.items():
+                user = self.tokens.resolve(token)
+                if user is None:
+                    drop.append(name)
+                elif user.id == user_id:
+                    keep[name] = (password, self.subjects(user))
+            for name in drop:
+                del self._sessions[name]
+            if keep or drop:
+                self.nats.update_clients(keep, drop=drop)
+        return len(drop)
+
     def revoke(self, token: str) -> None:
-        name = "ws-" + hashlib.sha256(token.encode()).hexdigest()[:16]
+        name = _nats_name(token)
         with self._lock:
             if self._sessions.pop(name, None) is not None:
                 self.nats.remove_client(name)
+
+
+def _nats_name(token: str) -> str:
+    return "ws-" + hashlib.sha256(token.encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -87,6 +131,19 @@ class Security:
     audit: Audit
     limiter: LoginRateLimiter
     nats: NatsGrants | None = None
+    rights_watchers: list[Callable[[str], Awaitable[object]]] = field(default_factory=list)
+    """Called with a user name after that user's rights, password or account changed (the
+    WHEP sessions re-check theirs)."""
+
+    async def rights_changed(self, user: User) -> None:
+        """Make a change of ``user``'s rights hold now on NATS and WebRTC (docs/design/auth.md)."""
+        if self.nats is not None:
+            try:
+                await asyncio.to_thread(self.nats.sync_user, user.id)
+            except NatsServerError as exc:
+                log.error("NATS rights of %s not updated: %s", user.name, exc)
+        for watcher in self.rights_watchers:
+            await watcher(user.name)
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:

@@ -121,6 +121,17 @@ def status_subject(sid: str) -> str:
     return f"vigia.{_token('server id', sid)}.status"
 
 
+def camera_status_subject(sid: str, camera: str) -> str:
+    """``vigia.<sid>.status.<camera>``: the same status messages, one subject per camera, so a
+    user restricted to some cameras is granted only theirs (docs/design/auth.md)."""
+    return f"vigia.{_token('server id', sid)}.status.{_token('camera id', camera)}"
+
+
+def status_wildcard(sid: str) -> str:
+    """``vigia.<sid>.status.>``: every camera's status subject (what a workstation reads)."""
+    return f"vigia.{_token('server id', sid)}.status.>"
+
+
 def ai_subject(sid: str, camera: str) -> str:
     """``vigia.<sid>.ai.<camera>``."""
     return f"vigia.{_token('server id', sid)}.ai.{_token('camera id', camera)}"
