@@ -12,11 +12,14 @@ from server.api.bodies import decode_body, json_response
 from server.api.errors import ApiError
 from server.api.lookups import WINDOW, find_camera, id_param, window
 from server.api.routing import API, Param, Route, RouteGroup
-from server.auth import Permission, can_see
+from server.auth import Permission, Role, can_see
 from server.auth.audit import BOOKMARK_CHANGE
 from server.catalog import Catalog
 from server.clock import Clock
 from server.protocol.models import Bookmark, BookmarkInput
+
+LOCK_MARGIN_US = 3600 * 1_000_000
+"""A locked window may end at most this far past now (clock skew between camera and server)."""
 
 
 class BookmarkRoutes(RouteGroup):
@@ -34,6 +37,8 @@ class BookmarkRoutes(RouteGroup):
     async def create_bookmark(self, request: web.Request) -> web.Response:
         body = await decode_body(request, BookmarkInput)
         user = require(request, Permission.BOOKMARKS, body.camera)
+        if body.locked and body.end_us > self.clock.now_us() + LOCK_MARGIN_US:
+            raise ApiError(400, "bad_request", "a locked bookmark cannot end in the future")
 
         def work() -> Bookmark:
             find_camera(self.catalog, body.camera)
@@ -47,7 +52,13 @@ class BookmarkRoutes(RouteGroup):
                 now_us=self.clock.now_us(),
                 created_by=user.name,
             )
-            detail = {"op": "create", "id": bid}
+            detail = {
+                "op": "create",
+                "id": bid,
+                "locked": body.locked,
+                "start_us": body.start_us,
+                "end_us": body.end_us,
+            }
             self.sec.record(request, BOOKMARK_CHANGE, body.camera, detail)
             return msgspec.convert(self.catalog.bookmark(bid), Bookmark)
 
@@ -58,9 +69,20 @@ class BookmarkRoutes(RouteGroup):
         mark = await asyncio.to_thread(self.catalog.bookmark, bid)
         if mark is None:
             raise ApiError(404, "not_found", f"no bookmark {bid}")
-        require(request, Permission.BOOKMARKS, mark["camera_id"])
+        user = require(request, Permission.BOOKMARKS, mark["camera_id"])
+        if mark["locked"] and user.role != Role.ADMIN:
+            # evidence: a locked bookmark is removed by an admin only, its owner included
+            # (docs/design/auth.md)
+            raise ApiError(403, "forbidden", f"bookmark {bid} is locked: only an admin deletes it")
         await asyncio.to_thread(self.catalog.delete_bookmark, bid)
-        detail = {"op": "delete", "id": bid}
+        detail = {
+            "op": "delete",
+            "id": bid,
+            "locked": mark["locked"],
+            "created_by": mark["created_by"],
+            "start_us": mark["start_us"],
+            "end_us": mark["end_us"],
+        }
         await asyncio.to_thread(
             self.sec.record, request, BOOKMARK_CHANGE, mark["camera_id"], detail
         )
@@ -74,6 +96,7 @@ class BookmarkRoutes(RouteGroup):
               body=BookmarkInput, returns=Bookmark, status=201, errors=(404,),
               permission=Permission.BOOKMARKS),
         Route("DELETE", f"{API}/bookmarks/{{bookmark_id}}", delete_bookmark,
-              "Delete a bookmark", params=(Param("bookmark_id", int, where="path"),),
-              status=204, errors=(400, 404), permission=Permission.BOOKMARKS),
+              "Delete a bookmark (a locked one: admins only)",
+              params=(Param("bookmark_id", int, where="path"),),
+              status=204, errors=(400, 403, 404), permission=Permission.BOOKMARKS),
     )  # fmt: skip
