@@ -3,6 +3,7 @@ an attacker or a careless admin would, on real HTTP against a real recorder."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import aiohttp
@@ -11,7 +12,7 @@ import pytest
 from server.api.app import API
 from server.config import CameraConfig
 from server.service import apply_camera
-from tests.test_api import Api
+from tests.test_api import ADMIN_PASSWORD, Api
 
 PASSWORD = "oper-password-1"
 HOUR_US = 3600 * 1_000_000
@@ -91,5 +92,73 @@ def test_locked_bookmark_windows_and_descriptions_are_bounded(api: Api, change: 
         window = {"start_us": now - 2 * HOUR_US, "end_us": now + HOUR_US}
         async with http.get(f"{base}{API}/bookmarks", params=window) as r:
             assert await r.json() == []
+
+    api.run(scenario)
+
+
+def test_login_is_json_only_and_refuses_control_characters(api: Api) -> None:
+    """A cross-site form posts ``text/plain``: 415, and the password is not even checked
+    (no failure counted); a name with a newline would forge a log line: 400."""
+
+    async def scenario(http: aiohttp.ClientSession, base: str) -> None:
+        url = f"{base}{API}/auth/login"
+        good = json.dumps({"name": "oper", "password": PASSWORD})
+        async with aiohttp.ClientSession() as anon:
+            for ctype in ("text/plain", "application/x-www-form-urlencoded"):
+                async with anon.post(url, data=good, headers={"Content-Type": ctype}) as r:
+                    assert r.status == 415, await r.text()
+            forged = {"name": "oper\nINFO login admin", "password": PASSWORD}
+            async with anon.post(url, json=forged) as r:
+                assert r.status == 400
+            async with anon.post(url, json={"name": "oper", "password": PASSWORD}) as r:
+                assert r.status == 200
+
+    api.run(scenario)
+
+
+def test_five_bad_logins_do_not_lock_out_the_other_users_of_an_address(api: Api) -> None:
+    """Five wrong passwords for ``oper`` from 127.0.0.1: ``oper`` from there waits (429),
+    the admin from the same address logs in at once."""
+
+    async def scenario(http: aiohttp.ClientSession, base: str) -> None:
+        url = f"{base}{API}/auth/login"
+        async with aiohttp.ClientSession() as anon:
+            statuses = []
+            for _ in range(6):
+                async with anon.post(url, json={"name": "oper", "password": "wrong-pass"}) as r:
+                    statuses.append(r.status)
+            assert statuses == [401] * 5 + [429]
+            admin = {"name": "admin", "password": ADMIN_PASSWORD}
+            async with anon.post(url, json=admin) as r:
+                assert r.status == 200, await r.text()
+
+    api.run(scenario)
+
+
+@pytest.mark.parametrize("password", [" " * 8, "\t" * 12, "aaaaaaaaaa", "abc\x00defgh"])
+def test_weak_passwords_are_refused(api: Api, password: str) -> None:
+    async def scenario(http: aiohttp.ClientSession, base: str) -> None:
+        body = {"name": "weak", "password": password}
+        async with http.post(f"{base}{API}/users", json=body) as r:
+            assert r.status == 400, await r.text()
+        async with http.patch(f"{base}{API}/users/oper", json={"password": password}) as r:
+            assert r.status == 400, await r.text()
+
+    api.run(scenario)
+
+
+@pytest.mark.parametrize("path", ["/auth/login", "/bookmarks", "/users"])
+def test_deeply_nested_json_is_a_400(api: Api, path: str) -> None:
+    """Issue 19: 100,000 nested arrays exhausted the decoder's recursion: a 500, even on login."""
+    deep = b'{"name": ' + b"[" * 100_000 + b"]" * 100_000 + b', "password": "x"}'
+    just_too_deep = b'{"name": ' + b"[" * 32 + b"]" * 32 + b"}"
+
+    async def scenario(http: aiohttp.ClientSession, base: str) -> None:
+        for raw in (deep, just_too_deep):
+            async with http.post(
+                f"{base}{API}{path}", data=raw, headers={"Content-Type": "application/json"}
+            ) as r:
+                assert r.status == 400, await r.text()
+                assert (await r.json())["error"]["code"] == "bad_json"
 
     api.run(scenario)

@@ -9,6 +9,7 @@ import logging
 import math
 import secrets
 import threading
+import unicodedata
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Annotated
@@ -180,8 +181,11 @@ class AuthRoutes(RouteGroup):
         self.sec = security
 
     async def login(self, request: web.Request) -> web.Response:
-        body = await decode_body(request, Login)
+        body = await decode_body(request, Login, json_only=True)
         name, password = body.name, body.password
+        if any(unicodedata.category(ch)[0] == "C" for ch in name):
+            # no user name has one; refused before it reaches a log line or the audit log
+            raise ApiError(400, "bad_request", "a user name has no control characters")
         if len(name) > 64 or len(password) > 1024:
             raise ApiError(401, "bad_credentials", "wrong name or password")
         remote = request.remote or ""
@@ -236,7 +240,7 @@ class AuthRoutes(RouteGroup):
 
     ROUTES = (
         Route("POST", f"{API}/auth/login", login, "Log in: a bearer token for the other calls",
-              body=Login, returns=Session, errors=(401, 429), permission="public"),
+              body=Login, returns=Session, errors=(400, 401, 415, 429), permission="public"),
         Route("POST", f"{API}/auth/logout", logout, "Revoke this token", status=204),
         Route("GET", f"{API}/audit", audit_log,
               "Audit log (admins): logins, changes, archive access, exports",
