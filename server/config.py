@@ -20,15 +20,17 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
-CAMERA_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-LISTEN = r"^.*:[0-9]{1,5}$"  # HOST:PORT, also [v6]:PORT
+CAMERA_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}(?!\n)$")
+LISTEN = r"^.*:[0-9]{1,5}(?!\n)$"  # HOST:PORT, also [v6]:PORT
 URL = r"^[A-Za-z][A-Za-z0-9+.-]*://"
 URL_OR_EMPTY = r"^$|^[A-Za-z][A-Za-z0-9+.-]*://"
 API_LISTEN = "127.0.0.1:8480"
 
 _PATTERN_HINTS = {
-    CAMERA_ID.pattern: f"must match {CAMERA_ID.pattern}",
-    LISTEN: "must be HOST:PORT",
+    # (?!\n) keeps $ from matching before a trailing newline (issue 19); msgspec shows the
+    # pattern with its backslashes doubled
+    CAMERA_ID.pattern.replace("\\", "\\\\"): "must match ^[a-z0-9][a-z0-9_-]{0,63}$",
+    LISTEN.replace("\\", "\\\\"): "must be HOST:PORT",
     URL: "must be a URL (rtsp://, file://, ...)",
     URL_OR_EMPTY: "must be a URL (rtsp://, file://, ...) or empty",
 }

@@ -162,3 +162,23 @@ def test_deeply_nested_json_is_a_400(api: Api, path: str) -> None:
                 assert (await r.json())["error"]["code"] == "bad_json"
 
     api.run(scenario)
+
+
+@pytest.mark.parametrize("camera_id", ["nl\n", "a\n", "x" * 64 + "\n"])
+def test_ids_with_a_trailing_newline_are_refused(api: Api, camera_id: str) -> None:
+    """Issue 19: ``^…$`` with ``re.match``/``re.search`` accepts a trailing newline (camera id
+    ``"nl\\n"`` reached SQLite); ids are matched whole now, in the API and in the config."""
+    from server.config import CAMERA_ID, ConfigError, parse_camera
+
+    assert not CAMERA_ID.fullmatch(camera_id)
+    with pytest.raises(ConfigError):
+        parse_camera({"id": camera_id, "name": "n", "main": "rtsp://h/"})
+
+    async def scenario(http: aiohttp.ClientSession, base: str) -> None:
+        cam = {"id": camera_id, "name": "n", "main": "rtsp://h/", "enabled": False}
+        async with http.post(f"{base}{API}/cameras", json=cam) as r:
+            assert r.status == 400, await r.text()
+        async with http.get(f"{base}{API}/cameras") as r:
+            assert [c["id"] for c in await r.json()] == ["a"]
+
+    api.run(scenario)

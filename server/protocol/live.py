@@ -80,7 +80,7 @@ _CODEC_NAMES = {"h264": LiveCodec.H264, "hevc": LiveCodec.HEVC, "h265": LiveCode
 
 
 def _token(kind: str, value: str) -> str:
-    if not isinstance(value, str) or not _TOKEN.match(value):
+    if not isinstance(value, str) or not _TOKEN.fullmatch(value):
         raise ValueError(f"{kind} {value!r} cannot be a NATS subject token")
     return value
 
@@ -105,7 +105,7 @@ def parse_live_subject(subject: str) -> tuple[str, str, str]:
         or parts[0] != "vigia"
         or parts[2] != "live"
         or parts[4] not in STREAMS
-        or not all(_TOKEN.match(p) for p in (parts[1], parts[3]))
+        or not all(_TOKEN.fullmatch(p) for p in (parts[1], parts[3]))
     ):
         raise ValueError(f"not a live subject: {subject!r}")
     return parts[1], parts[3], parts[4]
