@@ -88,6 +88,21 @@ class ServerSection(_Section):
     ] = API_LISTEN
     name: Annotated[str, _doc("shown to workstations; empty: the host name")] = ""
     discovery: Annotated[bool, _doc("advertise on the interfaces of listen with zeroconf")] = True
+    metrics_token: Annotated[
+        str,
+        _doc(
+            "bearer token a Prometheus scrape sends for /metrics; empty: /metrics answers"
+            " loopback clients only",
+            max_length=256,
+        ),
+    ] = ""
+    allowed_hosts: Annotated[
+        tuple[str, ...],
+        _doc(
+            "Host names the web viewer answers to besides IP addresses, localhost and this"
+            " machine's names (DNS rebinding)"
+        ),
+    ] = ()
     roles: Annotated[
         str,
         _doc(
@@ -251,6 +266,8 @@ class Config(msgspec.Struct, frozen=True):
     name: str = ""  # shown to workstations; default: the host name
     discovery: bool = True  # advertise on the interfaces of ``listen`` with zeroconf
     roles: frozenset[str] = ROLES  # what this process does; others may run elsewhere
+    metrics_token: str = ""  # /metrics needs it as a bearer token; empty: loopback clients only
+    allowed_hosts: tuple[str, ...] = ()  # web viewer Host names beyond the machine's own
     nats: NatsConfig = NatsConfig()
     recording: RecordingConfig = RecordingConfig()
     storage: StorageConfig = StorageConfig()
@@ -375,6 +392,8 @@ def load_config(path: Path | None) -> Config:
         listen=server.listen,
         name=server.name,
         discovery=server.discovery,
+        metrics_token=server.metrics_token,
+        allowed_hosts=server.allowed_hosts,
         roles=roles,
         nats=raw.nats,
         recording=raw.recording,

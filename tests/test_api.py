@@ -368,4 +368,5 @@ def test_the_document_is_generated_from_the_body_types() -> None:
     for name, schema in generated.items():
         assert doc[name] == schema, name
     assert doc["CameraInput"]["additionalProperties"] is False
-    assert doc["CameraInput"]["properties"]["id"]["pattern"] == "^[a-z0-9][a-z0-9_-]{0,63}$"
+    # (?!\n): no trailing newline before $ (issue 19)
+    assert doc["CameraInput"]["properties"]["id"]["pattern"] == "^[a-z0-9][a-z0-9_-]{0,63}(?!\\n)$"

@@ -182,3 +182,93 @@ def test_ids_with_a_trailing_newline_are_refused(api: Api, camera_id: str) -> No
             assert [c["id"] for c in await r.json()] == ["a"]
 
     api.run(scenario)
+
+
+def test_metrics_need_the_scrape_token_when_one_is_set(api: Api) -> None:
+    """Issue 19: /metrics was public and lists cameras. With ``[server] metrics_token`` it
+    needs that bearer token; without one it answers loopback clients only."""
+    from server.api.server import _loopback
+
+    api.ctx.metrics_token = "scrape-token-1"
+
+    async def scenario(http: aiohttp.ClientSession, base: str) -> None:
+        async with aiohttp.ClientSession() as anon:
+            async with anon.get(f"{base}/metrics") as r:
+                assert r.status == 401
+            wrong = {"Authorization": "Bearer scrape-token-2"}
+            async with anon.get(f"{base}/metrics", headers=wrong) as r:
+                assert r.status == 401
+            good = {"Authorization": "Bearer scrape-token-1"}
+            async with anon.get(f"{base}/metrics", headers=good) as r:
+                assert r.status == 200 and "vigia_" in await r.text()
+
+    api.run(scenario)
+    assert _loopback("127.0.0.1") and _loopback("::1")
+    assert not _loopback("192.0.2.1") and not _loopback("") and not _loopback(None)
+
+
+def test_web_viewer_sends_security_headers_and_checks_host(api: Api) -> None:
+    """Issue 19: no CSP, frame or referrer policy, and any ``Host`` (DNS rebinding) before."""
+    api.ctx.allowed_hosts = ("vms.example.org",)
+
+    async def scenario(http: aiohttp.ClientSession, base: str) -> None:
+        async with aiohttp.ClientSession() as anon:
+            for path in ("/", "/web/app.js"):
+                async with anon.get(f"{base}{path}") as r:
+                    assert r.status == 200
+                    csp = r.headers["Content-Security-Policy"]
+                    assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp
+                    assert r.headers["X-Frame-Options"] == "DENY"
+                    assert r.headers["Referrer-Policy"] == "no-referrer"
+                    assert r.headers["X-Content-Type-Options"] == "nosniff"
+            for host, status in (
+                ("evil.example.com", 421),
+                ("localhost:8480", 200),
+                ("vms.example.org", 200),
+                ("[::1]:8480", 200),
+            ):
+                async with anon.get(f"{base}/", headers={"Host": host}) as r:
+                    assert r.status == status, host
+
+    api.run(scenario)
+
+
+def test_healthz_reports_live_distribution_and_storage(api: Api) -> None:
+    """Issue 19: a recorder whose live distribution is down said ``ok``. Live here is a real
+    publisher pointed at a port where no NATS listens; storage is the real volume guard."""
+    from server.live.publisher import LivePublisher
+    from tests.helpers import free_port
+
+    guard = api.services.retention.guard
+    assert guard is not None
+    publisher = LivePublisher(f"nats://127.0.0.1:{free_port()}", api.ctx.server_id)
+    publisher.start(wait_s=None)
+    api.ctx.live_connected = lambda: publisher.connected
+    api.ctx.storage_state = lambda: guard.state
+    guard.set_state("ok")  # whatever this machine's free space: the states below are set
+
+    async def scenario(http: aiohttp.ClientSession, base: str) -> None:
+        async with aiohttp.ClientSession() as anon:
+            async with anon.get(f"{base}/healthz") as r:
+                body = await r.json()
+            assert r.status == 200
+            assert body["live"] == "disconnected" and body["storage"] == "ok", body
+            assert body["status"] == "degraded"
+            guard.set_state("full", "test")
+            async with anon.get(f"{base}/healthz") as r:
+                body = await r.json()
+            assert (body["status"], body["storage"]) == ("degraded", "full")
+            guard.set_state("ok")
+
+    try:
+        api.run(scenario)
+    finally:
+        publisher.close()
+    api.ctx.live_connected = None  # a process that distributes no live video
+
+    async def without_live(http: aiohttp.ClientSession, base: str) -> None:
+        async with http.get(f"{base}/healthz") as r:
+            body = await r.json()
+        assert (body["status"], body["live"], body["storage"]) == ("ok", "off", "ok"), body
+
+    api.run(without_live)

@@ -5,6 +5,7 @@ registers the groups' route tables; the work is in the groups (``cameras.py``,
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -54,6 +55,10 @@ class ApiContext:
     analytics: Analytics | None = None
     fanout: Fanout | None = None  # live packets in process: WebRTC viewers (WHEP)
     webrtc: WebRtcSettings | None = None
+    metrics_token: str = ""  # /metrics: this bearer token, or loopback clients when empty
+    allowed_hosts: tuple[str, ...] = ()  # the web viewer's Host names beyond the machine's
+    live_connected: Callable[[], bool] | None = None  # None: no live distribution here
+    storage_state: Callable[[], str] | None = None  # the volume guard's state
 
     def sync(self) -> None:
         self.recorder.sync()
@@ -65,14 +70,19 @@ def make_app(ctx: ApiContext) -> web.Application:
     metrics = Metrics(ctx.recorder, ctx.catalog, ctx.data)
     sec = ctx.security
     app = web.Application(
-        middlewares=[metrics.middleware, error_middleware, public_viewer(sec.middleware)],
+        middlewares=[
+            metrics.middleware,
+            error_middleware,
+            public_viewer(sec.middleware, ctx.allowed_hosts),
+        ],
         client_max_size=1024 * 1024,
     )
     catalog = ctx.catalog
     whep = WhepRoutes(_whep_sessions(ctx), catalog)
     groups: list[RouteGroup] = [
         ServerRoutes(ctx.recorder, ctx.clock, ctx.server_id, ctx.name, metrics.handle,
-                     openapi_document),
+                     openapi_document, ctx.metrics_token, ctx.live_connected,
+                     ctx.storage_state),
         ViewerRoutes(),
         AuthRoutes(sec),
         UserRoutes(sec),
