@@ -121,12 +121,16 @@ class Recorder:
         return self.log_path.read_text(errors="replace")[-6000:]
 
 
+METRICS_TOKEN = "whep-scrape-token"
+
+
 def recorder_toml(listen: str, cameras: list[tuple[str, str, str | None]]) -> str:
     out = [
         "[server]",
         f'listen = "{listen}"',
         "discovery = false",
         'roles = "ingest,record,api"',  # no analytics: the CPU figures are WebRTC's alone
+        f'metrics_token = "{METRICS_TOKEN}"',  # scraped from outside the namespace's loopback
         "[recording]",
         "segment_seconds = 15",
         "[storage]",
@@ -203,12 +207,13 @@ def wait_online(rec: Recorder, token: str, streams: set[tuple[str, str]]) -> Non
 
 def metric(base: str, name: str) -> float:
     async def go() -> str:
-        async with aiohttp.ClientSession() as http, http.get(f"{base}/metrics") as r:
+        auth = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+        async with aiohttp.ClientSession(headers=auth) as http, http.get(f"{base}/metrics") as r:
             return await r.text()
 
     text = asyncio.run(go())
     m = re.search(rf"^{name} (\S+)$", text, re.M)
-    assert m, f"{name} not in /metrics"
+    assert m, f"{name} not in /metrics: {text[:300]}"
     return float(m.group(1))
 
 

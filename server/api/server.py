@@ -25,9 +25,12 @@ STORAGE_STATES = ("ok", "full", "unfreeable", "error")
 
 def _loopback(remote: str | None) -> bool:
     try:
-        return ipaddress.ip_address((remote or "").split("%")[0]).is_loopback
+        addr = ipaddress.ip_address((remote or "").split("%")[0])
     except ValueError:
         return False
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped  # ::ffff:127.0.0.1 from a dual-stack socket
+    return addr.is_loopback
 
 
 ViewerFile = Annotated[Literal["index.html", "app.js", "style.css"], Meta(description="a file")]
