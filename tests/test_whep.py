@@ -503,6 +503,41 @@ def test_sessions_end_on_logout_and_on_camera_removal(recorder: Recorder) -> Non
     asyncio.run(go())
 
 
+def test_a_rights_change_ends_the_users_sessions_at_once(recorder: Recorder) -> None:
+    """Issue 19: moving a viewer to other cameras ends its WebRTC session of the old camera
+    before the users API answers (the periodic re-check alone took up to 2 s)."""
+    admin = login(recorder.base)
+    hdr = {"Authorization": f"Bearer {admin}"}
+
+    async def first_frame(viewer: WhepViewer) -> None:
+        async for _ in viewer.frames():
+            return
+
+    async def add_user() -> None:
+        async with aiohttp.ClientSession(headers=hdr) as http:
+            user = {"name": "mover", "password": "mover-password-1", "role": "viewer",
+                    "cameras": ["cam0"]}  # fmt: skip
+            async with http.post(f"{recorder.base}/api/v1/users", json=user) as r:
+                assert r.status == 201, await r.text()
+
+    asyncio.run(add_user())
+    token = login(recorder.base, "mover", "mover-password-1")
+
+    async def go() -> None:
+        async with aiohttp.ClientSession() as http:
+            viewer = WhepViewer(recorder.base, "cam0", token)
+            await viewer.start(http)
+            await asyncio.wait_for(first_frame(viewer), 15)
+            assert await asyncio.to_thread(metric, recorder.base, "vigia_webrtc_sessions") == 1
+            url = f"{recorder.base}/api/v1/users/mover"
+            async with http.patch(url, json={"cameras": ["cam1"]}, headers=hdr) as r:
+                assert r.status == 200
+            assert await asyncio.to_thread(metric, recorder.base, "vigia_webrtc_sessions") == 0
+            await viewer.close()
+
+    asyncio.run(go())
+
+
 # --- the fan-out, in process ------------------------------------------------------------------
 
 
