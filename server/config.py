@@ -23,7 +23,7 @@ from msgspec import Meta
 CAMERA_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}(?!\n)$")
 LISTEN = r"^.*:[0-9]{1,5}(?!\n)$"  # HOST:PORT, also [v6]:PORT
 URL = r"^[A-Za-z][A-Za-z0-9+.-]*://"
-URL_OR_EMPTY = r"^$|^[A-Za-z][A-Za-z0-9+.-]*://"
+URL_OR_EMPTY = r"^(?![\s\S])|^[A-Za-z][A-Za-z0-9+.-]*://"  # empty: nothing follows ^
 API_LISTEN = "127.0.0.1:8480"
 
 _PATTERN_HINTS = {
@@ -32,7 +32,7 @@ _PATTERN_HINTS = {
     CAMERA_ID.pattern.replace("\\", "\\\\"): "must match ^[a-z0-9][a-z0-9_-]{0,63}$",
     LISTEN.replace("\\", "\\\\"): "must be HOST:PORT",
     URL: "must be a URL (rtsp://, file://, ...)",
-    URL_OR_EMPTY: "must be a URL (rtsp://, file://, ...) or empty",
+    URL_OR_EMPTY.replace("\\", "\\\\"): "must be a URL (rtsp://, file://, ...) or empty",
 }
 
 

@@ -173,6 +173,8 @@ def test_ids_with_a_trailing_newline_are_refused(api: Api, camera_id: str) -> No
     assert not CAMERA_ID.fullmatch(camera_id)
     with pytest.raises(ConfigError):
         parse_camera({"id": camera_id, "name": "n", "main": "rtsp://h/"})
+    with pytest.raises(ConfigError):  # "" is no sub stream; "\n" is not "" (it was, by ^$)
+        parse_camera({"id": "a", "name": "n", "main": "rtsp://h/", "sub": "\n"})
 
     async def scenario(http: aiohttp.ClientSession, base: str) -> None:
         cam = {"id": camera_id, "name": "n", "main": "rtsp://h/", "enabled": False}
