@@ -105,6 +105,8 @@ def make_app(ctx: ApiContext) -> web.Application:
         metrics.registry.register(AnalyticsCollector(ctx.analytics))
 
     async def close_sessions(_app: web.Application) -> None:
+        if whep.sessions is not None and whep.sessions.recheck_user in sec.rights_watchers:
+            sec.rights_watchers.remove(whep.sessions.recheck_user)  # an app made again
         await whep.close()
 
     app.on_shutdown.append(close_sessions)  # before the loop stops serving
