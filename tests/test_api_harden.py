@@ -70,6 +70,55 @@ def test_operator_cannot_delete_a_locked_bookmark(api: Api) -> None:
     api.run(scenario)
 
 
+def test_only_admins_unlock_and_owners_edit_unlocked_bookmarks(api: Api) -> None:
+    """The rule of docs/design/auth.md: anyone with the right locks; only an admin unlocks or
+    changes a locked bookmark; an unlocked one is changed by its owner or an admin; a lock
+    keeps its bounds; each change is audited."""
+    now = api.services.clock.now_us()
+
+    async def scenario(http: aiohttp.ClientSession, base: str) -> None:
+        oper = {"Authorization": f"Bearer {await _token(base, 'oper', PASSWORD)}"}
+        mark = {"camera": "a", "start_us": now - HOUR_US, "end_us": now}
+        ids = {}
+        for who, headers, locked in (
+            ("admin", {}, True),
+            ("oper", oper, True),
+            ("admin-open", {}, False),
+            ("oper-open", oper, False),
+        ):
+            async with http.post(
+                f"{base}{API}/bookmarks", json={**mark, "locked": locked}, headers=headers
+            ) as r:
+                ids[who] = (await r.json())["id"]  # fmt: skip
+        long = {**mark, "start_us": now - 30 * 24 * HOUR_US}
+        async with http.post(f"{base}{API}/bookmarks", json=long, headers=oper) as r:
+            ids["long"] = (await r.json())["id"]
+
+        async def patch(key: str, body: dict, headers: dict) -> int:
+            async with http.patch(
+                f"{base}{API}/bookmarks/{ids[key]}", json=body, headers=headers
+            ) as r:
+                return r.status
+
+        assert await patch("admin", {"locked": False}, oper) == 403
+        assert await patch("oper", {"locked": False}, oper) == 403
+        assert await patch("oper", {"name": "renamed"}, oper) == 403
+        assert await patch("admin-open", {"name": "mine now"}, oper) == 403
+        assert await patch("oper-open", {"name": "door"}, oper) == 200
+        assert await patch("admin-open", {"locked": True}, oper) == 200  # anyone may lock
+        assert await patch("long", {"locked": True}, oper) == 400  # 30 days: too long a lock
+        assert await patch("oper", {"locked": False}, {}) == 200  # the admin unlocks
+        async with http.delete(f"{base}{API}/bookmarks/{ids['oper']}", headers=oper) as r:
+            assert r.status == 204
+        async with http.get(f"{base}{API}/audit", params={"action": "bookmark-change"}) as r:
+            updates = [e for e in await r.json() if e["detail"]["op"] == "update"]
+        assert len(updates) == 3
+        assert {(e["user"], e["detail"]["was_locked"], e["detail"]["locked"]) for e in updates} == {
+            ("oper", False, False), ("oper", False, True), ("admin", True, False)}  # fmt: skip
+
+    api.run(scenario)
+
+
 @pytest.mark.parametrize(
     "change",
     [

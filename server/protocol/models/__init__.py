@@ -42,6 +42,7 @@ from server.protocol.models.layouts import Layout, LayoutInput
 from server.protocol.models.recordings import (
     Bookmark,
     BookmarkInput,
+    BookmarkPatch,
     Fragment,
     Range,
     Recordings,
@@ -57,6 +58,7 @@ __all__ = [
     "AuditEntry",
     "Bookmark",
     "BookmarkInput",
+    "BookmarkPatch",
     "Camera",
     "CameraId",
     "CameraInput",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import msgspec
-from msgspec import Meta
+from msgspec import UNSET, Meta, UnsetType
 
 from server.protocol.models.common import Micros, MicrosIn, StreamName
 
@@ -79,3 +79,13 @@ class BookmarkInput(msgspec.Struct, forbid_unknown_fields=True):
             raise ValueError("end_us must not be before start_us")
         if self.locked and self.end_us - self.start_us > MAX_LOCK_US:
             raise ValueError("a locked bookmark spans at most 7 days (evidence, not a hold)")
+
+
+class BookmarkPatch(msgspec.Struct, forbid_unknown_fields=True):
+    """Fields to change. Locking is for anyone with the bookmark right on the camera;
+    unlocking, and changing a locked bookmark, for admins only; changing an unlocked one for
+    its owner and admins (docs/design/auth.md)."""
+
+    name: Annotated[str, Meta(max_length=200)] | UnsetType = UNSET
+    description: Annotated[str, Meta(max_length=MAX_DESCRIPTION)] | UnsetType = UNSET
+    locked: bool | UnsetType = UNSET
