@@ -72,7 +72,7 @@ def normalize_url(text: str) -> str:
         raise ValueError(f"{text!r}: {exc}") from None
     if not host:
         raise ValueError(f"{text!r}: no host")
-    if not _is_ip(host) and not _HOSTNAME.match(host):
+    if not _is_ip(host) and not _HOSTNAME.fullmatch(host):
         raise ValueError(f"{text!r}: {host!r} is not a host name or IP address")
     path = parts.path.rstrip("/")
     if path not in ("", "/api/v1"):

@@ -32,7 +32,7 @@ from app.discovery import Discovery, ServerEntry, normalize_url
 from app.loop import AsyncRunner
 from app.signals import Signal
 from server.protocol.backoff import Backoff
-from server.protocol.live import status_subject
+from server.protocol.live import camera_status_subject
 from server.protocol.timeutil import now_us
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ class Session:
         self._login: Login | None = None
         self._nats_access: NatsAccess | None = None
         self._subs: set[LiveSubscription] = set()
-        self._status_sub: LiveSubscription | None = None
+        self._status_subs: dict[str, LiveSubscription] = {}
         self._login_lock: asyncio.Lock | None = None
         self._wake: asyncio.Event | None = None
         self._wake_reason = ""
@@ -284,9 +284,13 @@ class Session:
         self._issued_us = now_us()
         self.logins += 1
         cameras = await self.api.get_json("/cameras")
-        if self._status_sub is None:
-            self._status_sub = LiveSubscription(self, status_subject(sid), self._on_status)
-            self._subs.add(self._status_sub)
+        # one status subject per camera: a user restricted to some cameras is granted only theirs
+        for cam in cameras if isinstance(cameras, list) else []:
+            cam_id = cam.get("id") if isinstance(cam, dict) else None
+            if isinstance(cam_id, str) and cam_id not in self._status_subs:
+                sub = LiveSubscription(self, camera_status_subject(sid, cam_id), self._on_status)
+                self._status_subs[cam_id] = sub
+                self._subs.add(sub)
         await self._set_nats(login.nats)
         if old_token and old_token != login.token:
             await self._logout_token(old_token)

@@ -20,17 +20,19 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-CAMERA_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-LISTEN = r"^.*:[0-9]{1,5}$"  # HOST:PORT, also [v6]:PORT
+CAMERA_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}(?!\n)$")
+LISTEN = r"^.*:[0-9]{1,5}(?!\n)$"  # HOST:PORT, also [v6]:PORT
 URL = r"^[A-Za-z][A-Za-z0-9+.-]*://"
-URL_OR_EMPTY = r"^$|^[A-Za-z][A-Za-z0-9+.-]*://"
+URL_OR_EMPTY = r"^(?![\s\S])|^[A-Za-z][A-Za-z0-9+.-]*://"  # empty: nothing follows ^
 API_LISTEN = "127.0.0.1:8480"
 
 _PATTERN_HINTS = {
-    CAMERA_ID.pattern: f"must match {CAMERA_ID.pattern}",
-    LISTEN: "must be HOST:PORT",
+    # (?!\n) keeps $ from matching before a trailing newline (issue 19); msgspec shows the
+    # pattern with its backslashes doubled
+    CAMERA_ID.pattern.replace("\\", "\\\\"): "must match ^[a-z0-9][a-z0-9_-]{0,63}$",
+    LISTEN.replace("\\", "\\\\"): "must be HOST:PORT",
     URL: "must be a URL (rtsp://, file://, ...)",
-    URL_OR_EMPTY: "must be a URL (rtsp://, file://, ...) or empty",
+    URL_OR_EMPTY.replace("\\", "\\\\"): "must be a URL (rtsp://, file://, ...) or empty",
 }
 
 
@@ -96,6 +98,21 @@ class ServerSection(_Section):
     ] = API_LISTEN
     name: Annotated[str, _doc("shown to workstations; empty: the host name")] = ""
     discovery: Annotated[bool, _doc("advertise on the interfaces of listen with zeroconf")] = True
+    metrics_token: Annotated[
+        str,
+        _doc(
+            "bearer token a Prometheus scrape sends for /metrics; empty: /metrics answers"
+            " loopback clients only",
+            max_length=256,
+        ),
+    ] = ""
+    allowed_hosts: Annotated[
+        tuple[str, ...],
+        _doc(
+            "Host names the web viewer answers to besides IP addresses, localhost and this"
+            " machine's names (DNS rebinding)"
+        ),
+    ] = ()
     roles: Annotated[
         str,
         _doc(
@@ -304,6 +321,8 @@ class Config(msgspec.Struct, frozen=True):
     name: str = ""  # shown to workstations; default: the host name
     discovery: bool = True  # advertise on the interfaces of ``listen`` with zeroconf
     roles: frozenset[str] = ROLES  # what this process does; others may run elsewhere
+    metrics_token: str = ""  # /metrics needs it as a bearer token; empty: loopback clients only
+    allowed_hosts: tuple[str, ...] = ()  # web viewer Host names beyond the machine's own
     nats: NatsConfig = NatsConfig()
     recording: RecordingConfig = RecordingConfig()
     storage: StorageConfig = StorageConfig()
@@ -431,6 +450,8 @@ def load_config(path: Path | None) -> Config:
         listen=server.listen,
         name=server.name,
         discovery=server.discovery,
+        metrics_token=server.metrics_token,
+        allowed_hosts=server.allowed_hosts,
         roles=roles,
         nats=raw.nats,
         recording=raw.recording,

@@ -263,6 +263,10 @@ async def start_api(config: Config, services: Services) -> tuple[web.AppRunner |
         exports,
         fanout=services.fanout,
         analytics=services.analytics,
+        metrics_token=config.metrics_token,
+        allowed_hosts=config.allowed_hosts,
+        live_connected=(lambda: live.connected) if (live := services.live) else None,
+        storage_state=(lambda: guard.state) if (guard := services.retention.guard) else None,
         webrtc=WebRtcSettings(
             ice_servers=config.webrtc.ice_servers,
             turn_username=config.webrtc.turn_username,

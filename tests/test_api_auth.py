@@ -236,6 +236,47 @@ def test_export_over_the_api_is_signed_and_verifiable(api: Api, tmp_path: Path) 
     assert bad.returncode == 1 and "FAILED" in bad.stdout
 
 
+def test_exports_are_their_owners_and_quota_is_429(api: Api) -> None:
+    """Issue 19: an operator may not read, download or delete the admin's export (403); the
+    owner and admins may, and each access is audited; a used-up quota answers 429."""
+
+    async def scenario(http: aiohttp.ClientSession, base: str) -> None:
+        seg = api.services.catalog.segment(_segment_of(api, "a"))
+        assert seg is not None
+        body = {"cameras": [{"camera": "a"}], "start_us": seg.start_us, "end_us": seg.end_us}
+        async with http.post(f"{base}{API}/exports", json=body) as r:
+            job = await r.json()
+            assert r.status == 202, job
+        for _ in range(200):  # the job runs in the background: poll its state, as clients do
+            async with http.get(f"{base}{API}/exports/{job['id']}") as r:
+                job = await r.json()
+            if job["state"] in ("done", "failed"):
+                break
+            await asyncio.sleep(0.05)
+        assert job["state"] == "done", job
+        url = f"{base}{API}/exports/{job['id']}"
+        async with aiohttp.ClientSession() as anon:
+            login = {"name": "oper", "password": PASSWORD}
+            async with anon.post(f"{base}{API}/auth/login", json=login) as r:
+                oper = {"Authorization": f"Bearer {(await r.json())['token']}"}
+        for method, path in (("get", ""), ("get", f"/files/{job['files'][0]}"), ("delete", "")):
+            async with http.request(method, url + path, headers=oper) as r:
+                assert r.status == 403, (method, path, await r.text())
+        async with http.get(f"{url}/files/{job['files'][0]}") as r:
+            assert r.status == 200
+        async with http.delete(url) as r:
+            assert r.status == 204
+        async with http.get(f"{base}{API}/audit", params={"action": "export"}) as r:
+            ops = [e["detail"].get("op") for e in await r.json()]
+        assert {"create", "download", "delete"} <= set(ops), ops
+        api.exports.max_pending_per_user = 0  # the operator's quota is used up
+        async with http.post(f"{base}{API}/exports", json=body, headers=oper) as r:
+            assert r.status == 429, await r.text()
+            assert (await r.json())["error"]["code"] == "quota"
+
+    api.run(scenario)
+
+
 def _verify(directory: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [

@@ -121,12 +121,16 @@ class Recorder:
         return self.log_path.read_text(errors="replace")[-6000:]
 
 
+METRICS_TOKEN = "whep-scrape-token"
+
+
 def recorder_toml(listen: str, cameras: list[tuple[str, str, str | None]]) -> str:
     out = [
         "[server]",
         f'listen = "{listen}"',
         "discovery = false",
         'roles = "ingest,record,api"',  # no analytics: the CPU figures are WebRTC's alone
+        f'metrics_token = "{METRICS_TOKEN}"',  # scraped from outside the namespace's loopback
         "[recording]",
         "segment_seconds = 15",
         "[storage]",
@@ -203,12 +207,13 @@ def wait_online(rec: Recorder, token: str, streams: set[tuple[str, str]]) -> Non
 
 def metric(base: str, name: str) -> float:
     async def go() -> str:
-        async with aiohttp.ClientSession() as http, http.get(f"{base}/metrics") as r:
+        auth = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+        async with aiohttp.ClientSession(headers=auth) as http, http.get(f"{base}/metrics") as r:
             return await r.text()
 
     text = asyncio.run(go())
     m = re.search(rf"^{name} (\S+)$", text, re.M)
-    assert m, f"{name} not in /metrics"
+    assert m, f"{name} not in /metrics: {text[:300]}"
     return float(m.group(1))
 
 
@@ -493,6 +498,41 @@ def test_sessions_end_on_logout_and_on_camera_removal(recorder: Recorder) -> Non
                 10,
                 "the removed camera's session to end",
             )
+            await viewer.close()
+
+    asyncio.run(go())
+
+
+def test_a_rights_change_ends_the_users_sessions_at_once(recorder: Recorder) -> None:
+    """Issue 19: moving a viewer to other cameras ends its WebRTC session of the old camera
+    before the users API answers (the periodic re-check alone took up to 2 s)."""
+    admin = login(recorder.base)
+    hdr = {"Authorization": f"Bearer {admin}"}
+
+    async def first_frame(viewer: WhepViewer) -> None:
+        async for _ in viewer.frames():
+            return
+
+    async def add_user() -> None:
+        async with aiohttp.ClientSession(headers=hdr) as http:
+            user = {"name": "mover", "password": "mover-password-1", "role": "viewer",
+                    "cameras": ["cam0"]}  # fmt: skip
+            async with http.post(f"{recorder.base}/api/v1/users", json=user) as r:
+                assert r.status == 201, await r.text()
+
+    asyncio.run(add_user())
+    token = login(recorder.base, "mover", "mover-password-1")
+
+    async def go() -> None:
+        async with aiohttp.ClientSession() as http:
+            viewer = WhepViewer(recorder.base, "cam0", token)
+            await viewer.start(http)
+            await asyncio.wait_for(first_frame(viewer), 15)
+            assert await asyncio.to_thread(metric, recorder.base, "vigia_webrtc_sessions") == 1
+            url = f"{recorder.base}/api/v1/users/mover"
+            async with http.patch(url, json={"cameras": ["cam1"]}, headers=hdr) as r:
+                assert r.status == 200
+            assert await asyncio.to_thread(metric, recorder.base, "vigia_webrtc_sessions") == 0
             await viewer.close()
 
     asyncio.run(go())

@@ -46,7 +46,7 @@ class MotionStoreError(ValueError):
 
 def check_camera_id(camera_id: str) -> str:
     """Camera ids become directory names: only the config's safe alphabet gets through."""
-    if not isinstance(camera_id, str) or not CAMERA_ID.match(camera_id):
+    if not isinstance(camera_id, str) or not CAMERA_ID.fullmatch(camera_id):
         raise ValueError(f"camera id {camera_id!r} must match {CAMERA_ID.pattern}")
     return camera_id
 

@@ -154,7 +154,7 @@ class AnalyticsRoutes(RouteGroup):
         camera_id = request.query.get("camera")
         if not camera_id:
             raise ApiError(400, "missing_parameter", "query parameter 'camera' is required")
-        if not SLUG.match(camera_id):
+        if not SLUG.fullmatch(camera_id):
             raise ApiError(400, "bad_parameter", "camera must be a camera id")
         require(request, Permission.ARCHIVE, camera_id)
         start, end = _window(request, MAX_TRACK_WINDOW_US)
@@ -206,7 +206,7 @@ class AnalyticsRoutes(RouteGroup):
     async def put_zone(self, request: web.Request) -> web.Response:
         camera_id = await self._camera(request, Permission.CONFIG)
         zone_id = request.match_info["zone_id"]
-        if not SLUG.match(zone_id):
+        if not SLUG.fullmatch(zone_id):
             raise ApiError(400, "bad_parameter", "zone id must match [a-z0-9_-]{1,64}")
         body = await decode_body(request, ZoneInput, "bad_parameter")
         zone = ZoneRow(

@@ -62,6 +62,10 @@ class ApiContext:
     webrtc: WebRtcSettings | None = None
     onvif: OnvifConfig = field(default_factory=OnvifConfig)  # discovery interfaces
     rules: RulesEngine | None = None  # rules and alarms (docs/design/rules.md)
+    metrics_token: str = ""  # /metrics: this bearer token, or loopback clients when empty
+    allowed_hosts: tuple[str, ...] = ()  # the web viewer's Host names beyond the machine's
+    live_connected: Callable[[], bool] | None = None  # None: no live distribution here
+    storage_state: Callable[[], str] | None = None  # the volume guard's state
 
     def sync(self) -> None:
         self.recorder.sync()
@@ -73,7 +77,11 @@ def make_app(ctx: ApiContext) -> web.Application:
     metrics = Metrics(ctx.recorder, ctx.catalog, ctx.data)
     sec = ctx.security
     app = web.Application(
-        middlewares=[metrics.middleware, error_middleware, public_viewer(sec.middleware)],
+        middlewares=[
+            metrics.middleware,
+            error_middleware,
+            public_viewer(sec.middleware, ctx.allowed_hosts),
+        ],
         client_max_size=1024 * 1024,
     )
     catalog = ctx.catalog
@@ -81,7 +89,8 @@ def make_app(ctx: ApiContext) -> web.Application:
     ptz = PtzRoutes(catalog, ctx.clock, sec)
     groups: list[RouteGroup] = [
         ServerRoutes(ctx.recorder, ctx.clock, ctx.server_id, ctx.name, metrics.handle,
-                     openapi_document),
+                     openapi_document, ctx.metrics_token, ctx.live_connected,
+                     ctx.storage_state),
         ViewerRoutes(),
         AuthRoutes(sec),
         UserRoutes(sec),
@@ -100,11 +109,15 @@ def make_app(ctx: ApiContext) -> web.Application:
     ]  # fmt: skip
     for group in groups:
         group.add_to(app.router)
+    if whep.sessions is not None:
+        sec.rights_watchers.append(whep.sessions.recheck_user)
     metrics.registry.register(WhepCollector(whep.sessions))
     if ctx.analytics is not None:
         metrics.registry.register(AnalyticsCollector(ctx.analytics))
 
     async def close_sessions(_app: web.Application) -> None:
+        if whep.sessions is not None and whep.sessions.recheck_user in sec.rights_watchers:
+            sec.rights_watchers.remove(whep.sessions.recheck_user)  # an app made again
         await whep.close()
         await ptz.close()
 

@@ -9,8 +9,9 @@ import logging
 import math
 import secrets
 import threading
+import unicodedata
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from aiohttp import web
@@ -19,10 +20,17 @@ from msgspec import Meta
 from server.api.bodies import decode_body, json_response
 from server.api.errors import ApiError
 from server.api.routing import API, Param, Route, RouteGroup
-from server.auth import Audit, LoginRateLimiter, Permission, Tokens, User, Users, allowed
+from server.auth import Audit, LoginRateLimiter, Permission, Role, Tokens, User, Users, allowed
 from server.auth.audit import LOGIN, LOGIN_FAILED, LOGIN_REFUSED, LOGOUT
 from server.live.nats_server import EmbeddedNats, NatsServerError
-from server.protocol.live import ai_subject, alarms_subject, events_subject, status_subject
+from server.protocol.live import (
+    ai_subject,
+    alarms_subject,
+    camera_status_subject,
+    events_subject,
+    status_subject,
+    status_wildcard,
+)
 from server.protocol.models import AuditEntry, Login, NatsGrant, Session
 from server.protocol.models.common import MicrosParam
 
@@ -39,54 +47,92 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 class NatsGrants:
     """NATS credentials per login: subscribe-only, to the live, status, AI and event subjects
-    of the cameras the user may see (docs/design/auth.md), on the embedded nats-server."""
+    of the cameras the user may see (docs/design/auth.md), on the embedded nats-server.
+
+    A rights change (``sync_user``, from the users API) re-grants the user's NATS users with
+    the subjects of their new rights, or drops them where their token is gone (disabled,
+    password changed), in one reload: nats-server closes dropped users' connections and the
+    subscriptions the new rights no longer allow, so the change holds on live connections.
+    """
 
     def __init__(
         self, nats: EmbeddedNats, server_id: str, tokens: Tokens, mqtt_prefix: str = ""
     ) -> None:
         self.nats, self.server_id, self.tokens = nats, server_id, tokens
         self.mqtt_prefix = mqtt_prefix  # MQTT topics <prefix>/... are subjects <prefix>.…
-        self._sessions: dict[str, str] = {}  # NATS user -> API token it belongs to
+        self._sessions: dict[str, tuple[str, str]] = {}  # NATS user -> (API token, password)
         self._lock = threading.Lock()
 
     def subjects(self, user: User) -> list[str]:
         sid = self.server_id
         mqtt = self.mqtt_prefix
-        if user.all_cameras:
+        if user.disabled:
+            return []
+        if user.all_cameras or user.role == Role.ADMIN:
             return [
                 f"vigia.{sid}.live.>",
                 f"vigia.{sid}.ai.>",
                 f"vigia.{sid}.events.>",
                 f"vigia.{sid}.alarms.>",
                 status_subject(sid),
+                status_wildcard(sid),
                 *([mqtt, f"{mqtt}.>"] if mqtt else []),
             ]
-        out = [status_subject(sid), *([f"{mqtt}.available"] if mqtt else [])]
+        out = [f"{mqtt}.available"] if mqtt else []
         for cam in sorted(user.cameras):
-            out += [f"vigia.{sid}.live.{cam}.>", ai_subject(sid, cam), events_subject(sid, cam),
-                    alarms_subject(sid, cam)]  # fmt: skip
+            out += [
+                f"vigia.{sid}.live.{cam}.>",
+                ai_subject(sid, cam),
+                events_subject(sid, cam),
+                alarms_subject(sid, cam),
+                camera_status_subject(sid, cam),
+            ]
             if mqtt:  # "<p>/<cam>/#" is both <p>.<cam> and <p>.<cam>.>
                 out += [f"{mqtt}.{cam}", f"{mqtt}.{cam}.>"]
         return out
 
     def grant(self, user: User, token: str) -> NatsGrant:
-        name = "ws-" + hashlib.sha256(token.encode()).hexdigest()[:16]
+        name = _nats_name(token)
         password = secrets.token_urlsafe(24)
         with self._lock:
             # sessions whose token expired or was revoked (logout, password change) lose their
             # NATS access too, in the same reload
-            stale = [n for n, tok in self._sessions.items() if self.tokens.resolve(tok) is None]
+            stale = [
+                n for n, (tok, _) in self._sessions.items() if self.tokens.resolve(tok) is None
+            ]
             for n in stale:
                 del self._sessions[n]
             self.nats.set_client(name, password, self.subjects(user), drop=stale)
-            self._sessions[name] = token
+            self._sessions[name] = (token, password)
         return NatsGrant(self.nats.url, self.nats.port, name, password)
 
+    def sync_user(self, user_id: int) -> int:
+        """Bring the NATS users of ``user_id``'s sessions in line with their rights now, and
+        drop every session whose token no longer resolves; returns how many were dropped."""
+        with self._lock:
+            keep: dict[str, tuple[str, list[str]]] = {}
+            drop: list[str] = []
+            for name, (token, password) in self._sessions.items():
+                user = self.tokens.resolve(token)
+                if user is None:
+                    drop.append(name)
+                elif user.id == user_id:
+                    keep[name] = (password, self.subjects(user))
+            for name in drop:
+                del self._sessions[name]
+            if keep or drop:
+                self.nats.update_clients(keep, drop=drop)
+        return len(drop)
+
     def revoke(self, token: str) -> None:
-        name = "ws-" + hashlib.sha256(token.encode()).hexdigest()[:16]
+        name = _nats_name(token)
         with self._lock:
             if self._sessions.pop(name, None) is not None:
                 self.nats.remove_client(name)
+
+
+def _nats_name(token: str) -> str:
+    return "ws-" + hashlib.sha256(token.encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -96,6 +142,19 @@ class Security:
     audit: Audit
     limiter: LoginRateLimiter
     nats: NatsGrants | None = None
+    rights_watchers: list[Callable[[str], Awaitable[object]]] = field(default_factory=list)
+    """Called with a user name after that user's rights, password or account changed (the
+    WHEP sessions re-check theirs)."""
+
+    async def rights_changed(self, user: User) -> None:
+        """Make a change of ``user``'s rights hold now on NATS and WebRTC (docs/design/auth.md)."""
+        if self.nats is not None:
+            try:
+                await asyncio.to_thread(self.nats.sync_user, user.id)
+            except NatsServerError as exc:
+                log.error("NATS rights of %s not updated: %s", user.name, exc)
+        for watcher in self.rights_watchers:
+            await watcher(user.name)
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -132,8 +191,11 @@ class AuthRoutes(RouteGroup):
         self.sec = security
 
     async def login(self, request: web.Request) -> web.Response:
-        body = await decode_body(request, Login)
+        body = await decode_body(request, Login, json_only=True)
         name, password = body.name, body.password
+        if any(unicodedata.category(ch)[0] == "C" for ch in name):
+            # no user name has one; refused before it reaches a log line or the audit log
+            raise ApiError(400, "bad_request", "a user name has no control characters")
         if len(name) > 64 or len(password) > 1024:
             raise ApiError(401, "bad_credentials", "wrong name or password")
         remote = request.remote or ""
@@ -188,7 +250,7 @@ class AuthRoutes(RouteGroup):
 
     ROUTES = (
         Route("POST", f"{API}/auth/login", login, "Log in: a bearer token for the other calls",
-              body=Login, returns=Session, errors=(401, 429), permission="public"),
+              body=Login, returns=Session, errors=(400, 401, 415, 429), permission="public"),
         Route("POST", f"{API}/auth/logout", logout, "Revoke this token", status=204),
         Route("GET", f"{API}/audit", audit_log,
               "Audit log (admins): logins, changes, archive access, exports",

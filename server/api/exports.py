@@ -11,10 +11,10 @@ from server.api.auth import USER, Security, require
 from server.api.bodies import decode_body, json_response
 from server.api.errors import ApiError
 from server.api.routing import API, Media, Route, RouteGroup
-from server.auth import Permission, allowed
+from server.auth import Permission, Role, allowed
 from server.auth.audit import EXPORT
 from server.export.cutter import ExportError
-from server.export.jobs import ExportJobs, JobStatus
+from server.export.jobs import ExportJobs, ExportQuotaError, JobStatus
 from server.protocol.models import Export, ExportCamera, ExportInput
 
 
@@ -57,7 +57,14 @@ class ExportRoutes(RouteGroup):
         user = request[USER]
         if not all(allowed(user, Permission.EXPORT, c) for c, _ in st.request.cameras):
             raise ApiError(403, "forbidden", f"{user.name} may not export these cameras")
+        if st.owner != user.name and user.role != Role.ADMIN:
+            # an export is its owner's (and the admins'): evidence is handed out by who made it
+            raise ApiError(403, "forbidden", f"export {st.id} belongs to another user")
         return st
+
+    def _audit(self, request: web.Request, st: JobStatus, op: str, **detail: object) -> None:
+        cams = ",".join(c for c, _ in st.request.cameras)
+        self.security.record(request, EXPORT, cams, {"op": op, "id": st.id, **detail})
 
     async def create(self, request: web.Request) -> web.Response:
         require(request, Permission.EXPORT)
@@ -73,13 +80,22 @@ class ExportRoutes(RouteGroup):
             try:
                 job_id = jobs.submit(cams, start, end, fmt=fmt, exact=exact,
                                      exported_by=user.name)  # fmt: skip
+            except ExportQuotaError as exc:
+                raise ApiError(429, "quota", str(exc)) from None
             except ExportError as exc:
                 raise ApiError(422, "export_refused", str(exc)) from None
             self.security.record(
                 request,
                 EXPORT,
                 ",".join(c for c, _ in cams),
-                {"id": job_id, "start_us": start, "end_us": end, "format": fmt, "exact": exact},
+                {
+                    "op": "create",
+                    "id": job_id,
+                    "start_us": start,
+                    "end_us": end,
+                    "format": fmt,
+                    "exact": exact,
+                },
             )
             return jobs.status(job_id)
 
@@ -92,6 +108,7 @@ class ExportRoutes(RouteGroup):
         st = self._job(request)
         await asyncio.to_thread(self.jobs.cancel, st.id)
         await asyncio.to_thread(self.jobs.remove, st.id)
+        await asyncio.to_thread(self._audit, request, st, "delete", owner=st.owner)
         return web.Response(status=204)
 
     async def file(self, request: web.Request) -> web.StreamResponse:
@@ -101,16 +118,18 @@ class ExportRoutes(RouteGroup):
             raise ApiError(409, "not_ready", f"export is {st.state}")
         if name not in st.files:
             raise ApiError(404, "not_found", f"export has no file {name!r}")
+        await asyncio.to_thread(self._audit, request, st, "download", file=name, owner=st.owner)
         return web.FileResponse(st.dir / name)
 
     EXPORT = f"{API}/exports/{{export_id}}"
     ROUTES = (
         Route("POST", f"{API}/exports", create,
               "Start an export job (signed manifest with SHA-256 per file)", body=ExportInput,
-              returns=Export, status=202, errors=(422, 503), permission=Permission.EXPORT),
-        Route("GET", EXPORT, get, "An export job's state", returns=Export, errors=(404, 503),
-              permission=Permission.EXPORT),
-        Route("DELETE", EXPORT, delete, "Cancel and delete an export", status=204,
+              returns=Export, status=202, errors=(422, 429, 503), permission=Permission.EXPORT),
+        Route("GET", EXPORT, get, "An export job's state (its owner's and admins')",
+              returns=Export, errors=(404, 503), permission=Permission.EXPORT),
+        Route("DELETE", EXPORT, delete, "Cancel and delete an export (owner or admin)",
+              status=204,
               errors=(404, 503), permission=Permission.EXPORT),
         Route("GET", f"{EXPORT}/files/{{name}}", file, "Download a file of a finished export",
               returns=Media.binary("application/octet-stream", description="The file"),

@@ -3,6 +3,8 @@ web viewer's files (public: the page is how one logs in)."""
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 from collections.abc import Callable
 from typing import Annotated, Literal
 
@@ -12,10 +14,24 @@ from msgspec import Meta
 import server.web as viewer
 from server import __version__
 from server.api.bodies import json_response
+from server.api.errors import ApiError
 from server.api.routing import API, Handler, Media, Param, Route, RouteGroup
 from server.clock import Clock
 from server.protocol.models import Health, Server
 from server.recorder import Recorder
+
+STORAGE_STATES = ("ok", "full", "unfreeable", "error")
+
+
+def _loopback(remote: str | None) -> bool:
+    try:
+        addr = ipaddress.ip_address((remote or "").split("%")[0])
+    except ValueError:
+        return False
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped  # ::ffff:127.0.0.1 from a dual-stack socket
+    return addr.is_loopback
+
 
 ViewerFile = Annotated[Literal["index.html", "app.js", "style.css"], Meta(description="a file")]
 
@@ -29,17 +45,41 @@ class ServerRoutes(RouteGroup):
         name: str,
         metrics: Handler,
         document: Callable[[], dict],
+        metrics_token: str = "",
+        live_connected: Callable[[], bool] | None = None,
+        storage_state: Callable[[], str] | None = None,
     ) -> None:
         self.recorder, self.clock = recorder, clock
         self.server_id, self.name = server_id, name
         self._metrics, self._document = metrics, document
+        self._metrics_token = metrics_token
+        self._live_connected, self._storage_state = live_connected, storage_state
 
     async def healthz(self, request: web.Request) -> web.Response:
         statuses = self.recorder.status()
         online = sum(1 for s in statuses if s.state == "online")
-        return json_response(Health("ok", len(statuses), online))
+        live = "off"
+        if self._live_connected is not None:
+            live = "connected" if self._live_connected() else "disconnected"
+        storage = self._storage_state() if self._storage_state is not None else "unknown"
+        if storage not in STORAGE_STATES:
+            storage = "error"
+        degraded = live == "disconnected" or storage not in ("ok", "unknown")
+        health = Health("degraded" if degraded else "ok", len(statuses), online, live, storage)
+        return json_response(health)  # type: ignore[arg-type]
 
     async def metrics(self, request: web.Request) -> web.StreamResponse:
+        """Behind the scrape token (``[server] metrics_token``), or for loopback clients only
+        when there is none: the metrics list cameras and volumes (issue 19)."""
+        if self._metrics_token:
+            header = request.headers.get("Authorization", "")
+            given = header[7:].strip() if header[:7].lower() == "bearer " else ""
+            if not hmac.compare_digest(given.encode(), self._metrics_token.encode()):
+                raise ApiError(401, "unauthorized", "/metrics needs the scrape token")
+        elif not _loopback(request.remote):
+            raise ApiError(
+                403, "forbidden", "/metrics answers loopback clients only; set a metrics_token"
+            )
         return await self._metrics(request)
 
     async def openapi(self, request: web.Request) -> web.Response:
@@ -52,7 +92,9 @@ class ServerRoutes(RouteGroup):
     ROUTES = (
         Route("GET", "/healthz", healthz, "Liveness and stream counts", returns=Health,
               permission="public"),
-        Route("GET", "/metrics", metrics, "Prometheus metrics", permission="public",
+        Route("GET", "/metrics", metrics,
+              "Prometheus metrics (the scrape token, or loopback clients only)",
+              permission="public",
               returns=Media.text("text/plain", description="Prometheus text format")),
         Route("GET", f"{API}/openapi.json", openapi, "This document", permission="public",
               returns=Media({"application/json": {"type": "object"}})),

@@ -80,7 +80,9 @@ class UserRoutes(RouteGroup):
             assert user is not None
             return user
 
-        return json_response(user_body(await asyncio.to_thread(work)))
+        user = await asyncio.to_thread(work)
+        await self.sec.rights_changed(user)
+        return json_response(user_body(user))
 
     ROUTES = (
         Route("GET", f"{API}/users", list_users, "Accounts (admins)", returns=list[UserBody],

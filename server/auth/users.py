@@ -15,6 +15,7 @@ import logging
 import re
 import secrets
 import sqlite3
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -30,6 +31,7 @@ SCRYPT_P = 1
 SALT_BYTES = 16
 HASH_BYTES = 32
 MIN_PASSWORD_LENGTH = 8
+MIN_DISTINCT_CHARACTERS = 4
 MAX_PASSWORD_LENGTH = 1024  # bounds the work one login request can ask for
 FIRST_ADMIN_NAME = "admin"
 
@@ -351,6 +353,14 @@ def _check_name(name: str) -> None:
 def _check_password(password: str) -> None:
     if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
         raise UserError(f"a password has {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters")
+    if len(set(password)) < MIN_DISTINCT_CHARACTERS or not password.strip():
+        # eight spaces, or "aaaaaaaa", were accepted before issue 19
+        raise UserError(
+            f"a password needs at least {MIN_DISTINCT_CHARACTERS} different characters,"
+            " not only spaces"
+        )
+    if any(unicodedata.category(ch) == "Cc" for ch in password):
+        raise UserError("a password has no control characters")
 
 
 def _role(role: Role | str) -> Role:

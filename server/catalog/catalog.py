@@ -460,6 +460,28 @@ class Catalog:
         row = self._one(f"SELECT {self._BOOKMARK} FROM bookmarks WHERE id = ?", (bookmark_id,))
         return self._bookmark_dict(row) if row else None
 
+    def update_bookmark(
+        self,
+        bookmark_id: int,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        locked: bool | None = None,
+    ) -> bool:
+        """Change the given fields of a bookmark; False if there is none with that id."""
+        sets = {"name": name, "description": description, "locked": locked}
+        given = {
+            k: (int(v) if isinstance(v, bool) else v) for k, v in sets.items() if v is not None
+        }
+        if not given:
+            return self.bookmark(bookmark_id) is not None
+        sql = ", ".join(f"{k} = ?" for k in given)
+        with self.transaction() as c:
+            cur = c.execute(
+                f"UPDATE bookmarks SET {sql} WHERE id = ?", (*given.values(), bookmark_id)
+            )
+            return cur.rowcount > 0
+
     def delete_bookmark(self, bookmark_id: int) -> bool:
         with self.transaction() as c:
             return c.execute("DELETE FROM bookmarks WHERE id = ?", (bookmark_id,)).rowcount > 0

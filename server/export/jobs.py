@@ -78,6 +78,10 @@ class JobStatus:
 INTERRUPTED = INTERRUPTED_EXPORT
 
 
+class ExportQuotaError(ExportError):
+    """A user's quota of queued or running exports is used up (the API answers 429)."""
+
+
 @dataclass(slots=True)
 class _Job:
     id: str
@@ -181,7 +185,7 @@ class ExportJobs:
                 if j.request.exported_by == exported_by and j.state not in FINISHED
             )
         if pending >= self.max_pending_per_user:
-            raise ExportError(
+            raise ExportQuotaError(
                 f"{exported_by or 'this user'} already has {pending} exports queued or running;"
                 " wait for one to finish or cancel one"
             )  # fmt: skip

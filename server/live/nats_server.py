@@ -312,6 +312,19 @@ class EmbeddedNats:
             self._clients[name] = (password, list(subscribe))
             self._reload()
 
+    def update_clients(
+        self, clients: dict[str, tuple[str, list[str]]], *, drop: Iterable[str] = ()
+    ) -> None:
+        """Set several clients (name -> password, subjects) and forget those in ``drop``, with
+        one reload: a rights change takes effect on live connections (the server closes the
+        dropped users' connections and the subscriptions the new subjects no longer allow)."""
+        with self._reload_lock:
+            for old in drop:
+                self._clients.pop(old, None)
+            for name, (password, subscribe) in clients.items():
+                self._clients[name] = (password, list(subscribe))
+            self._reload()
+
     def remove_client(self, name: str) -> None:
         with self._reload_lock:
             if self._clients.pop(name, None) is not None:

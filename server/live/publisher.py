@@ -39,6 +39,7 @@ from server.protocol.live import (
     FLAG_GAP,
     FLAG_KEY,
     LiveCodec,
+    camera_status_subject,
     encode_live_header,
     event_stream_name,
     live_subject,
@@ -412,7 +413,11 @@ class LivePublisher:
     def publish_status(self, status: Mapping[str, Any]) -> None:
         """A JSON message on ``vigia.<sid>.status`` (e.g. ``stream_status_message(...)``)."""
         payload = json.dumps(dict(status), separators=(",", ":"), sort_keys=True).encode()
-        self.offer(self.status_subject, payload, True, self.clock.now_us())
+        now = self.clock.now_us()
+        self.offer(self.status_subject, payload, True, now)
+        camera = status.get("camera")
+        if isinstance(camera, str):  # also per camera: restricted users are granted only theirs
+            self.offer(camera_status_subject(self.server_id, camera), payload, True, now)
 
     def stats(self) -> dict[str, ChannelStats]:
         """Per subject counters (copies; safe to read from any thread)."""

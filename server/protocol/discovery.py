@@ -37,7 +37,7 @@ class Advertisement:
     nats: str = ""  # "4222" (same host as the API) or "nats://host:4222"; "" when none
 
     def __post_init__(self) -> None:
-        if not _SERVER_ID.match(self.server_id):
+        if not _SERVER_ID.fullmatch(self.server_id):
             raise ValueError(f"server id {self.server_id!r} is not 12 lowercase hex digits")
         if not 0 < self.port < 65536:
             raise ValueError(f"port {self.port} out of range")

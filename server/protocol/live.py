@@ -81,7 +81,7 @@ _CODEC_NAMES = {"h264": LiveCodec.H264, "hevc": LiveCodec.HEVC, "h265": LiveCode
 
 
 def _token(kind: str, value: str) -> str:
-    if not isinstance(value, str) or not _TOKEN.match(value):
+    if not isinstance(value, str) or not _TOKEN.fullmatch(value):
         raise ValueError(f"{kind} {value!r} cannot be a NATS subject token")
     return value
 
@@ -106,7 +106,7 @@ def parse_live_subject(subject: str) -> tuple[str, str, str]:
         or parts[0] != "vigia"
         or parts[2] != "live"
         or parts[4] not in STREAMS
-        or not all(_TOKEN.match(p) for p in (parts[1], parts[3]))
+        or not all(_TOKEN.fullmatch(p) for p in (parts[1], parts[3]))
     ):
         raise ValueError(f"not a live subject: {subject!r}")
     return parts[1], parts[3], parts[4]
@@ -120,6 +120,17 @@ def event_stream_name(sid: str) -> str:
 def status_subject(sid: str) -> str:
     """``vigia.<sid>.status``."""
     return f"vigia.{_token('server id', sid)}.status"
+
+
+def camera_status_subject(sid: str, camera: str) -> str:
+    """``vigia.<sid>.status.<camera>``: the same status messages, one subject per camera, so a
+    user restricted to some cameras is granted only theirs (docs/design/auth.md)."""
+    return f"vigia.{_token('server id', sid)}.status.{_token('camera id', camera)}"
+
+
+def status_wildcard(sid: str) -> str:
+    """``vigia.<sid>.status.>``: every camera's status subject (what a workstation reads)."""
+    return f"vigia.{_token('server id', sid)}.status.>"
 
 
 def ai_subject(sid: str, camera: str) -> str:

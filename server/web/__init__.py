@@ -6,7 +6,9 @@ files ship as package data and are read once with ``importlib.resources``.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import ipaddress
+import socket
+from collections.abc import Awaitable, Callable, Iterable
 from functools import cache
 from importlib import resources
 
@@ -33,13 +35,61 @@ def is_viewer_path(path: str) -> bool:
     return path == "/" or path.startswith(PREFIX)  # unknown names get a plain 404
 
 
-def public_viewer(auth: Middleware) -> Middleware:
-    """Wrap the API's token middleware so that the viewer's own files are public."""
+SECURITY_HEADERS = {
+    # the page loads its own script and style only, talks to its own origin only (API, WHEP)
+    # and shows snapshots as blob: URLs; nobody frames it (clickjacking) and no address leaks
+    # in a Referer header (docs/design/api.md)
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:;"
+        " media-src 'self' blob:; connect-src 'self'; base-uri 'none'; form-action 'none';"
+        " frame-ancestors 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+
+
+def own_host_names() -> frozenset[str]:
+    """This machine's names, as a browser on the LAN may type them."""
+    names = {"localhost"}
+    for name in (socket.gethostname(), socket.getfqdn()):
+        if name:
+            names |= {name.lower(), name.lower().split(".")[0] + ".local"}
+    return frozenset(names)
+
+
+def host_allowed(host: str | None, allowed: Iterable[str]) -> bool:
+    """Whether a request's ``Host`` is an IP address, this machine or a configured name: a
+    page of another site whose name was re-pointed at this recorder (DNS rebinding) is not."""
+    if not host:
+        return False
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    name = name.strip("[]").rstrip(".").lower()
+    try:
+        ipaddress.ip_address(name)
+        return True
+    except ValueError:
+        pass
+    return name in own_host_names() or name in {a.rstrip(".").lower() for a in allowed}
+
+
+def public_viewer(auth: Middleware, allowed_hosts: Iterable[str] = ()) -> Middleware:
+    """Wrap the API's token middleware so that the viewer's own files are public (from a
+    ``Host`` this recorder answers to, with the security headers)."""
+    allowed = tuple(allowed_hosts)
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if is_viewer_path(request.path):  # other methods get the router's 405
-            return await handler(request)
+            if not host_allowed(request.host, allowed):
+                raise web.HTTPMisdirectedRequest(
+                    text="unknown Host: add it to [server] allowed_hosts"
+                )
+            response = await handler(request)
+            response.headers.update(SECURITY_HEADERS)
+            return response
         return await auth(request, handler)
 
     return middleware
@@ -50,7 +100,7 @@ def _response(name: str) -> web.Response:
         body=_read(name),
         content_type=FILES[name],
         charset="utf-8",
-        headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
+        headers={"Cache-Control": "no-cache", **SECURITY_HEADERS},
     )
 
 

@@ -52,6 +52,7 @@ from server.protocol.models.ptz import (
 from server.protocol.models.recordings import (
     Bookmark,
     BookmarkInput,
+    BookmarkPatch,
     Fragment,
     Range,
     Recordings,
@@ -67,6 +68,7 @@ __all__ = [
     "AuditEntry",
     "Bookmark",
     "BookmarkInput",
+    "BookmarkPatch",
     "Camera",
     "CameraId",
     "CameraInput",

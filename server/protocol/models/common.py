@@ -6,8 +6,8 @@ from typing import Annotated, Literal
 
 from msgspec import UNSET, Meta, UnsetType
 
-CAMERA_ID_PATTERN = "^[a-z0-9][a-z0-9_-]{0,63}$"
-SLUG_PATTERN = "^[a-z0-9_-]{1,64}$"
+CAMERA_ID_PATTERN = "^[a-z0-9][a-z0-9_-]{0,63}(?!\\n)$"
+SLUG_PATTERN = "^[a-z0-9_-]{1,64}(?!\\n)$"
 MAX_US = 2**62  # far beyond any clock; keeps sums of times inside int64
 
 CameraId = Annotated[str, Meta(pattern=CAMERA_ID_PATTERN, description="a camera id")]

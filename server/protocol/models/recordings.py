@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import msgspec
-from msgspec import Meta
+from msgspec import UNSET, Meta, UnsetType
 
 from server.protocol.models.common import Micros, MicrosIn, StreamName
 
@@ -57,14 +57,35 @@ class Bookmark(msgspec.Struct):
     created_by: str
 
 
+MAX_DESCRIPTION = 4096
+"""Characters in a bookmark's description."""
+MAX_LOCK_US = 7 * 24 * 3600 * 1_000_000
+"""Longest locked window: a lock keeps footage from retention, so it must not cover all time."""
+
+
 class BookmarkInput(msgspec.Struct, forbid_unknown_fields=True):
     camera: str
     start_us: MicrosIn
     end_us: MicrosIn
     name: Annotated[str, Meta(max_length=200)] = ""
-    description: str = ""
-    locked: Annotated[bool, Meta(description="retention keeps what it touches")] = False
+    description: Annotated[str, Meta(max_length=MAX_DESCRIPTION)] = ""
+    locked: Annotated[
+        bool,
+        Meta(description="retention keeps what it touches; a locked window spans at most 7 days"),
+    ] = False
 
     def __post_init__(self) -> None:
         if self.end_us < self.start_us:
             raise ValueError("end_us must not be before start_us")
+        if self.locked and self.end_us - self.start_us > MAX_LOCK_US:
+            raise ValueError("a locked bookmark spans at most 7 days (evidence, not a hold)")
+
+
+class BookmarkPatch(msgspec.Struct, forbid_unknown_fields=True):
+    """Fields to change. Locking is for anyone with the bookmark right on the camera;
+    unlocking, and changing a locked bookmark, for admins only; changing an unlocked one for
+    its owner and admins (docs/design/auth.md)."""
+
+    name: Annotated[str, Meta(max_length=200)] | UnsetType = UNSET
+    description: Annotated[str, Meta(max_length=MAX_DESCRIPTION)] | UnsetType = UNSET
+    locked: bool | UnsetType = UNSET

@@ -10,9 +10,14 @@ from server.protocol.models.common import Micros
 
 
 class Health(msgspec.Struct):
-    status: Literal["ok"]
+    """``degraded``: the process answers but live distribution is down or the volume is not
+    ``ok`` (issue 19: a taken NATS port turned live off while this said ok); still a 200."""
+
+    status: Literal["ok", "degraded"]
     streams: int
     online: int
+    live: Literal["connected", "disconnected", "off"] = "off"
+    storage: Literal["ok", "full", "unfreeable", "error", "unknown"] = "unknown"
 
 
 class Server(msgspec.Struct):
