@@ -288,11 +288,12 @@ def test_healthz_reports_live_distribution_and_storage(api: Api) -> None:
     """Issue 19: a recorder whose live distribution is down said ``ok``. Live here is a real
     publisher pointed at a port where no NATS listens; storage is the real volume guard."""
     from server.live.publisher import LivePublisher
-    from tests.helpers import free_port
+    from tests.helpers import refused_port
 
     guard = api.services.retention.guard
     assert guard is not None
-    publisher = LivePublisher(f"nats://127.0.0.1:{free_port()}", api.ctx.server_id)
+    closed = refused_port()  # bound, never listening: the publisher never connects
+    publisher = LivePublisher(f"nats://127.0.0.1:{closed.__enter__()}", api.ctx.server_id)
     publisher.start(wait_s=None)
     api.ctx.live_connected = lambda: publisher.connected
     api.ctx.storage_state = lambda: guard.state
@@ -315,6 +316,7 @@ def test_healthz_reports_live_distribution_and_storage(api: Api) -> None:
         api.run(scenario)
     finally:
         publisher.close()
+        closed.__exit__(None, None, None)
     api.ctx.live_connected = None  # a process that distributes no live video
 
     async def without_live(http: aiohttp.ClientSession, base: str) -> None:
