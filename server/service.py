@@ -21,6 +21,7 @@ from server import __version__
 from server.analytics.service import Analytics
 from server.api.app import ApiContext, make_app
 from server.api.auth import NatsGrants, Security
+from server.archive import Archiver, ArchiveStore, StoreError, load_credentials
 from server.auth import Audit, LoginRateLimiter, Tokens, Users
 from server.catalog import Catalog
 from server.clock import Clock, SystemClock
@@ -53,6 +54,7 @@ class Services:
     nats: EmbeddedNats | None = None
     fanout: Fanout | None = None  # every stream's packets in process (WebRTC, analytics)
     analytics: Analytics | None = None
+    archiver: Archiver | None = None
 
 
 def start_live(config: Config, data: DataDir, clock: Clock) -> tuple[
@@ -129,9 +131,33 @@ def open_services(config: Config, data: DataDir, clock: Clock | None = None) -> 
             if live
             else None,
         )
+    archiver = make_archiver(config, catalog, data, clock) if "record" in roles else None
     return Services(
-        data, catalog, recorder, retention, lock_fd, clock, live, nats, fanout, analytics
+        data,
+        catalog,
+        recorder,
+        retention,
+        lock_fd,
+        clock,
+        live,
+        nats,
+        fanout,
+        analytics,
+        archiver,
     )
+
+
+def make_archiver(config: Config, catalog: Catalog, data: DataDir, clock: Clock) -> Archiver | None:
+    """Best effort like live: without keys or a store the recorder records all the same."""
+    if not config.archive.enabled:
+        return None
+    try:
+        credentials = load_credentials(config.archive)
+    except StoreError as exc:
+        log.error("archive disabled: %s", exc)
+        return None
+    store = ArchiveStore(config.archive, credentials, pool=config.archive.concurrency + 2)
+    return Archiver(config.archive, store, catalog, data.root, clock)
 
 
 def apply_camera(catalog: Catalog, cam: CameraConfig, clock: Clock, source: str) -> None:
@@ -197,6 +223,7 @@ async def start_api(config: Config, services: Services) -> tuple[web.AppRunner |
             turn_password=config.webrtc.turn_password,
             max_sessions=config.webrtc.max_sessions,
         ),
+        archiver=services.archiver,
     )
     runner = web.AppRunner(make_app(ctx), access_log=None)
     await runner.setup()
@@ -254,6 +281,8 @@ async def serve(config: Config, services: Services) -> None:
         services.recorder.sync()
     if services.analytics is not None:
         await asyncio.to_thread(services.analytics.start)
+    if services.archiver is not None:
+        services.archiver.start()
     log.info(
         "recording %d streams into %s",
         len(services.recorder.status()),
@@ -294,6 +323,8 @@ async def serve(config: Config, services: Services) -> None:
         if runner is not None:
             await runner.cleanup()
         await asyncio.to_thread(services.recorder.stop)
+        if services.archiver is not None:
+            await asyncio.to_thread(services.archiver.stop)
         if services.analytics is not None:
             try:
                 await asyncio.to_thread(services.analytics.stop)

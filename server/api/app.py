@@ -17,7 +17,7 @@ from server.api.cameras import CameraRoutes
 from server.api.errors import error_middleware
 from server.api.exports import ExportRoutes
 from server.api.layouts import LayoutRoutes
-from server.api.metrics import Metrics
+from server.api.metrics import ArchiveCollector, Metrics
 from server.api.openapi import openapi_document
 from server.api.recordings import RecordingRoutes
 from server.api.routing import API, RouteGroup
@@ -36,6 +36,7 @@ from server.webrtc.sessions import WebRtcSettings, WhepSessions
 
 if TYPE_CHECKING:
     from server.analytics.service import Analytics
+    from server.archive import Archiver
 
 
 @dataclass
@@ -54,6 +55,7 @@ class ApiContext:
     analytics: Analytics | None = None
     fanout: Fanout | None = None  # live packets in process: WebRTC viewers (WHEP)
     webrtc: WebRtcSettings | None = None
+    archiver: Archiver | None = None  # replication to object storage (docs/design/archive.md)
 
     def sync(self) -> None:
         self.recorder.sync()
@@ -72,7 +74,7 @@ def make_app(ctx: ApiContext) -> web.Application:
     whep = WhepRoutes(_whep_sessions(ctx), catalog)
     groups: list[RouteGroup] = [
         ServerRoutes(ctx.recorder, ctx.clock, ctx.server_id, ctx.name, metrics.handle,
-                     openapi_document),
+                     openapi_document, ctx.archiver),
         ViewerRoutes(),
         AuthRoutes(sec),
         UserRoutes(sec),
@@ -91,6 +93,8 @@ def make_app(ctx: ApiContext) -> web.Application:
     metrics.registry.register(WhepCollector(whep.sessions))
     if ctx.analytics is not None:
         metrics.registry.register(AnalyticsCollector(ctx.analytics))
+    if ctx.archiver is not None:
+        metrics.registry.register(ArchiveCollector(ctx.archiver))
 
     async def close_sessions(_app: web.Application) -> None:
         await whep.close()

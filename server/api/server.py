@@ -3,6 +3,7 @@ web viewer's files (public: the page is how one logs in)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Annotated, Literal
 
@@ -13,6 +14,7 @@ import server.web as viewer
 from server import __version__
 from server.api.bodies import json_response
 from server.api.routing import API, Handler, Media, Param, Route, RouteGroup
+from server.archive import Archiver
 from server.clock import Clock
 from server.protocol.models import Health, Server
 from server.recorder import Recorder
@@ -29,8 +31,9 @@ class ServerRoutes(RouteGroup):
         name: str,
         metrics: Handler,
         document: Callable[[], dict],
+        archiver: Archiver | None = None,
     ) -> None:
-        self.recorder, self.clock = recorder, clock
+        self.recorder, self.clock, self.archiver = recorder, clock, archiver
         self.server_id, self.name = server_id, name
         self._metrics, self._document = metrics, document
 
@@ -47,7 +50,10 @@ class ServerRoutes(RouteGroup):
 
     async def server_info(self, request: web.Request) -> web.Response:
         now = self.clock.now_us()
-        return json_response(Server(self.server_id, self.name, __version__, API, now))
+        archive = None
+        if self.archiver is not None:
+            archive = await asyncio.to_thread(self.archiver.status)
+        return json_response(Server(self.server_id, self.name, __version__, API, now, archive))
 
     ROUTES = (
         Route("GET", "/healthz", healthz, "Liveness and stream counts", returns=Health,

@@ -57,6 +57,7 @@ class SegmentRow:
     height: int
     fragment_index: bytes
     state: str
+    sha256: str | None = None  # hex, set when the segment closes (docs/design/archive.md)
 
     @property
     def duration_us(self) -> int:
@@ -138,6 +139,10 @@ class Catalog:
                 for statement in _statements(MIGRATIONS[target]):
                     c.execute(statement)
                 c.execute(f"PRAGMA user_version = {target + 1}")
+
+    def read(self, sql: str, params: Iterable[object] = ()) -> list[tuple]:
+        """Rows of a read-only query, for modules that own their tables (server/archive)."""
+        return self._all(sql, params)
 
     def _one(self, sql: str, params: Iterable[object] = ()) -> tuple | None:
         with self._lock:
@@ -238,8 +243,8 @@ class Catalog:
         with self.transaction() as c:
             cur = c.execute(
                 "INSERT INTO segments (stream_id, run_id, start_us, end_us, media_duration_us,"
-                " path, bytes, frames, codec, width, height, fragment_index, state)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " path, bytes, frames, codec, width, height, fragment_index, state, sha256)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     seg.stream_id,
                     seg.run_id,
@@ -254,6 +259,7 @@ class Catalog:
                     seg.height,
                     seg.fragment_index,
                     seg.state,
+                    seg.sha256,
                 ),
             )
             return int(cur.lastrowid)
@@ -269,11 +275,13 @@ class Catalog:
         frames: int,
         fragment_index: bytes,
         state: str,
+        sha256: str | None = None,
     ) -> None:
         with self.transaction() as c:
             c.execute(
                 "UPDATE segments SET start_us = ?, end_us = ?, media_duration_us = ?, bytes = ?,"
-                " frames = ?, fragment_index = ?, state = ? WHERE id = ?",
+                " frames = ?, fragment_index = ?, state = ?, sha256 = coalesce(?, sha256)"
+                " WHERE id = ?",
                 (
                     start_us,
                     end_us,
@@ -282,6 +290,7 @@ class Catalog:
                     frames,
                     fragment_index,
                     state,
+                    sha256,
                     segment_id,
                 ),
             )

@@ -18,6 +18,7 @@ from server.protocol.models.analytics import (
     Zone,
     ZoneInput,
 )
+from server.protocol.models.archive import ArchiveStatus
 from server.protocol.models.auth import (
     AuditEntry,
     Login,
@@ -54,6 +55,7 @@ __all__ = [
     "AnalyticsPatch",
     "AnalyticsSettings",
     "AnalyticsStatus",
+    "ArchiveStatus",
     "AuditEntry",
     "Bookmark",
     "BookmarkInput",
