@@ -95,12 +95,22 @@ def b64_sha256(hex_digest: str) -> str:
     return base64.b64encode(bytes.fromhex(hex_digest)).decode()
 
 
+def _quiet_client_logs() -> None:
+    """botocore and urllib3 log each signed request at DEBUG: not what a recorder's debug log
+    is for (their warnings still show)."""
+    for name in ("botocore", "boto3", "urllib3", "s3transfer"):
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.INFO)
+
+
 class ArchiveStore:
     """One bucket and prefix. Thread-safe (boto3 clients are); keys given here are relative to
     the prefix."""
 
     def __init__(self, cfg: ArchiveConfig, credentials: Credentials, pool: int = 8) -> None:
         self.bucket, self.prefix = cfg.bucket, cfg.prefix
+        _quiet_client_logs()
         self.client: Any = boto3.session.Session().client(
             "s3",
             endpoint_url=cfg.endpoint,
@@ -112,7 +122,10 @@ class ArchiveStore:
                 connect_timeout=5,
                 read_timeout=30,
                 max_pool_connections=pool,
-                s3={"addressing_style": "path"},
+                # the body is not hashed again for the signature (botocore would read every
+                # file twice over plain HTTP): the signed x-amz-checksum-sha256 header already
+                # binds the request to its bytes, and the store checks them against it
+                s3={"addressing_style": "path", "payload_signing_enabled": False},
                 # we send our own SHA-256 (the catalog's); botocore need not hash again
                 request_checksum_calculation="when_required",
                 response_checksum_validation="when_required",
