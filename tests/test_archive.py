@@ -146,8 +146,9 @@ def test_store_outage_and_kill_9_mid_upload_lose_nothing(
     s3: SeaweedS3, server_process: Callable[[str], ServerProcess], camera_clips
 ) -> None:
     """The S3 server is killed for 20 s (the issue's 2 minutes, shortened for the suite) while
-    recording; then, while the backlog drains at a 400 kB/s cap (segments here are ~125 kB/s) (uploads in flight), the
-    recorder is killed with SIGKILL and restarted: every segment ends up in the bucket once."""
+    recording; then, while the backlog drains at a 400 kB/s cap (uploads in flight; the camera
+    makes ~125 kB/s), the recorder is killed with SIGKILL and restarted: every segment ends up
+    in the bucket once."""
     port = free_port()
     toml = archive_toml(s3, camera_clips[0][0], port, "max_bytes_per_s = 400000")
     rec = start(server_process, toml, keys_env())
