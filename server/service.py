@@ -132,6 +132,8 @@ def open_services(config: Config, data: DataDir, clock: Clock | None = None) -> 
             else None,
         )
     archiver = make_archiver(config, catalog, data, clock) if "record" in roles else None
+    if archiver is not None:
+        retention.on_unarchived = archiver.note_unarchived_deleted
     return Services(
         data,
         catalog,

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from server.api.analytics import AnalyticsCollector, AnalyticsRoutes
+from server.api.archive import ArchiveRoutes
 from server.api.auth import AuthRoutes, Security
 from server.api.bookmarks import BookmarkRoutes
 from server.api.cameras import CameraRoutes
@@ -87,6 +88,7 @@ def make_app(ctx: ApiContext) -> web.Application:
             ctx.analytics, sec, lambda cid: any(c.id == cid for c in catalog.cameras())
         ),
         whep,
+        ArchiveRoutes(ctx.archiver, catalog, sec),
     ]  # fmt: skip
     for group in groups:
         group.add_to(app.router)

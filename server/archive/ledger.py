@@ -175,3 +175,12 @@ class Ledger:
                 "INSERT OR REPLACE INTO archive_events (event_id, archived_us) VALUES (?, ?)",
                 (event_id, now_us),
             )
+
+    def camera_mode(self, camera_id: str) -> str | None:
+        rows = self.catalog.read("SELECT archive_mode FROM cameras WHERE id = ?", (camera_id,))
+        return rows[0][0] if rows else None
+
+    def set_camera_mode(self, camera_id: str, mode: str | None) -> None:
+        """A new policy applies to segments still in the backlog, not to those already sent."""
+        with self.catalog.transaction() as c:
+            c.execute("UPDATE cameras SET archive_mode = ? WHERE id = ?", (mode, camera_id))

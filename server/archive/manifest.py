@@ -25,7 +25,7 @@ class SegmentManifest(msgspec.Struct, forbid_unknown_fields=True):
     start_us: int
     end_us: int
     media_duration_us: int
-    bytes: int
+    size: int  # bytes of the media object
     frames: int
     codec: str
     width: int

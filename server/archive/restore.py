@@ -100,14 +100,14 @@ def _restore(store: ArchiveStore, data: DataDir, catalog: Catalog) -> RestoreSum
                 " path, bytes, frames, codec, width, height, fragment_index, state, sha256)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'closed', ?)",
                 (seg.segment_id, stream_id, run, seg.start_us, seg.end_us, seg.media_duration_us,
-                 key, seg.bytes, seg.frames, seg.codec, seg.width, seg.height,
+                 key, seg.size, seg.frames, seg.codec, seg.width, seg.height,
                  seg.fragment_index, seg.sha256),
             )  # fmt: skip
             c.execute(
                 "INSERT INTO archived (segment_id, camera_id, stream, start_us, end_us, key,"
                 " bytes, sha256, archived_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (seg.segment_id, seg.camera_id, seg.stream, seg.start_us, seg.end_us, key,
-                 seg.bytes, seg.sha256, now),
+                 seg.size, seg.sha256, now),
             )  # fmt: skip
         summary.segments += 1
         summary.bytes += len(body)

@@ -62,6 +62,7 @@ class Archiver:
         self.uploaded_bytes = 0
         self.upload_errors = 0
         self.deleted_segments = 0
+        self.unarchived_deleted = 0  # local retention removed them before their upload
 
     # --- life ---------------------------------------------------------------------------
 
@@ -85,6 +86,16 @@ class Archiver:
         deadline = time.monotonic() + timeout
         for t in self._threads:
             t.join(max(0.0, deadline - time.monotonic()))
+
+    def note_unarchived_deleted(self, count: int) -> None:
+        """Local retention removed segments still in the backlog: space ran out first."""
+        with self._lock:
+            self.unarchived_deleted += count
+
+    def set_camera_mode(self, camera_id: str, mode: str | None) -> None:
+        self.ledger.set_camera_mode(camera_id, mode)
+        self._cameras_sent.discard(camera_id)  # its manifest says the new policy
+        self.wake()
 
     def wake(self) -> None:
         with self._wake:
@@ -112,6 +123,7 @@ class Archiver:
             archived_segments=archived,
             archived_bytes=archived_bytes,
             archive_deleted_segments=self.deleted_segments,
+            unarchived_deleted_segments=self.unarchived_deleted,
         )
 
     def _ok(self) -> None:
@@ -277,7 +289,7 @@ class Archiver:
                     self._send_events()
                     if time.monotonic() >= next_retention:
                         next_retention = time.monotonic() + RETENTION_EVERY_S
-                        self._retention()
+                        self.expire_once()
             except StoreError as exc:
                 self._failed(exc)
             except Exception as exc:
@@ -303,14 +315,18 @@ class Archiver:
             self._put_bytes(f"{m.EVENTS}{eid}.json", m.encode(doc), "application/json")
             self.ledger.mark_event(eid, self.clock.now_us())
 
-    def _retention(self) -> None:
-        """``archive_days``: segments older than that leave the bucket (media and manifest)."""
+    def expire_once(self) -> int:
+        """``archive_days``: segments older than that leave the bucket (media and manifest);
+        returns how many went."""
         if self.cfg.archive_days is None:
-            return
+            return 0
+        gone = 0
         cutoff = self.clock.now_us() - int(self.cfg.archive_days * DAY_US)
         while batch := self.ledger.expired(cutoff):
             keys = [k for a in batch for k in (a.key, m.manifest_key(a.key))]
             self.store.delete(keys)
             self.ledger.forget([a.segment_id for a in batch])
             self.deleted_segments += len(batch)
+            gone += len(batch)
             log.info("archive retention: %d segments deleted from the bucket", len(batch))
+        return gone

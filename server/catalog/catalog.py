@@ -386,9 +386,15 @@ class Catalog:
         return wrong
 
     def deletable_segments(
-        self, *, before_us: int | None = None, camera_id: str | None = None, limit: int = 500
+        self,
+        *,
+        before_us: int | None = None,
+        camera_id: str | None = None,
+        limit: int = 500,
+        archived_first: bool = False,
     ) -> list[SegmentRow]:
-        """Closed segments, oldest first, that no locked bookmark touches."""
+        """Closed segments, oldest first, that no locked bookmark touches. ``archived_first``:
+        those with a copy in the archive before all others (docs/design/archive.md)."""
         where = ["s.state = 'closed'"]
         params: list[object] = []
         if before_us is not None:
@@ -403,8 +409,11 @@ class Catalog:
             f" WHERE {' AND '.join(where)} AND NOT EXISTS (SELECT 1 FROM bookmarks b"
             " WHERE b.locked = 1 AND b.camera_id = st.camera_id"
             " AND b.start_us < s.end_us AND b.end_us > s.start_us)"
-            " ORDER BY s.start_us, s.id LIMIT ?"
-        )
+            " ORDER BY "
+            + ("NOT EXISTS (SELECT 1 FROM archived a WHERE a.segment_id = s.id), "
+               if archived_first else "")
+            + "s.start_us, s.id LIMIT ?"
+        )  # fmt: skip
         return [SegmentRow(*r) for r in self._all(sql, [*params, limit])]
 
     def move_to_garbage(self, segments: Iterable[SegmentRow], reason: str, now_us: int) -> None:

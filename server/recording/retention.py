@@ -59,6 +59,9 @@ class Retention:
         self.limits = limits
         self.clock = clock
         self.free_bytes = free_bytes
+        # with an archive, segments without a copy go last, and each one that goes is reported
+        # (docs/design/archive.md); set by the service
+        self.on_unarchived: Callable[[int], None] | None = None
 
     def run_once(self) -> RetentionReport:
         report = RetentionReport()
@@ -86,7 +89,9 @@ class Retention:
     def _delete_oldest(self, need: int, reason: str, report: RetentionReport) -> None:
         """Delete the fewest oldest segments whose bytes add up to ``need``."""
         while need > 0:
-            batch = self.catalog.deletable_segments(limit=64)
+            batch = self.catalog.deletable_segments(
+                limit=64, archived_first=self.on_unarchived is not None
+            )
             if not batch:
                 log.warning("retention (%s): %d bytes over, nothing left to delete", reason, need)
                 return
@@ -99,6 +104,15 @@ class Retention:
             self._delete(chosen, reason, report)
 
     def _delete(self, segments: list[SegmentRow], reason: str, report: RetentionReport) -> None:
+        if self.on_unarchived is not None:
+            waiting = self.catalog.read(
+                "SELECT count(*) FROM archive_backlog WHERE segment_id IN"
+                f" ({','.join(str(s.id) for s in segments)})"
+            )[0][0]
+            if waiting:
+                log.warning("retention (%s): %d segments deleted before their archive copy",
+                            reason, waiting)  # fmt: skip
+                self.on_unarchived(waiting)
         self.catalog.move_to_garbage(segments, reason, self.clock.now_us())
         collect_garbage(self.catalog, self.data)
         report.deleted.extend(segments)

@@ -18,7 +18,12 @@ from server.protocol.models.analytics import (
     Zone,
     ZoneInput,
 )
-from server.protocol.models.archive import ArchiveStatus
+from server.protocol.models.archive import (
+    ArchiveMode,
+    ArchivePolicy,
+    ArchivePolicyInput,
+    ArchiveStatus,
+)
 from server.protocol.models.auth import (
     AuditEntry,
     Login,
@@ -55,6 +60,9 @@ __all__ = [
     "AnalyticsPatch",
     "AnalyticsSettings",
     "AnalyticsStatus",
+    "ArchiveMode",
+    "ArchivePolicy",
+    "ArchivePolicyInput",
     "ArchiveStatus",
     "AuditEntry",
     "Bookmark",

@@ -26,4 +26,24 @@ class ArchiveStatus(msgspec.Struct):
     upload_errors: int = 0
     archived_segments: int = 0
     archived_bytes: int = 0
-    archive_deleted_segments: int = 0
+    archive_deleted_segments: int = 0  # removed from the bucket by archive_days
+    unarchived_deleted_segments: int = 0  # removed locally (space) before their upload: alarm
+
+
+ArchiveMode = Literal["all", "events", "none"]
+
+
+class ArchivePolicy(msgspec.Struct):
+    """A camera's archive policy: its own ``mode``, or none to follow ``[archive] mode``;
+    ``effective`` is the one applied."""
+
+    camera: str
+    mode: ArchiveMode | None
+    effective: ArchiveMode
+
+
+class ArchivePolicyInput(msgspec.Struct, forbid_unknown_fields=True):
+    """``mode`` 'all', 'events' (event and bookmark ranges, padded) or 'none'; null: the
+    ``[archive] mode`` default."""
+
+    mode: ArchiveMode | None
