@@ -80,7 +80,7 @@ def make_app(ctx: ApiContext) -> web.Application:
         AuthRoutes(sec),
         UserRoutes(sec),
         CameraRoutes(catalog, ctx.recorder, ctx.data, ctx.clock, sec, ctx.analytics, ctx.sync),
-        RecordingRoutes(catalog, ctx.data, sec),
+        RecordingRoutes(catalog, ctx.data, sec, ctx.archiver),
         BookmarkRoutes(catalog, ctx.clock, sec),
         ExportRoutes(ctx.exports, sec),
         LayoutRoutes(Layouts(catalog), sec, ctx.clock),

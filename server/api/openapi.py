@@ -12,6 +12,7 @@ import msgspec
 
 from server import __version__
 from server.api.analytics import AnalyticsRoutes
+from server.api.archive import ArchiveRoutes
 from server.api.auth import AuthRoutes
 from server.api.bookmarks import BookmarkRoutes
 from server.api.cameras import CameraRoutes
@@ -39,6 +40,7 @@ GROUPS: tuple[type[RouteGroup], ...] = (
     LayoutRoutes,
     AnalyticsRoutes,
     WhepRoutes,
+    ArchiveRoutes,
 )
 
 ERRORS = {

@@ -5,6 +5,7 @@ counts as archived only once the store has confirmed the whole object."""
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 
 from server.catalog import Catalog, SegmentRow
@@ -38,6 +39,19 @@ class Backlog:
     segments: int
     bytes: int
     oldest_us: int | None
+
+
+def insert_archived(
+    c: sqlite3.Connection, s: SegmentRow, camera_id: str, stream: str, key: str, sha256: str,
+    now_us: int,
+) -> None:  # fmt: skip
+    c.execute(
+        "INSERT OR REPLACE INTO archived (segment_id, camera_id, stream, start_us, end_us, key,"
+        " bytes, sha256, archived_us, media_duration_us, frames, codec, width, height,"
+        " fragment_index) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (s.id, camera_id, stream, s.start_us, s.end_us, key, s.bytes, sha256, now_us,
+         s.media_duration_us, s.frames, s.codec, s.width, s.height, s.fragment_index),
+    )  # fmt: skip
 
 
 class Ledger:
@@ -88,12 +102,7 @@ class Ledger:
         s = p.segment
         with self.catalog.transaction() as c:
             c.execute("DELETE FROM archive_backlog WHERE segment_id = ?", (s.id,))
-            c.execute(
-                "INSERT OR REPLACE INTO archived (segment_id, camera_id, stream, start_us,"
-                " end_us, key, bytes, sha256, archived_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (s.id, p.camera_id, p.stream, s.start_us, s.end_us, key, s.bytes, sha256,
-                 now_us),
-            )  # fmt: skip
+            insert_archived(c, s, p.camera_id, p.stream, key, sha256, now_us)
 
     def backlog(self) -> Backlog:
         (n, nbytes, oldest), = self.catalog.read(
@@ -184,3 +193,43 @@ class Ledger:
         """A new policy applies to segments still in the backlog, not to those already sent."""
         with self.catalog.transaction() as c:
             c.execute("UPDATE cameras SET archive_mode = ? WHERE id = ?", (mode, camera_id))
+
+    def archive_only(
+        self, camera_id: str, stream: str, start_us: int, end_us: int, stream_id: int
+    ) -> list[SegmentRow]:
+        """Archived segments of a stream overlapping [start_us, end_us) whose local row is
+        gone, as segment rows (``path`` is the object key)."""
+        rows = self.catalog.read(
+            "SELECT a.segment_id, a.start_us, a.end_us, a.media_duration_us, a.key, a.bytes,"
+            " a.frames, a.codec, a.width, a.height, a.fragment_index, a.sha256 FROM archived a"
+            " WHERE a.camera_id = ? AND a.stream = ? AND a.end_us > ? AND a.start_us < ?"
+            " AND NOT EXISTS (SELECT 1 FROM segments s WHERE s.id = a.segment_id)"
+            " ORDER BY a.start_us",
+            (camera_id, stream, start_us, end_us),
+        )
+        return [SegmentRow(r[0], stream_id, 0, r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8],
+                           r[9], r[10], "closed", r[11]) for r in rows]  # fmt: skip
+
+    def archived_ids(self, ids: list[int]) -> set[int]:
+        if not ids:
+            return set()
+        rows = self.catalog.read(
+            f"SELECT segment_id FROM archived WHERE segment_id IN ({','.join('?' * len(ids))})",
+            ids,
+        )
+        return {r[0] for r in rows}
+
+    def locations(
+        self, stream_id: int, camera_id: str, stream: str, start_us: int, end_us: int
+    ) -> list[tuple[int, int, str]]:
+        """(start, end, 'local' | 'both' | 'archived') of a stream's segments in a window."""
+        return self.catalog.read(
+            "SELECT s.start_us, s.end_us, CASE WHEN EXISTS (SELECT 1 FROM archived a"
+            " WHERE a.segment_id = s.id) THEN 'both' ELSE 'local' END FROM segments s"
+            " WHERE s.stream_id = ? AND s.end_us > ? AND s.start_us < ?"
+            " UNION ALL SELECT a.start_us, a.end_us, 'archived' FROM archived a"
+            " WHERE a.camera_id = ? AND a.stream = ? AND a.end_us > ? AND a.start_us < ?"
+            " AND NOT EXISTS (SELECT 1 FROM segments s WHERE s.id = a.segment_id)"
+            " ORDER BY 1",
+            (stream_id, start_us, end_us, camera_id, stream, start_us, end_us),
+        )

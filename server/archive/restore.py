@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 import msgspec
 
 from server.archive import manifest as m
+from server.archive.ledger import insert_archived
 from server.archive.store import ArchiveStore
-from server.catalog import Catalog
+from server.catalog import Catalog, SegmentRow
 from server.datadir import DataDir
 from server.protocol.files import makedirs_durable, write_atomic
 from server.protocol.timeutil import now_us
@@ -103,12 +104,12 @@ def _restore(store: ArchiveStore, data: DataDir, catalog: Catalog) -> RestoreSum
                  key, seg.size, seg.frames, seg.codec, seg.width, seg.height,
                  seg.fragment_index, seg.sha256),
             )  # fmt: skip
-            c.execute(
-                "INSERT INTO archived (segment_id, camera_id, stream, start_us, end_us, key,"
-                " bytes, sha256, archived_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (seg.segment_id, seg.camera_id, seg.stream, seg.start_us, seg.end_us, key,
-                 seg.size, seg.sha256, now),
+            row = SegmentRow(
+                seg.segment_id, stream_id, run, seg.start_us, seg.end_us, seg.media_duration_us,
+                key, seg.size, seg.frames, seg.codec, seg.width, seg.height, seg.fragment_index,
+                "closed", seg.sha256,
             )  # fmt: skip
+            insert_archived(c, row, seg.camera_id, seg.stream, key, seg.sha256, now)
         summary.segments += 1
         summary.bytes += len(body)
     for (cam, stream), run in runs.items():

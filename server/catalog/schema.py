@@ -311,7 +311,14 @@ CREATE TABLE archived (
     bytes INTEGER NOT NULL CHECK (bytes >= 0),  -- object size
     sha256 TEXT NOT NULL                  -- hex SHA-256 the store checked on upload
         CHECK (length(sha256) = 64 AND sha256 NOT GLOB '*[^0-9a-f]*'),
-    archived_us INTEGER NOT NULL          -- when the store confirmed it
+    archived_us INTEGER NOT NULL,         -- when the store confirmed it
+    -- the rest of the segment's row, so footage whose local copy is gone still lists and plays
+    media_duration_us INTEGER NOT NULL CHECK (media_duration_us >= 0),  -- camera clock
+    frames INTEGER NOT NULL CHECK (frames >= 0),  -- video samples
+    codec TEXT NOT NULL CHECK (codec IN ('h264', 'hevc')),  -- as in segments
+    width INTEGER NOT NULL CHECK (width > 0),     -- coded picture width
+    height INTEGER NOT NULL CHECK (height > 0),   -- coded picture height
+    fragment_index BLOB NOT NULL          -- server.protocol.fragindex encoding
 ) STRICT;
 CREATE INDEX archived_camera_start ON archived (camera_id, start_us);
 CREATE INDEX archived_end ON archived (end_us);
