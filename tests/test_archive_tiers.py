@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +18,6 @@ import pytest
 
 from server.archive import Archiver, ArchiveStore
 from server.archive.ledger import Ledger
-from server.archive.restore import restore
 from server.archive.store import Credentials
 from server.archive.verify import verify_archive
 from server.catalog import Catalog, SegmentRow
@@ -26,7 +27,7 @@ from server.protocol.fragindex import encode_fragment_index
 from server.protocol.timeutil import US_PER_SECOND, now_us
 from server.recording.retention import Retention, VolumeLimits
 from server.recording.segmenter import segment_relpath
-from tests.conftest import wait_until
+from tests.conftest import ROOT, wait_until
 from tests.s3server import ACCESS_KEY, SECRET_KEY, SeaweedS3
 
 S = US_PER_SECOND
@@ -212,8 +213,27 @@ def test_restore_rebuilds_cameras_segments_and_events_from_the_bucket(site, tmp_
     wait_until(lambda: s.drained() and s.catalog.read("SELECT count(*) FROM archive_events")[0][0],
                30, "segments and the event sent")  # fmt: skip
     new = DataDir(tmp_path / "restored")
-    summary = restore(s.store, new)
-    assert (summary.cameras, summary.segments, summary.events) == (1, 4, 1), summary
+    config = tmp_path / "restore.toml"
+    config.write_text(
+        f'[archive]\nendpoint = "{s.cfg.endpoint}"\nbucket = "{s.cfg.bucket}"\n'
+        f'prefix = "{s.cfg.prefix}"\ncredentials_file = "{tmp_path / "keys.toml"}"\n'
+    )
+    (tmp_path / "keys.toml").write_text(
+        f'access_key = "{ACCESS_KEY}"\nsecret_key = "{SECRET_KEY}"\n'
+    )
+    cli = subprocess.run(
+        [sys.executable, "-m", "server", "archive", "restore", "--data-dir", str(new.root),
+         "--config", str(config)],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+    )  # fmt: skip
+    assert cli.returncode == 0, cli.stdout + cli.stderr
+    assert "restored 1 camera(s), 4 segment(s)" in cli.stdout and "1 event(s)" in cli.stdout
+    again = subprocess.run(
+        [sys.executable, "-m", "server", "archive", "restore", "--data-dir", str(new.root),
+         "--config", str(config)],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+    )  # fmt: skip
+    assert again.returncode == 1 and "empty data directory" in again.stderr
     cat = Catalog(new.catalog)
     try:
         (cam,) = cat.cameras()
