@@ -51,8 +51,10 @@ ERRORS = {
     409: "Conflict with the current state",
     413: "Body too large",
     415: "Unsupported media type",
+    416: "Range not satisfiable",
     422: "Refused (the message says why)",
     429: "Too many failed logins",
+    502: "The archive's object store did not answer (docs/design/archive.md)",
     503: "The service behind the route is not running on this recorder",
 }
 

@@ -213,7 +213,8 @@ class Archiver:
         self._send_camera(p.camera_id)
         size = path.stat().st_size
         with path.open("rb") as f:
-            self.store.put(seg.path, ThrottledReader(f, self.bucket), size, sha, "video/mp4")
+            body = ThrottledReader(f, self.bucket) if self.bucket.rate else f
+            self.store.put(seg.path, body, size, sha, "video/mp4")
         doc = m.encode(m.SegmentManifest(
             m.VERSION, seg.id, p.camera_id, p.stream, seg.start_us, seg.end_us,
             seg.media_duration_us, size, seg.frames, seg.codec, seg.width, seg.height,
