@@ -119,10 +119,12 @@ class SeaweedS3:
             self.proc.wait(10)
 
     def stop(self) -> None:
+        """SIGTERM, then SIGKILL after 2 s: weed takes ~15 s to stop cleanly, and the tests
+        throw its data away."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:
-                self.proc.wait(15)
+                self.proc.wait(2)
             except subprocess.TimeoutExpired:
                 self.kill()
 
