@@ -209,9 +209,21 @@ def test_restore_rebuilds_cameras_segments_and_events_from_the_bucket(site, tmp_
         c.execute("INSERT INTO events (id, camera_id, kind, label, score, start_us, end_us, box,"
                   " snapshot) VALUES (7, 'door', 'object', 'car', 0.8, ?, ?, '[1, 2, 3, 4]', ?)",
                   (t0 + 5 * S, t0 + 8 * S, "snapshots/door/1.jpg"))  # fmt: skip
+    hour = time.strftime("%Y%m%d%H", time.gmtime(s.clock.t / S - 7200))
+    now_hour = time.strftime("%Y%m%d%H", time.gmtime(s.clock.t / S))
+    meta = {f"metadata/tracks/door/{hour}.parquet": b"PAR1 tracks PAR1",
+            f"metadata/motion/door/{hour}.motion": b"VGMOTN01" + bytes(8),
+            f"metadata/motion/door/{now_hour}.motion": b"VGMOTN01 still being written"}  # fmt: skip
+    for rel, body in meta.items():
+        (s.data.root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (s.data.root / rel).write_bytes(body)
     s.archiver.start()
     wait_until(lambda: s.drained() and s.catalog.read("SELECT count(*) FROM archive_events")[0][0],
                30, "segments and the event sent")  # fmt: skip
+    s.archiver.send_metadata_once()  # (the housekeeping thread may have sent them already)
+    assert s.archiver.send_metadata_once() == 0, "unchanged files are not sent again"
+    sent = {k[len(s.cfg.prefix) :] for k in s.s3.objects(s.cfg.prefix + "metadata/")}
+    assert sent == set(list(meta)[:2]), "only hours that are over"
     new = DataDir(tmp_path / "restored")
     config = tmp_path / "restore.toml"
     config.write_text(
@@ -228,6 +240,9 @@ def test_restore_rebuilds_cameras_segments_and_events_from_the_bucket(site, tmp_
     )  # fmt: skip
     assert cli.returncode == 0, cli.stdout + cli.stderr
     assert "restored 1 camera(s), 4 segment(s)" in cli.stdout and "1 event(s)" in cli.stdout
+    assert "2 track/motion file(s)" in cli.stdout
+    for rel in list(meta)[:2]:
+        assert (new.root / rel).read_bytes() == meta[rel]
     again = subprocess.run(
         [sys.executable, "-m", "server", "archive", "restore", "--data-dir", str(new.root),
          "--config", str(config)],

@@ -233,3 +233,16 @@ class Ledger:
             " ORDER BY 1",
             (stream_id, start_us, end_us, camera_id, stream, start_us, end_us),
         )
+
+    def sent_files(self) -> dict[str, tuple[int, int]]:
+        """path -> (size, mtime_ns) of the metadata files in the bucket."""
+        return {r[0]: (r[1], r[2]) for r in self.catalog.read(
+            "SELECT path, size, mtime_ns FROM archive_files")}  # fmt: skip
+
+    def mark_file(self, path: str, size: int, mtime_ns: int, sha256: str, now_us: int) -> None:
+        with self.catalog.transaction() as c:
+            c.execute(
+                "INSERT OR REPLACE INTO archive_files (path, size, mtime_ns, sha256, archived_us)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (path, size, mtime_ns, sha256, now_us),
+            )

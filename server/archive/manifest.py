@@ -5,6 +5,8 @@
 - the same key + ``.json``: its ``SegmentManifest`` (times, codec, fragment index, SHA-256)
 - ``catalog/cameras/<camera>.json``: ``CameraManifest``
 - ``catalog/events/<id>.json`` and ``.jpg``: ``EventManifest`` and the event's snapshot
+- ``metadata/tracks/<camera>/<YYYYMMDDHH>.parquet`` and ``metadata/motion/<camera>/
+  <YYYYMMDDHH>.motion``: the hourly track and motion files, once their hour is over
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ VERSION = 1
 CAMERAS = "catalog/cameras/"
 EVENTS = "catalog/events/"
 RECORDINGS = "recordings/"
+METADATA = "metadata/"
+HOURLY = (("tracks", ".parquet"), ("motion", ".motion"))  # under metadata/
 
 
 class SegmentManifest(msgspec.Struct, forbid_unknown_fields=True):

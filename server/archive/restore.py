@@ -35,12 +35,15 @@ class RestoreSummary:
     segments: int = 0
     bytes: int = 0
     events: int = 0
+    metadata_files: int = 0  # hourly track and motion files
     problems: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
-        lines = [*self.problems, f"restored {self.cameras} camera(s), {self.segments} segment(s) "
-                 f"({self.bytes} bytes), {self.events} event(s)"]  # fmt: skip
-        return "\n".join(lines)
+        last = (
+            f"restored {self.cameras} camera(s), {self.segments} segment(s) ({self.bytes} bytes),"
+            f" {self.events} event(s), {self.metadata_files} track/motion file(s)"
+        )
+        return "\n".join([*self.problems, last])
 
 
 def restore(store: ArchiveStore, data: DataDir) -> RestoreSummary:
@@ -115,6 +118,11 @@ def _restore(store: ArchiveStore, data: DataDir, catalog: Catalog) -> RestoreSum
     for (cam, stream), run in runs.items():
         last = catalog.last_end_us(_stream(catalog, cam, stream))
         catalog.end_run(run, last or 0, "restored from archive")
+    for key, _size in store.list(m.METADATA):
+        target = data.root / key
+        makedirs_durable(target.parent)
+        write_atomic(target, store.get(key))
+        summary.metadata_files += 1
     for key, _size in store.list(m.EVENTS):
         if not key.endswith(".json"):
             continue

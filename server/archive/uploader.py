@@ -11,9 +11,11 @@ segment closes), uploads ended events and their snapshots, and applies ``archive
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from server.archive import manifest as m
@@ -35,6 +37,8 @@ DAY_US = 86_400 * US_PER_SECOND
 IDLE_S = 1.0  # an idle thread looks at the backlog this often (and when woken)
 HOUSEKEEPING_S = 1.0
 RETENTION_EVERY_S = 60.0
+METADATA_EVERY_S = 300.0
+HOUR_GRACE_US = 10 * 60 * US_PER_SECOND  # an hour's files are sent this long after it ends
 
 
 class Archiver:
@@ -55,6 +59,7 @@ class Archiver:
         self._probing = False
         self._cameras_sent: set[str] = set()
         self._threads: list[threading.Thread] = []
+        self._metadata_lock = threading.Lock()
         self.state: str = "starting"
         self.error: str | None = None
         self.error_us: int | None = None
@@ -246,8 +251,6 @@ class Archiver:
         return False
 
     def _put_bytes(self, key: str, data: bytes, content_type: str) -> None:
-        import hashlib
-
         self.bucket.take(len(data))
         self.store.put(key, data, len(data), hashlib.sha256(data).hexdigest(), content_type)
         with self._lock:
@@ -276,7 +279,7 @@ class Archiver:
     # --- housekeeping -------------------------------------------------------------------
 
     def _housekeeping(self) -> None:
-        next_retention = 0.0
+        next_retention = next_metadata = 0.0
         while not self._stop.is_set():
             try:
                 if time.monotonic() >= self._paused_until and self.state != "ok":
@@ -291,6 +294,9 @@ class Archiver:
                     if time.monotonic() >= next_retention:
                         next_retention = time.monotonic() + RETENTION_EVERY_S
                         self.expire_once()
+                    if time.monotonic() >= next_metadata:
+                        next_metadata = time.monotonic() + METADATA_EVERY_S
+                        self.send_metadata_once()
             except StoreError as exc:
                 self._failed(exc)
             except Exception as exc:
@@ -316,6 +322,38 @@ class Archiver:
             self._put_bytes(f"{m.EVENTS}{eid}.json", m.encode(doc), "application/json")
             self.ledger.mark_event(eid, self.clock.now_us())
 
+    def send_metadata_once(self) -> int:
+        """Hourly track and motion files whose hour ended (plus a grace) and that are not in the
+        bucket as they are now (a late rewrite is sent again). Returns how many were sent."""
+        with self._metadata_lock:
+            sent = self.ledger.sent_files()
+            modes = {c: m for c, m in self.catalog.read("SELECT id, archive_mode FROM cameras")}
+            done_before = self.clock.now_us() - HOUR_GRACE_US
+            count = 0
+            for kind, suffix in m.HOURLY:
+                root = self.data_root / "metadata" / kind
+                for path in sorted(root.glob(f"*/*{suffix}")) if root.is_dir() else []:
+                    camera = path.parent.name
+                    if (modes.get(camera) or self.cfg.mode) == "none":
+                        continue
+                    if not _hour_over(path.stem, done_before):
+                        continue
+                    st = path.stat()
+                    rel = path.relative_to(self.data_root).as_posix()
+                    if sent.get(rel) == (st.st_size, st.st_mtime_ns):
+                        continue
+                    data = path.read_bytes()
+                    digest = hashlib.sha256(data).hexdigest()
+                    self.bucket.take(len(data))
+                    self.store.put(rel, data, len(data), digest)
+                    with self._lock:
+                        self.uploaded_objects += 1
+                        self.uploaded_bytes += len(data)
+                    self.ledger.mark_file(rel, st.st_size, st.st_mtime_ns, digest,
+                                          self.clock.now_us())  # fmt: skip
+                    count += 1
+            return count
+
     def expire_once(self) -> int:
         """``archive_days``: segments older than that leave the bucket (media and manifest);
         returns how many went."""
@@ -331,3 +369,12 @@ class Archiver:
             gone += len(batch)
             log.info("archive retention: %d segments deleted from the bucket", len(batch))
         return gone
+
+
+def _hour_over(stem: str, before_us: int) -> bool:
+    """``YYYYMMDDHH`` names an hour that ended before ``before_us``."""
+    try:
+        start = datetime.strptime(stem, "%Y%m%d%H").replace(tzinfo=UTC)
+    except ValueError:
+        return False
+    return (int(start.timestamp()) + 3600) * US_PER_SECOND <= before_us

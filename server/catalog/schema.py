@@ -323,6 +323,15 @@ CREATE TABLE archived (
 CREATE INDEX archived_camera_start ON archived (camera_id, start_us);
 CREATE INDEX archived_end ON archived (end_us);
 
+CREATE TABLE archive_files (
+    path TEXT PRIMARY KEY,                -- hourly track or motion file, relative to the data dir
+    size INTEGER NOT NULL CHECK (size >= 0),  -- its size when sent
+    mtime_ns INTEGER NOT NULL,            -- its modification time when sent (a rewrite resends)
+    sha256 TEXT NOT NULL                  -- hex SHA-256 the store checked
+        CHECK (length(sha256) = 64 AND sha256 NOT GLOB '*[^0-9a-f]*'),
+    archived_us INTEGER NOT NULL          -- when the store confirmed it
+) STRICT;
+
 CREATE TABLE archive_events (
     event_id INTEGER PRIMARY KEY,         -- events.id whose row (and snapshot) is in the bucket
     archived_us INTEGER NOT NULL          -- when the store confirmed it
