@@ -18,7 +18,7 @@ from server.datadir import DataDir, DataDirBusy, default_data_dir
 
 log = logging.getLogger("vigia-server")
 
-COMMANDS = ("run", "check", "verify", "user", "models", "doctor")
+COMMANDS = ("run", "check", "verify", "user", "models", "doctor", "archive")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -103,6 +103,18 @@ def build_parser() -> argparse.ArgumentParser:
         "(exit status 1 when a check fails)",
     )
     _common(doc)
+    arc = sub.add_parser("archive", help="the copy in object storage ([archive])")
+    arc_sub = arc.add_subparsers(dest="archive_command", required=True, metavar="ACTION")
+    arc_ver = arc_sub.add_parser(
+        "verify", help="read archived segments back and check their SHA-256 against the catalog"
+    )
+    _common(arc_ver)
+    arc_ver.add_argument("--sample", type=int, default=None, metavar="N",
+                         help="check N segments drawn at random (default: all)")  # fmt: skip
+    arc_res = arc_sub.add_parser(
+        "restore", help="rebuild a catalog (cameras, segments, events) from the bucket alone"
+    )
+    _common(arc_res)
     models = sub.add_parser("models", help="detector models")
     models_sub = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
     imp = models_sub.add_parser(
@@ -270,6 +282,48 @@ def cmd_models(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def cmd_archive(args: argparse.Namespace, config: Config) -> int:
+    from server.archive import ArchiveStore, StoreError, load_credentials
+
+    if not config.archive.enabled:
+        print("vigia-server: no [archive] endpoint in the configuration", file=sys.stderr)
+        return 2
+    try:
+        store = ArchiveStore(config.archive, load_credentials(config.archive))
+        store.check()
+    except StoreError as exc:
+        print(f"vigia-server: archive: {exc}", file=sys.stderr)
+        return 2
+    data = _data_dir(args, config)
+    if args.archive_command == "restore":
+        from server.archive.restore import RestoreError, restore
+
+        try:
+            summary = restore(store, data)
+        except (RestoreError, StoreError) as exc:
+            print(f"vigia-server: restore: {exc}", file=sys.stderr)
+            return 1
+        print(summary)
+        return 0
+    from server.archive.ledger import Ledger
+    from server.archive.verify import verify_archive
+    from server.catalog import Catalog
+
+    if not data.catalog.exists():
+        print(f"no catalog at {data.catalog}", file=sys.stderr)
+        return 2
+    catalog = Catalog(data.catalog)
+    try:
+        report = verify_archive(Ledger(catalog), store, args.sample)
+    finally:
+        catalog.close()
+    for problem in report.problems:
+        print(problem)
+    verdict = "OK" if report.ok else f"FAILED: {len(report.problems)} problem(s)"
+    print(f"{verdict}: {report.checked} archived segment(s), {report.bytes} bytes read back")
+    return 0 if report.ok else 1
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     """Config errors are a finding here, not an exit: the rest is checked with the defaults."""
     from server.doctor import FAIL, Finding, run_checks
@@ -306,6 +360,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_verify(args, config)
         if args.command == "models":
             return cmd_models(args, config)
+        if args.command == "archive":
+            return cmd_archive(args, config)
         return cmd_run(args, config)
     except (ConfigError, DataDirBusy) as exc:
         print(f"vigia-server: {exc}", file=sys.stderr)

@@ -264,6 +264,50 @@ class SmtpConfig(_Section):
     timeout_s: Annotated[float, _doc("per message", gt=0, le=300)] = 20.0
 
 
+ARCHIVE_MODES = ("all", "events", "none")
+
+
+class ArchiveConfig(_Section):
+    """``[archive]``: copies of closed segments, event snapshots and the catalog rows that rebuild
+    them in an S3-compatible bucket (docs/design/archive.md). Keys come from the environment
+    (``VIGIA_ARCHIVE_ACCESS_KEY``, ``VIGIA_ARCHIVE_SECRET_KEY``) or ``credentials_file``."""
+
+    endpoint: Annotated[
+        str, _doc("S3-compatible endpoint URL; empty: no archive", pattern=URL_OR_EMPTY)
+    ] = ""
+    bucket: Annotated[str, _doc("bucket, made beforehand")] = "vigia"
+    prefix: Annotated[str, _doc("key prefix for this recorder, e.g. 'site-hq/'")] = ""
+    mode: Annotated[
+        str,
+        _doc("default policy of cameras: 'all', 'events' (event and bookmark ranges) or 'none'",
+             pattern="^(all|events|none)$"),
+    ] = "all"  # fmt: skip
+    archive_days: Annotated[
+        Annotated[float, Meta(gt=0)] | None, _doc("days kept in the bucket; none: forever")
+    ] = 365.0
+    max_bytes_per_s: Annotated[
+        int, _doc("upload bandwidth cap in bytes per second; 0: no cap", ge=0)
+    ] = 0
+    region: Annotated[str, _doc("region name used in request signatures")] = "us-east-1"
+    credentials_file: Annotated[
+        str, _doc("file with 'access_key = ...' and 'secret_key = ...' (TOML); empty: environment")
+    ] = ""
+    concurrency: Annotated[int, _doc("uploads at once", ge=1, le=64)] = 4
+    events_pre_s: Annotated[
+        float, _doc("policy 'events': video kept before an event or bookmark", ge=0, le=3600)
+    ] = 10.0
+    events_post_s: Annotated[
+        float, _doc("policy 'events': video kept after an event or bookmark", ge=0, le=3600)
+    ] = 10.0
+    retry_max_s: Annotated[
+        float, _doc("longest wait between tries while the store fails", gt=0, le=3600)
+    ] = 60.0
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.endpoint)
+
+
 class ConfigFile(_Section):
     """The whole file as written: one field per table."""
 
@@ -276,6 +320,7 @@ class ConfigFile(_Section):
     onvif: OnvifConfig = OnvifConfig()
     mqtt: MqttConfig = MqttConfig()
     smtp: SmtpConfig = SmtpConfig()
+    archive: ArchiveConfig = ArchiveConfig()
     cameras: tuple[CameraConfig, ...] = ()
 
 
@@ -289,6 +334,7 @@ SECTIONS: dict[str, type[msgspec.Struct]] = {
     "onvif": OnvifConfig,
     "mqtt": MqttConfig,
     "smtp": SmtpConfig,
+    "archive": ArchiveConfig,
     "cameras": CameraConfig,
 }
 """Table name -> Struct: what the configuration reference lists (``[[cameras]]`` is an array)."""
@@ -331,6 +377,7 @@ class Config(msgspec.Struct, frozen=True):
     onvif: OnvifConfig = OnvifConfig()
     mqtt: MqttConfig = MqttConfig()
     smtp: SmtpConfig = SmtpConfig()
+    archive: ArchiveConfig = ArchiveConfig()
     cameras: tuple[CameraConfig, ...] = ()
 
 
@@ -461,5 +508,6 @@ def load_config(path: Path | None) -> Config:
         onvif=raw.onvif,
         mqtt=raw.mqtt,
         smtp=raw.smtp,
+        archive=raw.archive,
         cameras=raw.cameras,
     )

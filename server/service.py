@@ -25,6 +25,7 @@ from server import __version__
 from server.analytics.service import Analytics
 from server.api.app import ApiContext, make_app
 from server.api.auth import NatsGrants, Security
+from server.archive import Archiver, ArchiveStore, StoreError, load_credentials
 from server.auth import Audit, LoginRateLimiter, Tokens, Users
 from server.auth.housekeeping import AuthHousekeeping
 from server.catalog import Catalog
@@ -65,6 +66,7 @@ class Services:
     analytics: Analytics | None = None
     exports: ExportJobs | None = None  # made with the API, expired by the service loop
     rules: RulesEngine | None = None  # rules and alarms, with the API (docs/design/rules.md)
+    archiver: Archiver | None = None
 
 
 def start_live(config: Config, data: DataDir, clock: Clock) -> tuple[
@@ -184,6 +186,9 @@ def open_services(config: Config, data: DataDir, clock: Clock | None = None) -> 
         )
     if analytics is not None and rules is not None:
         analytics.on_event = rules.feed_event
+    archiver = make_archiver(config, catalog, data, clock) if "record" in roles else None
+    if archiver is not None:
+        retention.on_unarchived = archiver.note_unarchived_deleted
     return Services(
         data,
         catalog,
@@ -196,7 +201,21 @@ def open_services(config: Config, data: DataDir, clock: Clock | None = None) -> 
         fanout,
         analytics,
         rules=rules,
+        archiver=archiver,
     )
+
+
+def make_archiver(config: Config, catalog: Catalog, data: DataDir, clock: Clock) -> Archiver | None:
+    """Best effort like live: without keys or a store the recorder records all the same."""
+    if not config.archive.enabled:
+        return None
+    try:
+        credentials = load_credentials(config.archive)
+    except StoreError as exc:
+        log.error("archive disabled: %s", exc)
+        return None
+    store = ArchiveStore(config.archive, credentials, pool=config.archive.concurrency + 2)
+    return Archiver(config.archive, store, catalog, data.root, clock)
 
 
 def apply_camera(catalog: Catalog, cam: CameraConfig, clock: Clock, source: str) -> None:
@@ -275,6 +294,7 @@ async def start_api(config: Config, services: Services) -> tuple[web.AppRunner |
         ),
         onvif=config.onvif,
         rules=services.rules,
+        archiver=services.archiver,
     )
     runner = web.AppRunner(make_app(ctx), access_log=None)
     await runner.setup()
@@ -374,6 +394,8 @@ async def serve(config: Config, services: Services) -> None:
         services.recorder.sync()
     if services.analytics is not None:
         await asyncio.to_thread(services.analytics.start)
+    if services.archiver is not None:
+        services.archiver.start()
     log.info(
         "recording %d streams into %s",
         len(services.recorder.status()),
@@ -438,6 +460,8 @@ async def serve(config: Config, services: Services) -> None:
         if rules_nc is not None:
             with contextlib.suppress(Exception):
                 await rules_nc.close()
+        if services.archiver is not None:
+            await asyncio.to_thread(services.archiver.stop)
         if services.analytics is not None:
             try:
                 await asyncio.to_thread(services.analytics.stop)

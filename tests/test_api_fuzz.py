@@ -22,8 +22,10 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from server.api.app import ApiContext, make_app
 from server.api.auth import Security
 from server.api.openapi import openapi_document
+from server.archive import Archiver, ArchiveStore
+from server.archive.store import Credentials
 from server.auth import Audit, LoginRateLimiter, Tokens, Users
-from server.config import AnalyticsConfig, CameraConfig, Config, NatsConfig
+from server.config import AnalyticsConfig, ArchiveConfig, CameraConfig, Config, NatsConfig
 from server.datadir import DataDir
 from server.export.jobs import ExportJobs
 from server.service import open_services
@@ -82,7 +84,13 @@ def server(
         analytics=services.analytics,
         fanout=services.fanout,
         rules=services.rules,
-    )
+        # the archive's routes answer from the catalog; never started, it makes no request
+        archiver=Archiver(
+            ArchiveConfig(endpoint="http://127.0.0.1:9"), ArchiveStore(
+                ArchiveConfig(endpoint="http://127.0.0.1:9"), Credentials("fuzz", "fuzz")),
+            services.catalog, data.root, c,
+        ),
+    )  # fmt: skip
     admin = users.get("admin")
     assert admin is not None
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from server.api.analytics import AnalyticsCollector, AnalyticsRoutes
+from server.api.archive import ArchiveRoutes
 from server.api.auth import AuthRoutes, Security
 from server.api.bookmarks import BookmarkRoutes
 from server.api.cameras import CameraRoutes
@@ -19,7 +20,7 @@ from server.api.discovery import DiscoveryRoutes
 from server.api.errors import error_middleware
 from server.api.exports import ExportRoutes
 from server.api.layouts import LayoutRoutes
-from server.api.metrics import Metrics
+from server.api.metrics import ArchiveCollector, Metrics
 from server.api.openapi import openapi_document
 from server.api.ptz import PtzRoutes
 from server.api.recordings import RecordingRoutes
@@ -41,6 +42,7 @@ from server.webrtc.sessions import WebRtcSettings, WhepSessions
 
 if TYPE_CHECKING:
     from server.analytics.service import Analytics
+    from server.archive import Archiver
     from server.rules.engine import RulesEngine
 
 
@@ -66,6 +68,7 @@ class ApiContext:
     allowed_hosts: tuple[str, ...] = ()  # the web viewer's Host names beyond the machine's
     live_connected: Callable[[], bool] | None = None  # None: no live distribution here
     storage_state: Callable[[], str] | None = None  # the volume guard's state
+    archiver: Archiver | None = None  # replication to object storage (docs/design/archive.md)
 
     def sync(self) -> None:
         self.recorder.sync()
@@ -90,14 +93,14 @@ def make_app(ctx: ApiContext) -> web.Application:
     groups: list[RouteGroup] = [
         ServerRoutes(ctx.recorder, ctx.clock, ctx.server_id, ctx.name, metrics.handle,
                      openapi_document, ctx.metrics_token, ctx.live_connected,
-                     ctx.storage_state),
+                     ctx.storage_state, ctx.archiver),
         ViewerRoutes(),
         AuthRoutes(sec),
         UserRoutes(sec),
         CameraRoutes(catalog, ctx.recorder, ctx.data, ctx.clock, sec, ctx.analytics, ctx.sync),
         ptz,
         DiscoveryRoutes(catalog, ctx.onvif),
-        RecordingRoutes(catalog, ctx.data, sec),
+        RecordingRoutes(catalog, ctx.data, sec, ctx.archiver),
         BookmarkRoutes(catalog, ctx.clock, sec),
         ExportRoutes(ctx.exports, sec),
         LayoutRoutes(Layouts(catalog), sec, ctx.clock),
@@ -106,6 +109,7 @@ def make_app(ctx: ApiContext) -> web.Application:
         ),
         whep,
         RuleRoutes(ctx.rules, catalog, sec, _known_labels(ctx)),
+        ArchiveRoutes(ctx.archiver, catalog, sec),
     ]  # fmt: skip
     for group in groups:
         group.add_to(app.router)
@@ -114,6 +118,8 @@ def make_app(ctx: ApiContext) -> web.Application:
     metrics.registry.register(WhepCollector(whep.sessions))
     if ctx.analytics is not None:
         metrics.registry.register(AnalyticsCollector(ctx.analytics))
+    if ctx.archiver is not None:
+        metrics.registry.register(ArchiveCollector(ctx.archiver))
 
     async def close_sessions(_app: web.Application) -> None:
         if whep.sessions is not None and whep.sessions.recheck_user in sec.rights_watchers:

@@ -20,6 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram,
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from server.archive import Archiver
 from server.catalog import Catalog
 from server.datadir import DataDir
 from server.recorder import Recorder
@@ -72,6 +73,46 @@ class RecorderCollector(Collector):
         usage = shutil.disk_usage(self.data.root)
         yield GaugeMetricFamily("vigia_volume_free_bytes", "Free bytes on the recordings volume",
                                 value=usage.free)  # fmt: skip
+
+
+class ArchiveCollector(Collector):
+    """Replication to object storage (docs/design/archive.md): backlog, uploads, errors."""
+
+    def __init__(self, archiver: Archiver) -> None:
+        self.archiver = archiver
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        st = self.archiver.status()
+        yield GaugeMetricFamily("vigia_archive_up", "1 when the object store answers",
+                                value=1.0 if st.state == "ok" else 0.0)  # fmt: skip
+        yield GaugeMetricFamily(
+            "vigia_archive_backlog_segments",
+            "Closed segments waiting for upload",
+            value=st.backlog_segments,
+        )
+        yield GaugeMetricFamily(
+            "vigia_archive_backlog_bytes", "Bytes waiting for upload", value=st.backlog_bytes
+        )
+        yield GaugeMetricFamily(
+            "vigia_archive_backlog_oldest_age_seconds",
+            "Age of the oldest segment waiting for upload",
+            value=st.backlog_oldest_age_s,
+        )
+        yield CounterMetricFamily(
+            "vigia_archive_uploaded_objects", "Objects stored", value=st.uploaded_objects
+        )
+        yield CounterMetricFamily(
+            "vigia_archive_uploaded_bytes", "Bytes stored", value=st.uploaded_bytes
+        )
+        yield CounterMetricFamily(
+            "vigia_archive_upload_errors", "Failed store requests", value=st.upload_errors
+        )
+        yield GaugeMetricFamily(
+            "vigia_archive_segments", "Segments in the bucket", value=st.archived_segments
+        )
+        yield GaugeMetricFamily(
+            "vigia_archive_bytes", "Bytes of segments in the bucket", value=st.archived_bytes
+        )
 
 
 class Metrics:

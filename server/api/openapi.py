@@ -12,6 +12,7 @@ import msgspec
 
 from server import __version__
 from server.api.analytics import AnalyticsRoutes
+from server.api.archive import ArchiveRoutes
 from server.api.auth import AuthRoutes
 from server.api.bookmarks import BookmarkRoutes
 from server.api.cameras import CameraRoutes
@@ -45,6 +46,7 @@ GROUPS: tuple[type[RouteGroup], ...] = (
     AnalyticsRoutes,
     WhepRoutes,
     RuleRoutes,
+    ArchiveRoutes,
 )
 
 ERRORS = {
@@ -55,9 +57,10 @@ ERRORS = {
     409: "Conflict with the current state",
     413: "Body too large",
     415: "Unsupported media type",
+    416: "Range not satisfiable",
     422: "Refused (the message says why)",
     429: "Too many failed logins",
-    502: "The camera did not answer, or refused the recorder's credentials",
+    502: "The camera or the archive's object store did not answer, or refused (see message)",
     503: "The service behind the route is not running on this recorder",
 }
 

@@ -3,6 +3,7 @@ web viewer's files (public: the page is how one logs in)."""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import ipaddress
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from server import __version__
 from server.api.bodies import json_response
 from server.api.errors import ApiError
 from server.api.routing import API, Handler, Media, Param, Route, RouteGroup
+from server.archive import Archiver
 from server.clock import Clock
 from server.protocol.models import Health, Server
 from server.recorder import Recorder
@@ -48,8 +50,9 @@ class ServerRoutes(RouteGroup):
         metrics_token: str = "",
         live_connected: Callable[[], bool] | None = None,
         storage_state: Callable[[], str] | None = None,
+        archiver: Archiver | None = None,
     ) -> None:
-        self.recorder, self.clock = recorder, clock
+        self.recorder, self.clock, self.archiver = recorder, clock, archiver
         self.server_id, self.name = server_id, name
         self._metrics, self._document = metrics, document
         self._metrics_token = metrics_token
@@ -87,7 +90,10 @@ class ServerRoutes(RouteGroup):
 
     async def server_info(self, request: web.Request) -> web.Response:
         now = self.clock.now_us()
-        return json_response(Server(self.server_id, self.name, __version__, API, now))
+        archive = None
+        if self.archiver is not None:
+            archive = await asyncio.to_thread(self.archiver.status)
+        return json_response(Server(self.server_id, self.name, __version__, API, now, archive))
 
     ROUTES = (
         Route("GET", "/healthz", healthz, "Liveness and stream counts", returns=Health,

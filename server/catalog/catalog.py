@@ -58,6 +58,7 @@ class SegmentRow:
     height: int
     fragment_index: bytes
     state: str
+    sha256: str | None = None  # hex, set when the segment closes (docs/design/archive.md)
 
     @property
     def duration_us(self) -> int:
@@ -139,6 +140,10 @@ class Catalog:
                 for statement in _statements(MIGRATIONS[target]):
                     c.execute(statement)
                 c.execute(f"PRAGMA user_version = {target + 1}")
+
+    def read(self, sql: str, params: Iterable[object] = ()) -> list[tuple]:
+        """Rows of a read-only query, for modules that own their tables (server/archive)."""
+        return self._all(sql, params)
 
     def _one(self, sql: str, params: Iterable[object] = ()) -> tuple | None:
         with self._lock:
@@ -243,8 +248,8 @@ class Catalog:
         with self.transaction() as c:
             cur = c.execute(
                 "INSERT INTO segments (stream_id, run_id, start_us, end_us, media_duration_us,"
-                " path, bytes, frames, codec, width, height, fragment_index, state)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " path, bytes, frames, codec, width, height, fragment_index, state, sha256)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     seg.stream_id,
                     seg.run_id,
@@ -259,6 +264,7 @@ class Catalog:
                     seg.height,
                     seg.fragment_index,
                     seg.state,
+                    seg.sha256,
                 ),
             )
             return int(cur.lastrowid)
@@ -274,11 +280,13 @@ class Catalog:
         frames: int,
         fragment_index: bytes,
         state: str,
+        sha256: str | None = None,
     ) -> None:
         with self.transaction() as c:
             c.execute(
                 "UPDATE segments SET start_us = ?, end_us = ?, media_duration_us = ?, bytes = ?,"
-                " frames = ?, fragment_index = ?, state = ? WHERE id = ?",
+                " frames = ?, fragment_index = ?, state = ?, sha256 = coalesce(?, sha256)"
+                " WHERE id = ?",
                 (
                     start_us,
                     end_us,
@@ -287,6 +295,7 @@ class Catalog:
                     frames,
                     fragment_index,
                     state,
+                    sha256,
                     segment_id,
                 ),
             )
@@ -382,9 +391,15 @@ class Catalog:
         return wrong
 
     def deletable_segments(
-        self, *, before_us: int | None = None, camera_id: str | None = None, limit: int = 500
+        self,
+        *,
+        before_us: int | None = None,
+        camera_id: str | None = None,
+        limit: int = 500,
+        archived_first: bool = False,
     ) -> list[SegmentRow]:
-        """Closed segments, oldest first, that no locked bookmark touches."""
+        """Closed segments, oldest first, that no locked bookmark touches. ``archived_first``:
+        those with a copy in the archive before all others (docs/design/archive.md)."""
         where = ["s.state = 'closed'"]
         params: list[object] = []
         if before_us is not None:
@@ -399,8 +414,11 @@ class Catalog:
             f" WHERE {' AND '.join(where)} AND NOT EXISTS (SELECT 1 FROM bookmarks b"
             " WHERE b.locked = 1 AND b.camera_id = st.camera_id"
             " AND b.start_us < s.end_us AND b.end_us > s.start_us)"
-            " ORDER BY s.start_us, s.id LIMIT ?"
-        )
+            " ORDER BY "
+            + ("NOT EXISTS (SELECT 1 FROM archived a WHERE a.segment_id = s.id), "
+               if archived_first else "")
+            + "s.start_us, s.id LIMIT ?"
+        )  # fmt: skip
         return [SegmentRow(*r) for r in self._all(sql, [*params, limit])]
 
     def move_to_garbage(self, segments: Iterable[SegmentRow], reason: str, now_us: int) -> None:

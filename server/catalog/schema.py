@@ -318,9 +318,76 @@ ALTER TABLE streams ADD COLUMN transport TEXT NOT NULL DEFAULT 'auto'
     -- RTSP lower transport: 'auto' (TCP, then UDP), 'tcp', 'udp', 'multicast', 'http'
     CHECK (transport IN ('auto', 'tcp', 'udp', 'multicast', 'http'));
 """,
+    # 8 -> 9: the archive (docs/design/archive.md): segment hashes, per-camera policy, backlog
+    """
+ALTER TABLE segments ADD COLUMN sha256 TEXT  -- hex SHA-256 of the closed file; NULL: not yet
+    CHECK (sha256 IS NULL OR (length(sha256) = 64 AND sha256 NOT GLOB '*[^0-9a-f]*'));
+ALTER TABLE cameras ADD COLUMN archive_mode TEXT  -- 'all', 'events', 'none'; NULL: [archive] mode
+    CHECK (archive_mode IS NULL OR archive_mode IN ('all', 'events', 'none'));
+
+CREATE TABLE archive_backlog (
+    segment_id INTEGER PRIMARY KEY        -- closed segment waiting for its copy in the bucket
+        REFERENCES segments (id) ON DELETE CASCADE,
+    added_us INTEGER NOT NULL,            -- when it closed (or was queued), µs since epoch UTC
+    tries INTEGER NOT NULL DEFAULT 0      -- failed uploads so far
+        CHECK (tries >= 0),
+    next_try_us INTEGER NOT NULL DEFAULT 0,  -- not tried again before this time
+    last_error TEXT                       -- why the last try failed; NULL: not tried or no error
+) STRICT;
+CREATE INDEX archive_backlog_next ON archive_backlog (next_try_us, segment_id);
+
+CREATE TABLE archived (
+    segment_id INTEGER PRIMARY KEY,       -- the segment's id; no foreign key: the copy outlives
+                                          -- the local file and its row
+    camera_id TEXT NOT NULL,              -- camera slug
+    stream TEXT NOT NULL                  -- 'main' or 'sub'
+        CHECK (stream IN ('main', 'sub')),
+    start_us INTEGER NOT NULL,            -- the segment's wall start, µs since epoch UTC
+    end_us INTEGER NOT NULL               -- its wall end
+        CHECK (end_us >= start_us),
+    key TEXT NOT NULL UNIQUE,             -- object key of the media (the manifest is key + '.json')
+    bytes INTEGER NOT NULL CHECK (bytes >= 0),  -- object size
+    sha256 TEXT NOT NULL                  -- hex SHA-256 the store checked on upload
+        CHECK (length(sha256) = 64 AND sha256 NOT GLOB '*[^0-9a-f]*'),
+    archived_us INTEGER NOT NULL,         -- when the store confirmed it
+    -- the rest of the segment's row, so footage whose local copy is gone still lists and plays
+    media_duration_us INTEGER NOT NULL CHECK (media_duration_us >= 0),  -- camera clock
+    frames INTEGER NOT NULL CHECK (frames >= 0),  -- video samples
+    codec TEXT NOT NULL CHECK (codec IN ('h264', 'hevc')),  -- as in segments
+    width INTEGER NOT NULL CHECK (width > 0),     -- coded picture width
+    height INTEGER NOT NULL CHECK (height > 0),   -- coded picture height
+    fragment_index BLOB NOT NULL          -- server.protocol.fragindex encoding
+) STRICT;
+CREATE INDEX archived_camera_start ON archived (camera_id, start_us);
+CREATE INDEX archived_end ON archived (end_us);
+
+CREATE TABLE archive_files (
+    path TEXT PRIMARY KEY,                -- hourly track or motion file, relative to the data dir
+    size INTEGER NOT NULL CHECK (size >= 0),  -- its size when sent
+    mtime_ns INTEGER NOT NULL,            -- its modification time when sent (a rewrite resends)
+    sha256 TEXT NOT NULL                  -- hex SHA-256 the store checked
+        CHECK (length(sha256) = 64 AND sha256 NOT GLOB '*[^0-9a-f]*'),
+    archived_us INTEGER NOT NULL          -- when the store confirmed it
+) STRICT;
+
+CREATE TABLE archive_events (
+    event_id INTEGER PRIMARY KEY,         -- events.id whose row (and snapshot) is in the bucket
+    archived_us INTEGER NOT NULL          -- when the store confirmed it
+) STRICT;
+
+-- every segment that closes joins the backlog (the uploader applies the camera's policy)
+CREATE TRIGGER archive_backlog_close AFTER UPDATE OF state ON segments
+    WHEN OLD.state = 'open' AND NEW.state = 'closed'
+BEGIN
+    INSERT OR IGNORE INTO archive_backlog (segment_id, added_us)
+        VALUES (NEW.id, CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER));
+END;
+INSERT INTO archive_backlog (segment_id, added_us)
+    SELECT id, end_us FROM segments WHERE state = 'closed';
+""",
 ]
 
-# 8 -> 9: rules, alarms and failed notifications (docs/design/rules.md)
+# 9 -> 10: rules, alarms and failed notifications (docs/design/rules.md)
 RULES_MIGRATION = """
 CREATE TABLE rules (
     id INTEGER PRIMARY KEY,               -- stable id used by the API (/rules/{id})

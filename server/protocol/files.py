@@ -3,6 +3,7 @@ entries change, write a file whole, keep an unreadable file aside (standard libr
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 import time
@@ -80,3 +81,12 @@ def move_aside(path: Path) -> Path:
     aside = path.with_name(f"{path.name}.bad-{int(time.time())}")
     path.replace(aside)
     return aside
+
+
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB pieces (hashlib releases the GIL on each)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()

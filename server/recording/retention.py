@@ -63,6 +63,9 @@ class Retention:
         self.clock = clock
         self.free_bytes = free_bytes
         self.guard = guard  # the catalog reserve and the volume state (docs/design/recording.md)
+        # with an archive, segments without a copy go last, and each one that goes is reported
+        # (docs/design/archive.md); set by the service
+        self.on_unarchived: Callable[[int], None] | None = None
 
     def run_guarded(self) -> RetentionReport | None:
         """``run_once`` for the service loop: a failure (disk full, I/O error) is reported in
@@ -128,7 +131,9 @@ class Retention:
         """Delete the fewest oldest segments whose bytes add up to ``need``; returns what is
         still missing (0 when done)."""
         while need > 0:
-            batch = self.catalog.deletable_segments(limit=64)
+            batch = self.catalog.deletable_segments(
+                limit=64, archived_first=self.on_unarchived is not None
+            )
             if not batch:
                 log.warning("retention (%s): %d bytes over, nothing left to delete", reason, need)
                 return need
@@ -142,6 +147,15 @@ class Retention:
         return 0
 
     def _delete(self, segments: list[SegmentRow], reason: str, report: RetentionReport) -> None:
+        if self.on_unarchived is not None:
+            waiting = self.catalog.read(
+                "SELECT count(*) FROM archive_backlog WHERE segment_id IN"
+                f" ({','.join(str(s.id) for s in segments)})"
+            )[0][0]
+            if waiting:
+                log.warning("retention (%s): %d segments deleted before their archive copy",
+                            reason, waiting)  # fmt: skip
+                self.on_unarchived(waiting)
         self.catalog.move_to_garbage(segments, reason, self.clock.now_us())
         collect_garbage(self.catalog, self.data)
         report.deleted.extend(segments)

@@ -20,7 +20,7 @@ from pathlib import Path
 import av
 
 from server.catalog import Catalog, SegmentRow
-from server.protocol.files import makedirs_durable, rename_durable
+from server.protocol.files import file_sha256, makedirs_durable, rename_durable
 from server.protocol.fragindex import encode_fragment_index
 from server.protocol.timeutil import US_PER_SECOND, rescale
 from server.recording.fmp4 import Fmp4Writer, WrittenFragment
@@ -302,7 +302,7 @@ class StreamRecorder:
         self.catalog.update_segment(
             row.id, start_us=row.start_us, end_us=row.end_us,
             media_duration_us=row.media_duration_us, bytes_=row.bytes, frames=row.frames,
-            fragment_index=row.fragment_index, state=row.state,
+            fragment_index=row.fragment_index, state=row.state, sha256=row.sha256,
         )  # fmt: skip
 
     def _close_segment(self, seg: _OpenSegment) -> None:
@@ -325,6 +325,8 @@ class StreamRecorder:
             return
         final = self.data_dir / seg.row.path
         rename_durable(seg.writer.path, final)
+        # once, while the file is in the page cache: the archive and its audits compare to it
+        seg.row = _replace_row(seg.row, sha256=file_sha256(final))
         self._floor_us = max(self._floor_us, seg.row.end_us)
         self._update_row(seg.row)
         self._chain_end_us = seg.row.end_us

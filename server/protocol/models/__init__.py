@@ -18,6 +18,12 @@ from server.protocol.models.analytics import (
     Zone,
     ZoneInput,
 )
+from server.protocol.models.archive import (
+    ArchiveMode,
+    ArchivePolicy,
+    ArchivePolicyInput,
+    ArchiveStatus,
+)
 from server.protocol.models.auth import (
     AuditEntry,
     Login,
@@ -54,6 +60,7 @@ from server.protocol.models.recordings import (
     BookmarkInput,
     BookmarkPatch,
     Fragment,
+    Location,
     Range,
     Recordings,
     Segment,
@@ -65,6 +72,10 @@ __all__ = [
     "AnalyticsPatch",
     "AnalyticsSettings",
     "AnalyticsStatus",
+    "ArchiveMode",
+    "ArchivePolicy",
+    "ArchivePolicyInput",
+    "ArchiveStatus",
     "AuditEntry",
     "Bookmark",
     "BookmarkInput",
@@ -84,6 +95,7 @@ __all__ = [
     "Health",
     "Layout",
     "LayoutInput",
+    "Location",
     "Login",
     "Micros",
     "MotionRanges",

@@ -29,11 +29,22 @@ class Segment(msgspec.Struct):
     state: Literal["open", "closed"]
     init_bytes: int
     fragments: list[Fragment]
+    # where the file is: 'local', 'archived' (object storage only; the media route proxies
+    # it) or 'both' (docs/design/archive.md)
+    location: Literal["local", "archived", "both"] = "local"
 
 
 class Range(msgspec.Struct):
     start_us: Micros
     end_us: Micros
+
+
+class Location(msgspec.Struct):
+    """A recorded range and where its footage is (docs/design/archive.md)."""
+
+    start_us: Micros
+    end_us: Micros
+    where: Literal["local", "archived", "both"]
 
 
 class Recordings(msgspec.Struct):
@@ -43,6 +54,7 @@ class Recordings(msgspec.Struct):
     end_us: Micros
     ranges: list[Range]
     gaps: list[Range]
+    locations: list[Location] = []  # with an archive: ranges split by where the footage is
 
 
 class Bookmark(msgspec.Struct):

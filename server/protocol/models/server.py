@@ -6,6 +6,7 @@ from typing import Literal
 
 import msgspec
 
+from server.protocol.models.archive import ArchiveStatus
 from server.protocol.models.common import Micros
 
 
@@ -28,3 +29,4 @@ class Server(msgspec.Struct):
     version: str
     api: str
     time_us: Micros
+    archive: ArchiveStatus | None = None  # none: no [archive] configured
