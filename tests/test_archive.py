@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, ServerProcess, camera_toml, wait_until
-from tests.helpers import free_port
 from tests.s3server import ACCESS_KEY, SECRET_KEY, SeaweedS3
 
 ADMIN_PASSWORD = "archive-test-pass"
@@ -34,12 +33,12 @@ def s3(tmp_path: Path) -> Iterator[SeaweedS3]:
     server.stop()
 
 
-def archive_toml(s3: SeaweedS3, clip: Path, api_port: int, extra: str = "") -> str:
+def archive_toml(s3: SeaweedS3, clip: Path, extra: str = "") -> str:
     archive = "\n".join([
         "[archive]", f'endpoint = "{s3.endpoint}"', f'bucket = "{s3.bucket}"',
         f'prefix = "{PREFIX}"', "retry_max_s = 4", extra,
     ])  # fmt: skip
-    toml = camera_toml([("cam", clip.resolve().as_uri(), None)], archive, api_port=api_port)
+    toml = camera_toml([("cam", clip.resolve().as_uri(), None)], archive)
     return toml.replace("segment_seconds = 15", "segment_seconds = 2")
 
 
@@ -128,11 +127,11 @@ def test_segments_reach_the_bucket_within_30_s_and_play_from_it_once_local_copie
     """Local retention (a 1.5 MB volume cap, ~6 segments) deletes archived segments while
     recording; the segment API lists them as 'archived' and serves their bytes from the bucket
     with HTTP Range, and they decode to the frames recorded."""
-    port = free_port()
-    toml = archive_toml(s3, camera_clips[0][0], port).replace(
+    toml = archive_toml(s3, camera_clips[0][0]).replace(
         "min_free_bytes = 0", "min_free_bytes = 0\nmax_bytes = 1500000\nretention_interval_s = 1"
     )
     rec = start(server_process, toml, keys_env())
+    port = rec.api_port
     wait_until(lambda: len(closed(rec)) >= 4, 60, "4 closed segments")
     first = [r[0] for r in closed(rec)]
     closed_at = {r[0]: r[3] for r in closed(rec)}
@@ -142,11 +141,11 @@ def test_segments_reach_the_bucket_within_30_s_and_play_from_it_once_local_copie
         assert lag_s < 30, f"segment {sid} archived {lag_s:.1f} s after closing"
     assert all(sha and len(sha) == 64 for _, _, sha, _ in closed(rec))
     assert_in_bucket(s3, rec, first)
-    status = server_status(port)["archive"]
+    status = server_status(rec.api_port)["archive"]
     assert status["state"] == "ok" and status["error"] is None
     assert status["archived_segments"] >= len(first) and status["uploaded_bytes"] > 0
     assert f"{PREFIX}catalog/cameras/cam.json" in s3.objects(PREFIX + "catalog/")
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+    with urllib.request.urlopen(f"{rec.base_url}/metrics", timeout=10) as r:
         metrics = r.read().decode()
     assert "vigia_archive_up 1.0" in metrics and "vigia_archive_backlog_segments" in metrics
 
@@ -208,8 +207,7 @@ def test_store_outage_and_kill_9_mid_upload_lose_nothing(
     recording; then, while the backlog drains at a 400 kB/s cap (uploads in flight; the camera
     makes ~125 kB/s), the recorder is killed with SIGKILL and restarted: every segment ends up
     in the bucket once."""
-    port = free_port()
-    toml = archive_toml(s3, camera_clips[0][0], port, "max_bytes_per_s = 400000")
+    toml = archive_toml(s3, camera_clips[0][0], "max_bytes_per_s = 400000")
     rec = start(server_process, toml, keys_env())
     wait_until(lambda: archived(rec), 40, "a first archived segment")
     s3.kill()
@@ -218,7 +216,7 @@ def test_store_outage_and_kill_9_mid_upload_lose_nothing(
     wait_until(lambda: backlog(rec) >= 3, 30, "the backlog to grow while the store is down")
     wait_until(lambda: time.monotonic() - down_at >= 20, 30, "20 s of outage")
     assert len(closed(rec)) >= before + 5, "recording slowed while the store was down"
-    status = server_status(port)["archive"]
+    status = server_status(rec.api_port)["archive"]
     assert status["state"] == "error" and status["backlog_segments"] >= 3, status
     assert status["backlog_bytes"] > 0 and status["backlog_oldest_age_s"] > 5, status
     grown = backlog(rec)
@@ -241,13 +239,10 @@ def test_store_outage_and_kill_9_mid_upload_lose_nothing(
 def test_wrong_secret_is_a_clear_error_within_10_s_and_recording_goes_on(
     s3: SeaweedS3, server_process: Callable[[str], ServerProcess], camera_clips
 ) -> None:
-    port = free_port()
-    rec = start(
-        server_process, archive_toml(s3, camera_clips[0][0], port), keys_env("not-the-secret")
-    )
+    rec = start(server_process, archive_toml(s3, camera_clips[0][0]), keys_env("not-the-secret"))
     started = time.monotonic()
     status = wait_until(
-        lambda: (st := server_status(port)["archive"])["state"] == "error" and st, 10,
+        lambda: (st := server_status(rec.api_port)["archive"])["state"] == "error" and st, 10,
         "the archive's error in /api/v1/server",
     )  # fmt: skip
     assert "SignatureDoesNotMatch" in status["error"] and "secret" in status["error"]
