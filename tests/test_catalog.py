@@ -199,7 +199,7 @@ def test_totals_are_seeded_from_an_older_catalog_and_repaired_by_check(tmp_path:
     ``recount_totals`` finds and repairs totals that no longer match (a hand edit)."""
     path = tmp_path / "c.db"
     conn = sqlite3.connect(path)
-    for version, script in enumerate(MIGRATIONS[:-1]):
+    for version, script in enumerate(MIGRATIONS[:5]):  # as 0.1.0 left it: before the totals (6)
         conn.executescript(script)
         conn.execute(f"PRAGMA user_version = {version + 1}")
     conn.executescript(
