@@ -4,6 +4,10 @@
 <context>
     <name>VideoTile</name>
     <message>
+        <source>Steer the camera: drag, wheel, arrow keys, right-click</source>
+        <translation>Mova a câmera: arraste, roda do mouse, setas, botão direito</translation>
+    </message>
+    <message>
         <source>No signal</source>
         <translation>Sem sinal</translation>
     </message>
@@ -29,6 +33,10 @@
 </context>
 <context>
     <name>MainWindow</name>
+    <message>
+        <source>Alarms</source>
+        <translation>Alarmes</translation>
+    </message>
     <message>
         <source>Live</source>
         <translation>Ao vivo</translation>
