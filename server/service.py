@@ -375,12 +375,19 @@ async def watchdog(interval_s: float) -> None:
         await asyncio.sleep(interval_s)
 
 
-def write_ports(data: DataDir, api: int | None, nats: int | None, mqtt: int | None = None) -> None:
+def write_ports(data: DataDir, ports: dict[str, int | None]) -> bool:
     """Say which ports this run bound (``listen`` may ask for port 0, "any free one"), for
     whoever started it: written whole, with our pid so that a file an earlier run left is
-    told apart. ``null``: that listener is off."""
-    ports = {"pid": os.getpid(), "api": api, "nats": nats, "mqtt": mqtt}
-    write_atomic(data.root / PORTS_FILE, (json.dumps(ports) + "\n").encode())
+    told apart. ``null``: that listener is off. False when it could not be written (a full
+    volume): the service loop tries again once retention has made room, and never stops for
+    it."""
+    body = {"pid": os.getpid(), **ports}
+    try:
+        write_atomic(data.root / PORTS_FILE, (json.dumps(body) + "\n").encode())
+    except OSError as exc:
+        log.warning("cannot write %s yet: %s", PORTS_FILE, exc)
+        return False
+    return True
 
 
 async def serve(config: Config, services: Services) -> None:
@@ -404,8 +411,12 @@ async def serve(config: Config, services: Services) -> None:
     rules_nc = await start_rules(config, services)
     runner, port = await start_api(config, services) if "api" in roles else (None, None)
     nats_srv = services.nats
-    write_ports(services.data, port, nats_srv.port if nats_srv else None,
-                nats_srv.mqtt_port if nats_srv else None)  # fmt: skip
+    ports = {
+        "api": port,
+        "nats": nats_srv.port if nats_srv else None,
+        "mqtt": nats_srv.mqtt_port if nats_srv else None,
+    }
+    ports_written = write_ports(services.data, ports)
     advertiser = None
     if port is not None and config.discovery:
         advertiser = await start_discovery(config, services, port)
@@ -440,6 +451,8 @@ async def serve(config: Config, services: Services) -> None:
                         await asyncio.to_thread(services.exports.expire, before)
                 except Exception:  # a full catalog must not stop the recorder
                     log.exception("purging the audit log and tokens failed")
+            if not ports_written:
+                ports_written = await asyncio.to_thread(write_ports, services.data, ports)
             if loop.time() >= next_summary:
                 log_summary(services.recorder)
                 next_summary = loop.time() + SUMMARY_INTERVAL_S
