@@ -40,7 +40,7 @@ from server.catalog import Catalog  # noqa: E402
 from server.datadir import DataDir  # noqa: E402
 from server.protocol.fragindex import decode_fragment_index  # noqa: E402
 from server.recording.packets import IngestPacket, StreamInfo  # noqa: E402
-from server.recording.segmenter import RecordingSettings, StreamRecorder  # noqa: E402
+from server.recording.segmenter import RecordingSettings, SegmentWriter  # noqa: E402
 from server.service import PORTS_FILE  # noqa: E402
 from server.sim.clips import ClipSpec, make_clip  # noqa: E402
 
@@ -65,7 +65,7 @@ def record_archive(data: DataDir, clip: Path, seconds: int) -> tuple[int, int]:
     catalog = Catalog(data.catalog)
     now = time.time_ns() // 1000
     catalog.upsert_camera("cam", "cam", {"main": ("rtsp://127.0.0.1:1/none", True)}, now_us=now)
-    rec = StreamRecorder(catalog, data.root, "cam", "main", RecordingSettings())
+    rec = SegmentWriter(catalog, data.root, "cam", "main", RecordingSettings())
     info, raw = _packets(clip)
     rec.on_connect(info)
     tb = info.time_base

@@ -661,16 +661,16 @@ def api_main(data_dir: Path, port_path: Path) -> int:
     (they have no files). Nothing is recorded: every camera is disabled."""
     from server.clock import SystemClock
     from server.config import Config
-    from server.recorder import Recorder
     from server.recording.retention import Retention, VolumeLimits
     from server.service import Services, start_api
+    from server.supervisor import IngestSupervisor
 
     data = DataDir(data_dir)
     lock_fd = data.lock()
     catalog = Catalog(data.catalog)
     clock = SystemClock()
     services = Services(
-        data, catalog, Recorder(catalog, data, clock), Retention(
+        data, catalog, IngestSupervisor(catalog, data, clock), Retention(
             catalog, data, VolumeLimits(None, 0), clock
         ), lock_fd, clock,
     )  # fmt: skip

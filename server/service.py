@@ -40,13 +40,13 @@ from server.live.fanout import Fanout
 from server.live.publisher import stream_status_message
 from server.protocol.files import write_atomic
 from server.protocol.timeutil import US_PER_SECOND
-from server.recorder import Recorder
 from server.recording.diskspace import StorageGuard
 from server.recording.recovery import recover
 from server.recording.retention import Retention, VolumeLimits
 from server.rules.engine import RulesEngine
 from server.rules.mqtt import MqttBridge
 from server.sdnotify import notify, watchdog_interval_s
+from server.supervisor import IngestSupervisor
 from server.webrtc.sessions import WebRtcSettings
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ log = logging.getLogger(__name__)
 class Services:
     data: DataDir
     catalog: Catalog
-    recorder: Recorder
+    recorder: IngestSupervisor
     retention: Retention
     lock_fd: int
     clock: Clock
@@ -153,7 +153,7 @@ def open_services(config: Config, data: DataDir, clock: Clock | None = None) -> 
         if rules is not None:
             rules.feed_status(msg)
 
-    recorder = Recorder(
+    recorder = IngestSupervisor(
         catalog,
         data,
         clock,
@@ -237,7 +237,7 @@ PORTS_FILE = "run/ports.json"  # under the data dir
 METADATA_TRIM_INTERVAL_S = 60.0  # events, tracks and motion older than the oldest video go
 
 
-def log_summary(recorder: Recorder) -> None:
+def log_summary(recorder: IngestSupervisor) -> None:
     """One line on how recording goes, and one per stream that is not well."""
     statuses = recorder.status()
     online = sum(1 for s in statuses if s.state == State.ONLINE)

@@ -13,7 +13,7 @@ import pytest
 
 from server.api.app import API
 from server.config import CameraConfig
-from server.recording.segmenter import RecordingSettings, StreamRecorder
+from server.recording.segmenter import RecordingSettings, SegmentWriter
 from server.service import apply_camera
 from tests.conftest import ROOT
 from tests.helpers import clip_packets, ingest_packet
@@ -30,7 +30,7 @@ def api(tmp_path: Path, camera_clips: list):
         apply_camera(
             s.catalog, CameraConfig(cam, cam, "rtsp://127.0.0.1:9/x", enabled=False), s.clock, "api"
         )
-        rec = StreamRecorder(s.catalog, s.data.root, cam, "main", RecordingSettings())
+        rec = SegmentWriter(s.catalog, s.data.root, cam, "main", RecordingSettings())
         info, packets = clip_packets(camera_clips[0][0])
         rec.on_connect(info)
         t0 = s.clock.now_us() - 60_000_000

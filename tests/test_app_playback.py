@@ -20,7 +20,7 @@ from app.loop import AsyncRunner
 from app.playback import ManualTime, PlaybackClock, PlaybackEngine, SegmentFetcher
 from server.catalog import Catalog
 from server.datadir import DataDir
-from server.recording.segmenter import RecordingSettings, StreamRecorder
+from server.recording.segmenter import RecordingSettings, SegmentWriter
 from server.sim.clips import ClipSpec, make_clip, read_frame_number
 from tests.conftest import START_S, ServerProcess, camera_toml, wait_until
 from tests.helpers import clip_packets, ingest_packet
@@ -55,7 +55,7 @@ class Recorder:
 def _record(catalog: Catalog, data: DataDir, camera: str, clip: Path, start_us: int,
             seconds: int, segment_s: int) -> int:  # fmt: skip
     """Record ``seconds`` of a looped clip as if received live from ``start_us``; its end."""
-    rec = StreamRecorder(catalog, data.root, camera, "main",
+    rec = SegmentWriter(catalog, data.root, camera, "main",
                          RecordingSettings(segment_us=segment_s * S))  # fmt: skip
     info, packets = clip_packets(clip, loops=seconds * S // (CLIP_FRAMES * FRAME_US))
     rec.on_connect(info)

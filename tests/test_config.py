@@ -142,7 +142,7 @@ def test_every_key_is_described_for_the_reference() -> None:
     ],
 )
 def test_camera_passwords_never_reach_the_log(url: str, logged: str) -> None:
-    from server.recorder import redact_url
+    from server.supervisor import redact_url
 
     assert redact_url(url) == logged
 

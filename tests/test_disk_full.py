@@ -13,10 +13,10 @@ from server.catalog import Catalog
 from server.clock import SystemClock
 from server.config import CameraConfig, RecordingConfig
 from server.datadir import DataDir
-from server.recorder import Recorder
 from server.recording.recovery import check, recover
 from server.service import apply_camera
 from server.sim.clips import ClipSpec, make_clip
+from server.supervisor import IngestSupervisor
 from tests.conftest import wait_until
 from tests.helpers import decode_errors
 
@@ -46,7 +46,7 @@ def test_disk_full_keeps_what_was_written_and_recovers(small_volume: Path, clip_
     ballast = small_volume / "ballast"
     free = os.statvfs(small_volume).f_bavail * os.statvfs(small_volume).f_frsize
     ballast.write_bytes(b"\0" * (free - 4 * 1024 * 1024))  # leave ~4 MiB: a few seconds
-    recorder = Recorder(catalog, data, clock, RecordingConfig(segment_seconds=2))
+    recorder = IngestSupervisor(catalog, data, clock, RecordingConfig(segment_seconds=2))
     recorder.sync()
     try:
         rec = wait_until(lambda: recorder.recorder("cam", "main"), 5, "stream recorder")

@@ -25,7 +25,7 @@ from server.export import (
     verify_export,
 )
 from server.export.manifest import load_public_key, public_raw
-from server.recording.segmenter import RecordingSettings, StreamRecorder
+from server.recording.segmenter import RecordingSettings, SegmentWriter
 from server.sim.clips import read_frame_number
 from tests.conftest import wait_until
 from tests.helpers import clip_packets, decode_errors, ffprobe, ingest_packet
@@ -43,10 +43,10 @@ class Archive:
 
 
 def _record(catalog: Catalog, data: DataDir, camera: str, clip: Path, loops: int,
-            segment_s: float = 5, close: bool = True) -> StreamRecorder:  # fmt: skip
+            segment_s: float = 5, close: bool = True) -> SegmentWriter:  # fmt: skip
     """Record a looped clip as if received live from T0 (a few ms of network jitter)."""
     catalog.upsert_camera(camera, camera, {"main": ("rtsp://127.0.0.1:1/x", True)}, now_us=T0)
-    rec = StreamRecorder(catalog, data.root, camera, "main",
+    rec = SegmentWriter(catalog, data.root, camera, "main",
                          RecordingSettings(segment_us=int(segment_s * S)))  # fmt: skip
     info, packets = clip_packets(clip, loops)
     rec.on_connect(info)
@@ -148,7 +148,7 @@ def test_open_segment_and_codec_change(tmp_path: Path, camera_clips: list) -> No
     data.create()
     catalog = Catalog(data.catalog)
     catalog.upsert_camera("cam", "cam", {"main": ("rtsp://127.0.0.1:1/x", True)}, now_us=T0)
-    rec = StreamRecorder(catalog, data.root, "cam", "main", RecordingSettings(segment_us=60 * S))
+    rec = SegmentWriter(catalog, data.root, "cam", "main", RecordingSettings(segment_us=60 * S))
     info, big = clip_packets(camera_clips[0][0])  # 640x360
     _, small = clip_packets(camera_clips[0][1])  # 320x180
     shift = big[-1][2] + (big[1][2] - big[0][2]) - small[0][2]

@@ -27,8 +27,8 @@ from server.ingest.source import (
 )
 from server.live.fanout import Fanout
 from server.logs import setup_logging
-from server.recorder import redact_url
 from server.recording.packets import StreamInfo
+from server.supervisor import redact_url
 from server.webrtc.offer import OfferError, parse_offer
 from server.webrtc.sessions import WebRtcSettings, WhepSessions
 

@@ -47,7 +47,7 @@ from server.protocol.live import (
 )
 from server.recording.h26x import extradata_parameter_sets, iter_nals, nal_type, parameter_sets
 from server.recording.packets import StreamInfo
-from server.recording.segmenter import StreamRecorder
+from server.recording.segmenter import SegmentWriter
 from server.service import apply_camera
 from tests.conftest import ROOT, wait_until
 from tests.helpers import clip_packets, ingest_packet
@@ -442,7 +442,7 @@ def test_rtsp_camera_to_nats_subscriber(tmp_path: Path, camera_host, camera_clip
         subject = live_subject(SID, "cam", "main")
         outlet = ListOutlet(publisher)
         live = LiveSink(outlet, subject)
-        recorder = StreamRecorder(catalog, data.root, "cam", "main")  # after us, as in service
+        recorder = SegmentWriter(catalog, data.root, "cam", "main")  # after us, as in service
         worker = IngestWorker("cam", "main", host.url("main"), [live, recorder], clock)
         try:
             got = asyncio.run(_subscribe_and_run(server, subject, worker.start, worker.stop,

@@ -11,7 +11,7 @@ from server.api.metrics import Metrics
 from server.catalog import Catalog, SegmentRow
 from server.clock import SystemClock
 from server.datadir import DataDir
-from server.recorder import Recorder
+from server.supervisor import IngestSupervisor
 
 
 def _scrape(metrics: Metrics) -> dict[tuple[str, tuple], float]:
@@ -34,7 +34,7 @@ def test_storage_metrics_follow_the_catalog_without_scanning_segments(tmp_path: 
     data.create()
     catalog = Catalog(data.catalog)
     clock = SystemClock()
-    metrics = Metrics(Recorder(catalog, data, clock), catalog, data)
+    metrics = Metrics(IngestSupervisor(catalog, data, clock), catalog, data)
     catalog.upsert_camera("a", "A", {"main": ("rtsp://h/1", True), "sub": ("rtsp://h/2", True)},
                           now_us=1)  # fmt: skip
     main, sub = catalog.stream_id("a", "main"), catalog.stream_id("a", "sub")

@@ -9,12 +9,12 @@ from server.catalog import Catalog, SegmentRow
 from server.clock import SystemClock
 from server.config import CameraConfig, RecordingConfig
 from server.datadir import DataDir
-from server.recorder import Recorder
 from server.recording.diskspace import StorageGuard
 from server.recording.recovery import check
 from server.recording.retention import DAY_US, Retention, VolumeLimits
-from server.recording.segmenter import RecordingSettings, StreamRecorder
+from server.recording.segmenter import RecordingSettings, SegmentWriter
 from server.service import apply_camera
+from server.supervisor import IngestSupervisor
 from tests.conftest import wait_until
 from tests.helpers import clip_packets, ingest_packet
 
@@ -34,7 +34,7 @@ NOW = 1_800_000_000_000_000
 
 def _record(catalog: Catalog, data: DataDir, cam: str, clip: Path, start_us: int) -> None:
     """Real segments of ``clip`` (two loops, 4 s segments) as if recorded from ``start_us``."""
-    rec = StreamRecorder(catalog, data.root, cam, "main", RecordingSettings(segment_us=4_000_000))
+    rec = SegmentWriter(catalog, data.root, cam, "main", RecordingSettings(segment_us=4_000_000))
     info, packets = clip_packets(clip, loops=2)
     rec.on_connect(info)
     first = packets[0][2]
@@ -141,7 +141,7 @@ def test_full_volume_keeps_recording(tmp_path: Path, camera_clips) -> None:
     clock = SystemClock()
     main = camera_clips[0][0].resolve().as_uri()  # a file:// camera, looped at real-time pace
     apply_camera(catalog, CameraConfig("cam", "cam", main), clock, "api")
-    recorder = Recorder(catalog, data, clock, RecordingConfig(segment_seconds=2))
+    recorder = IngestSupervisor(catalog, data, clock, RecordingConfig(segment_seconds=2))
     recorder.sync()
     try:
         wait_until(lambda: len(catalog.segments(state="closed")) >= 2, 20, "two segments")

@@ -13,24 +13,24 @@ from server.datadir import DataDir
 from server.protocol.fragindex import decode_fragment_index
 from server.recording.mp4boxes import scan_segment_bytes
 from server.recording.recovery import check, recover
-from server.recording.segmenter import RecordingSettings, StreamRecorder
+from server.recording.segmenter import RecordingSettings, SegmentWriter
 from tests.helpers import clip_packets, decode_errors, ffprobe, ingest_packet
 
 T0 = 1_800_000_000_000_000
 
 
-def _recorder(tmp_path: Path, segment_s: float = 5) -> tuple[Catalog, DataDir, StreamRecorder]:
+def _recorder(tmp_path: Path, segment_s: float = 5) -> tuple[Catalog, DataDir, SegmentWriter]:
     data = DataDir(tmp_path / "data")
     data.create()
     catalog = Catalog(data.catalog)
     catalog.upsert_camera("cam", "Cam", {"main": ("rtsp://127.0.0.1:1/x", True)}, now_us=T0)
-    rec = StreamRecorder(
+    rec = SegmentWriter(
         catalog, data.root, "cam", "main", RecordingSettings(segment_us=int(segment_s * 1e6))
     )
     return catalog, data, rec
 
 
-def _feed(rec: StreamRecorder, clip: Path, loops: int, stop_after: int | None = None) -> int:
+def _feed(rec: SegmentWriter, clip: Path, loops: int, stop_after: int | None = None) -> int:
     info, packets = clip_packets(clip, loops)
     rec.on_connect(info)
     rng = random.Random(7)

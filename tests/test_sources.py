@@ -14,14 +14,14 @@ from server.config import CameraConfig, RecordingConfig
 from server.datadir import DataDir
 from server.ingest.worker import State, StreamStatus
 from server.protocol.fragindex import decode_fragment_index
-from server.recorder import Recorder
 from server.service import apply_camera
+from server.supervisor import IngestSupervisor
 from tests.conftest import wait_until
 from tests.helpers import decode_errors, ffprobe
 
 
 class Harness:
-    """A real Recorder on a temp data dir; status changes arrive on a queue."""
+    """A real IngestSupervisor on a temp data dir; status changes arrive on a queue."""
 
     def __init__(self, tmp_path: Path, segment_seconds: float = 10) -> None:
         self.data = DataDir(tmp_path / "data")
@@ -30,7 +30,7 @@ class Harness:
         self.clock = SystemClock()
         self.history: list[StreamStatus] = []
         self._changed = threading.Condition()
-        self.recorder = Recorder(
+        self.recorder = IngestSupervisor(
             self.catalog, self.data, self.clock,
             RecordingConfig(segment_seconds=segment_seconds, read_timeout_s=3, open_timeout_s=5),
             on_status=self._on_status,

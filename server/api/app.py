@@ -36,7 +36,7 @@ from server.config import OnvifConfig
 from server.datadir import DataDir
 from server.export.jobs import ExportJobs
 from server.live.fanout import Fanout
-from server.recorder import Recorder
+from server.supervisor import IngestSupervisor
 from server.web import public_viewer
 from server.webrtc.sessions import WebRtcSettings, WhepSessions
 
@@ -52,7 +52,7 @@ class ApiContext:
     routes answer 503, so every recorder has the same routes and document)."""
 
     catalog: Catalog
-    recorder: Recorder
+    recorder: IngestSupervisor
     data: DataDir
     clock: Clock
     server_id: str

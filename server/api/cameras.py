@@ -41,8 +41,8 @@ from server.protocol.models import (
     Stream,
 )
 from server.protocol.models import OnvifDevice as OnvifDeviceBody
-from server.recorder import Recorder, redact_url
 from server.recording.segmenter import PART_SUFFIX
+from server.supervisor import IngestSupervisor, redact_url
 
 if TYPE_CHECKING:
     from server.analytics.service import Analytics
@@ -54,7 +54,7 @@ class CameraRoutes(RouteGroup):
     def __init__(
         self,
         catalog: Catalog,
-        recorder: Recorder,
+        recorder: IngestSupervisor,
         data: DataDir,
         clock: Clock,
         security: Security,

@@ -23,11 +23,11 @@ from prometheus_client.registry import Collector
 from server.archive import Archiver
 from server.catalog import Catalog
 from server.datadir import DataDir
-from server.recorder import Recorder
+from server.supervisor import IngestSupervisor
 
 
 class RecorderCollector(Collector):
-    def __init__(self, recorder: Recorder, catalog: Catalog, data: DataDir) -> None:
+    def __init__(self, recorder: IngestSupervisor, catalog: Catalog, data: DataDir) -> None:
         self.recorder, self.catalog, self.data = recorder, catalog, data
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
@@ -116,7 +116,7 @@ class ArchiveCollector(Collector):
 
 
 class Metrics:
-    def __init__(self, recorder: Recorder, catalog: Catalog, data: DataDir) -> None:
+    def __init__(self, recorder: IngestSupervisor, catalog: Catalog, data: DataDir) -> None:
         self.registry = CollectorRegistry()
         self.registry.register(RecorderCollector(recorder, catalog, data))
         self.latency = Histogram(

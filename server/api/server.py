@@ -20,7 +20,7 @@ from server.api.routing import API, Handler, Media, Param, Route, RouteGroup
 from server.archive import Archiver
 from server.clock import Clock
 from server.protocol.models import Health, Server
-from server.recorder import Recorder
+from server.supervisor import IngestSupervisor
 
 STORAGE_STATES = ("ok", "full", "unfreeable", "error")
 
@@ -41,7 +41,7 @@ ViewerFile = Annotated[Literal["index.html", "app.js", "style.css"], Meta(descri
 class ServerRoutes(RouteGroup):
     def __init__(
         self,
-        recorder: Recorder,
+        recorder: IngestSupervisor,
         clock: Clock,
         server_id: str,
         name: str,

@@ -120,7 +120,7 @@ class StorageGuard:
             log.warning("storage %s: %s", state, detail)
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
-        """Prometheus metric families, for a collector (``Recorder.extra_metrics``)."""
+        """Prometheus metric families, for a collector (``IngestSupervisor.extra_metrics``)."""
         state = GaugeMetricFamily(
             "vigia_storage_state", "1 for the volume's current state", labels=["state"]
         )

@@ -75,7 +75,7 @@ class _OpenSegment:
     timescale: int = 0
 
 
-class StreamRecorder:
+class SegmentWriter:
     """Records one camera stream. All methods run on that stream's ingest thread."""
 
     def __init__(

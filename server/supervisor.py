@@ -26,7 +26,7 @@ from server.ingest.worker import (
 )
 from server.protocol.timeutil import US_PER_SECOND
 from server.recording.packets import PacketSink
-from server.recording.segmenter import RecordingSettings, StreamRecorder
+from server.recording.segmenter import RecordingSettings, SegmentWriter
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +44,10 @@ class _Spec:
 class _Running:
     spec: _Spec
     worker: IngestWorker
-    recorder: StreamRecorder | None
+    recorder: SegmentWriter | None
 
 
-class Recorder:
+class IngestSupervisor:
     def __init__(
         self,
         catalog: Catalog,
@@ -100,7 +100,7 @@ class Recorder:
                 segment_us=int(cfg.segment_seconds * US_PER_SECOND),
                 max_drift_ppm=cfg.max_drift_ppm,
             )
-            recorder = StreamRecorder(
+            recorder = SegmentWriter(
                 self.catalog, self.data.root, spec.camera_id, spec.stream, settings
             )
         worker = IngestWorker(
@@ -137,7 +137,7 @@ class Recorder:
         for collect in self.collectors:
             yield from collect()
 
-    def recorder(self, camera_id: str, stream: str) -> StreamRecorder | None:
+    def recorder(self, camera_id: str, stream: str) -> SegmentWriter | None:
         with self._lock:
             running = self._running.get((camera_id, stream))
             return running.recorder if running else None
