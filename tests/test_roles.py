@@ -71,6 +71,7 @@ def test_record_only_process_records_without_api_or_nats(
             "pid": proc.pid,
             "api": None,
             "nats": None,
+            "mqtt": None,
         }
         assert not (data / "nats").exists(), "no live distribution in this process"
         proc.terminate()
