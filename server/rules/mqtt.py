@@ -30,6 +30,7 @@ import aiomqtt
 log = logging.getLogger(__name__)
 
 RECONNECT_S = 1.0
+CLOSE_S = 2.0
 
 
 def snapshot_path(msg: dict) -> str | None:
@@ -62,11 +63,21 @@ class MqttBridge:
         self._task = asyncio.create_task(self._run(), name="mqtt-bridge")
 
     async def close(self) -> None:
+        """Stop within about ``2 * CLOSE_S``: aiomqtt waits for the broker's goodbye without a
+        time-out, and a recorder's shutdown must not hang on it."""
+        for t in list(self._sending):
+            t.cancel()
         if self._task is None:
             return
         self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await self._task
+        done, _ = await asyncio.wait({self._task}, timeout=CLOSE_S)
+        if not done:
+            log.warning("MQTT: no goodbye from the broker in %.0f s; closing anyway", CLOSE_S)
+            self._task.cancel()  # a second cancel ends aiomqtt's wait for the disconnect
+            await asyncio.wait({self._task}, timeout=CLOSE_S)
+        if self._task.done() and not self._task.cancelled():
+            with contextlib.suppress(Exception):
+                self._task.result()
 
     def publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
         """Queue a message (dropped and counted when the queue is full: MQTT is best effort).
