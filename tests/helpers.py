@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+import pytest
 
 from server.recording.packets import IngestPacket, StreamInfo
 
@@ -124,3 +126,18 @@ def smtp_server(handler: object, **kw: object):
             continue
         return controller
     raise RuntimeError(f"no port for the SMTP server: {last}")
+
+
+@contextlib.contextmanager
+def small_tmpfs(parent: Path, mib: int) -> Iterator[Path]:
+    """A real file system of ``mib`` MiB (tmpfs) under ``parent``, so a disk really fills up.
+    Mounting needs root: `make test` runs as root in CI, where the skip becomes a failure."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root (make test runs as root in CI)")
+    vol = parent / "vol"
+    vol.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={mib}m", "tmpfs", str(vol)], check=True)
+    try:
+        yield vol
+    finally:
+        subprocess.run(["umount", "-l", str(vol)], check=False)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,21 +17,14 @@ from server.service import apply_camera
 from server.sim.clips import ClipSpec, make_clip
 from server.supervisor import IngestSupervisor
 from tests.conftest import wait_until
-from tests.helpers import decode_errors
+from tests.helpers import decode_errors, small_tmpfs
 
 
 @pytest.fixture
 def small_volume(tmp_path: Path) -> Iterator[Path]:
     """A real 24 MiB file system (tmpfs), so the disk really fills up."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root (make test runs as root in CI)")
-    vol = tmp_path / "vol"
-    vol.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(vol)], check=True)
-    try:
+    with small_tmpfs(tmp_path, 24) as vol:
         yield vol
-    finally:
-        subprocess.run(["umount", "-l", str(vol)], check=False)
 
 
 def test_disk_full_keeps_what_was_written_and_recovers(small_volume: Path, clip_dir: Path) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import errno
 import os
 import sqlite3
-import subprocess
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -16,6 +15,7 @@ import pytest
 
 from server.sim.clips import ClipSpec, make_clip
 from tests.conftest import ServerProcess, camera_toml, wait_until
+from tests.helpers import small_tmpfs
 
 MiB = 1024 * 1024
 
@@ -23,15 +23,8 @@ MiB = 1024 * 1024
 @pytest.fixture
 def volume(tmp_path: Path) -> Iterator[Path]:
     """A real 64 MiB file system (tmpfs): the recorder's data dir, which really fills up."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root (make test runs as root in CI)")
-    vol = tmp_path / "vol"
-    vol.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(vol)], check=True)
-    try:
+    with small_tmpfs(tmp_path, 64) as vol:
         yield vol
-    finally:
-        subprocess.run(["umount", "-l", str(vol)], check=False)
 
 
 def fill(path: Path) -> int:

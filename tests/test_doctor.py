@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,18 +11,13 @@ import pytest
 
 from server.sim.clips import ClipSpec, make_clip
 from tests.conftest import ROOT, camera_toml
-from tests.helpers import refused_port
+from tests.helpers import refused_port, small_tmpfs
 
 
 @pytest.fixture
 def full_volume(tmp_path: Path) -> Iterator[Path]:
     """A real 16 MiB file system (tmpfs), filled up to its last blocks."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root (make test runs as root in CI)")
-    vol = tmp_path / "vol"
-    vol.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(vol)], check=True)
-    try:
+    with small_tmpfs(tmp_path, 16) as vol:
         (vol / "data").mkdir()
         with (vol / "ballast").open("wb") as f:
             try:
@@ -33,8 +27,6 @@ def full_volume(tmp_path: Path) -> Iterator[Path]:
             except OSError:
                 pass  # ENOSPC: full
         yield vol
-    finally:
-        subprocess.run(["umount", "-l", str(vol)], check=False)
 
 
 def doctor(config: Path, data: Path) -> subprocess.CompletedProcess[str]:
