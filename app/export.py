@@ -12,11 +12,13 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
+
+import msgspec
 
 from app.api import ApiClient, ApiError
 from server.protocol.manifest import VerifyReport, verify_export
+from server.protocol.models.exports import Export, ExportCamera, ExportInput
 
 log = logging.getLogger(__name__)
 
@@ -26,18 +28,15 @@ FINISHED = ("done", "failed", "cancelled")
 Verification = VerifyReport  # the name the export dialog uses
 
 
-@dataclass(frozen=True, slots=True)
-class ExportStatus:
-    id: str
-    state: str  # queued | running | done | failed | cancelled
-    progress: float  # 0..1
-    error: str | None
-    files: tuple[str, ...]
+ExportStatus = Export  # the wire body (server/protocol/models/exports.py), decoded strictly
 
-    @classmethod
-    def from_json(cls, d: dict) -> ExportStatus:
-        return cls(str(d["id"]), str(d["state"]), float(d.get("progress", 0.0)),
-                   d.get("error"), tuple(d.get("files", ())))  # fmt: skip
+
+def _status(data: object) -> Export:
+    try:
+        return msgspec.convert(data, Export)
+    except msgspec.ValidationError as exc:
+        msg = f"the recorder sent an export status this client cannot read: {exc}"
+        raise ApiError(0, "bad_answer", msg) from None
 
 
 class ExportClient:
@@ -55,17 +54,13 @@ class ExportClient:
         fmt: str = "mp4",
         exact: bool = False,
     ) -> ExportStatus:
-        body = {
-            "cameras": [{"camera": c, "stream": s} for c, s in cameras],
-            "start_us": start_us,
-            "end_us": end_us,
-            "format": fmt,
-            "exact": exact,
-        }
-        return ExportStatus.from_json(await self.api.post_json("/exports", body))
+        body = ExportInput(
+            [ExportCamera(c, s) for c, s in cameras], start_us, end_us, format=fmt, exact=exact
+        )
+        return _status(await self.api.post_json("/exports", msgspec.to_builtins(body)))
 
     async def status(self, export_id: str) -> ExportStatus:
-        return ExportStatus.from_json(await self.api.get_json(f"/exports/{export_id}"))
+        return _status(await self.api.get_json(f"/exports/{export_id}"))
 
     async def wait(
         self,
