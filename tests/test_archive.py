@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, ServerProcess, camera_toml, wait_until
+from tests.conftest import ROOT, START_S, ServerProcess, camera_toml, wait_until
 from tests.s3server import ACCESS_KEY, SECRET_KEY, SeaweedS3
 
 ADMIN_PASSWORD = "archive-test-pass"
@@ -100,7 +100,7 @@ def start(
 ) -> ServerProcess:
     rec = server_process(toml)
     rec.start(env=env)
-    wait_until(lambda: "HTTP API on" in rec.log(), 60, "the recorder's API")
+    wait_until(lambda: "HTTP API on" in rec.log(), START_S, "the recorder's API")
     return rec
 
 

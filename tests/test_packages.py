@@ -24,7 +24,7 @@ import pytest
 
 from server import __version__
 from server.sim.clips import ClipSpec, make_clip
-from tests.conftest import ROOT, ServerProcess, camera_toml, wait_until
+from tests.conftest import ROOT, START_S, ServerProcess, camera_toml, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -177,7 +177,7 @@ def test_bundle_opens_its_window_under_xvfb_without_the_venv(
     rec = server_process(camera_toml([("cam", clip.resolve().as_uri(), None)]))
     rec.start(env={"VIGIA_ADMIN_PASSWORD": "admin-password-1"})
     port = rec.api_port
-    wait_until(lambda: "HTTP API on" in rec.log(), 60, "the recorder's API")
+    wait_until(lambda: "HTTP API on" in rec.log(), START_S, "the recorder's API")
     report = tmp_path / "selftest.json"
     home = tmp_path / "home"
     home.mkdir()

@@ -16,7 +16,7 @@ from pathlib import Path
 import av
 
 from server.catalog.schema import SCHEMA_VERSION
-from tests.conftest import ROOT, ServerProcess, camera_toml, wait_until
+from tests.conftest import ROOT, START_S, ServerProcess, camera_toml, wait_until
 from tests.helpers import decode_errors
 
 FIXTURE = ROOT / "tests" / "fixtures" / "catalog-0.1.0"
@@ -55,7 +55,7 @@ def test_catalog_of_0_1_0_migrates_and_its_recordings_play(
     assert len(before) >= 3
     proc.start()
     port = proc.api_port
-    wait_until(lambda: "HTTP API on" in proc.log(), 60, "the recorder's API")
+    wait_until(lambda: "HTTP API on" in proc.log(), START_S, "the recorder's API")
     assert _user_version(proc.data_dir / "catalog.db") == SCHEMA_VERSION
     base = f"http://127.0.0.1:{port}/api/v1"
     token = json.loads(_get(f"{base}/auth/login", body={"name": "admin", "password": PASSWORD}))[

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, wait_until
+from tests.conftest import ROOT, START_S, wait_until
 from tests.test_whep import (  # noqa: F401  (netns is a fixture used by name)
     ADMIN_PASSWORD,
     Recorder,
@@ -39,7 +39,7 @@ def recorder(netns, camera_clips, tmp_path_factory) -> Iterator[Recorder]:  # no
     try:
         wait_until(
             lambda: _get_json(f"{rec.base}/healthz")[0] == 200 or rec.proc.poll() is not None,
-            30,
+            START_S,  # a busy machine can take long to start one; a quick one costs nothing
             "the recorder's API",
         )
         assert rec.proc.poll() is None, rec.log()

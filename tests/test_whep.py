@@ -230,7 +230,7 @@ def recorder(netns: NetNs, camera_clips, hevc_clip, tmp_path_factory) -> Iterato
     try:
         wait_until(
             lambda: _get_json(f"{rec.base}/healthz")[0] == 200 or rec.proc.poll() is not None,
-            30,
+            START_S,  # a busy machine can take long to start one; a quick one costs nothing
             "the recorder's API",
         )
         assert rec.proc.poll() is None, rec.log()
