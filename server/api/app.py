@@ -43,6 +43,7 @@ from server.webrtc.sessions import WebRtcSettings, WhepSessions
 if TYPE_CHECKING:
     from server.analytics.service import Analytics
     from server.archive import Archiver
+    from server.protocol.models import Site
     from server.rules.engine import RulesEngine
 
 
@@ -69,6 +70,7 @@ class ApiContext:
     live_connected: Callable[[], bool] | None = None  # None: no live distribution here
     storage_state: Callable[[], str] | None = None  # the volume guard's state
     archiver: Archiver | None = None  # replication to object storage (docs/design/archive.md)
+    site: Callable[[], Site] | None = None  # the site's state (docs/design/site.md)
 
     def sync(self) -> None:
         self.recorder.sync()
@@ -93,7 +95,7 @@ def make_app(ctx: ApiContext) -> web.Application:
     groups: list[RouteGroup] = [
         ServerRoutes(ctx.recorder, ctx.clock, ctx.server_id, ctx.name, metrics.handle,
                      openapi_document, ctx.metrics_token, ctx.live_connected,
-                     ctx.storage_state, ctx.archiver),
+                     ctx.storage_state, ctx.archiver, ctx.site),
         ViewerRoutes(),
         AuthRoutes(sec),
         UserRoutes(sec),
