@@ -48,6 +48,7 @@ from server.recording.retention import Retention, VolumeLimits
 from server.rules.engine import RulesEngine
 from server.rules.mqtt import MqttBridge
 from server.sdnotify import notify, watchdog_interval_s
+from server.site.accounts import SiteAccounts
 from server.site.member import Me, SiteMember
 from server.site.secret import load_secret, route_credentials
 from server.supervisor import IngestSupervisor
@@ -320,6 +321,11 @@ async def start_api(config: Config, services: Services) -> tuple[web.AppRunner |
         archiver=services.archiver,
         site=services.site.health if services.site is not None else None,
     )
+    if services.site is not None and config.site.name and config.nats.enabled:
+        sec = ctx.security
+        sec.accounts = SiteAccounts(config.site.name, sec.users, sec.tokens, services.clock,
+                                    sec.rights_changed)  # fmt: skip
+        services.site.accounts = sec.accounts
     runner = web.AppRunner(make_app(ctx), access_log=None)
     await runner.setup()
     try:

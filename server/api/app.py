@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from server import __version__
 from server.api.analytics import AnalyticsCollector, AnalyticsRoutes
 from server.api.archive import ArchiveRoutes
 from server.api.auth import AuthRoutes, Security
@@ -36,6 +37,8 @@ from server.config import OnvifConfig
 from server.datadir import DataDir
 from server.export.jobs import ExportJobs
 from server.live.fanout import Fanout
+from server.protocol.models import Site
+from server.site.member import Me, SiteMember
 from server.supervisor import IngestSupervisor
 from server.web import public_viewer
 from server.webrtc.sessions import WebRtcSettings, WhepSessions
@@ -43,7 +46,6 @@ from server.webrtc.sessions import WebRtcSettings, WhepSessions
 if TYPE_CHECKING:
     from server.analytics.service import Analytics
     from server.archive import Archiver
-    from server.protocol.models import Site
     from server.rules.engine import RulesEngine
 
 
@@ -78,6 +80,15 @@ class ApiContext:
             self.analytics.sync()
 
 
+def _lone_site(ctx: ApiContext) -> Callable[[], Site]:
+    """A process given no site state answers as a site of one (what a recorder without
+    ``[site]`` is)."""
+    me = Me(ctx.server_id, ctx.name, "", __version__)
+    cameras = ctx.recorder.status
+    return SiteMember("", me, ctx.clock, lambda: len({s.camera_id for s in cameras()}),
+                      nats_url=None).health  # fmt: skip
+
+
 def make_app(ctx: ApiContext) -> web.Application:
     metrics = Metrics(ctx.recorder, ctx.catalog, ctx.data)
     sec = ctx.security
@@ -95,7 +106,7 @@ def make_app(ctx: ApiContext) -> web.Application:
     groups: list[RouteGroup] = [
         ServerRoutes(ctx.recorder, ctx.clock, ctx.server_id, ctx.name, metrics.handle,
                      openapi_document, ctx.metrics_token, ctx.live_connected,
-                     ctx.storage_state, ctx.archiver, ctx.site),
+                     ctx.storage_state, ctx.archiver, ctx.site or _lone_site(ctx)),
         ViewerRoutes(),
         AuthRoutes(sec),
         UserRoutes(sec),

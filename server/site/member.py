@@ -23,6 +23,7 @@ from nats.js.api import KeyValueConfig, StreamConfig
 from server.clock import Clock
 from server.protocol.models.site import ClusterState, Site, SiteRecorder
 from server.protocol.timeutil import US_PER_SECOND
+from server.site.accounts import SiteAccounts
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ class SiteMember:
         self._http: aiohttp.ClientSession | None = None
         self._task: asyncio.Task | None = None
         self.beats = asyncio.Event()  # set at every heartbeat written (tests wait on it)
+        self.accounts: SiteAccounts | None = None  # one login (set before start)
 
     # --- life cycle -----------------------------------------------------------------------
 
@@ -107,7 +109,8 @@ class SiteMember:
             state = "up" if r.seen_us >= down_before else "down"
             recorders.append(msgspec.structs.replace(r, state=state))
         cluster = ClusterState(self._nodes, list(self._routes), self._jetstream, self._replicas)  # type: ignore[arg-type]
-        return Site(self.site, self.me.id, recorders, cluster)
+        conflicts = list(self.accounts.conflicts) if self.accounts is not None else []
+        return Site(self.site, self.me.id, recorders, cluster, conflicts)
 
     # --- the loop ----------------------------------------------------------------------------
 
@@ -135,6 +138,8 @@ class SiteMember:
                     await self._load(kv)
                     await self._scale_streams(want)
                     self._replicas = want
+                if self.accounts is not None and not self.accounts.ready:
+                    await self.accounts.open(self._nc, want)
                 await kv.put(self.me.id, msgspec.json.encode(self._own()))
                 self._jetstream = "ok"
                 self.beats.set()
