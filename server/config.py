@@ -178,6 +178,38 @@ class NatsConfig(_Section):
         _doc("embedded server HOST:PORT; port 0 picks one (kept across restarts)", pattern=LISTEN),
     ] = "127.0.0.1:4222"
     enabled: Annotated[bool, _doc("false: no live distribution")] = True
+    cluster_listen: Annotated[
+        str,
+        _doc(
+            "the embedded nats-server's route port HOST:PORT for the site's cluster; empty: none",
+            pattern=r"^$|^.*:[0-9]{1,5}(?!\n)$",
+        ),
+    ] = ""
+    routes: Annotated[
+        tuple[Annotated[str, Meta(pattern=r"^nats(-route)?://[^\s@/]+:[0-9]{1,5}(?!\n)$")], ...],
+        _doc("route URLs of the site's other recorders: nats://HOST:PORT (credentials added)"),
+    ] = ()
+    cluster_tls_cert: Annotated[str, _doc("PEM certificate for route TLS; empty: no TLS")] = ""
+    cluster_tls_key: Annotated[str, _doc("PEM key of cluster_tls_cert")] = ""
+    cluster_tls_ca: Annotated[str, _doc("PEM CA that signed the other recorders' certificates")] = (
+        ""
+    )
+
+
+class SiteConfig(_Section):
+    """``[site]``: several recorders as one site on a NATS cluster (docs/design/site.md). Without
+    it a recorder is a site of its own, exactly as before."""
+
+    name: Annotated[
+        str,
+        _doc(
+            "the site's name: same name + same cluster = one site; empty: no site",
+            pattern=r"^$|^[a-z0-9][a-z0-9_-]{0,63}(?!\n)$",
+        ),
+    ] = ""
+    secret_file: Annotated[
+        str, _doc("file holding the site's secret (else VIGIA_SITE_SECRET), the same everywhere")
+    ] = ""
 
 
 class AnalyticsConfig(_Section):
@@ -321,6 +353,7 @@ class ConfigFile(_Section):
     mqtt: MqttConfig = MqttConfig()
     smtp: SmtpConfig = SmtpConfig()
     archive: ArchiveConfig = ArchiveConfig()
+    site: SiteConfig = SiteConfig()
     cameras: tuple[CameraConfig, ...] = ()
 
 
@@ -335,6 +368,7 @@ SECTIONS: dict[str, type[msgspec.Struct]] = {
     "mqtt": MqttConfig,
     "smtp": SmtpConfig,
     "archive": ArchiveConfig,
+    "site": SiteConfig,
     "cameras": CameraConfig,
 }
 """Table name -> Struct: what the configuration reference lists (``[[cameras]]`` is an array)."""
@@ -378,6 +412,7 @@ class Config(msgspec.Struct, frozen=True):
     mqtt: MqttConfig = MqttConfig()
     smtp: SmtpConfig = SmtpConfig()
     archive: ArchiveConfig = ArchiveConfig()
+    site: SiteConfig = SiteConfig()
     cameras: tuple[CameraConfig, ...] = ()
 
 
@@ -509,5 +544,6 @@ def load_config(path: Path | None) -> Config:
         mqtt=raw.mqtt,
         smtp=raw.smtp,
         archive=raw.archive,
+        site=raw.site,
         cameras=raw.cameras,
     )

@@ -37,8 +37,10 @@ from server.export.jobs import ExportJobs
 from server.ingest.worker import State
 from server.live import EmbeddedNats, LivePublisher, NatsServerError
 from server.live.fanout import Fanout
+from server.live.nats_server import ClusterSpec
 from server.live.publisher import stream_status_message
 from server.protocol.files import write_atomic
+from server.protocol.live import event_stream_name
 from server.protocol.timeutil import US_PER_SECOND
 from server.recording.diskspace import StorageGuard
 from server.recording.recovery import recover
@@ -46,6 +48,9 @@ from server.recording.retention import Retention, VolumeLimits
 from server.rules.engine import RulesEngine
 from server.rules.mqtt import MqttBridge
 from server.sdnotify import notify, watchdog_interval_s
+from server.site.accounts import SiteAccounts
+from server.site.member import Me, SiteMember
+from server.site.secret import load_secret, route_credentials
 from server.supervisor import IngestSupervisor
 from server.webrtc.sessions import WebRtcSettings
 
@@ -67,6 +72,22 @@ class Services:
     exports: ExportJobs | None = None  # made with the API, expired by the service loop
     rules: RulesEngine | None = None  # rules and alarms, with the API (docs/design/rules.md)
     archiver: Archiver | None = None
+    site: SiteMember | None = None  # this recorder in its site (docs/design/site.md)
+
+
+def cluster_spec(config: Config) -> ClusterSpec | None:
+    """The embedded server's cluster, from ``[site]`` and ``[nats]``; None without one.
+    ConfigError (exit 2) when a cluster is configured without the site's secret."""
+    secret = load_secret(config)
+    if secret is None:
+        return None
+    nats_cfg = config.nats
+    if not nats_cfg.cluster_listen:
+        raise ConfigError("[nats] routes need cluster_listen, this recorder's own route port")
+    creds = route_credentials(secret)
+    return ClusterSpec(config.site.name, nats_cfg.cluster_listen, nats_cfg.routes, creds.user,
+                       creds.password, nats_cfg.cluster_tls_cert, nats_cfg.cluster_tls_key,
+                       nats_cfg.cluster_tls_ca)  # fmt: skip
 
 
 def start_live(config: Config, data: DataDir, clock: Clock) -> tuple[
@@ -76,6 +97,7 @@ def start_live(config: Config, data: DataDir, clock: Clock) -> tuple[
     nats_cfg = config.nats
     if not nats_cfg.enabled:
         return None, None
+    cluster = cluster_spec(config)
     embedded = None
     try:
         if nats_cfg.url:
@@ -87,6 +109,8 @@ def start_live(config: Config, data: DataDir, clock: Clock) -> tuple[
                 host=host or "127.0.0.1",
                 port=int(port),
                 mqtt_listen=config.mqtt.listen,
+                server_name=f"vigia-{data.server_id()}",
+                cluster=cluster,
             )
             embedded.start()
             url, credentials = embedded.url, embedded.credentials
@@ -295,7 +319,13 @@ async def start_api(config: Config, services: Services) -> tuple[web.AppRunner |
         onvif=config.onvif,
         rules=services.rules,
         archiver=services.archiver,
+        site=services.site.health if services.site is not None else None,
     )
+    if services.site is not None and config.site.name and config.nats.enabled:
+        sec = ctx.security
+        sec.accounts = SiteAccounts(config.site.name, sec.users, sec.tokens, services.clock,
+                                    sec.rights_changed)  # fmt: skip
+        services.site.accounts = sec.accounts
     runner = web.AppRunner(make_app(ctx), access_log=None)
     await runner.setup()
     try:
@@ -342,6 +372,36 @@ async def start_rules(config: Config, services: Services) -> nats.aio.client.Cli
             rules.mqtt.nats_publish = nc.publish
     await rules.start()
     return nc
+
+
+def api_url(listen: str, port: int | None) -> str:
+    """Where the site's other recorders and workstations reach this API ("" without one)."""
+    if port is None:
+        return ""
+    host = listen.rpartition(":")[0].strip("[]") or "0.0.0.0"
+    if host in ("0.0.0.0", "::"):
+        host = socket.gethostname()
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}"
+
+
+def make_site_member(config: Config, services: Services) -> SiteMember:
+    """The site's view from here; without ``[site]`` a site of one (no NATS traffic)."""
+    embedded = services.nats
+    url = embedded.url if embedded is not None else config.nats.url
+    kwargs = embedded.credentials.connect_kwargs() if embedded is not None else {}
+    sid = services.data.server_id()
+    me = Me(sid, config.name or socket.gethostname(), "", __version__)
+
+    def cameras() -> int:  # the supervisor's memory: no catalog query on the loop
+        return len({s.camera_id for s in services.recorder.status()})
+
+    return SiteMember(
+        config.site.name, me, services.clock, cameras,
+        nats_url=url if config.site.name and config.nats.enabled else None,
+        nats_kwargs=kwargs,
+        monitor_port=lambda: embedded.monitor_port if embedded is not None else None,
+        streams=lambda: [event_stream_name(sid)],
+    )  # fmt: skip
 
 
 async def start_discovery(config: Config, services: Services, port: int) -> Advertiser | None:
@@ -409,12 +469,17 @@ async def serve(config: Config, services: Services) -> None:
         services.data.root,
     )
     rules_nc = await start_rules(config, services)
+    services.site = make_site_member(config, services)
     runner, port = await start_api(config, services) if "api" in roles else (None, None)
+    services.site.me = Me(services.site.me.id, services.site.me.name,
+                          api_url(config.listen, port), __version__)  # fmt: skip
+    await services.site.start()
     nats_srv = services.nats
     ports = {
         "api": port,
         "nats": nats_srv.port if nats_srv else None,
         "mqtt": nats_srv.mqtt_port if nats_srv else None,
+        "cluster": nats_srv.cluster_port if nats_srv else None,
     }
     ports_written = write_ports(services.data, ports)
     advertiser = None
@@ -468,6 +533,8 @@ async def serve(config: Config, services: Services) -> None:
         if runner is not None:
             await runner.cleanup()
         await asyncio.to_thread(services.recorder.stop)
+        if services.site is not None:
+            await services.site.close()
         if services.rules is not None:
             await services.rules.close()
         if rules_nc is not None:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from server import __version__
 from server.api.analytics import AnalyticsCollector, AnalyticsRoutes
 from server.api.archive import ArchiveRoutes
 from server.api.auth import AuthRoutes, Security
@@ -36,6 +37,8 @@ from server.config import OnvifConfig
 from server.datadir import DataDir
 from server.export.jobs import ExportJobs
 from server.live.fanout import Fanout
+from server.protocol.models import Site
+from server.site.member import Me, SiteMember
 from server.supervisor import IngestSupervisor
 from server.web import public_viewer
 from server.webrtc.sessions import WebRtcSettings, WhepSessions
@@ -69,11 +72,21 @@ class ApiContext:
     live_connected: Callable[[], bool] | None = None  # None: no live distribution here
     storage_state: Callable[[], str] | None = None  # the volume guard's state
     archiver: Archiver | None = None  # replication to object storage (docs/design/archive.md)
+    site: Callable[[], Site] | None = None  # the site's state (docs/design/site.md)
 
     def sync(self) -> None:
         self.recorder.sync()
         if self.analytics is not None:
             self.analytics.sync()
+
+
+def _lone_site(ctx: ApiContext) -> Callable[[], Site]:
+    """A process given no site state answers as a site of one (what a recorder without
+    ``[site]`` is)."""
+    me = Me(ctx.server_id, ctx.name, "", __version__)
+    cameras = ctx.recorder.status
+    return SiteMember("", me, ctx.clock, lambda: len({s.camera_id for s in cameras()}),
+                      nats_url=None).health  # fmt: skip
 
 
 def make_app(ctx: ApiContext) -> web.Application:
@@ -93,7 +106,7 @@ def make_app(ctx: ApiContext) -> web.Application:
     groups: list[RouteGroup] = [
         ServerRoutes(ctx.recorder, ctx.clock, ctx.server_id, ctx.name, metrics.handle,
                      openapi_document, ctx.metrics_token, ctx.live_connected,
-                     ctx.storage_state, ctx.archiver),
+                     ctx.storage_state, ctx.archiver, ctx.site or _lone_site(ctx)),
         ViewerRoutes(),
         AuthRoutes(sec),
         UserRoutes(sec),

@@ -33,6 +33,7 @@ from server.protocol.live import (
 )
 from server.protocol.models import AuditEntry, Login, NatsGrant, Session
 from server.protocol.models.common import MicrosParam
+from server.site.accounts import DirectoryError, SiteAccounts
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +146,7 @@ class Security:
     rights_watchers: list[Callable[[str], Awaitable[object]]] = field(default_factory=list)
     """Called with a user name after that user's rights, password or account changed (the
     WHEP sessions re-check theirs)."""
+    accounts: SiteAccounts | None = None  # one login for the site (docs/design/site.md)
 
     async def rights_changed(self, user: User) -> None:
         """Make a change of ``user``'s rights hold now on NATS and WebRTC (docs/design/auth.md)."""
@@ -163,6 +165,9 @@ class Security:
         header = request.headers.get("Authorization", "")
         token = header[7:].strip() if header[:7].lower() == "bearer " else ""
         user = await asyncio.to_thread(self.tokens.resolve, token) if token else None
+        accounts = self.accounts
+        if user is None and token and accounts is not None and await accounts.fetch_token(token):
+            user = await asyncio.to_thread(self.tokens.resolve, token)  # issued elsewhere just now
         if user is None:
             raise ApiError(401, "unauthorized", "log in first: missing, unknown or expired token")
         request[USER] = user
@@ -173,6 +178,19 @@ class Security:
     ) -> None:
         user = request.get(USER)
         self.audit.record(user, action, target, detail or {}, request.remote or "")
+
+
+async def publish_user(sec: Security, name: str, base: int | None, new_sessions: bool) -> None:
+    """Write an account change to the site's directory (docs/design/site.md): 409 when it was
+    changed elsewhere meanwhile, 503 when the directory cannot be written; either way the
+    local account is the directory's again."""
+    if sec.accounts is None:
+        return
+    try:
+        await sec.accounts.publish_user(name, base, new_sessions=new_sessions)
+    except DirectoryError as exc:
+        code = "conflict" if exc.status == 409 else "directory_unavailable"
+        raise ApiError(exc.status, code, str(exc)) from None
 
 
 def require(request: web.Request, permission: Permission, camera_id: str | None = None) -> User:
@@ -212,6 +230,8 @@ class AuthRoutes(RouteGroup):
             raise ApiError(401, "bad_credentials", "wrong name or password")
         self.sec.limiter.success(remote, name)
         token, expires_us = await asyncio.to_thread(self.sec.tokens.issue, user)
+        if self.sec.accounts is not None:
+            await self.sec.accounts.publish_token(token, user.name)
         await asyncio.to_thread(self.sec.audit.record, user, LOGIN, "", {}, remote)
         session = Session(token, expires_us, user.name, str(user.role))  # type: ignore[arg-type]
         if self.sec.nats is not None:
@@ -225,6 +245,8 @@ class AuthRoutes(RouteGroup):
         header = request.headers.get("Authorization", "")
         token = header[7:].strip()
         await asyncio.to_thread(self.sec.tokens.revoke, token)
+        if self.sec.accounts is not None:
+            await self.sec.accounts.revoke_token(token)
         if self.sec.nats is not None:
             await asyncio.to_thread(self.sec.nats.revoke, token)
         await asyncio.to_thread(self.sec.record, request, LOGOUT)

@@ -19,7 +19,7 @@ from server.api.errors import ApiError
 from server.api.routing import API, Handler, Media, Param, Route, RouteGroup
 from server.archive import Archiver
 from server.clock import Clock
-from server.protocol.models import Health, Server
+from server.protocol.models import Health, Server, Site
 from server.supervisor import IngestSupervisor
 
 STORAGE_STATES = ("ok", "full", "unfreeable", "error")
@@ -51,8 +51,10 @@ class ServerRoutes(RouteGroup):
         live_connected: Callable[[], bool] | None = None,
         storage_state: Callable[[], str] | None = None,
         archiver: Archiver | None = None,
+        site: Callable[[], Site] | None = None,
     ) -> None:
         self.recorder, self.clock, self.archiver = recorder, clock, archiver
+        self._site = site
         self.server_id, self.name = server_id, name
         self._metrics, self._document = metrics, document
         self._metrics_token = metrics_token
@@ -95,6 +97,10 @@ class ServerRoutes(RouteGroup):
             archive = await asyncio.to_thread(self.archiver.status)
         return json_response(Server(self.server_id, self.name, __version__, API, now, archive))
 
+    async def site(self, request: web.Request) -> web.Response:
+        assert self._site is not None  # make_app gives a site of one at least
+        return json_response(self._site())
+
     ROUTES = (
         Route("GET", "/healthz", healthz, "Liveness and stream counts", returns=Health,
               permission="public"),
@@ -106,6 +112,9 @@ class ServerRoutes(RouteGroup):
               returns=Media({"application/json": {"type": "object"}})),
         Route("GET", f"{API}/server", server_info, "Recorder identity and clock",
               returns=Server),
+        Route("GET", f"{API}/site", site,
+              "The site: its recorders (up or down), the cluster's nodes and JetStream quorum",
+              returns=Site),
     )  # fmt: skip
 
 

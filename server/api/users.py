@@ -7,7 +7,7 @@ import asyncio
 
 from aiohttp import web
 
-from server.api.auth import Security, require
+from server.api.auth import Security, publish_user, require
 from server.api.bodies import decode_body, json_response
 from server.api.errors import ApiError
 from server.api.routing import API, Route, RouteGroup
@@ -35,6 +35,9 @@ class UserRoutes(RouteGroup):
         require(request, Permission.USERS)
         body = await decode_body(request, UserInput)
         name, role = body.name, body.role
+        accounts = self.sec.accounts
+        if accounts is not None and accounts.revision(name) is not None:
+            raise ApiError(409, "exists", f"user {name!r} exists")
 
         def work() -> User:
             if self.sec.users.get(name) is not None:
@@ -46,13 +49,17 @@ class UserRoutes(RouteGroup):
             self.sec.record(request, USER_CHANGE, name, {"op": "create", "role": role})
             return user
 
-        return json_response(user_body(await asyncio.to_thread(work)), status=201)
+        user = await asyncio.to_thread(work)
+        await publish_user(self.sec, name, None, new_sessions=False)
+        return json_response(user_body(user), status=201)
 
     async def update(self, request: web.Request) -> web.Response:
         require(request, Permission.USERS)
         body = await decode_body(request, UserPatch)
         name = request.match_info["name"]
         given = [f for f in body.__struct_fields__ if getattr(body, f) is not UNSET]
+        # the directory's revision before the change: a write from elsewhere since is a 409
+        base = self.sec.accounts.revision(name) if self.sec.accounts is not None else None
 
         def work() -> User:
             users = self.sec.users
@@ -81,6 +88,8 @@ class UserRoutes(RouteGroup):
             return user
 
         user = await asyncio.to_thread(work)
+        ends = body.password is not UNSET or body.disabled is True
+        await publish_user(self.sec, name, base, new_sessions=ends)
         await self.sec.rights_changed(user)
         return json_response(user_body(user))
 
@@ -88,8 +97,8 @@ class UserRoutes(RouteGroup):
         Route("GET", f"{API}/users", list_users, "Accounts (admins)", returns=list[UserBody],
               permission=Permission.USERS),
         Route("POST", f"{API}/users", create, "Create an account (admins)", body=UserInput,
-              returns=UserBody, status=201, errors=(409,), permission=Permission.USERS),
+              returns=UserBody, status=201, errors=(409, 503), permission=Permission.USERS),
         Route("PATCH", f"{API}/users/{{name}}", update,
               "Change password, role, cameras or disable (admins)", body=UserPatch,
-              returns=UserBody, errors=(404,), permission=Permission.USERS),
+              returns=UserBody, errors=(404, 409, 503), permission=Permission.USERS),
     )  # fmt: skip

@@ -73,6 +73,41 @@ class Tokens:
         user = load_user(self.catalog, user_id)
         return None if user is None or user.disabled else user
 
+    def issued(self, token: str) -> tuple[int, int] | None:
+        """(created_us, expires_us) of a live token: what the site's directory shares."""
+        row = self.catalog._one(
+            "SELECT created_us, expires_us FROM tokens WHERE token_hash = ?", (token_hash(token),)
+        )
+        return None if row is None else (row[0], row[1])
+
+    def live(self) -> list[tuple[str, str, int, int]]:
+        """(hash, user name, created_us, expires_us) of every unexpired session."""
+        rows = self.catalog._all(
+            "SELECT t.token_hash, u.name, t.created_us, t.expires_us FROM tokens t"
+            " JOIN users u ON u.id = t.user_id WHERE t.expires_us > ? AND u.disabled = 0",
+            (self.clock.now_us(),),
+        )
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+    def mirror(self, digest: str, user: str, created_us: int, expires_us: int) -> bool:
+        """Accept a token another recorder of the site issued (by its hash: the token itself
+        never travels); False if its user is unknown or disabled here, or it expired."""
+        if expires_us <= self.clock.now_us():
+            return False
+        with self.catalog.transaction() as c:
+            cur = c.execute(
+                "INSERT OR IGNORE INTO tokens (user_id, token_hash, created_us, expires_us)"
+                " SELECT id, ?, ?, ? FROM users WHERE name = ? AND disabled = 0",
+                (digest, created_us, expires_us, user),
+            )
+        return cur.rowcount > 0
+
+    def forget(self, digest: str) -> bool:
+        """A token revoked on another recorder of the site."""
+        with self.catalog.transaction() as c:
+            cur = c.execute("DELETE FROM tokens WHERE token_hash = ?", (digest,))
+        return cur.rowcount > 0
+
     def revoke(self, token: str) -> bool:
         """End one session (logout). True if the token existed."""
         with self.catalog.transaction() as c:

@@ -250,6 +250,50 @@ class Users:
             c.execute("UPDATE users SET disabled = 0 WHERE id = ?", (_id_of(c, name),))
         log.info("user %s enabled", name)
 
+    # --- the site's directory (docs/design/site.md): accounts as records, copied as they are --
+
+    def record(self, name: str) -> tuple[User, str] | None:
+        """The account and its password hash, as the site's directory keeps it."""
+        row = self.catalog._one("SELECT id, password_hash FROM users WHERE name = ?", (name,))
+        if row is None:
+            return None
+        return self._by_id(row[0]), row[1]
+
+    def mirror(
+        self,
+        name: str,
+        password_hash: str,
+        role: Role | str,
+        cameras: Iterable[str] | None,
+        disabled: bool,
+        tokens_before_us: int = 0,
+    ) -> User:
+        """Make the local account what the site's directory says (a copy: no password rules,
+        the hash comes made); sessions issued before ``tokens_before_us`` end."""
+        role = _role(role)
+        grants = _cameras(cameras)
+        all_cameras = grants is None or role == Role.ADMIN
+        with self.catalog.transaction() as c:
+            c.execute(
+                "INSERT INTO users (name, password_hash, role, all_cameras, created_us, disabled)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET"
+                " password_hash = excluded.password_hash, role = excluded.role,"
+                " all_cameras = excluded.all_cameras, disabled = excluded.disabled",
+                (name, password_hash, role.value, int(all_cameras), self.clock.now_us(),
+                 int(disabled)),
+            )  # fmt: skip
+            user_id = _id_of(c, name)
+            c.execute("DELETE FROM user_cameras WHERE user_id = ?", (user_id,))
+            _write_grants(c, user_id, () if all_cameras else grants or ())
+            if disabled:
+                c.execute("DELETE FROM tokens WHERE user_id = ?", (user_id,))
+            elif tokens_before_us:
+                c.execute(
+                    "DELETE FROM tokens WHERE user_id = ? AND created_us < ?",
+                    (user_id, tokens_before_us),
+                )
+        return self._by_id(user_id)
+
     def get(self, name: str) -> User | None:
         row = self.catalog._one("SELECT id FROM users WHERE name = ?", (name,))
         return None if row is None else self._by_id(row[0])

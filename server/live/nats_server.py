@@ -29,6 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from urllib.parse import quote
 
 from server.protocol.files import write_atomic
 
@@ -46,6 +47,8 @@ READY_TIMEOUT_S = 60.0
 _LOG_LINE = re.compile(r"\[(INF|WRN|ERR|FTL|DBG|TRC)\] (.*)$")
 _LISTENING = re.compile(r"Listening for client connections on (.+):(\d+)$")
 _MQTT_LISTENING = re.compile(r"Listening for MQTT clients on mqtt://(.+):(\d+)$")
+_ROUTE_LISTENING = re.compile(r"Listening for route connections on (.+):(\d+)$")
+_MONITOR = re.compile(r"Starting http monitor on (.+):(\d+)$")
 _LEVELS = {"INF": logging.DEBUG, "DBG": logging.DEBUG, "TRC": logging.DEBUG,
            "WRN": logging.WARNING, "ERR": logging.ERROR, "FTL": logging.ERROR}  # fmt: skip
 # Expected and harmless: the password file is private to the recorder's user.
@@ -54,6 +57,25 @@ _QUIET = ("Plaintext passwords detected",)
 
 class NatsServerError(RuntimeError):
     """The embedded NATS server cannot be started (the message says why)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterSpec:
+    """The embedded server's place in the site's cluster (docs/design/site.md)."""
+
+    name: str  # the site's name: servers with another cluster name refuse the route
+    listen: str  # HOST:PORT of the route listener; port 0 picks one (kept across restarts)
+    routes: tuple[str, ...]  # nats://HOST:PORT of the others (ours among them is harmless)
+    user: str
+    password: str = field(repr=False)
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_ca: str = ""
+
+    def route_urls(self) -> list[str]:
+        """The routes with the site's route credentials in them (what the others check)."""
+        auth = f"{quote(self.user, safe='')}:{quote(self.password, safe='')}@"
+        return [re.sub(r"^(nats(?:-route)?://)", rf"\g<1>{auth}", r) for r in self.routes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +124,11 @@ def load_or_create_credentials(state_dir: Path) -> NatsCredentials:
     return creds
 
 
+def _url_host(host: str) -> str:
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    return f"[{host}]" if ":" in host else host
+
+
 def _conf_str(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)  # NATS config strings take JSON escapes
 
@@ -139,8 +166,18 @@ class EmbeddedNats:
         max_payload: int = DEFAULT_MAX_PAYLOAD,
         ready_timeout: float = READY_TIMEOUT_S,
         mqtt_listen: str = "",
+        server_name: str = "",
+        cluster: ClusterSpec | None = None,
     ) -> None:
         self.state_dir = Path(state_dir)
+        # unique in a cluster (JetStream and MQTT need one); default: the data dir's name
+        self.server_name = server_name or "vigia-" + self.state_dir.parent.name
+        self.cluster = cluster
+        self.cluster_port: int | None = None  # the route listener's, once bound
+        self.monitor_port: int | None = None  # loopback HTTP monitoring (/routez), in a cluster
+        # the ports the running process was started with: a reload must repeat them (a bound
+        # port in place of -1 is a change nats-server refuses to reload)
+        self._boot: dict[str, int | None] = {}
         self.mqtt_listen = mqtt_listen  # HOST:PORT of the built-in MQTT listener; "" none
         self.mqtt_port: int | None = None  # bound once started
         self.host = host
@@ -159,6 +196,7 @@ class EmbeddedNats:
         self._clients: dict[str, tuple[str, list[str]]] = {}  # workstation logins
         self._reload_lock = threading.Lock()
         self._reloaded = threading.Event()
+        self._reload_error = ""
 
     # --- public ------------------------------------------------------------------------
 
@@ -198,6 +236,9 @@ class EmbeddedNats:
         state = self._prepare_dir()
         creds = self.credentials
         config = state / CONFIG_FILE
+        # a restart keeps the ports bound before: connected clients and peers find it again
+        self._boot = {"mqtt": self.mqtt_port, "cluster": self.cluster_port,
+                      "monitor": self.monitor_port}  # fmt: skip
         _write_private(config, self._config_text(state, creds))
         self._started.clear()
         self._ready = False
@@ -274,6 +315,8 @@ class EmbeddedNats:
                 f"port: {self.port or -1}",
                 f"max_payload: {self.max_payload}",
                 f"jetstream {{ store_dir: {_conf_str(str(state))} }}",
+                *self._name_lines(),
+                *self._cluster_lines(),
                 *self._mqtt_lines(),
                 "authorization {",
                 "  users: [",
@@ -289,11 +332,48 @@ class EmbeddedNats:
         if not self.mqtt_listen:
             return []
         host, _, port = self.mqtt_listen.rpartition(":")
-        port = str(self.mqtt_port) if self.mqtt_port else (port if port != "0" else "-1")
-        return [
-            f"server_name: {_conf_str('vigia-' + self.state_dir.parent.name)}",
-            f"mqtt {{ host: {_conf_str(host or '127.0.0.1')}, port: {port} }}",
+        bound = self._boot.get("mqtt")
+        port = str(bound) if bound else (port if port != "0" else "-1")
+        return [f"mqtt {{ host: {_conf_str(host or '127.0.0.1')}, port: {port} }}"]
+
+    def _name_lines(self) -> list[str]:
+        if not (self.mqtt_listen or self.cluster):
+            return []
+        return [f"server_name: {_conf_str(self.server_name)}"]
+
+    def _cluster_lines(self) -> list[str]:
+        """Routes authenticated with the site's credentials; a monitor port on loopback for the
+        site's health (``/routez``, ``/jsz``). A clustered JetStream needs configured routes:
+        a lone first recorder lists its own route address (nats-server skips a route to
+        itself)."""
+        c = self.cluster
+        if c is None:
+            return []
+        host, _, port = c.listen.rpartition(":")
+        host = host or "127.0.0.1"
+        bound = self._boot.get("cluster")
+        port = str(bound) if bound else (port if port != "0" else "-1")
+        routes = c.route_urls()
+        if not routes and port != "-1":
+            own = ClusterSpec(c.name, c.listen, (f"nats://{_url_host(host)}:{port}",), c.user,
+                              c.password)  # fmt: skip
+            routes = own.route_urls()
+        lines = [
+            f"http: {_conf_str('127.0.0.1:' + str(self._boot.get('monitor') or -1))}",
+            "cluster {",
+            f"  name: {_conf_str(c.name)}",
+            f"  host: {_conf_str(host)}",
+            f"  port: {port}",
+            f"  authorization {{ user: {_conf_str(c.user)}, password: {_conf_str(c.password)} }}",
+            f"  routes: [{', '.join(_conf_str(r) for r in routes)}]",
         ]
+        if c.tls_cert:
+            lines += [
+                f"  tls {{ cert_file: {_conf_str(c.tls_cert)}, key_file: {_conf_str(c.tls_key)}"
+                + (f", ca_file: {_conf_str(c.tls_ca)}, verify: true" if c.tls_ca else "")
+                + " }",
+            ]
+        return [*lines, "}"]
 
     # --- workstation credentials ---------------------------------------------------------
 
@@ -341,6 +421,8 @@ class EmbeddedNats:
             raise NatsServerError(
                 f"nats-server did not reload its configuration{self._tail_text()}"
             )
+        if self._reload_error:
+            raise NatsServerError(f"nats-server: {self._reload_error}")
 
     def _supervise(self, cmd: list[str]) -> None:
         """Runs on the thread that owns the child: start it, forward its log, reap it."""
@@ -377,12 +459,22 @@ class EmbeddedNats:
             level = logging.WARNING  # one client's trouble (bad password...), not the server's
         log.log(level, "nats-server: %s", text)
         if text.startswith("Reloaded server configuration"):
+            self._reload_error = ""
+            self._reloaded.set()
+        elif text.startswith("Failed to reload server configuration"):
+            self._reload_error = text  # say so now, not after the reload time-out
             self._reloaded.set()
         if self._started.is_set():
             return
         mqtt = _MQTT_LISTENING.search(text)
         if mqtt:
             self.mqtt_port = int(mqtt.group(2))
+        route = _ROUTE_LISTENING.search(text)
+        if route:
+            self.cluster_port = int(route.group(2))
+        monitor = _MONITOR.search(text)
+        if monitor:
+            self.monitor_port = int(monitor.group(2))
         listening = _LISTENING.search(text)
         if listening:
             self._listen_port = int(listening.group(2))

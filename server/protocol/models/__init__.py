@@ -66,6 +66,7 @@ from server.protocol.models.recordings import (
     Segment,
 )
 from server.protocol.models.server import Health, Server
+from server.protocol.models.site import ClusterState, Site, SiteRecorder
 
 __all__ = [
     "UNSET",
@@ -84,6 +85,7 @@ __all__ = [
     "CameraId",
     "CameraInput",
     "CameraPatch",
+    "ClusterState",
     "DiscoveredDevice",
     "Error",
     "ErrorDetail",
@@ -115,6 +117,8 @@ __all__ = [
     "Segment",
     "Server",
     "Session",
+    "Site",
+    "SiteRecorder",
     "Stream",
     "StreamName",
     "TrackRow",
