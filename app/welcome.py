@@ -87,8 +87,8 @@ def login_error(exc: BaseException) -> LoginError:
     if isinstance(exc, TimeoutError):
         return LoginError("unreachable", "no answer in time")
     if isinstance(exc, ApiError):
-        if exc.status == 0:
-            return LoginError("unreachable", exc.message)
+        if exc.status == 0:  # the message starts with the URL, which the screen says already
+            return LoginError("unreachable", exc.message.split(": ", 1)[-1])
         if exc.status in (401, 403):
             return LoginError("refused", exc.message)
         return LoginError("other", exc.message or str(exc))

@@ -53,7 +53,8 @@ def describe(error: LoginError, address: str) -> str:
     if error.kind == "refused":
         return _tr("Wrong user name or password ({detail})").format(detail=error.detail)
     if error.kind == "unreachable":
-        return _tr("Cannot reach {address}: {detail}").format(address=address, detail=error.detail)
+        text = _tr("Cannot reach {address}. Is the recorder running, and is the address right?")
+        return text.format(address=address) + f"\n({error.detail})"
     return _tr("{address} refused the login: {detail}").format(address=address, detail=error.detail)
 
 
@@ -155,8 +156,8 @@ class WelcomeScreen(QWidget):
         self.found.setHeaderLabels([_tr("Name"), _tr("Address"), _tr("Version"), _tr("State")])
         self.empty.setText(
             _tr(
-                "None found yet. Recorders on this network appear here by themselves; "
-                "type the address of one elsewhere."
+                "None found yet: recorders on this network appear here by themselves. "
+                "For one elsewhere, type its address."
             )
         )
         self.address_label.setText(_tr("Address"))
@@ -208,8 +209,12 @@ class WelcomeScreen(QWidget):
         if not site.name:
             return self._recorder_item(site.recorders[0])
         count = len(site.recorders)
-        text = _tr("Site {site} ({count} recorders)").format(site=site.name, count=count)
-        item = QTreeWidgetItem([text, site.address, site.version, ""])
+        if count == 1:
+            text = _tr("Site {site} (1 recorder)").format(site=site.name)
+        else:
+            text = _tr("Site {site} ({count} recorders)").format(site=site.name, count=count)
+        shown = site.address.removeprefix("http://")
+        item = QTreeWidgetItem([text, shown, site.version, ""])
         item.setIcon(0, icon("recorder"))
         item.setData(0, ADDRESS_ROLE, site.address)
         item.setData(0, USER_ROLE, site.user)
@@ -243,6 +248,7 @@ class WelcomeScreen(QWidget):
         for item in self._items():
             if address in (item.data(0, ADDRESS_ROLE), item.text(1)):
                 self.found.setCurrentItem(item)
+                self._picked(item)  # also when it was current already
                 return True
         return False
 
