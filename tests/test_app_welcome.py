@@ -3,11 +3,13 @@
 Against a real recorder of a site (``[site] name``): the screen is due while nothing is logged
 in, lists saved and typed recorders grouped by site, words failures (bad address, nothing
 there, wrong password), logs in through the site's next recorder when the one picked is
-unreachable, and the session's recorder sits under its site in the camera tree.
+unreachable, and the session's recorder sits under its site in the camera tree. A saved site
+logs in by itself through whichever of its recorders zeroconf finds.
 """
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,16 +23,17 @@ from app.welcome import LoginError, Welcome, WelcomeRecorder, WelcomeSite
 from app.workstation import Workstation
 from tests.conftest import START_S, ServerProcess, camera_toml, wait_until
 from tests.helpers import refused_port
-from tests.test_app_session import ADMIN_PASSWORD, api_up, start_recorder
+from tests.test_app_session import ADMIN_PASSWORD, MemoryKeyring, api_up, start_recorder
 
 SITE = f"welcome-{secrets.token_hex(3)}"  # fresh per run: nothing else on loopback has it
 
 
-@pytest.fixture(scope="module")
-def recorder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    tmp = tmp_path_factory.mktemp("app-welcome")
+@contextlib.contextmanager
+def site_recorder(tmp: Path, name: str, camera: str) -> Iterator[ServerProcess]:
+    """A recorder of ``SITE``, advertised on loopback, with one camera that never answers."""
     with refused_port() as port:  # a camera that never answers: listed all the same
-        toml = camera_toml([("door", f"rtsp://127.0.0.1:{port}/door", None)])
+        toml = camera_toml([(camera, f"rtsp://127.0.0.1:{port}/{camera}", None)])
+    toml = toml.replace("discovery = false", f'discovery = true\nname = "{name}"')
     server = start_recorder(tmp, toml + f'\n[site]\nname = "{SITE}"\n')
     try:
         base = server.base_url
@@ -42,6 +45,12 @@ def recorder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess
     finally:
         if server.proc and server.proc.poll() is None:
             server.stop()
+
+
+@pytest.fixture(scope="module")
+def recorder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    with site_recorder(tmp_path_factory.mktemp("app-welcome"), "Site recorder", "door") as r:
+        yield r
 
 
 @pytest.fixture
@@ -150,3 +159,62 @@ def test_login_through_the_sites_next_recorder(
         assert welcome.needed()
     finally:
         welcome.close()
+
+
+def test_a_saved_site_logs_in_by_itself(tmp_path: Path, recorder: ServerProcess) -> None:
+    """Saved: one recorder of the site, at an address where nothing answers now. Zeroconf
+    finds another recorder of that site: it is logged in to with the saved user, unasked."""
+    settings = Settings(tmp_path / "config", secrets=SecretStore(MemoryKeyring()))
+    with refused_port() as port:
+        settings.save_server(
+            SavedServer(f"127.0.0.1:{port}", "Old", "eeeeeeeeeeee", "admin", site=SITE),
+            ADMIN_PASSWORD,
+        )
+        ws = Workstation(settings, discovery_interfaces=["127.0.0.1"])
+        welcome = Welcome(ws)
+        try:
+            found = wait_until(
+                lambda: next((s for s in ws.sessions.sessions() if s.site == SITE), None),
+                30,
+                "a session with the site's recorder found by zeroconf",
+            )
+            assert found.base_url == recorder.base_url and found.name == "Site recorder"
+            wait_until(lambda: found.state == "online", 10, "the session online")
+            assert not welcome.needed()
+            (site,) = [e for e in welcome.entries() if e.name == SITE]
+            assert {r.name for r in site.recorders} == {"Old", "Site recorder"}
+            (up,) = [r for r in site.recorders if r.state == "online"]
+            assert up.found and up.version and site.address == recorder.base_url
+        finally:
+            welcome.close()
+            ws.close()
+
+
+def test_one_login_for_the_site(
+    tmp_path: Path, recorder: ServerProcess, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Two recorders of the site on the network: one login through the welcome screen's model
+    logs in to both, and the tree shows them as one site."""
+    settings = Settings(tmp_path / "config", secrets=SecretStore(null.Keyring()))
+    with site_recorder(tmp_path_factory.mktemp("app-welcome-2"), "Second", "gate") as second:
+        ws = Workstation(settings, discovery_interfaces=["127.0.0.1"])
+        welcome = Welcome(ws)
+        try:
+            wait_until(
+                lambda: any(e.name == SITE and len(e.recorders) == 2 for e in welcome.entries()),
+                30,
+                "both recorders of the site found by zeroconf",
+            )
+            (site,) = [e for e in welcome.entries() if e.name == SITE]
+            assert {r.base_url for r in site.recorders} == {recorder.base_url, second.base_url}
+            assert all(r.found and r.version and not r.state for r in site.recorders)
+            first = welcome.login(second.base_url, "admin", ADMIN_PASSWORD, remember=False)
+            wait_until(lambda: len(ws.sessions.sessions()) == 2, 20, "the site's other recorder")
+            (tree_site,) = [g for g in ws.tree.sites() if g.name == SITE]
+            assert {r.name for r in tree_site.recorders} == {"Site recorder", "Second"}
+            cams = {c.camera_id for r in tree_site.recorders for c in r.cameras}
+            assert cams == {"door", "gate"} and first.name == "Second"
+            assert ws.settings.servers == []  # remember=False: nothing saved
+        finally:
+            welcome.close()
+            ws.close()
