@@ -175,8 +175,9 @@ class WelcomeScreen(QWidget):
     # --- the list ---------------------------------------------------------------------------
 
     def reload(self) -> None:
-        """Re-read the sites and recorders (keeps the selection)."""
-        if self._closed:
+        """Re-read the sites and recorders (keeps the selection); not while the wall is shown
+        (the main window reloads it when it shows the screen again)."""
+        if self._closed or self.isHidden():
             return
         current = self.found.currentItem()
         keep = current.data(0, ADDRESS_ROLE) if current is not None else None
