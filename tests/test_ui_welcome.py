@@ -24,6 +24,7 @@ from app.workstation import Workstation
 from tests.conftest import ROOT, START_S, ServerProcess, camera_toml, wait_until
 from tests.helpers import refused_port
 from tests.test_app_session import ADMIN_PASSWORD, api_up, start_recorder
+from ui import theme
 from ui.mainwindow import MainWindow
 from ui.tree import CAMERA_ROLE, RECORDER_ROLE, SITE_ROLE
 
@@ -50,6 +51,17 @@ def recorder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess
     finally:
         if server.proc and server.proc.poll() is None:
             server.stop()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def dark_theme(qapp) -> Iterator[None]:
+    """The screenshot shows the screen as operators see it."""
+    style, palette, sheet = qapp.style().name(), qapp.palette(), qapp.styleSheet()
+    theme.apply_theme(qapp)
+    yield
+    qapp.setStyleSheet(sheet)
+    qapp.setPalette(palette)
+    qapp.setStyle(style)
 
 
 @pytest.fixture
