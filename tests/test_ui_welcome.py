@@ -25,6 +25,7 @@ from tests.conftest import ROOT, START_S, ServerProcess, camera_toml, wait_until
 from tests.helpers import refused_port
 from tests.test_app_session import ADMIN_PASSWORD, api_up, start_recorder
 from ui import theme
+from ui.main import login_failed
 from ui.mainwindow import MainWindow
 from ui.tree import CAMERA_ROLE, RECORDER_ROLE, SITE_ROLE
 
@@ -108,6 +109,16 @@ def test_first_run_welcome_screen_logs_in_and_shows_the_wall(
                         timeout=WAIT_MS)  # fmt: skip
     assert screen.message.text().startswith(f"Cannot reach 127.0.0.1:{port}")
     assert window.welcome_shown()
+
+    # ``vigia --server URL`` whose login fails: the reason on the screen, the address kept
+    with refused_port() as port:
+        elsewhere = f"http://127.0.0.1:{port}"
+        window.connect_failed.connect(lambda m: login_failed(window, m, elsewhere))
+        with qtbot.waitSignal(window.connect_failed, timeout=WAIT_MS):
+            window.connect_to(elsewhere, "admin", "x")
+            assert not window.welcome_shown()  # a login under way: no welcome meanwhile
+    assert window.welcome_shown() and screen.message_kind == "error"
+    assert elsewhere in screen.message.text() and screen.address.text() == elsewhere
 
     # pick the recorder again, the right password, Enter: the wall
     assert screen.select_address(base) and screen.address.text() == base
