@@ -1,4 +1,7 @@
-"""Several recorders' cameras as one tree: recorders → cameras, with live status.
+"""Several recorders' cameras as one tree: (sites →) recorders → cameras, with live status.
+
+Recorders of one site (``[site] name``, docs/design/site.md) are grouped under it by ``sites()``;
+a recorder without a site stands on its own, as before sites existed.
 
 Fed by ``Sessions`` (``GET /cameras`` after each login, and the JSON status messages of
 ``vigia.<sid>.status``); read by the UI through ``recorders()``/``filtered()`` and the signals.
@@ -62,6 +65,33 @@ class RecorderNode:
     name: str
     state: str  # the session's: 'online', 'reconnecting', ...
     cameras: tuple[CameraNode, ...] = field(default=())
+    site: str = ""  # the site it belongs to; "" for a recorder on its own
+
+
+@dataclass(frozen=True)
+class SiteNode:
+    """A site's recorders, in the tree's order; ``name`` "" holds one recorder on its own."""
+
+    name: str
+    recorders: tuple[RecorderNode, ...]
+
+
+def group_sites(recorders: Iterable[RecorderNode]) -> list[SiteNode]:
+    """Recorders grouped by site, in the order given (a site goes where its first recorder
+    stood); each recorder without a site is a group of its own, named ""."""
+    out: list[SiteNode] = []
+    index: dict[str, int] = {}
+    for rec in recorders:
+        if not rec.site:
+            out.append(SiteNode("", (rec,)))
+            continue
+        at = index.get(rec.site)
+        if at is None:
+            index[rec.site] = len(out)
+            out.append(SiteNode(rec.site, (rec,)))
+        else:
+            out[at] = SiteNode(rec.site, (*out[at].recorders, rec))
+    return out
 
 
 def camera_from_json(server_id: str, data: dict[str, Any]) -> CameraNode:
@@ -105,6 +135,18 @@ class CameraTree:
         with self._lock:
             return sorted(self._recorders.values(), key=lambda r: (r.name.casefold(), r.server_id))
 
+    def sites(self, text: str = "") -> list[SiteNode]:
+        """``filtered(text)`` grouped by site (see ``group_sites``); a site's name matching
+        ``text`` keeps all its recorders."""
+        needle = text.strip().casefold()
+        if not needle:
+            return group_sites(self.recorders())
+        shown = {r.server_id: r for r in self.filtered(text)}
+        for rec in self.recorders():
+            if rec.site and needle in rec.site.casefold():
+                shown[rec.server_id] = rec  # all its cameras
+        return group_sites(sorted(shown.values(), key=lambda r: (r.name.casefold(), r.server_id)))
+
     def recorder(self, server_id: str) -> RecorderNode | None:
         with self._lock:
             return self._recorders.get(server_id)
@@ -134,13 +176,13 @@ class CameraTree:
 
     # --- updating ---------------------------------------------------------------------------
 
-    def set_recorder(self, server_id: str, name: str, state: str) -> None:
+    def set_recorder(self, server_id: str, name: str, state: str, site: str = "") -> None:
         with self._lock:
             old = self._recorders.get(server_id)
             new = (
-                RecorderNode(server_id, name, state)
+                RecorderNode(server_id, name, state, site=site)
                 if old is None
-                else replace(old, name=name, state=state)
+                else replace(old, name=name, state=state, site=site)
             )
             if new == old:
                 return

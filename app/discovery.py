@@ -44,6 +44,8 @@ class ServerEntry:
     base_url: str  # e.g. http://192.0.2.7:8480 (no /api/v1)
     nats_port: int | None
     source: str  # 'zeroconf' | 'manual'
+    version: str = ""  # the recorder's, as advertised ("" for a typed address)
+    site: str = ""  # the site it belongs to (TXT ``site``); "" when none or not known
 
     @property
     def key(self) -> str:
@@ -130,6 +132,8 @@ def entry_from_service(adv: Advertisement, addresses: Sequence[str]) -> ServerEn
         base_url=f"{scheme}://{_host_for_url(address)}:{adv.port}",
         nats_port=_nats_port(adv),
         source="zeroconf",
+        version=adv.version,
+        site=adv.site,
     )
 
 
@@ -188,7 +192,9 @@ class Discovery:
         self.added.emit(entry)
         return entry
 
-    def identify(self, url: str, server_id: str, name: str) -> ServerEntry | None:
+    def identify(
+        self, url: str, server_id: str, name: str, *, site: str = ""
+    ) -> ServerEntry | None:
         """A manual entry learned who it is (after a login): re-key it on the server id."""
         base = normalize_url(url)
         with self._lock:
@@ -198,7 +204,7 @@ class Discovery:
             )
             if old is None:
                 return None
-            new = replace(old, server_id=server_id, name=name or old.name)
+            new = replace(old, server_id=server_id, name=name or old.name, site=site or old.site)
             if new == old:
                 return old
             del self._entries[old.key]

@@ -107,6 +107,8 @@ class Session:
         self.server_id = ""
         self.name = ""
         self.role = ""
+        self.version = ""  # the recorder's (GET /server)
+        self.site = ""  # the site it belongs to (GET /site); "" for a recorder on its own
         self.nats: NatsClient | None = None
         self.cameras: list[dict] = []
         self.state = "offline"
@@ -280,6 +282,8 @@ class Session:
                 f"{self.base_url} is now recorder {sid}, not {self.server_id}",
             )
         self.server_id, self.name = sid, str(info.get("name") or sid)
+        self.version = str(info.get("version") or "")
+        self.site = await self._site_name()
         self.role, self._login, self.expires_us = login.role, login, login.expires_us
         self._issued_us = now_us()
         self.logins += 1
@@ -296,6 +300,17 @@ class Session:
             await self._logout_token(old_token)
         self.error = ""
         return cameras
+
+    async def _site_name(self) -> str:
+        """The recorder's site (docs/design/site.md); "" when it has none, or is older than
+        sites (404), keeps no site state (503) or refuses: the tree then shows it on its own."""
+        try:
+            site = await self.api.get_json("/site")
+        except ApiError as exc:
+            log.debug("%s: no site: %s", self.base_url, exc)
+            return ""
+        name = site.get("name") if isinstance(site, dict) else None
+        return name if isinstance(name, str) else ""
 
     async def _logout_token(self, token: str) -> None:
         """Revoke the token a refresh replaced (its NATS user goes with it): best effort."""
@@ -457,6 +472,8 @@ class Sessions:
         self.tree = tree or CameraTree()
         self.added: Signal[Session] = Signal("sessions.added")
         self.removed: Signal[Session] = Signal("sessions.removed")
+        # any session's state changed, those still logging in for the first time included
+        self.state_changed: Signal[Session] = Signal("sessions.state_changed")
         self._sessions: dict[str, Session] = {}
         self._pending: dict[str, Session] = {}  # by URL, until their first login
         self._unhook: dict[int, list[Callable[[], None]]] = {}
@@ -466,6 +483,10 @@ class Sessions:
 
     def get(self, server_id: str) -> Session | None:
         return self._sessions.get(server_id)
+
+    def pending(self) -> list[Session]:
+        """Sessions logging in in the background that never were online yet."""
+        return list(self._pending.values())
 
     def connect(self, base_url: str, user: str, password: str, timeout: float = 10) -> Session:
         """Log in now (raises ApiError); the same recorder twice gives the existing session."""
@@ -540,7 +561,8 @@ class Sessions:
                     return
                 self._adopt(s)
             if s.server_id and self._sessions.get(s.server_id) is s:
-                self.tree.set_recorder(s.server_id, s.name, s.state)
+                self.tree.set_recorder(s.server_id, s.name, s.state, s.site)
+            self.state_changed.emit(s)
 
         def on_cameras(s: Session) -> None:
             if s.server_id and self._sessions.get(s.server_id) is s:
@@ -558,7 +580,7 @@ class Sessions:
 
     def _adopt(self, session: Session) -> None:
         self._sessions[session.server_id] = session
-        self.tree.set_recorder(session.server_id, session.name, session.state)
+        self.tree.set_recorder(session.server_id, session.name, session.state, session.site)
         self.tree.set_cameras(session.server_id, session.cameras)
         self.added.emit(session)
 

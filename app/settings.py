@@ -68,6 +68,7 @@ class SavedServer:
     server_id: str = ""
     user: str = ""
     auto_connect: bool = True
+    site: str = ""  # the site it belongs to: its other recorders log in with the same user
 
     @property
     def secret_key(self) -> str:

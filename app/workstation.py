@@ -87,8 +87,15 @@ class Workstation:
             self._unfollow = self.sessions.follow(self.discovery, self._credentials)
 
     def _credentials(self, entry: ServerEntry) -> tuple[str, str] | None:
+        """A saved recorder's login; for a recorder not saved itself, that of a saved recorder
+        of its site (a saved site reconnects all its recorders by itself)."""
         saved = self.settings.server(entry.server_id) if entry.server_id else None
         saved = saved or self.settings.server(entry.base_url)
+        if saved is None and entry.site:
+            saved = next(
+                (s for s in self.settings.servers if s.site == entry.site and s.auto_connect),
+                None,
+            )
         if saved is None or not saved.user or not saved.auto_connect:
             return None
         password = self.settings.password(saved)
@@ -111,9 +118,11 @@ class Workstation:
         url = normalize_url(base_url)
         session = self.sessions.connect(url, user, password, timeout)
         if self.discovery is not None:
-            self.discovery.identify(url, session.server_id, session.name)
+            self.discovery.identify(url, session.server_id, session.name, site=session.site)
         if remember:
-            saved = SavedServer(url, session.name, session.server_id, user, auto_connect=True)
+            saved = SavedServer(
+                url, session.name, session.server_id, user, auto_connect=True, site=session.site
+            )
             self.settings.save_server(saved, password)
         return session
 

@@ -1,9 +1,10 @@
 """Zeroconf (mDNS/DNS-SD) advertisement of a recorder, so workstations find it without typing URLs.
 
 One service of type ``_vigia._tcp.local.`` per recorder: its port is the HTTP API's, and its TXT
-record carries ``id`` (the stable server id), ``name``, ``version``, ``api``, ``tls`` and ``nats``
-(a port on the same host, or a URL). Clients must key servers on ``id``, not on the instance
-name: the instance name follows the display name, and changes when the server is renamed.
+record carries ``id`` (the stable server id), ``name``, ``version``, ``api``, ``tls``, ``nats``
+(a port on the same host, or a URL) and, for a recorder of a site, ``site`` (its name). Clients
+must key servers on ``id``, not on the instance name: the instance name follows the display
+name, and changes when the server is renamed.
 
 The TXT record's wire form lives in ``server.protocol.discovery`` (pure, shared with the
 workstation); this module is the mDNS side.

@@ -417,6 +417,7 @@ async def start_discovery(config: Config, services: Services, port: int) -> Adve
         port=port,
         version=__version__,
         nats=nats,
+        site=config.site.name,
     )
     advertiser = Advertiser(adv, listen=config.listen)
     try:

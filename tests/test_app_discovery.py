@@ -79,7 +79,9 @@ def test_addresses_are_normalised_or_refused() -> None:
 def test_service_entries_prefer_ipv4_and_read_the_nats_port() -> None:
     adv = Advertisement("0123456789ab", "Gate", 8480, "1", nats="4222")
     entry = entry_from_service(adv, ["fe80::1%2", "192.0.2.7"])
-    assert entry == ServerEntry("0123456789ab", "Gate", "http://192.0.2.7:8480", 4222, "zeroconf")
+    assert entry == ServerEntry(
+        "0123456789ab", "Gate", "http://192.0.2.7:8480", 4222, "zeroconf", version="1"
+    )
     tls = Advertisement("0123456789ab", "Gate", 8443, "1", tls=True, nats="nats://10.0.0.5:4223")
     assert entry_from_service(tls, ["2001:db8::5"]).base_url == "https://[2001:db8::5]:8443"
     assert entry_from_service(tls, ["2001:db8::5"]).nats_port == 4223
@@ -116,7 +118,9 @@ def test_appear_rename_and_vanish(runner: AsyncRunner, discovery: Discovery) -> 
         runner.call(advertiser.start(), 15)
         wait_until(lambda: events.count("added", sid), 10, "the advertised recorder")
         entry = discovery.get(sid)
-        assert entry == ServerEntry(sid, "Front office", "http://127.0.0.1:48123", 4222, "zeroconf")
+        assert entry == ServerEntry(
+            sid, "Front office", "http://127.0.0.1:48123", 4222, "zeroconf", version="1"
+        )
         # a rename announces a new instance name and withdraws the old one: still one server
         runner.call(advertiser.update(Advertisement(sid, "Back door", 48123, "1")), 15)
         wait_until(

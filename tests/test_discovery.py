@@ -93,6 +93,16 @@ def test_txt_has_the_design_keys_and_round_trips() -> None:
     assert adv("0123456789ab").txt()["tls"] == "0"
 
 
+def test_txt_carries_the_site_only_for_a_recorder_of_one() -> None:
+    """``site=`` names the recorder's site (docs/design/site.md); a recorder without a site
+    advertises the record it always did, with no ``site`` key at all."""
+    a = adv("0123456789ab", site="hq")
+    assert a.txt()["site"] == "hq"
+    assert advertisement_from_txt(a.txt(), a.port) == a
+    assert "site" not in adv("0123456789ab").txt()
+    assert advertisement_from_txt(adv("0123456789ab").txt(), 48123).site == ""
+
+
 def test_instance_name_is_one_safe_label_and_unique_by_id() -> None:
     sid = "0123456789ab"
     assert adv(sid).instance_name() == f"front-office-{sid}"
@@ -318,3 +328,19 @@ def test_a_running_recorder_is_found_and_withdrawn(server_process, browser: Brow
     assert found["txt"]["nats"].isdigit()  # the embedded server's port, on the same host
     assert server.stop() == 0, server.log()
     browser.wait_for("the goodbye", lambda e: e["event"] == "removed" and sid in e["name"])
+
+
+def test_a_recorder_of_a_site_advertises_it(server_process, browser: Browser) -> None:
+    """The real vigia-server puts its ``[site] name`` in the TXT record."""
+    site = f"txt-{secrets.token_hex(3)}"  # fresh per run: other recorders on loopback differ
+    toml = camera_toml([]).replace("discovery = false", 'discovery = true\nname = "Site rec"')
+    server = server_process(toml + f'\n[site]\nname = "{site}"\n')
+    server.start()
+    found = browser.wait_for(
+        "the recorder of the site",
+        lambda e: e["event"] == "added" and e.get("txt", {}).get("site") == site,
+        timeout=45,  # a whole recorder process starts first
+    )
+    assert found["port"] == server.api_port and found["txt"]["name"] == "Site rec"
+    assert found["txt"]["id"] == DataDir(server.data_dir).server_id()
+    assert server.stop() == 0, server.log()

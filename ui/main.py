@@ -2,9 +2,10 @@
 
 ``vigia [--server URL] [--user NAME] [--wall 2x2]``: opens the main window and logs in to the
 recorder at URL (the password from ``VIGIA_PASSWORD``, the keyring when the server is saved, or
-a dialog). Without ``--server`` the saved recorders are logged in to in the background. Once a
-recorder is online the wall shows ``--wall`` filled with the first cameras, else the wall as it
-was left, else 2×2 with the first four cameras.
+a dialog). Without ``--server`` the saved recorders are logged in to in the background; with
+none, the window opens on the welcome screen (recorders found on the network, an address, the
+login). Once a recorder is online the wall shows ``--wall`` filled with the first cameras, else
+the wall as it was left, else 2×2 with the first four cameras.
 
 Self-test (for tests and ``make demo`` checks): with ``VIGIA_SELFTEST=PATH`` the program writes
 a JSON report to PATH and quits as soon as every tile of the wall has received frames (exit 0),
@@ -110,6 +111,15 @@ def retry_login(window: Any, message: str) -> None:
     window.connect_dialog()
 
 
+def login_failed(window: Any, message: str, server: str) -> None:
+    """On the welcome screen when it is up (no session): the reason, the address kept; else
+    the reason and the connect dialog."""
+    if window.welcome_shown():
+        window.show_welcome_error(message, server)
+    else:
+        retry_login(window, message)
+
+
 class SelfTest:
     """Writes the report once every tile has frames (or at the deadline) and quits."""
 
@@ -204,7 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if selftest is not None:
         window.connect_failed.connect(lambda _m: selftest.finish(False))
     else:
-        window.connect_failed.connect(lambda m: retry_login(window, m))
+        window.connect_failed.connect(lambda m: login_failed(window, m, args.server or ""))
     window.show()
 
     if args.server:

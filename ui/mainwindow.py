@@ -1,5 +1,9 @@
 """The workstation's main window: resource tree, video wall, playback bar, events, menus.
 
+While there is no session (nothing logged in, nothing logging in) the window shows the welcome
+screen (``ui.welcome``) in place of the wall, with the docks put away; the wall and the docks
+come back as soon as a recorder is logged in (docs/design/workstation.md).
+
 One place builds and wires the widgets around a ``Workstation`` (the engine, Qt-free). Panels
 written elsewhere (playback bar, events panel, export and settings dialogs) are imported when
 first needed, so a missing one shows a placeholder instead of stopping the program.
@@ -27,6 +31,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMenu,
     QMessageBox,
+    QStackedWidget,
     QWidget,
 )
 
@@ -34,6 +39,7 @@ from app.alarms import AlarmFeed
 from app.layouts import Layouts, NamedLayout, pick_layouts
 from app.remote import ApiError
 from app.session import Session
+from app.welcome import Welcome
 from app.workstation import Workstation
 from ui.alarm_console import AlarmConsole
 from ui.bridge import bridge
@@ -43,6 +49,7 @@ from ui.statusbar import WorkstationStatus
 from ui.theme import install_language
 from ui.tree import ResourceTree
 from ui.wall import LAYOUT_NAMES, VideoWall
+from ui.welcome import WelcomeScreen
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +211,14 @@ class MainWindow(QMainWindow):
         self.sources = LiveSources(workstation)
         self.wall = VideoWall(self, provider=self.sources, renderer=renderer, layout=layout)
         self.sources.attach(self.wall)
-        self.setCentralWidget(self.wall)
+        self.welcome_model = Welcome(workstation)
+        self.welcome = WelcomeScreen(self.welcome_model, self)
+        self.welcome.logged_in.connect(self._welcome_logged_in)
+        self.stack = QStackedWidget(self)
+        self.stack.addWidget(self.wall)
+        self.stack.addWidget(self.welcome)
+        self.setCentralWidget(self.stack)
+        self._put_away: list[QDockWidget] | None = None  # docks the welcome screen hid
         self.detached: list[WallWindow] = []
         self.tour: Tour | None = None
         self.saved_layouts: list[NamedLayout] | None = None  # None until first fetched
@@ -262,10 +276,52 @@ class MainWindow(QMainWindow):
             bridge().connect(workstation.settings.changed, lambda _s: self._apply_language()),
             bridge().connect(workstation.sessions.added, lambda _s: self._session_added()),
             bridge().connect(workstation.sessions.removed, lambda _s: self.refresh_saved()),
+            bridge().connect(self.welcome_model.changed, lambda _w: self.update_welcome()),
         ]
         self._language = workstation.settings.preferences.language
         self.retranslate()
         self.resize(1400, 860)
+        self.update_welcome()
+
+    # --- welcome screen ---------------------------------------------------------------------
+
+    def welcome_shown(self) -> bool:
+        return self.stack.currentWidget() is self.welcome
+
+    def update_welcome(self) -> None:
+        """The welcome screen while there is no session, else the wall (and the docks)."""
+        if self._shut:
+            return
+        docks = [self.tree_dock, self.playback_dock, self.events_dock, self.alarms_dock]
+        if self.motion_panel is not None:
+            docks.append(self.motion_dock)
+        if self.welcome_model.needed():
+            if self._put_away is None:
+                self._put_away = [d for d in docks if not d.isHidden()]
+                for dock in self._put_away:
+                    dock.hide()
+                self.stack.setCurrentWidget(self.welcome)
+                self.welcome.reload()
+                self.welcome.address.setFocus()
+            return
+        if self._put_away is not None:
+            for dock in self._put_away:
+                dock.show()
+            self._put_away = None
+            self.stack.setCurrentWidget(self.wall)
+
+    def show_welcome_error(self, message: str, address: str = "") -> None:
+        """A login made elsewhere (``vigia --server``) failed: say it on the welcome screen."""
+        if address:
+            self.welcome.address.setText(address)
+        self.welcome._say("error", message)
+        self.welcome.password.setFocus()
+
+    def _welcome_logged_in(self, session: Session) -> None:
+        self.status.showMessage(_tr("Connected to {name}").format(name=session.name), 5000)
+        self._update_title()
+        self.update_welcome()
+        self.connected.emit(session)
 
     def _dock(self, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(self)
@@ -419,6 +475,8 @@ class MainWindow(QMainWindow):
         def done(future: Any) -> None:
             if self._shut:
                 return
+            self.welcome_model.busy(-1)
+            self.update_welcome()
             try:
                 session = future.result()
             except (ApiError, ValueError, TimeoutError) as exc:
@@ -434,6 +492,8 @@ class MainWindow(QMainWindow):
             self.connected.emit(session)
 
         self.status.showMessage(_tr("Connecting to {server}…").format(server=server))
+        self.welcome_model.busy(+1)
+        self.update_welcome()
         bridge().run(work, done)
 
     def connect_dialog(self) -> None:
@@ -753,6 +813,8 @@ class MainWindow(QMainWindow):
                     log.exception("shutting down %s", type(panel).__name__)
         for undo in self._undo:
             undo()
+        self.welcome.close_screen()
+        self.welcome_model.close()
         self.alarm_console.close()
         self.alarm_feed.close()
         self.status.stop()

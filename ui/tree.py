@@ -1,4 +1,6 @@
-"""The resource tree: recorders → cameras with status icons, a filter box, drag to the wall.
+"""The resource tree: (sites →) recorders → cameras with status icons, a filter box, drag to
+the wall. Recorders of one site sit under the site's row; a recorder without a site is a top
+row of its own, as before sites existed.
 
 A view of ``app.cameratree.CameraTree``: the model is rebuilt from ``filtered(text)`` whenever
 the tree changes (changes are coalesced, so a burst of status messages costs one rebuild).
@@ -14,13 +16,14 @@ from PySide6.QtCore import QCoreApplication, QEvent, QMimeData, QModelIndex, Qt,
 from PySide6.QtGui import QKeySequence, QShortcut, QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import QAbstractItemView, QLineEdit, QTreeView, QVBoxLayout, QWidget
 
-from app.cameratree import CameraNode, CameraTree, RecorderNode
+from app.cameratree import CameraNode, CameraTree, RecorderNode, SiteNode
 from ui.bridge import bridge
 from ui.theme import camera_status_icon, icon
 from ui.wall import CAMERA_MIME, camera_mime
 
 CAMERA_ROLE = Qt.ItemDataRole.UserRole + 1  # "server_id/camera_id" on camera rows
 RECORDER_ROLE = Qt.ItemDataRole.UserRole + 2  # server id on recorder rows
+SITE_ROLE = Qt.ItemDataRole.UserRole + 3  # the site's name on site rows
 REBUILD_DELAY_MS = 100
 
 
@@ -41,6 +44,12 @@ def state_text(state: str) -> str:
         "unknown": _tr("unknown"),
     }
     return names.get(state, state)
+
+
+def _fold_key(index: QModelIndex) -> str:
+    """What remembers a folded row: the recorder's id, or the site's name (prefixed)."""
+    site = index.data(SITE_ROLE)
+    return f"site:{site}" if site else (index.data(RECORDER_ROLE) or "")
 
 
 class CameraModel(QStandardItemModel):
@@ -108,9 +117,9 @@ class ResourceTree(QWidget):
         super().changeEvent(event)
 
     def _fold(self, index: QModelIndex, folded: bool) -> None:
-        sid = index.data(RECORDER_ROLE)
-        if sid:
-            (self._collapsed.add if folded else self._collapsed.discard)(sid)
+        key = _fold_key(index)
+        if key:
+            (self._collapsed.add if folded else self._collapsed.discard)(key)
 
     # model
 
@@ -118,15 +127,40 @@ class ResourceTree(QWidget):
         """Re-read the camera tree through the filter (keeps selection and folding)."""
         selected = self.selected_camera()
         self.model.clear()
-        for rec in self.source.filtered(self.filter.text()):
-            self.model.appendRow(self._recorder_item(rec))
+        for site in self.source.sites(self.filter.text()):
+            if site.name:
+                self.model.appendRow(self._site_item(site))
+            else:
+                self.model.appendRow(self._recorder_item(site.recorders[0]))
         for row in range(self.model.rowCount()):
             index = self.model.index(row, 0)
-            self.view.setExpanded(index, index.data(RECORDER_ROLE) not in self._collapsed)
+            self.view.setExpanded(index, _fold_key(index) not in self._collapsed)
+            for child in range(self.model.rowCount(index)):
+                inner = self.model.index(child, 0, index)
+                if inner.data(RECORDER_ROLE):
+                    self.view.setExpanded(inner, _fold_key(inner) not in self._collapsed)
         if selected:
             found = self.index_of(selected)
             if found.isValid():
                 self.view.setCurrentIndex(found)
+
+    def _site_item(self, site: SiteNode) -> QStandardItem:
+        item = QStandardItem(icon("recorder"), site.name)
+        item.setData(site.name, SITE_ROLE)
+        down = [r for r in site.recorders if r.state != "online"]
+        item.setToolTip(
+            _tr("Site {site}: {count} recorders").format(site=site.name, count=len(site.recorders))
+        )
+        if down:
+            item.setText(
+                _tr("{site} ({down} of {count} not online)").format(
+                    site=site.name, down=len(down), count=len(site.recorders)
+                )
+            )
+        item.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable)
+        for rec in site.recorders:
+            item.appendRow(self._recorder_item(rec))
+        return item
 
     def _recorder_item(self, rec: RecorderNode) -> QStandardItem:
         item = QStandardItem(icon("recorder"), rec.name)
@@ -154,22 +188,29 @@ class ResourceTree(QWidget):
 
     # reading
 
-    def cameras(self) -> list[tuple[str, str]]:
-        """(camera, status) of every camera row shown, in order."""
-        out = []
-        for r in range(self.model.rowCount()):
-            rec = self.model.item(r)
-            for c in range(rec.rowCount()):
-                item = rec.child(c)
-                out.append((item.data(CAMERA_ROLE), item.data(Qt.ItemDataRole.StatusTipRole)))
+    def _camera_items(self) -> list[QStandardItem]:
+        """Every camera row, in order, under recorders that may sit under a site."""
+        out: list[QStandardItem] = []
+        todo = [self.model.item(r) for r in range(self.model.rowCount())]
+        while todo:
+            item = todo.pop(0)
+            if item.data(CAMERA_ROLE):
+                out.append(item)
+                continue
+            todo[:0] = [item.child(c) for c in range(item.rowCount())]
         return out
 
+    def cameras(self) -> list[tuple[str, str]]:
+        """(camera, status) of every camera row shown, in order."""
+        return [
+            (item.data(CAMERA_ROLE), item.data(Qt.ItemDataRole.StatusTipRole))
+            for item in self._camera_items()
+        ]
+
     def index_of(self, camera: str) -> QModelIndex:
-        for r in range(self.model.rowCount()):
-            rec = self.model.item(r)
-            for c in range(rec.rowCount()):
-                if rec.child(c).data(CAMERA_ROLE) == camera:
-                    return rec.child(c).index()
+        for item in self._camera_items():
+            if item.data(CAMERA_ROLE) == camera:
+                return item.index()
         return QModelIndex()
 
     def selected_camera(self) -> str | None:

@@ -368,6 +368,14 @@
         <source>unknown</source>
         <translation>desconhecido</translation>
     </message>
+    <message>
+        <source>Site {site}: {count} recorders</source>
+        <translation>Site {site}: {count} gravadores</translation>
+    </message>
+    <message>
+        <source>{site} ({down} of {count} not online)</source>
+        <translation>{site} ({down} de {count} fora do ar)</translation>
+    </message>
 </context>
 <context>
     <name>StatusBar</name>
@@ -1348,6 +1356,101 @@
     <message>
         <source>Last {minutes} minutes</source>
         <translation>Últimos {minutes} minutos</translation>
+    </message>
+</context>
+<context>
+    <name>WelcomeScreen</name>
+    <message>
+        <source>Address</source>
+        <translation>Endereço</translation>
+    </message>
+    <message>
+        <source>Cannot reach {address}. Is the recorder running, and is the address right?</source>
+        <translation>Não foi possível alcançar {address}. O gravador está em execução e o endereço está certo?</translation>
+    </message>
+    <message>
+        <source>Log in</source>
+        <translation>Entrar</translation>
+    </message>
+    <message>
+        <source>Log in to a site or a recorder: pick one found on the network, or type its address.</source>
+        <translation>Entre em um site ou gravador: escolha um encontrado na rede ou digite o endereço.</translation>
+    </message>
+    <message>
+        <source>Logging in to {address}…</source>
+        <translation>Entrando em {address}…</translation>
+    </message>
+    <message>
+        <source>Name</source>
+        <translation>Nome</translation>
+    </message>
+    <message>
+        <source>None found yet: recorders on this network appear here by themselves. For one elsewhere, type its address.</source>
+        <translation>Nenhum encontrado ainda: os gravadores desta rede aparecem aqui sozinhos. Para um em outro lugar, digite o endereço.</translation>
+    </message>
+    <message>
+        <source>Password</source>
+        <translation>Senha</translation>
+    </message>
+    <message>
+        <source>Remember and log in by itself next time</source>
+        <translation>Lembrar e entrar sozinho da próxima vez</translation>
+    </message>
+    <message>
+        <source>Site {site} (1 recorder)</source>
+        <translation>Site {site} (1 gravador)</translation>
+    </message>
+    <message>
+        <source>Site {site} ({count} recorders)</source>
+        <translation>Site {site} ({count} gravadores)</translation>
+    </message>
+    <message>
+        <source>Sites and recorders on the network</source>
+        <translation>Sites e gravadores na rede</translation>
+    </message>
+    <message>
+        <source>State</source>
+        <translation>Estado</translation>
+    </message>
+    <message>
+        <source>Type the address of a recorder, or pick one in the list</source>
+        <translation>Digite o endereço de um gravador ou escolha um na lista</translation>
+    </message>
+    <message>
+        <source>Type your user name</source>
+        <translation>Digite seu nome de usuário</translation>
+    </message>
+    <message>
+        <source>User</source>
+        <translation>Usuário</translation>
+    </message>
+    <message>
+        <source>Version</source>
+        <translation>Versão</translation>
+    </message>
+    <message>
+        <source>Welcome to Vigia</source>
+        <translation>Bem-vindo ao Vigia</translation>
+    </message>
+    <message>
+        <source>Wrong user name or password ({detail})</source>
+        <translation>Usuário ou senha incorretos ({detail})</translation>
+    </message>
+    <message>
+        <source>on the network</source>
+        <translation>na rede</translation>
+    </message>
+    <message>
+        <source>saved</source>
+        <translation>salvo</translation>
+    </message>
+    <message>
+        <source>{address} is not a recorder address: {detail}</source>
+        <translation>{address} não é um endereço de gravador: {detail}</translation>
+    </message>
+    <message>
+        <source>{address} refused the login: {detail}</source>
+        <translation>{address} recusou a entrada: {detail}</translation>
     </message>
 </context>
 </TS>

@@ -35,6 +35,7 @@ class Advertisement:
     api: str = DEFAULT_API
     tls: bool = False
     nats: str = ""  # "4222" (same host as the API) or "nats://host:4222"; "" when none
+    site: str = ""  # the ``[site] name`` it belongs to; "" when none (no TXT key then)
 
     def __post_init__(self) -> None:
         if not _SERVER_ID.fullmatch(self.server_id):
@@ -51,8 +52,9 @@ class Advertisement:
                 raise ValueError(f"TXT entry {key!r} is over {_MAX_TXT_STRING} bytes")
 
     def txt(self) -> dict[str, str]:
-        """The TXT record, as the key/value strings that go on the wire."""
-        return {
+        """The TXT record, as the key/value strings that go on the wire. ``site`` only when
+        the recorder belongs to one, so a recorder without a site advertises what it always did."""
+        txt = {
             "id": self.server_id,
             "name": self.name,
             "version": self.version,
@@ -60,6 +62,9 @@ class Advertisement:
             "tls": "1" if self.tls else "0",
             "nats": self.nats,
         }
+        if self.site:
+            txt["site"] = self.site
+        return txt
 
     def instance_name(self) -> str:
         """DNS-SD instance name: readable, unique through the id, one DNS label (≤ 63 bytes).
@@ -89,6 +94,7 @@ def advertisement_from_txt(txt: Mapping[str, str | None], port: int) -> Advertis
             api=txt.get("api") or DEFAULT_API,
             tls=(txt.get("tls") or "").strip().lower() in _TRUE,
             nats=txt.get("nats") or "",
+            site=(txt.get("site") or "").strip(),
         )
     except (TypeError, ValueError) as exc:
         log.debug("ignoring a %s record: %s", SERVICE_TYPE, exc)
