@@ -225,6 +225,25 @@ class WebRtcConfig(_Section):
     max_sessions: Annotated[int, _doc("WHEP viewers at once; more get 503", ge=0, le=10_000)] = 64
 
 
+class SrtConfig(_Section):
+    """``[srt]``: live streams out over SRT, MPEG-TS, never re-encoded (docs/design/live.md). A
+    caller picks a stream with the stream id ``CAMERA/STREAM?token=TOKEN`` (an API token whose
+    user has the camera's live right)."""
+
+    listen: Annotated[
+        str, _doc("HOST:PORT of the SRT listener (UDP); empty: none", pattern=r"^$|^.*:[0-9]{1,5}$")
+    ] = ""
+    passphrase: Annotated[
+        str,
+        _doc("encrypt with this passphrase (10 to 79 characters); empty: unencrypted",
+             pattern=r"^$|^.{10,79}$"),
+    ] = ""  # fmt: skip
+    latency_ms: Annotated[
+        int, _doc("SRT latency floor; a caller may ask for more (the larger wins)", ge=0, le=10_000)
+    ] = 40
+    max_viewers: Annotated[int, _doc("SRT callers at once; more are refused", ge=0, le=10_000)] = 64
+
+
 class OnvifConfig(_Section):
     """``[onvif]``: finding ONVIF cameras (docs/design/cameras.md)."""
 
@@ -317,6 +336,7 @@ class ConfigFile(_Section):
     nats: NatsConfig = NatsConfig()
     analytics: AnalyticsConfig = AnalyticsConfig()
     webrtc: WebRtcConfig = WebRtcConfig()
+    srt: SrtConfig = SrtConfig()
     onvif: OnvifConfig = OnvifConfig()
     mqtt: MqttConfig = MqttConfig()
     smtp: SmtpConfig = SmtpConfig()
@@ -331,6 +351,7 @@ SECTIONS: dict[str, type[msgspec.Struct]] = {
     "nats": NatsConfig,
     "analytics": AnalyticsConfig,
     "webrtc": WebRtcConfig,
+    "srt": SrtConfig,
     "onvif": OnvifConfig,
     "mqtt": MqttConfig,
     "smtp": SmtpConfig,
@@ -374,6 +395,7 @@ class Config(msgspec.Struct, frozen=True):
     storage: StorageConfig = StorageConfig()
     analytics: AnalyticsConfig = AnalyticsConfig()
     webrtc: WebRtcConfig = WebRtcConfig()
+    srt: SrtConfig = SrtConfig()
     onvif: OnvifConfig = OnvifConfig()
     mqtt: MqttConfig = MqttConfig()
     smtp: SmtpConfig = SmtpConfig()
@@ -505,6 +527,7 @@ def load_config(path: Path | None) -> Config:
         storage=raw.storage,
         analytics=raw.analytics,
         webrtc=raw.webrtc,
+        srt=raw.srt,
         onvif=raw.onvif,
         mqtt=raw.mqtt,
         smtp=raw.smtp,

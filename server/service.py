@@ -38,6 +38,7 @@ from server.ingest.worker import State
 from server.live import EmbeddedNats, LivePublisher, NatsServerError
 from server.live.fanout import Fanout
 from server.live.publisher import stream_status_message
+from server.live.srt import SrtOut
 from server.protocol.files import write_atomic
 from server.protocol.timeutil import US_PER_SECOND
 from server.recording.diskspace import StorageGuard
@@ -67,6 +68,7 @@ class Services:
     exports: ExportJobs | None = None  # made with the API, expired by the service loop
     rules: RulesEngine | None = None  # rules and alarms, with the API (docs/design/rules.md)
     archiver: Archiver | None = None
+    srt: SrtOut | None = None  # SRT live out, started by ``serve`` (docs/design/live.md)
 
 
 def start_live(config: Config, data: DataDir, clock: Clock) -> tuple[
@@ -295,6 +297,7 @@ async def start_api(config: Config, services: Services) -> tuple[web.AppRunner |
         onvif=config.onvif,
         rules=services.rules,
         archiver=services.archiver,
+        srt=services.srt,
     )
     runner = web.AppRunner(make_app(ctx), access_log=None)
     await runner.setup()
@@ -375,6 +378,25 @@ async def watchdog(interval_s: float) -> None:
         await asyncio.sleep(interval_s)
 
 
+def start_srt(config: Config, services: Services) -> int | None:
+    """SRT live out from the fan-out; best effort, like live: the recorder records without it."""
+    if not config.srt.listen or services.fanout is None:
+        return None
+    srt = SrtOut(
+        config.srt.listen,
+        services.fanout,
+        Tokens(services.catalog, services.clock),
+        services.catalog,
+        passphrase=config.srt.passphrase,
+        latency_ms=config.srt.latency_ms,
+        max_viewers=config.srt.max_viewers,
+    )
+    port = srt.start()
+    if port is not None:
+        services.srt = srt
+    return port
+
+
 def write_ports(data: DataDir, ports: dict[str, int | None]) -> bool:
     """Say which ports this run bound (``listen`` may ask for port 0, "any free one"), for
     whoever started it: written whole, with our pid so that a file an earlier run left is
@@ -409,12 +431,14 @@ async def serve(config: Config, services: Services) -> None:
         services.data.root,
     )
     rules_nc = await start_rules(config, services)
+    srt_port = await asyncio.to_thread(start_srt, config, services)
     runner, port = await start_api(config, services) if "api" in roles else (None, None)
     nats_srv = services.nats
     ports = {
         "api": port,
         "nats": nats_srv.port if nats_srv else None,
         "mqtt": nats_srv.mqtt_port if nats_srv else None,
+        "srt": srt_port,
     }
     ports_written = write_ports(services.data, ports)
     advertiser = None
@@ -467,6 +491,8 @@ async def serve(config: Config, services: Services) -> None:
             await advertiser.close()  # clients stop coming first
         if runner is not None:
             await runner.cleanup()
+        if services.srt is not None:
+            await asyncio.to_thread(services.srt.stop)
         await asyncio.to_thread(services.recorder.stop)
         if services.rules is not None:
             await services.rules.close()
