@@ -9,6 +9,7 @@ and a caller without the passphrase are refused.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 import shutil
 import subprocess
@@ -43,9 +44,11 @@ pytestmark = pytest.mark.skipif(not _ffmpeg_has_srt(), reason="no ffmpeg with SR
 def api(base: str, method: str, path: str, token: str | None = None, body=None):
     async def go():
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        async with aiohttp.ClientSession() as http:
-            async with http.request(method, base + path, json=body, headers=headers) as r:
-                return r.status, await r.json(content_type=None)
+        async with (
+            aiohttp.ClientSession() as http,
+            http.request(method, base + path, json=body, headers=headers) as r,
+        ):
+            return r.status, await r.json(content_type=None)
 
     return asyncio.run(go())
 
@@ -102,7 +105,8 @@ def recorder(camera_clips, tmp_path_factory) -> Iterator[tuple[ServerProcess, st
 
         def online() -> bool:
             _, cams = api(rec.base_url, "GET", "/api/v1/cameras", token)
-            up = {(c["id"], s["name"]) for c in cams for s in c["streams"] if s["state"] == "online"}
+            up = {(c["id"], s["name"]) for c in cams for s in c["streams"]
+                  if s["state"] == "online"}  # fmt: skip
             return {("cam0", "main"), ("cam0", "sub")} <= up
 
         wait_until(online, 30, "cam0 online")
@@ -117,7 +121,7 @@ def test_srt_stream_advances_at_the_camera_rate(recorder) -> None:
     rec, token, port = recorder
     codes, err = receive(srt_url(port, f"cam0/main?token={token}"), 3 * FPS)
     assert len(codes) >= 2 * FPS, f"{len(codes)} frames read; ffmpeg: {err}\n{rec.log()}"
-    steps = [(b - a) % CLIP_FRAMES for (_, a), (_, b) in zip(codes, codes[1:], strict=False)]
+    steps = [(b - a) % CLIP_FRAMES for (_, a), (_, b) in itertools.pairwise(codes)]
     assert steps.count(1) >= 0.9 * len(steps), steps  # consecutive frames, none repeated
     # the rate: once past the first key frame's backlog, the codes advance as fast as the wall
     (t0, c0), (t1, c1) = codes[10], codes[-1]
@@ -134,8 +138,8 @@ def test_srt_stream_advances_at_the_camera_rate(recorder) -> None:
 
 def test_srt_refuses_bad_callers(recorder) -> None:
     rec, token, port = recorder
-    status, body = api(rec.base_url, "POST", "/api/v1/users", token,
-                       {"name": "only1", "password": "only1-password-1", "cameras": ["cam1"]})  # fmt: skip
+    account = {"name": "only1", "password": "only1-password-1", "cameras": ["cam1"]}
+    status, body = api(rec.base_url, "POST", "/api/v1/users", token, account)
     assert status == 201, body
     status, body = api(rec.base_url, "POST", "/api/v1/auth/login", None,
                        {"name": "only1", "password": "only1-password-1"})  # fmt: skip
