@@ -160,7 +160,7 @@ class Viewer:
             return
         if self.mux is None:
             self.codec = codec
-            self.mux = av.open(self.out, "w", format="mpegts", options={"flush_packets": "1"})
+            self.mux = av.open(self.out, "w", format="mpegts", options={"flush_packets": "1", "omit_video_pes_length": "0"})
             self.stream = self.mux.add_stream(codec)
             self.stream.time_base = Fraction(1, TICKS)
         elif codec != self.codec:
