@@ -213,6 +213,23 @@ class AnalyticsConfig(_Section):
             "analysed frames waiting for the detector before new ones are dropped", ge=1, le=100_000
         ),
     ] = 16
+    main_key_frames_only: Annotated[
+        bool,
+        _doc("a camera without a sub stream is analysed on its main stream's key frames only "
+             "(nothing else decoded); false: at the analysis rate, decoding every frame"),
+    ] = True  # fmt: skip
+    shed_load: Annotated[
+        bool,
+        _doc("analyse less (half rate, key frames only, fewer key frames) while over "
+             "max_cpu or max_busy"),
+    ] = True  # fmt: skip
+    max_cpu: Annotated[
+        float, _doc("analytics' own CPU, share of all cores, above which it sheds load", gt=0, le=1)
+    ] = 0.4
+    max_busy: Annotated[
+        float,
+        _doc("the machine's busy share of all cores above which analytics sheds load", gt=0, le=1),
+    ] = 0.6
 
 
 class WebRtcConfig(_Section):

@@ -160,7 +160,10 @@ class Viewer:
             return
         if self.mux is None:
             self.codec = codec
-            self.mux = av.open(self.out, "w", format="mpegts", options={"flush_packets": "1", "omit_video_pes_length": "0"})
+            # PES lengths written: a player's demuxer hands a frame on once it is complete
+            # rather than when the next one starts (one frame interval less latency)
+            options = {"flush_packets": "1", "omit_video_pes_length": "0"}
+            self.mux = av.open(self.out, "w", format="mpegts", options=options)
             self.stream = self.mux.add_stream(codec)
             self.stream.time_base = Fraction(1, TICKS)
         elif codec != self.codec:
