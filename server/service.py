@@ -380,7 +380,7 @@ async def watchdog(interval_s: float) -> None:
 
 def start_srt(config: Config, services: Services) -> int | None:
     """SRT live out from the fan-out; best effort, like live: the recorder records without it."""
-    if not config.srt.listen or services.fanout is None:
+    if not config.srt.listen or "live" not in config.roles or services.fanout is None:
         return None
     srt = SrtOut(
         config.srt.listen,

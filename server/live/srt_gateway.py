@@ -49,6 +49,9 @@ SRTS_BROKEN = 6  # and above: broken, closing, closed, gone
 SRT_EPOLL_IN, SRT_EPOLL_ERR = 0x1, 0x8
 SRT_EASYNCSND = 6001
 REJECT = {"unauthorized": 1401, "forbidden": 1403, "not_found": 1404, "busy": 1503}
+# An access unit delimiter after each frame: a player's parser (FFmpeg's h264/hevc parsers)
+# ends a frame when the next one starts; the delimiter starts it at once, not a frame later.
+AUD = {"h264": b"\0\0\0\1\x09\xf0", "hevc": b"\0\0\0\1\x46\x01\x50"}
 TS_CHUNK = 1316  # 7 TS packets: SRT's live payload size
 TICKS = 90_000  # MPEG-TS clock
 ASK_TIMEOUT_S = 3.0
@@ -177,7 +180,7 @@ class Viewer:
             self.shift = self.last_dts + self.step - d90
         elif d90 + self.shift - self.last_dts < TICKS:
             self.step = d90 + self.shift - self.last_dts
-        pkt = av.Packet(data)
+        pkt = av.Packet(data + AUD.get(codec, b""))
         pkt.dts, pkt.pts = d90 + self.shift, p90 + self.shift
         pkt.time_base = self.stream.time_base
         pkt.is_keyframe = key
