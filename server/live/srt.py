@@ -19,6 +19,7 @@ import sys
 import threading
 from collections import deque
 from dataclasses import dataclass
+from time import monotonic
 
 from server.auth import Permission, Tokens, allowed
 from server.catalog import Catalog
@@ -29,6 +30,7 @@ from server.live.srt_wire import (
     FLAG_GAP,
     FLAG_KEY,
     FRAME,
+    KILL,
     PACKET,
     PACKET_KIND,
     VERDICT,
@@ -40,6 +42,16 @@ log = logging.getLogger(__name__)
 
 MAX_QUEUED_BYTES = 16 << 20  # the child's backlog, all streams together
 READY_TIMEOUT_S = 10.0
+RECHECK_S = 5.0  # an admitted caller's token and right are checked again this often
+PENDING_S = 30.0  # an admitted handshake that never became a connection is forgotten
+
+
+@dataclass(slots=True)
+class _Caller:
+    token: str
+    camera: str
+    peer: str
+    since: float
 
 
 @dataclass(slots=True)
@@ -106,6 +118,10 @@ class SrtOut:
         self._cond = threading.Condition()
         self._ready = threading.Event()
         self._closed = False
+        self._stop = threading.Event()
+        self._callers: dict[int, _Caller] = {}  # admitted callers by their SRT socket
+        self._joined: set[int] = set()
+        self._callers_lock = threading.Lock()
 
     # --- life ---------------------------------------------------------------------------
 
@@ -129,6 +145,7 @@ class SrtOut:
             return None
         threading.Thread(target=self._read_child, name="srt-control", daemon=True).start()
         threading.Thread(target=self._write_child, name="srt-feed", daemon=True).start()
+        threading.Thread(target=self._recheck_loop, name="srt-recheck", daemon=True).start()
         if not self._ready.wait(READY_TIMEOUT_S) or self.port is None:
             log.error("SRT out disabled: the gateway did not start on %s", self.listen)
             self.stop()
@@ -138,6 +155,7 @@ class SrtOut:
 
     def stop(self) -> None:
         """Close the child's stdin (it closes its callers and exits) and wait for it."""
+        self._stop.set()
         with self._cond:
             self._closed = True
             self._cond.notify_all()
@@ -209,20 +227,32 @@ class SrtOut:
 
     def _handle(self, message: dict) -> None:
         if "ask" in message:
-            slot, reason = self.admit(message.get("streamid", ""))
+            streamid = message.get("streamid", "")
+            slot, reason = self.admit(streamid)
             peer = message.get("peer", "?")
             if slot is None:
                 self.stats.refused += 1
                 log.warning("SRT caller %s refused: %s", peer, reason)
             else:
                 self.stats.accepted += 1
-                log.info("SRT caller %s: %s/%s", peer, *self._keys[slot])
+                camera, stream = self._keys[slot]
+                log.info("SRT caller %s: %s/%s", peer, camera, stream)
+                token = parse_streamid(streamid)[2]  # type: ignore[index]
+                with self._callers_lock:
+                    self._callers[message["sock"]] = _Caller(token, camera, peer, monotonic())
             verdict = {"n": message["ask"], "slot": slot, "reason": reason}
             self.put(0, VERDICT, json.dumps(verdict).encode(), control=True)
         elif "watch" in message:
             slot = message["watch"]
             camera, stream = self._keys[slot]
             self._unsubscribe[slot] = self.fanout.subscribe(camera, stream, _Feed(self, slot))
+        elif "joined" in message:
+            with self._callers_lock:
+                self._joined.add(message["joined"])
+        elif "left" in message:
+            with self._callers_lock:
+                self._joined.discard(message["left"])
+                self._callers.pop(message["left"], None)
         elif "unwatch" in message:
             unsubscribe = self._unsubscribe.pop(message["unwatch"], None)
             if unsubscribe is not None:
@@ -235,6 +265,30 @@ class SrtOut:
         elif "error" in message:
             log.error("SRT out: %s", message["error"])
             self._ready.set()
+
+    def _recheck_loop(self) -> None:
+        """End the connections whose token expired or was revoked, or whose user lost the
+        camera's live right (a rights change, a disabled account), within ``RECHECK_S``."""
+        while not self._stop.wait(RECHECK_S):
+            with self._callers_lock:
+                now = monotonic()
+                for sock in [s for s, c in self._callers.items() if s not in self._joined
+                             and now - c.since > PENDING_S]:  # fmt: skip
+                    del self._callers[sock]
+                callers = [(s, c) for s, c in self._callers.items() if s in self._joined]
+            for sock, caller in callers:
+                try:
+                    user = self.tokens.resolve(caller.token)
+                except Exception:  # a busy catalog: try again next time
+                    log.exception("SRT: cannot check %s's token again", caller.peer)
+                    continue
+                if user is None or not allowed(user, Permission.LIVE, caller.camera):
+                    why = "token gone" if user is None else "live right gone"
+                    log.warning("SRT caller %s on %s ended: %s", caller.peer, caller.camera, why)
+                    body = json.dumps({"sock": sock, "reason": why}).encode()
+                    self.put(0, KILL, body, control=True)
+                    with self._callers_lock:
+                        self._callers.pop(sock, None)
 
     def admit(self, streamid: str) -> tuple[int | None, str]:
         """(slot, "") for a stream id that may watch, else (None, SRT reject reason name)."""

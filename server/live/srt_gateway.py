@@ -35,6 +35,7 @@ from server.live.srt_wire import (
     DISCONNECT,
     FLAG_KEY,
     FRAME,
+    KILL,
     PACKET,
     PACKET_KIND,
     VERDICT,
@@ -285,7 +286,7 @@ class Gateway:
             ask = [threading.Event(), None]
             with self._lock:
                 self._asks[n] = ask
-            self.emit({"ask": n, "streamid": sid, "peer": peer})
+            self.emit({"ask": n, "sock": sock, "streamid": sid, "peer": peer})
             ask[0].wait(ASK_TIMEOUT_S)
             with self._lock:
                 self._asks.pop(n, None)
@@ -335,6 +336,7 @@ class Gateway:
             before = self.viewers.get(slot, ())
             self.viewers[slot] = (*before, viewer)
         log.info("SRT viewer %s on slot %d", peer, slot)
+        self.emit({"joined": sock})
         if not before:
             self.emit({"watch": slot})
         self.emit({"viewers": self.count()})
@@ -351,6 +353,7 @@ class Gateway:
                     for v in viewers:
                         if v not in alive:
                             v.close("connection closed")
+                            self.emit({"left": v.sock})
                     self.viewers[slot] = alive
                     changed.append(slot)
                     if not alive:
@@ -390,6 +393,12 @@ class Gateway:
             elif kind == CONNECT:
                 info = json.loads(body)
                 self.formats[slot] = (info["codec"], Fraction(*info["tb"]))
+            elif kind == KILL:
+                order = json.loads(body)
+                for viewers in list(self.viewers.values()):
+                    for v in viewers:
+                        if v.sock == order["sock"]:
+                            v.close(order.get("reason", "ended by the recorder"))
             elif kind == DISCONNECT:
                 for v in self.viewers.get(slot, ()):
                     v.waiting_key = True  # the next connection starts at its first key frame

@@ -8,9 +8,11 @@ then the body. A slot is a camera stream, numbered by the recorder for the run.
 * ``P`` a packet: ``<Bqq`` (flags, pts, dts in the stream's time base), then Annex B bytes;
   flag bit 0: key frame, bit 1: the recorder dropped packets before it (a gap).
 * ``D`` the slot's stream disconnected.
+* ``K`` end a caller's connection: JSON ``{"sock", "reason"}`` (its token or right is gone).
 
 Gateway -> recorder (the child's stdout): one JSON object a line: ``{"ready": port}``,
-``{"ask": n, "streamid", "peer"}`` (a caller is handshaking), ``{"watch": slot}`` and
+``{"ask": n, "sock", "streamid", "peer"}`` (a caller is handshaking), ``{"joined": sock}``
+and ``{"left": sock}`` (an admitted caller connected, went), ``{"watch": slot}`` and
 ``{"unwatch": slot}`` (its first viewer came, its last left), ``{"viewers": count}``.
 """
 
@@ -23,7 +25,7 @@ PACKET = struct.Struct("<Bqq")
 FLAG_KEY = 1
 FLAG_GAP = 2
 
-VERDICT, CONNECT, PACKET_KIND, DISCONNECT = b"V"[0], b"C"[0], b"P"[0], b"D"[0]
+VERDICT, CONNECT, PACKET_KIND, DISCONNECT, KILL = b"V"[0], b"C"[0], b"P"[0], b"D"[0], b"K"[0]
 
 
 def parse_streamid(streamid: str) -> tuple[str, str, str] | None:
