@@ -41,6 +41,7 @@ if str(ROOT) not in sys.path:
 import av  # noqa: E402
 import psutil  # noqa: E402
 
+from server.analytics.models import DEFAULT_MODEL_NAME, default_model  # noqa: E402
 from server.catalog import Catalog  # noqa: E402
 from server.sim.clips import ClipSpec, make_clip  # noqa: E402
 from server.sim.rtsp_cameras import RtspCameraHost, gst_available  # noqa: E402
@@ -348,6 +349,9 @@ def run_vigia(
     data = work / "vigia-data"
     cfg = work / "vigia.toml"
     cfg.write_text(vigia_config(urls, defaults))
+    if defaults:  # the detector converted beforehand, as on a recorder past its first start
+        (data / "models").mkdir(parents=True)
+        shutil.copy(default_model(RESULTS / "models"), data / "models" / DEFAULT_MODEL_NAME)
     log = work / "vigia.log"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "server", "--data-dir", str(data), "--config", str(cfg)]
