@@ -13,7 +13,7 @@ from pathlib import Path
 import av
 import pytest
 
-from server.analytics.governor import CALM_S, LoadGovernor
+from server.analytics.governor import CALM_S, SPARSE_US, LoadGovernor
 from server.api.analytics import AnalyticsCollector
 from server.sim.clips import ClipSpec, make_clip
 from tests.test_analytics_pipeline import Rig, model  # noqa: F401  (the module's fixture)
@@ -81,7 +81,8 @@ def test_governor_sheds_step_by_step_and_takes_load_back_when_calm() -> None:
     x.advance(2, own_share=0.1, busy_share=0.9)
     assert gov.step() == 3
     x.advance(2, own_share=0.1, busy_share=0.9)
-    assert gov.step() == 3  # the last level
+    assert gov.step() == 3  # the last level: the key frames get sparser instead
+    assert gov.load.sparse_us == 2 * SPARSE_US
     x.advance(2, own_share=0.01, busy_share=0.9)  # a busy machine, analytics nearly free
     assert gov.step() == 3  # not the cause: nothing to shed, nothing to take back either
     assert (gov.load.own, gov.load.busy) == (pytest.approx(0.01), pytest.approx(0.9))
@@ -93,8 +94,12 @@ def test_governor_sheds_step_by_step_and_takes_load_back_when_calm() -> None:
     assert gov.load.level == 3  # calm, not for CALM_S yet (counted from its first sample)
     x.advance(2, own_share=0.1, busy_share=0.3)
     gov.step()
-    assert gov.load.level == 2  # one step back after CALM_S of calm
-    assert applied == [1, 2, 3, 2]
+    assert (gov.load.level, gov.load.sparse_us) == (3, SPARSE_US)  # first denser key frames
+    for _ in range(int(CALM_S / 2)):
+        x.advance(2, own_share=0.1, busy_share=0.3)
+        gov.step()
+    assert gov.load.level == 2  # then one level back, after CALM_S more of calm
+    assert applied == [1, 2, 3, 3, 3, 2]
 
 
 def test_shedding_reaches_the_pipeline_status_and_metrics(

@@ -9,7 +9,8 @@ shedding level by one; when both have stayed well under for ``calm_s``, it lower
 0. ``normal``: the configured analysis rate;
 1. ``half_rate``: half of it;
 2. ``key_frames``: key frames only, the others dropped on the ingest thread (never decoded);
-3. ``sparse_key_frames``: one key frame every ``SPARSE_US`` at most.
+3. ``sparse_key_frames``: one key frame every ``SPARSE_US`` at most; still over, the interval
+   doubles (up to ``MAX_SPARSE_US``) and halves back when calm before the level goes down.
 
 Recording, live and the API are never slowed by this: they do not wait on analytics anyway
 (bounded queues that drop); the governor keeps analytics from taking the cores they need.
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 LEVELS = ("normal", "half_rate", "key_frames", "sparse_key_frames")
 MAX_LEVEL = len(LEVELS) - 1
 SPARSE_US = 4_000_000
+MAX_SPARSE_US = 32_000_000
 CALM_S = 10.0  # under both limits this long before stepping back down
 CALM_FACTOR = 0.6  # "well under": own CPU below this share of max_cpu ...
 BUSY_MARGIN = 0.1  # ... and the machine this much under max_busy
@@ -53,6 +55,7 @@ class Load:
     """The last window's figures (status, metrics, logs)."""
 
     level: int = 0
+    sparse_us: int = SPARSE_US  # level 3: the least time between two analysed key frames
     own: float = 0.0  # analytics CPU, share of all cores
     busy: float = 0.0  # machine busy, share of all cores
 
@@ -93,7 +96,7 @@ class LoadGovernor:
         self.load.own = (own - last[1]) / (wall * self.cores)
         if mach is not None and last[2] is not None and mach[1] > last[2][1]:
             self.load.busy = (mach[0] - last[2][0]) / (mach[1] - last[2][1])
-        level = self.load.level
+        level, sparse = self.load.level, self.load.sparse_us
         over = self.load.own > self.max_cpu or (
             self.load.busy > self.max_busy and self.load.own > OWN_FLOOR
         )
@@ -103,15 +106,24 @@ class LoadGovernor:
         )
         if over:
             self._calm_since = None
+            if level == MAX_LEVEL:
+                sparse = min(sparse * 2, MAX_SPARSE_US)
             level = min(level + 1, MAX_LEVEL)
         elif calm and level > 0:
             if self._calm_since is None:
                 self._calm_since = now
             elif now - self._calm_since >= CALM_S:
                 self._calm_since = now
-                level -= 1
+                if sparse > SPARSE_US:
+                    sparse //= 2
+                else:
+                    level -= 1
         else:
             self._calm_since = None
+        if sparse != self.load.sparse_us:
+            log.warning("analytics: one key frame every %.0f s at most", sparse / 1e6)
+            self.load.sparse_us = sparse
+            self.apply(level)
         if level != self.load.level:
             log.warning(
                 "analytics %s: %s (analytics %.0f %% of the machine, limit %.0f %%; "

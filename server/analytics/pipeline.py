@@ -286,6 +286,7 @@ class CameraAnalytics:
         self._zone_lock = threading.Lock()
         self._new_zones: tuple[tuple[Zone, ...], tuple[Line, ...]] | None = None
         self.shed = 0  # load shedding level, set by the governor (server/analytics/governor.py)
+        self.sparse_us = SPARSE_US  # at level 3, the least time between analysed key frames
         self.cpu_s = 0.0  # CPU time of the decode thread (the governor's measure)
         self._keys_only = settings.key_frames_only
         self._next_key_us = 0
@@ -309,7 +310,7 @@ class CameraAnalytics:
             self.counters.shed_packets += 1
             return
         if keys_only and shed >= 3:
-            self._next_key_us = packet.recv_us + SPARSE_US
+            self._next_key_us = packet.recv_us + self.sparse_us
         if self._skip_to_key and not packet.key:
             self.counters.dropped_packets += 1
             return

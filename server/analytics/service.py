@@ -21,7 +21,7 @@ import msgspec
 
 from server.analytics.detector import Detector, DetectorError
 from server.analytics.events import AnalyticsEvent
-from server.analytics.governor import LEVELS, LoadGovernor
+from server.analytics.governor import LEVELS, SPARSE_US, LoadGovernor
 from server.analytics.models import default_model
 from server.analytics.motion import MotionResult
 from server.analytics.motionstore import MotionStore
@@ -139,8 +139,10 @@ class Analytics(Outputs):
         return self._retired_cpu_s + cams + self.service.busy_s
 
     def _shed(self, level: int) -> None:
+        sparse = self.governor.load.sparse_us if self.governor is not None else SPARSE_US
         with self._lock:
             for r in self._running.values():
+                r.camera.sparse_us = sparse
                 r.camera.shed = level
 
     @property
@@ -231,6 +233,8 @@ class Analytics(Outputs):
                     continue
                 camera = CameraAnalytics(want, self.service, self)
                 camera.shed = self.shed_level
+                if self.governor is not None:
+                    camera.sparse_us = self.governor.load.sparse_us
                 camera.start()
                 unsubscribe = self._subscribe(cam_id, want.stream, camera)
                 self._running[cam_id] = _Running(camera, want.stream, unsubscribe, want)

@@ -85,6 +85,7 @@ def _prototypes(lib: ctypes.CDLL) -> None:
     i, p, pi = ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(ctypes.c_int)
     for name, args in {
         "srt_startup": (),
+        "srt_setloglevel": (i,),
         "srt_create_socket": (),
         "srt_setsockflag": (i, i, p, i),
         "srt_getsockflag": (i, i, p, pi),
@@ -247,6 +248,7 @@ class Gateway:
         lib = self.lib
         if lib.srt_startup() < 0:
             raise OSError("srt_startup failed")
+        lib.srt_setloglevel(3)  # LOG_ERR: refusals are ours to log, not libsrt's warnings
         host, _, port = self.config["listen"].rpartition(":")
         s = lib.srt_create_socket()
         self._flag(s, SRTO_RCVLATENCY, self.config["latency_ms"])
