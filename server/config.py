@@ -221,7 +221,7 @@ class AnalyticsConfig(_Section):
     shed_load: Annotated[
         bool,
         _doc("analyse less (half rate, key frames only, fewer key frames) while over "
-             "max_cpu or max_busy"),
+             "max_cpu or max_busy, in threads of lower priority (nice 10)"),
     ] = True  # fmt: skip
     max_cpu: Annotated[
         float, _doc("analytics' own CPU, share of all cores, above which it sheds load", gt=0, le=1)

@@ -110,8 +110,10 @@ class DetectionService:
         *,
         batch: int = 4,
         queue_size: int = 16,
+        nice: bool = False,
     ) -> None:
         self._make_detector = make_detector
+        self.nice = nice  # analytics threads at a lower priority (docs/design/analytics.md)
         self.batch = max(1, batch)
         self._queue: queue.Queue[Job | None] = queue.Queue(maxsize=max(1, queue_size))
         self._thread: threading.Thread | None = None
@@ -190,7 +192,8 @@ class DetectionService:
             self.ready.set()
 
     def _run(self) -> None:
-        lower_priority()  # before the model loads: onnxruntime's threads inherit it
+        if self.nice:
+            lower_priority()  # before the model loads: onnxruntime's threads inherit it
         self._load()
         while True:
             job = self._queue.get()
@@ -367,7 +370,8 @@ class CameraAnalytics:
     # --- decode thread ----------------------------------------------------------------------
 
     def _decode_loop(self) -> None:
-        lower_priority()
+        if self.service.nice:
+            lower_priority()
         self._codec: av.CodecContext | None = None
         self._last_us = 0  # wall time of the newest decoded frame
         self._clock = _RunClock()

@@ -93,7 +93,10 @@ class Analytics(Outputs):
         self.motion = MotionStore(data_root / "metadata" / "motion")
         self.snapshots = data_root / "events"
         self.service = DetectionService(
-            self._make_detector, batch=config.batch, queue_size=config.queue
+            self._make_detector,
+            batch=config.batch,
+            queue_size=config.queue,
+            nice=config.shed_load,
         )
         self._running: dict[str, _Running] = {}
         self._retired_cpu_s = 0.0  # decode CPU of pipelines that stopped
