@@ -41,6 +41,7 @@ if str(ROOT) not in sys.path:
 import av  # noqa: E402
 import psutil  # noqa: E402
 
+from server.analytics.models import DEFAULT_MODEL_NAME, default_model  # noqa: E402
 from server.catalog import Catalog  # noqa: E402
 from server.sim.clips import ClipSpec, make_clip  # noqa: E402
 from server.sim.rtsp_cameras import RtspCameraHost, gst_available  # noqa: E402
@@ -269,10 +270,16 @@ def wait_until(predicate, timeout: float, what: str, procs: list[subprocess.Pope
 # --- vigia-server -------------------------------------------------------------------------
 
 
-def vigia_config(urls: list[str]) -> str:
-    """Recording only, like the ffmpeg reference: live distribution over NATS is off."""
+def vigia_config(urls: list[str], defaults: bool = False) -> str:
+    """Recording only, like the ffmpeg reference: live distribution over NATS and analytics
+    are off (pinned here, whatever the defaults become). ``defaults``: the shipped settings
+    (live and analytics on), only the listeners on free ports."""
     lines = ["[recording]", "segment_seconds = 60", "[storage]", "min_free_bytes = 0"]
-    lines += ["[nats]", "enabled = false"]
+    if defaults:
+        lines += ["[server]", 'listen = "127.0.0.1:0"', "discovery = false"]
+        lines += ["[nats]", 'listen = "127.0.0.1:0"']
+    else:
+        lines += ["[nats]", "enabled = false", "[analytics]", "enabled = false"]
     for i, url in enumerate(urls, start=1):
         lines += ["[[cameras]]", f'id = "cam{i:02d}"', f'name = "Camera {i}"', f'main = "{url}"']
     return "\n".join(lines) + "\n"
@@ -330,11 +337,21 @@ def _losses(run: ToolRun, per_camera: dict[str, tuple[int, int]]) -> None:
         run.error = run.error or f"{missing} cameras recorded nothing"
 
 
-def run_vigia(children: Children, urls: list[str], cams: list[int], seconds: float, work: Path):
-    run = ToolRun("vigia", len(urls))
+def run_vigia(
+    children: Children,
+    urls: list[str],
+    cams: list[int],
+    seconds: float,
+    work: Path,
+    defaults: bool = False,
+):
+    run = ToolRun("defaults" if defaults else "vigia", len(urls))
     data = work / "vigia-data"
     cfg = work / "vigia.toml"
-    cfg.write_text(vigia_config(urls))
+    cfg.write_text(vigia_config(urls, defaults))
+    if defaults:  # the detector converted beforehand, as on a recorder past its first start
+        (data / "models").mkdir(parents=True)
+        shutil.copy(default_model(RESULTS / "models"), data / "models" / DEFAULT_MODEL_NAME)
     log = work / "vigia.log"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "server", "--data-dir", str(data), "--config", str(cfg)]
@@ -538,9 +555,18 @@ def table(rows: list[dict[str, Any]]) -> str:
             f"{v['peak_rss_mb']:>9.1f} | {f['peak_rss_mb']:>10.1f} | "
             f"{_fmt(r['rss_ratio']):>5} | {lost:>17}"
         )
+    for r in rows:
+        if "defaults" in r:
+            d = r["defaults"]
+            lines.append(
+                f"{r['cameras']:>3} | defaults (live + analytics on): "
+                f"{d['cpu_s_per_camera_minute']:.2f} CPU s/cam-min, "
+                f"{_fmt(r.get('defaults_cpu_ratio'))}x ffmpeg, busy {d['system_busy_pct']:.0f} %, "
+                f"lost {d['lost_packets']}"
+            )
     lines += ["", "Context (same windows):"]
     lines.append(
-        f"{'N':>3} {'tool':<6} | {'window':>6} | {'Mbit/s/cam':>10} | {'PSS MB':>7} | "
+        f"{'N':>3} {'tool':<8} | {'window':>6} | {'Mbit/s/cam':>10} | {'PSS MB':>7} | "
         f"{'cams CPU%':>9} | {'busy%':>5} | {'load1':>5} | {'start s':>7} | {'stop s':>6} | note"
     )
     for r in rows:
@@ -549,7 +575,7 @@ def table(rows: list[dict[str, Any]]) -> str:
             cams = 100 * x["camera_cpu_s"] / x["window_s"] if x["window_s"] else 0
             note = x["error"] or ("; ".join(x["log_problems"][:1]) if x["log_problems"] else "")
             lines.append(
-                f"{r['cameras']:>3} {tool:<6} | {x['window_s']:>5.0f}s | "
+                f"{r['cameras']:>3} {tool:<8} | {x['window_s']:>5.0f}s | "
                 f"{x['window_mbit_per_camera']:>10.2f} | {x['peak_pss_mb']:>7.1f} | "
                 f"{cams:>9.0f} | {x['system_busy_pct']:>5.0f} | {x['loadavg'][0]:>5.2f} | "
                 f"{x['start_s']:>7.1f} | {x['stop_s']:>6.1f} | {note[:70]}"
@@ -568,6 +594,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seconds", type=float, help="measurement window (default 60, quick 20)")
     p.add_argument("--json", type=Path, help="JSON output (default bench/results/record-*.json)")
     p.add_argument("--keep", action="store_true", help="keep the recordings (printed path)")
+    p.add_argument(
+        "--no-defaults",
+        action="store_true",
+        help="skip the third run, vigia with its default settings (live and analytics on)",
+    )
     args = p.parse_args(argv)
     counts = args.cameras or ("1,8" if args.quick else "1,8,32")
     try:
@@ -636,14 +667,18 @@ def main(argv: list[str] | None = None) -> int:
             urls = [h.url("main") for h in hosts]
             cams = camera_pids(hosts)
             order = ["vigia", "ffmpeg"] if index % 2 == 0 else ["ffmpeg", "vigia"]
+            if not args.no_defaults:
+                order.append("defaults")  # vigia as shipped (live, analytics), beside the pair
             row: dict[str, Any] = {"cameras": n, "order": order}
             for tool in order:
                 time.sleep(1)  # let the previous tool's sessions end at the cameras
                 run_dir = work / f"n{n}-{tool}"
                 run_dir.mkdir()
                 print(f"   {tool}: recording {n} cameras, {args.seconds:.0f} s window", flush=True)
-                runner = run_vigia if tool == "vigia" else run_ffmpeg
-                run = runner(children, urls, cams, args.seconds, run_dir)
+                if tool == "ffmpeg":
+                    run = run_ffmpeg(children, urls, cams, args.seconds, run_dir)
+                else:
+                    run = run_vigia(children, urls, cams, args.seconds, run_dir, tool == "defaults")
                 row[tool] = asdict(run)
                 print(
                     f"   {tool}: {run.cpu_s_per_camera_minute:.2f} CPU s/cam-min, "
@@ -658,6 +693,11 @@ def main(argv: list[str] | None = None) -> int:
             v, f = row["vigia"], row["ffmpeg"]
             row["cpu_ratio"] = _ratio(v["cpu_s_per_camera_minute"], f["cpu_s_per_camera_minute"])
             row["rss_ratio"] = _ratio(v["peak_rss_mb"], f["peak_rss_mb"])
+            if "defaults" in row:
+                d = row["defaults"]
+                row["defaults_cpu_ratio"] = _ratio(
+                    d["cpu_s_per_camera_minute"], f["cpu_s_per_camera_minute"]
+                )
             rows.append(row)
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(json.dumps(report, indent=2) + "\n")  # partial results survive

@@ -245,6 +245,23 @@ class AnalyticsConfig(_Section):
             "analysed frames waiting for the detector before new ones are dropped", ge=1, le=100_000
         ),
     ] = 16
+    main_key_frames_only: Annotated[
+        bool,
+        _doc("a camera without a sub stream is analysed on its main stream's key frames only "
+             "(nothing else decoded); false: at the analysis rate, decoding every frame"),
+    ] = True  # fmt: skip
+    shed_load: Annotated[
+        bool,
+        _doc("analyse less (half rate, key frames only, fewer key frames) while over "
+             "max_cpu or max_busy, in threads of lower priority (nice 10)"),
+    ] = True  # fmt: skip
+    max_cpu: Annotated[
+        float, _doc("analytics' own CPU, share of all cores, above which it sheds load", gt=0, le=1)
+    ] = 0.4
+    max_busy: Annotated[
+        float,
+        _doc("the machine's busy share of all cores above which analytics sheds load", gt=0, le=1),
+    ] = 0.6
 
 
 class WebRtcConfig(_Section):
@@ -255,6 +272,25 @@ class WebRtcConfig(_Section):
     turn_username: Annotated[str | None, _doc("user name for the TURN servers")] = None
     turn_password: Annotated[str | None, _doc("password for the TURN servers")] = None
     max_sessions: Annotated[int, _doc("WHEP viewers at once; more get 503", ge=0, le=10_000)] = 64
+
+
+class SrtConfig(_Section):
+    """``[srt]``: live streams out over SRT, MPEG-TS, never re-encoded (docs/design/live.md). A
+    caller picks a stream with the stream id ``CAMERA/STREAM?token=TOKEN`` (an API token whose
+    user has the camera's live right)."""
+
+    listen: Annotated[
+        str, _doc("HOST:PORT of the SRT listener (UDP); empty: none", pattern=r"^$|^.*:[0-9]{1,5}$")
+    ] = ""
+    passphrase: Annotated[
+        str,
+        _doc("encrypt with this passphrase (10 to 79 characters); empty: unencrypted",
+             pattern=r"^$|^.{10,79}$"),
+    ] = ""  # fmt: skip
+    latency_ms: Annotated[
+        int, _doc("SRT latency floor; a caller may ask for more (the larger wins)", ge=0, le=10_000)
+    ] = 40
+    max_viewers: Annotated[int, _doc("SRT callers at once; more are refused", ge=0, le=10_000)] = 64
 
 
 class OnvifConfig(_Section):
@@ -349,6 +385,7 @@ class ConfigFile(_Section):
     nats: NatsConfig = NatsConfig()
     analytics: AnalyticsConfig = AnalyticsConfig()
     webrtc: WebRtcConfig = WebRtcConfig()
+    srt: SrtConfig = SrtConfig()
     onvif: OnvifConfig = OnvifConfig()
     mqtt: MqttConfig = MqttConfig()
     smtp: SmtpConfig = SmtpConfig()
@@ -364,6 +401,7 @@ SECTIONS: dict[str, type[msgspec.Struct]] = {
     "nats": NatsConfig,
     "analytics": AnalyticsConfig,
     "webrtc": WebRtcConfig,
+    "srt": SrtConfig,
     "onvif": OnvifConfig,
     "mqtt": MqttConfig,
     "smtp": SmtpConfig,
@@ -408,6 +446,7 @@ class Config(msgspec.Struct, frozen=True):
     storage: StorageConfig = StorageConfig()
     analytics: AnalyticsConfig = AnalyticsConfig()
     webrtc: WebRtcConfig = WebRtcConfig()
+    srt: SrtConfig = SrtConfig()
     onvif: OnvifConfig = OnvifConfig()
     mqtt: MqttConfig = MqttConfig()
     smtp: SmtpConfig = SmtpConfig()
@@ -540,6 +579,7 @@ def load_config(path: Path | None) -> Config:
         storage=raw.storage,
         analytics=raw.analytics,
         webrtc=raw.webrtc,
+        srt=raw.srt,
         onvif=raw.onvif,
         mqtt=raw.mqtt,
         smtp=raw.smtp,

@@ -39,6 +39,7 @@ from server.live import EmbeddedNats, LivePublisher, NatsServerError
 from server.live.fanout import Fanout
 from server.live.nats_server import ClusterSpec
 from server.live.publisher import stream_status_message
+from server.live.srt import SrtOut
 from server.protocol.files import write_atomic
 from server.protocol.live import event_stream_name
 from server.protocol.timeutil import US_PER_SECOND
@@ -73,6 +74,7 @@ class Services:
     rules: RulesEngine | None = None  # rules and alarms, with the API (docs/design/rules.md)
     archiver: Archiver | None = None
     site: SiteMember | None = None  # this recorder in its site (docs/design/site.md)
+    srt: SrtOut | None = None  # SRT live out, started by ``serve`` (docs/design/live.md)
 
 
 def cluster_spec(config: Config) -> ClusterSpec | None:
@@ -320,6 +322,7 @@ async def start_api(config: Config, services: Services) -> tuple[web.AppRunner |
         rules=services.rules,
         archiver=services.archiver,
         site=services.site.health if services.site is not None else None,
+        srt=services.srt,
     )
     if services.site is not None and config.site.name and config.nats.enabled:
         sec = ctx.security
@@ -436,6 +439,25 @@ async def watchdog(interval_s: float) -> None:
         await asyncio.sleep(interval_s)
 
 
+def start_srt(config: Config, services: Services) -> int | None:
+    """SRT live out from the fan-out; best effort, like live: the recorder records without it."""
+    if not config.srt.listen or "live" not in config.roles or services.fanout is None:
+        return None
+    srt = SrtOut(
+        config.srt.listen,
+        services.fanout,
+        Tokens(services.catalog, services.clock),
+        services.catalog,
+        passphrase=config.srt.passphrase,
+        latency_ms=config.srt.latency_ms,
+        max_viewers=config.srt.max_viewers,
+    )
+    port = srt.start()
+    if port is not None:
+        services.srt = srt
+    return port
+
+
 def write_ports(data: DataDir, ports: dict[str, int | None]) -> bool:
     """Say which ports this run bound (``listen`` may ask for port 0, "any free one"), for
     whoever started it: written whole, with our pid so that a file an earlier run left is
@@ -471,6 +493,7 @@ async def serve(config: Config, services: Services) -> None:
     )
     rules_nc = await start_rules(config, services)
     services.site = make_site_member(config, services)
+    srt_port = await asyncio.to_thread(start_srt, config, services)
     runner, port = await start_api(config, services) if "api" in roles else (None, None)
     services.site.me = Me(services.site.me.id, services.site.me.name,
                           api_url(config.listen, port), __version__)  # fmt: skip
@@ -481,6 +504,7 @@ async def serve(config: Config, services: Services) -> None:
         "nats": nats_srv.port if nats_srv else None,
         "mqtt": nats_srv.mqtt_port if nats_srv else None,
         "cluster": nats_srv.cluster_port if nats_srv else None,
+        "srt": srt_port,
     }
     ports_written = write_ports(services.data, ports)
     advertiser = None
@@ -533,6 +557,8 @@ async def serve(config: Config, services: Services) -> None:
             await advertiser.close()  # clients stop coming first
         if runner is not None:
             await runner.cleanup()
+        if services.srt is not None:
+            await asyncio.to_thread(services.srt.stop)
         await asyncio.to_thread(services.recorder.stop)
         if services.site is not None:
             await services.site.close()

@@ -223,6 +223,12 @@ def server_process(tmp_path: Path) -> Iterator[Callable[[str], ServerProcess]]:
             p.proc.wait(10)
 
 
+EVERY_FRAME = "main_key_frames_only = false\nshed_load = false"
+"""``[analytics]`` keys of tests that count analysed frames of a main-only camera: every frame
+at the analysis rate, whatever the machine's load (the defaults analyse key frames only and shed
+load when the machine is busy; docs/design/analytics.md)."""
+
+
 def camera_toml(
     cameras: list[tuple[str, str, str | None]],
     extra: str = "",

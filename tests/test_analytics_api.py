@@ -19,7 +19,7 @@ from server.datadir import DataDir
 from server.protocol.live import ai_subject
 from server.sim.clips import transcode_to_h264
 from server.sim.footage import VTEST
-from tests.conftest import camera_toml
+from tests.conftest import EVERY_FRAME, camera_toml
 
 ADMIN = {"name": "admin", "password": "admin-password-1"}
 
@@ -51,7 +51,7 @@ def test_analytics_through_the_api_and_nats(
 ) -> None:
     clip = transcode_to_h264(VTEST, tmp_path / "vtest.mp4", max_seconds=30)
     monkeypatch.setenv("VIGIA_ADMIN_PASSWORD", ADMIN["password"])
-    server = server_process(_toml(f"file://{clip}", "fps = 5"))
+    server = server_process(_toml(f"file://{clip}", f"fps = 5\n{EVERY_FRAME}"))
     server.start()
     base = f"{server.base_url}/api/v1"  # known once the API listens
 

@@ -56,7 +56,9 @@ class Rig:
         self.fanout = Fanout()
         self.published: list[tuple[str, bytes]] = []
         # nothing dropped unless a test asks for small queues
-        cfg = AnalyticsConfig(**{"model": str(model), "queue": 100_000, **config})
+        # every frame at the analysis rate, whatever the machine's load: pinned, not defaults
+        pinned = {"main_key_frames_only": False, "shed_load": False}
+        cfg = AnalyticsConfig(**{"model": str(model), "queue": 100_000, **pinned, **config})
         self.analytics = Analytics(
             cfg,
             self.catalog,

@@ -24,7 +24,7 @@ from app.settings import SecretStore, Settings
 from app.workstation import Workstation
 from server.sim.clips import transcode_to_h264
 from server.sim.footage import VTEST
-from tests.conftest import ServerProcess, camera_toml, wait_until
+from tests.conftest import EVERY_FRAME, ServerProcess, camera_toml, wait_until
 
 ADMIN_PASSWORD = "admin-password-1"
 S = 1_000_000
@@ -44,7 +44,7 @@ class Recorder:
 def recorder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorder]:
     tmp = tmp_path_factory.mktemp("app-events")
     clip = transcode_to_h264(VTEST, tmp / "vtest.mp4", max_seconds=20)
-    toml = camera_toml([("vt", f"file://{clip}", None)], analytics="fps = 5")
+    toml = camera_toml([("vt", f"file://{clip}", None)], analytics=f"fps = 5\n{EVERY_FRAME}")
     (tmp / "vigia.toml").write_text(toml)
     server = ServerProcess(tmp / "data", tmp / "vigia.toml", tmp / "server.log")
     server.start(env={"VIGIA_ADMIN_PASSWORD": ADMIN_PASSWORD})

@@ -28,7 +28,7 @@ from server.protocol.live import alarms_subject
 from server.protocol.models.rules import Alarm
 from server.sim.clips import transcode_to_h264
 from server.sim.footage import VTEST
-from tests.conftest import ServerProcess, camera_toml
+from tests.conftest import EVERY_FRAME, ServerProcess, camera_toml
 from tests.helpers import smtp_server
 from tests.test_rules import SECRET, Hooks, Mailbox
 
@@ -55,7 +55,7 @@ def test_person_enters_gate_alarm_mqtt_webhook_email(tmp_path: Path) -> None:
     smtp = smtp_server(mailbox)
     extra = (f'[mqtt]\nlisten = "127.0.0.1:0"\n'
              f'[smtp]\nhost = "127.0.0.1"\nport = {smtp.port}\n')  # fmt: skip
-    toml = camera_toml([("vt", f"file://{clip}", None)], extra, analytics="fps = 5")
+    toml = camera_toml([("vt", f"file://{clip}", None)], extra, analytics=f"fps = 5\n{EVERY_FRAME}")
     (tmp_path / "vigia.toml").write_text(toml)
     server = ServerProcess(tmp_path / "data", tmp_path / "vigia.toml", tmp_path / "server.log")
     server.start(env={"VIGIA_ADMIN_PASSWORD": ADMIN_PASSWORD})

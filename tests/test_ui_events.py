@@ -26,7 +26,7 @@ from app.settings import SecretStore, Settings
 from app.workstation import Workstation
 from server.sim.clips import transcode_to_h264
 from server.sim.footage import VTEST
-from tests.conftest import START_S, ServerProcess, camera_toml, wait_until
+from tests.conftest import EVERY_FRAME, START_S, ServerProcess, camera_toml, wait_until
 from ui.events_panel import EventFilter, EventItem, EventsPanel, now_us
 from ui.motion_search import MotionSearchPanel, normalise_region
 from ui.videotile import VideoTile
@@ -50,7 +50,7 @@ class Recorder:
 def recorder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorder]:
     tmp = tmp_path_factory.mktemp("ui-events")
     clip = transcode_to_h264(VTEST, tmp / "vtest.mp4", max_seconds=20)
-    toml = camera_toml([("vt", f"file://{clip}", None)], analytics="fps = 5")
+    toml = camera_toml([("vt", f"file://{clip}", None)], analytics=f"fps = 5\n{EVERY_FRAME}")
     (tmp / "vigia.toml").write_text(toml)
     server = ServerProcess(tmp / "data", tmp / "vigia.toml", tmp / "server.log")
     server.start(env={"VIGIA_ADMIN_PASSWORD": ADMIN_PASSWORD})

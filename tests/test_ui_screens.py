@@ -35,7 +35,7 @@ def test_wall_and_timeline_screenshots(
 ) -> None:
     from server.sim.clips import transcode_to_h264
     from server.sim.footage import VTEST
-    from tests.conftest import camera_toml
+    from tests.conftest import EVERY_FRAME, camera_toml
 
     clip = transcode_to_h264(VTEST, tmp_path / "vtest.mp4", max_seconds=20)
     # vtest has no sub stream: its small tiles must show the main stream
@@ -44,7 +44,7 @@ def test_wall_and_timeline_screenshots(
         for i, (main, sub) in enumerate(camera_clips[:3])
     ]
     # analytics only where someone walks: the camera's own setting turns it on (child)
-    toml = camera_toml(cams, analytics="enabled = false\nfps = 5")
+    toml = camera_toml(cams, analytics=f"enabled = false\nfps = 5\n{EVERY_FRAME}")
     monkeypatch.setenv("VIGIA_ADMIN_PASSWORD", ADMIN_PASSWORD)
     server = server_process(toml)
     server.start()

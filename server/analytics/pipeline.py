@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import queue
 import threading
 import time
@@ -29,6 +30,7 @@ import numpy as np
 
 from server.analytics.detector import Detection, Detector, DetectorError, DetectorInfo
 from server.analytics.events import AnalyticsEvent, MotionEvents, ObjectEvents
+from server.analytics.governor import SPARSE_US
 from server.analytics.motion import MotionDetector, MotionResult
 from server.analytics.tracker import ByteTracker, Track
 from server.analytics.zones import Line, Zone, ZoneEngine
@@ -39,6 +41,14 @@ log = logging.getLogger(__name__)
 US = 1_000_000
 LOW_SCORE = 0.1  # the detector reports down to this; the tracker's second stage uses them
 MAX_JUMP_US = 10 * US  # a timestamp jump beyond this starts a new run (as the recorder does)
+NICE = 10  # analytics threads yield the cores to recording, live and the API
+
+
+def lower_priority() -> None:
+    """Make the calling thread (and the threads it starts, e.g. onnxruntime's) nicer (Linux:
+    the nice value is per thread), so the kernel serves recording, live and the API first."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)
 
 
 class Counter:
@@ -64,6 +74,7 @@ class CameraCounters:
     dropped_frames: int = 0  # the detection service was behind
     detected: int = 0  # frames that went through the detector
     decode_errors: int = 0
+    shed_packets: int = 0  # left undecoded on purpose: key frames only, or load shedding
     detections: dict[str, int] = field(default_factory=dict)  # by label
     last_ts_us: int = 0
 
@@ -99,8 +110,10 @@ class DetectionService:
         *,
         batch: int = 4,
         queue_size: int = 16,
+        nice: bool = False,
     ) -> None:
         self._make_detector = make_detector
+        self.nice = nice  # analytics threads at a lower priority (docs/design/analytics.md)
         self.batch = max(1, batch)
         self._queue: queue.Queue[Job | None] = queue.Queue(maxsize=max(1, queue_size))
         self._thread: threading.Thread | None = None
@@ -112,6 +125,7 @@ class DetectionService:
         self._pending = Counter()  # submitted and not yet finished (tests, benchmarks wait on it)
         self.frames = 0
         self.batches = 0
+        self.busy_s = 0.0  # time spent finishing jobs (detector included): its CPU cost
 
     def start(self) -> None:
         if self._thread is None:
@@ -178,6 +192,8 @@ class DetectionService:
             self.ready.set()
 
     def _run(self) -> None:
+        if self.nice:
+            lower_priority()  # before the model loads: onnxruntime's threads inherit it
         self._load()
         while True:
             job = self._queue.get()
@@ -193,7 +209,9 @@ class DetectionService:
                     self._finish(jobs)
                     return
                 jobs.append(more)
+            t0 = time.perf_counter()
             self._finish(jobs)
+            self.busy_s += time.perf_counter() - t0
 
     def _finish(self, jobs: list[Job]) -> None:
         want = [j for j in jobs if j.rgb is not None] if self.detector is not None else []
@@ -234,6 +252,7 @@ class CameraSettings:
     min_score: float = 0.4
     refresh_us: int = 2 * US
     motion_gate: bool = True
+    key_frames_only: bool = False  # decode and analyse key frames only (a main-only camera)
     zones: tuple[Zone, ...] = ()
     lines: tuple[Line, ...] = ()
 
@@ -269,6 +288,11 @@ class CameraAnalytics:
         self.error: str | None = None  # decoding problem of this camera
         self._zone_lock = threading.Lock()
         self._new_zones: tuple[tuple[Zone, ...], tuple[Line, ...]] | None = None
+        self.shed = 0  # load shedding level, set by the governor (server/analytics/governor.py)
+        self.sparse_us = SPARSE_US  # at level 3, the least time between analysed key frames
+        self.cpu_s = 0.0  # CPU time of the decode thread (the governor's measure)
+        self._keys_only = settings.key_frames_only
+        self._next_key_us = 0
 
     # --- PacketSink, on the ingest thread --------------------------------------------------
 
@@ -278,6 +302,18 @@ class CameraAnalytics:
 
     def on_packet(self, packet: IngestPacket) -> None:
         self.counters.packets += 1
+        shed = self.shed
+        keys_only = self.settings.key_frames_only or shed >= 2
+        if keys_only != self._keys_only:
+            self._keys_only = keys_only
+            self._skip_to_key = True  # back to every frame: P-frames need their key frame
+        if keys_only and (
+            not packet.key or (shed >= 3 and packet.recv_us < self._next_key_us)
+        ):  # never copied nor decoded: the cheapest way to analyse less
+            self.counters.shed_packets += 1
+            return
+        if keys_only and shed >= 3:
+            self._next_key_us = packet.recv_us + self.sparse_us
         if self._skip_to_key and not packet.key:
             self.counters.dropped_packets += 1
             return
@@ -334,6 +370,8 @@ class CameraAnalytics:
     # --- decode thread ----------------------------------------------------------------------
 
     def _decode_loop(self) -> None:
+        if self.service.nice:
+            lower_priority()
         self._codec: av.CodecContext | None = None
         self._last_us = 0  # wall time of the newest decoded frame
         self._clock = _RunClock()
@@ -351,11 +389,13 @@ class CameraAnalytics:
             if item is None or self._stopping:
                 self._end_events()
                 return
+            t0 = time.thread_time()
             try:
                 self._handle(item)
             except Exception:
                 log.exception("%s: analytics failed on a packet", self.camera_id)
             finally:
+                self.cpu_s += time.thread_time() - t0
                 self._pending.add(-1)
 
     def _handle(self, item: tuple) -> None:
@@ -402,7 +442,8 @@ class CameraAnalytics:
         self._last_us = f_us
         if f_us < self._next_us:
             return
-        self._next_us = max(self._next_us + self._interval_us, f_us + self._interval_us // 2)
+        interval = self._interval_us * (2 if self.shed == 1 else 1)
+        self._next_us = max(self._next_us + interval, f_us + interval // 2)
         motion = self.motion.update(_luma(frame))
         can = self.service.can_detect
         detect = can and (

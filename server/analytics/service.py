@@ -21,6 +21,7 @@ import msgspec
 
 from server.analytics.detector import Detector, DetectorError
 from server.analytics.events import AnalyticsEvent
+from server.analytics.governor import LEVELS, SPARSE_US, LoadGovernor
 from server.analytics.models import default_model
 from server.analytics.motion import MotionResult
 from server.analytics.motionstore import MotionStore
@@ -92,9 +93,18 @@ class Analytics(Outputs):
         self.motion = MotionStore(data_root / "metadata" / "motion")
         self.snapshots = data_root / "events"
         self.service = DetectionService(
-            self._make_detector, batch=config.batch, queue_size=config.queue
+            self._make_detector,
+            batch=config.batch,
+            queue_size=config.queue,
+            nice=config.shed_load,
         )
         self._running: dict[str, _Running] = {}
+        self._retired_cpu_s = 0.0  # decode CPU of pipelines that stopped
+        self.governor: LoadGovernor | None = None
+        if config.shed_load:
+            self.governor = LoadGovernor(
+                self.own_cpu_s, self._shed, max_cpu=config.max_cpu, max_busy=config.max_busy
+            )
         self._open: dict[tuple, EventRow] = {}  # open events by their pairing key
         self._best: dict[tuple, av.VideoFrame] = {}  # best frame of an open event, unwritten
         self._written: dict[tuple, float] = {}  # when an open event's row was last written
@@ -122,8 +132,29 @@ class Analytics(Outputs):
             log.info("analytics: %d events left open by the last run were closed", closed)
         self.service.start()
         self.sync()
+        if self.governor is not None:
+            self.governor.start()
+
+    def own_cpu_s(self) -> float:
+        """Analytics' CPU seconds so far: decode threads and the detection thread's busy time."""
+        with self._lock:
+            cams = sum(r.camera.cpu_s for r in self._running.values())
+        return self._retired_cpu_s + cams + self.service.busy_s
+
+    def _shed(self, level: int) -> None:
+        sparse = self.governor.load.sparse_us if self.governor is not None else SPARSE_US
+        with self._lock:
+            for r in self._running.values():
+                r.camera.sparse_us = sparse
+                r.camera.shed = level
+
+    @property
+    def shed_level(self) -> int:
+        return self.governor.load.level if self.governor is not None else 0
 
     def stop(self) -> None:
+        if self.governor is not None:
+            self.governor.stop()
         with self._lock:
             running, self._running = self._running, {}
         for r in running.values():
@@ -182,6 +213,9 @@ class Analytics(Outputs):
                 min_score=s.min_score,
                 refresh_us=int(self.config.refresh_s * US_PER_SECOND),
                 motion_gate=self.config.motion_gate,
+                key_frames_only=(
+                    self.config.main_key_frames_only and stream == "main" and "sub" not in streams
+                ),
                 zones=zones,
                 lines=lines,
             )
@@ -193,6 +227,7 @@ class Analytics(Outputs):
                     del self._running[cam_id]
                     r.unsubscribe()
                     r.camera.stop()
+                    self._retired_cpu_s += r.camera.cpu_s
                 elif (want.zones, want.lines) != (r.settings.zones, r.settings.lines):
                     r.camera.set_zones(want.zones, want.lines)
                     r.settings = want
@@ -200,6 +235,9 @@ class Analytics(Outputs):
                 if cam_id in self._running:
                     continue
                 camera = CameraAnalytics(want, self.service, self)
+                camera.shed = self.shed_level
+                if self.governor is not None:
+                    camera.sparse_us = self.governor.load.sparse_us
                 camera.start()
                 unsubscribe = self._subscribe(cam_id, want.stream, camera)
                 self._running[cam_id] = _Running(camera, want.stream, unsubscribe, want)
@@ -218,6 +256,17 @@ class Analytics(Outputs):
             state, reason = "starting", "loading the detection model"
         elif not r.camera.connected:
             state, reason = "waiting", f"no video yet from the {r.stream} stream"
+        elif self.shed_level:
+            load = self.governor.load if self.governor is not None else None
+            state, reason = (
+                "running",
+                (
+                    f"shedding load: {LEVELS[self.shed_level].replace('_', ' ')} (analytics "
+                    f"{load.own * 100:.0f} % of the machine, machine {load.busy * 100:.0f} % busy)"
+                    if load is not None
+                    else ""
+                ),
+            )
         else:
             state, reason = "running", ""
         out = {
@@ -230,6 +279,9 @@ class Analytics(Outputs):
             "dropped_frames": c.dropped_frames,
             "dropped_packets": c.dropped_packets,
             "last_ts_us": c.last_ts_us,
+            "key_frames_only": r.settings.key_frames_only,
+            "load": LEVELS[self.shed_level],
+            "shed_packets": c.shed_packets,
         }
         if svc.info is not None:
             out["provider"] = svc.info.provider
@@ -370,14 +422,11 @@ class Analytics(Outputs):
 
 
 def _restart_needed(old: CameraSettings, new: CameraSettings) -> bool:
-    return (old.stream, old.fps, old.labels, old.min_score, old.refresh_us, old.motion_gate) != (
-        new.stream,
-        new.fps,
-        new.labels,
-        new.min_score,
-        new.refresh_us,
-        new.motion_gate,
-    )
+    def key(s: CameraSettings) -> tuple:
+        return (s.stream, s.fps, s.labels, s.min_score, s.refresh_us, s.motion_gate,
+                s.key_frames_only)  # fmt: skip
+
+    return key(old) != key(new)
 
 
 def _dumps(msg: dict) -> bytes:

@@ -382,7 +382,25 @@ class AnalyticsCollector(Collector):
             dropped.add_metric([camera_id], c.dropped_frames + c.dropped_packets)
             for label, n in sorted(c.detections.copy().items()):  # grows on another thread
                 labels.add_metric([camera_id, label], n)
-        yield from (analysed, detected, dropped, labels)
+        shed = CounterMetricFamily(
+            "vigia_analytics_packets_shed",
+            "Packets left undecoded on purpose (key frames only, load shedding)",
+            labels=cam,
+        )
+        for camera_id, pipe in self.a.cameras().items():
+            shed.add_metric([camera_id], pipe.counters.shed_packets)
+        yield from (analysed, detected, dropped, labels, shed)
+        gov = self.a.governor
+        yield GaugeMetricFamily(
+            "vigia_analytics_shed_level",
+            "Load shedding: 0 normal, 1 half rate, 2 key frames only, 3 sparse key frames",
+            value=self.a.shed_level,
+        )
+        yield GaugeMetricFamily(
+            "vigia_analytics_cpu_share",
+            "Analytics' own CPU over the last window, share of all cores",
+            value=gov.load.own if gov is not None else 0.0,
+        )
         times = sorted(list(self.a.service.inference_ms))
         p50 = times[len(times) // 2] if times else 0.0
         yield GaugeMetricFamily(

@@ -29,7 +29,7 @@ from server.api.routing import API, RouteGroup
 from server.api.rules import RuleRoutes
 from server.api.server import ServerRoutes, ViewerRoutes
 from server.api.users import UserRoutes
-from server.api.whep import WhepCollector, WhepRoutes
+from server.api.whep import SrtCollector, WhepCollector, WhepRoutes
 from server.catalog import Catalog
 from server.catalog.layouts import Layouts
 from server.clock import Clock
@@ -37,6 +37,7 @@ from server.config import OnvifConfig
 from server.datadir import DataDir
 from server.export.jobs import ExportJobs
 from server.live.fanout import Fanout
+from server.live.srt import SrtOut
 from server.protocol.models import Site
 from server.site.member import Me, SiteMember
 from server.supervisor import IngestSupervisor
@@ -71,6 +72,7 @@ class ApiContext:
     allowed_hosts: tuple[str, ...] = ()  # the web viewer's Host names beyond the machine's
     live_connected: Callable[[], bool] | None = None  # None: no live distribution here
     storage_state: Callable[[], str] | None = None  # the volume guard's state
+    srt: SrtOut | None = None  # SRT live out, for /metrics
     archiver: Archiver | None = None  # replication to object storage (docs/design/archive.md)
     site: Callable[[], Site] | None = None  # the site's state (docs/design/site.md)
 
@@ -133,6 +135,8 @@ def make_app(ctx: ApiContext) -> web.Application:
         metrics.registry.register(AnalyticsCollector(ctx.analytics))
     if ctx.archiver is not None:
         metrics.registry.register(ArchiveCollector(ctx.archiver))
+    if ctx.srt is not None:
+        metrics.registry.register(SrtCollector(ctx.srt))
 
     async def close_sessions(_app: web.Application) -> None:
         if whep.sessions is not None and whep.sessions.recheck_user in sec.rights_watchers:

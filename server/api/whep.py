@@ -21,6 +21,7 @@ from server.api.lookups import stream_param
 from server.api.routing import API, Media, Route, RouteGroup
 from server.auth import Permission
 from server.catalog import Catalog
+from server.live.srt import SrtOut
 from server.webrtc.offer import MAX_OFFER_BYTES, OfferError
 from server.webrtc.sessions import WhepSessions
 
@@ -120,4 +121,22 @@ class WhepCollector(Collector):
             "vigia_webrtc_keyframe_waits",
             "Times a viewer waited for a key frame (start, overflow, reconnect)",
             value=s.keyframe_waits() if s else 0,
+        )
+
+
+class SrtCollector(Collector):
+    """SRT live out figures for ``/metrics`` (docs/design/live.md), read at scrape time."""
+
+    def __init__(self, srt: SrtOut) -> None:
+        self.srt = srt
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        st = self.srt.stats
+        yield GaugeMetricFamily("vigia_srt_viewers", "SRT callers being served", value=st.viewers)
+        yield CounterMetricFamily("vigia_srt_accepted", "SRT callers admitted", value=st.accepted)
+        yield CounterMetricFamily(
+            "vigia_srt_refused", "SRT callers refused (token, right, stream)", value=st.refused
+        )
+        yield CounterMetricFamily(
+            "vigia_srt_dropped", "Packets not handed to the SRT gateway (backlog)", value=st.dropped
         )

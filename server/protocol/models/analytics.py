@@ -35,6 +35,16 @@ class AnalyticsStatus(msgspec.Struct):
     last_ts_us: int | UnsetType | None = UNSET
     provider: str | UnsetType = UNSET
     model: str | UnsetType = UNSET
+    key_frames_only: Annotated[
+        bool | UnsetType, Meta(description="main stream of a camera without a sub stream")
+    ] = UNSET
+    load: Annotated[
+        Literal["normal", "half_rate", "key_frames", "sparse_key_frames"] | UnsetType,
+        Meta(description="load shedding: analytics analyses less while the machine is busy"),
+    ] = UNSET
+    shed_packets: Annotated[
+        int | UnsetType, Meta(description="packets left undecoded: key frames only, shedding")
+    ] = UNSET
 
 
 class Event(msgspec.Struct):
