@@ -38,6 +38,7 @@ from server.ingest.worker import State
 from server.live import EmbeddedNats, LivePublisher, NatsServerError
 from server.live.fanout import Fanout
 from server.live.publisher import stream_status_message
+from server.onvif.events import CameraEvents
 from server.protocol.files import write_atomic
 from server.protocol.timeutil import US_PER_SECOND
 from server.recording.diskspace import StorageGuard
@@ -234,6 +235,7 @@ def apply_camera(catalog: Catalog, cam: CameraConfig, clock: Clock, source: str)
 SUMMARY_INTERVAL_S = 60.0
 FULL_CHECK_INTERVAL_S = 1.0  # statvfs: cheap
 PORTS_FILE = "run/ports.json"  # under the data dir
+CAMERA_EVENTS_SYNC_S = 5.0  # cameras added or changed get (or drop) their events subscription
 METADATA_TRIM_INTERVAL_S = 60.0  # events, tracks and motion older than the oldest video go
 
 
@@ -344,6 +346,28 @@ async def start_rules(config: Config, services: Services) -> nats.aio.client.Cli
     return nc
 
 
+async def start_camera_events(config: Config, services: Services) -> CameraEvents | None:
+    """One ONVIF events subscription per camera added from a device, on this loop
+    (docs/design/cameras.md); its events go where analytics events go."""
+    if "ingest" not in config.roles or not config.onvif.events:
+        return None
+    live, clock, rules = services.live, services.clock, services.rules
+    events = CameraEvents(
+        services.catalog,
+        clock,
+        services.data.server_id(),
+        publish=(lambda subj, payload: live.offer(subj, payload, True, clock.now_us()))
+        if live
+        else None,
+        on_event=rules.feed_event if rules is not None else None,
+    )
+    try:
+        await events.start()
+    except Exception:  # camera events never stop the recorder
+        log.exception("camera events not started")
+    return events
+
+
 async def start_discovery(config: Config, services: Services, port: int) -> Advertiser | None:
     """Best effort: a recorder without working mDNS still records and serves its API."""
     nats = ""
@@ -409,6 +433,7 @@ async def serve(config: Config, services: Services) -> None:
         services.data.root,
     )
     rules_nc = await start_rules(config, services)
+    camera_events = await start_camera_events(config, services)
     runner, port = await start_api(config, services) if "api" in roles else (None, None)
     nats_srv = services.nats
     ports = {
@@ -421,7 +446,7 @@ async def serve(config: Config, services: Services) -> None:
     if port is not None and config.discovery:
         advertiser = await start_discovery(config, services, port)
     interval = config.storage.retention_interval_s
-    next_summary = next_trim = next_retention = next_purge = loop.time()
+    next_summary = next_trim = next_retention = next_purge = next_events_sync = loop.time()
     housekeeping = AuthHousekeeping(services.catalog, services.clock, config.storage.audit_days)
     guard = services.retention.guard
     notify("READY=1", f"STATUS=recording {len(services.recorder.status())} streams")
@@ -453,6 +478,12 @@ async def serve(config: Config, services: Services) -> None:
                     log.exception("purging the audit log and tokens failed")
             if not ports_written:
                 ports_written = await asyncio.to_thread(write_ports, services.data, ports)
+            if camera_events is not None and loop.time() >= next_events_sync:
+                next_events_sync = loop.time() + CAMERA_EVENTS_SYNC_S
+                try:
+                    await camera_events.sync()
+                except Exception:  # camera events never stop the recorder
+                    log.exception("camera events: cannot follow the cameras")
             if loop.time() >= next_summary:
                 log_summary(services.recorder)
                 next_summary = loop.time() + SUMMARY_INTERVAL_S
@@ -468,6 +499,8 @@ async def serve(config: Config, services: Services) -> None:
         if runner is not None:
             await runner.cleanup()
         await asyncio.to_thread(services.recorder.stop)
+        if camera_events is not None:
+            await camera_events.close()
         if services.rules is not None:
             await services.rules.close()
         if rules_nc is not None:

@@ -228,13 +228,15 @@ class AnalyticsCatalog:
         params.append(limit)
         return [_event(r) for r in self.catalog._all(sql, params)]
 
-    def close_open_events(self, end_us: int) -> int:
-        """At start-up: events a crash left open end where the recorder stopped knowing."""
+    def close_open_events(self, end_us: int, kind: str | None = None) -> int:
+        """At start-up: events a crash left open end where the recorder stopped knowing
+        (of one kind only: camera events are closed by their subscribers' owner)."""
+        sql, params = "UPDATE events SET end_us = max(start_us, ?) WHERE end_us IS NULL", [end_us]
+        if kind is not None:
+            sql += " AND kind = ?"
+            params.append(kind)
         with self.catalog.transaction() as c:
-            cur = c.execute(
-                "UPDATE events SET end_us = max(start_us, ?) WHERE end_us IS NULL", (end_us,)
-            )
-            return cur.rowcount
+            return c.execute(sql, params).rowcount
 
     def oldest_video_us(self, camera_id: str) -> int | None:
         """Start of the camera's oldest recorded video (any stream); metadata older than it

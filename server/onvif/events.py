@@ -219,6 +219,17 @@ class CameraEvents:
         self.subscribers: dict[str, CameraSubscriber] = {}
         self._tasks: dict[str, asyncio.Task] = {}
 
+    async def start(self) -> None:
+        """Events a stopped recorder left open end now (the cameras say again what is on)."""
+        now = self.clock.now_us()
+        closed = await asyncio.to_thread(self.db.close_open_events, now, "camera")
+        if closed:
+            log.info("camera events: %d left open by the last run were closed", closed)
+        await self.sync()
+
+    def status(self) -> dict[str, SubscriberStatus]:
+        return {cam: sub.status for cam, sub in self.subscribers.items()}
+
     async def sync(self) -> None:
         """Start a subscriber for each enabled camera with a device, stop the others (and
         restart one whose device address or credentials changed)."""
