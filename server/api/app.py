@@ -30,6 +30,7 @@ from server.api.server import ServerRoutes, ViewerRoutes
 from server.api.users import UserRoutes
 from server.api.whep import WhepCollector, WhepRoutes
 from server.catalog import Catalog
+from server.catalog.analytics import AnalyticsCatalog
 from server.catalog.layouts import Layouts
 from server.clock import Clock
 from server.config import OnvifConfig
@@ -105,7 +106,8 @@ def make_app(ctx: ApiContext) -> web.Application:
         ExportRoutes(ctx.exports, sec),
         LayoutRoutes(Layouts(catalog), sec, ctx.clock),
         AnalyticsRoutes(
-            ctx.analytics, sec, lambda cid: any(c.id == cid for c in catalog.cameras())
+            ctx.analytics, sec, lambda cid: any(c.id == cid for c in catalog.cameras()),
+            AnalyticsCatalog(catalog), ctx.data.root,
         ),
         whep,
         RuleRoutes(ctx.rules, catalog, sec, _known_labels(ctx)),

@@ -22,7 +22,8 @@ from server.protocol.models.analytics import CAMERA_LABELS
 
 __all__ = ["CAMERA_LABELS", "CameraNotification", "label_of", "read_notification"]
 
-# data items that hold a property's state, by the names vendors use (tried in this order)
+# data items that hold a property's state, by the names vendors use (tried in this order;
+# 'Value' last: Axis and others name a boolean property's data so)
 STATE_ITEMS = ("State", "IsMotion", "IsTamper", "LogicalState", "IsInside", "Active", "Value")
 TRUE, FALSE = ("true", "1", "active", "on"), ("false", "0", "inactive", "off")
 MAX_SOURCE = 200
@@ -75,9 +76,13 @@ def label_of(topic: str) -> str | None:
 
 
 def _state(data: Items) -> bool | None:
-    values = dict(data)
-    ordered = [values[n] for n in STATE_ITEMS if n in values] + [v for _, v in data]
-    for value in ordered:
+    """The boolean of the first state item (names compared without case); None when there is
+    none, so that an item such as ``ObjectId=1`` is never taken for a state."""
+    values = {name.lower(): value for name, value in data}
+    for name in STATE_ITEMS:
+        value = values.get(name.lower())
+        if value is None:
+            continue
         v = value.strip().lower()
         if v in TRUE:
             return True

@@ -54,6 +54,8 @@ from server.protocol.models.ptz import (
     PtzPresetInput,
     PtzState,
     PtzVector,
+    RelayOutput,
+    RelayOutputState,
 )
 from server.protocol.models.recordings import (
     Bookmark,
@@ -112,6 +114,8 @@ __all__ = [
     "PtzVector",
     "Range",
     "Recordings",
+    "RelayOutput",
+    "RelayOutputState",
     "Segment",
     "Server",
     "Session",
