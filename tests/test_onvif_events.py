@@ -341,4 +341,4 @@ async def _recorder_scenario(base: str, device: EventsDevice, server: ServerProc
         assert mine == []  # kind filters: our own motion is another kind
         assert len(alarms) == 1, alarms
         assert alarms[0]["trigger"] == "camera" and alarms[0]["event"]["label"] == "input"
-        assert alarms[0]["camera_id"] == "door" and alarms[0]["priority"] == 1
+        assert alarms[0]["camera"] == "door" and alarms[0]["priority"] == 1
