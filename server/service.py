@@ -466,6 +466,12 @@ async def serve(config: Config, services: Services) -> None:
                         await asyncio.to_thread(services.analytics.trim_all)
                     except Exception:  # metadata retention never stops the recorder
                         log.exception("metadata retention failed")
+                elif camera_events is not None and loop.time() >= next_trim:
+                    next_trim = loop.time() + METADATA_TRIM_INTERVAL_S
+                    try:
+                        await asyncio.to_thread(camera_events.trim_all)
+                    except Exception:
+                        log.exception("camera events retention failed")
             if "api" in roles and loop.time() >= next_purge:
                 next_purge = loop.time() + config.storage.purge_interval_s
                 try:

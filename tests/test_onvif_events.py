@@ -24,6 +24,7 @@ import pytest
 from server.api.app import API
 from server.catalog import Catalog
 from server.catalog.analytics import AnalyticsCatalog
+from server.catalog.catalog import SegmentRow
 from server.catalog.onvif import CameraOnvif, OnvifRow
 from server.clock import SystemClock
 from server.config import CameraConfig
@@ -195,6 +196,16 @@ def test_notifications_become_camera_events_renewed_and_resubscribed(
     # closing unsubscribed and ended the motion the device said was on
     assert all(r.end_us is not None for r in rows)
     assert device.counts.get("Unsubscribe", 0) >= 1 and not device.subscriptions
+    # retention without analytics: camera events go with the video older than the oldest kept
+    manager.trim_all()
+    assert len(db.events(0, 2**62, kinds=["camera"])) == 9  # no video yet: all kept
+    stream = catalog.stream_id("door", "main")
+    after = max(r.end_us or r.start_us for r in rows) + 1
+    catalog.insert_segment(SegmentRow(0, stream, catalog.begin_run(stream, after), after,
+                                      after + 1, 1, "door/x.mp4", 1, 1, "h264", 1, 1, b"",
+                                      "closed"))  # fmt: skip
+    manager.trim_all()
+    assert db.events(0, 2**62, kinds=["camera"]) == []
     print(f"camera event figures: {figures}")
     catalog.close()
 

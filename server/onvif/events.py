@@ -212,6 +212,7 @@ class CameraEvents:
         publish: Publish | None = None,
         on_event: OnEvent | None = None,
     ) -> None:
+        self.catalog = catalog
         self.onvif = CameraOnvif(catalog)
         self.db = AnalyticsCatalog(catalog)
         self.clock, self.server_id = clock, server_id
@@ -226,6 +227,14 @@ class CameraEvents:
         if closed:
             log.info("camera events: %d left open by the last run were closed", closed)
         await self.sync()
+
+    def trim_all(self) -> None:
+        """Retention where analytics does not run (``Analytics.trim_all`` does it otherwise,
+        for every kind): events go with their camera's video. Blocking: run in a thread."""
+        for cam in self.catalog.cameras():
+            oldest = self.db.oldest_video_us(cam.id)
+            if oldest is not None:
+                self.db.delete_events_before(cam.id, oldest)  # camera events have no snapshot
 
     def status(self) -> dict[str, SubscriberStatus]:
         return {cam: sub.status for cam, sub in self.subscribers.items()}
