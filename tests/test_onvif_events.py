@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
+import nats
 import pytest
 
 from server.api.app import API
@@ -34,6 +36,7 @@ from server.onvif.device import OnvifError
 from server.onvif.events import CameraEvents
 from server.onvif.notifications import label_of
 from server.onvif.outputs import switch_output
+from server.protocol.live import events_subject
 from server.service import apply_camera
 from tests.conftest import ServerProcess, camera_toml
 from tests.helpers import refused_port
@@ -291,8 +294,9 @@ def test_relay_outputs_switched_by_operators_and_audited(api: Api, device: Event
 def test_camera_events_in_search_and_rules_of_a_running_recorder(
     device: EventsDevice, tmp_path: Path
 ) -> None:
-    """A recorder process subscribes by itself; the camera's motion is in GET /events with
-    kind=camera and raises the alarm of a rule whose trigger is 'camera'."""
+    """A recorder process subscribes by itself; the camera's motion and input are in GET
+    /events with kind=camera, reach workstations on the events NATS subject, and the input
+    raises the alarm of a rule whose trigger is 'camera' (label filter: tamper, input)."""
     data = DataDir(tmp_path / "data")
     data.create()
     catalog = Catalog(data.catalog)
@@ -313,43 +317,73 @@ async def _recorder_scenario(base: str, device: EventsDevice, server: ServerProc
         body = {"name": "admin", "password": ADMIN_PASSWORD}
         async with anon.post(f"{base}{API}/auth/login", json=body) as r:
             assert r.status == 200, await r.text()
-            token = (await r.json())["token"]
+            session = await r.json()
+    token, grant = session["token"], session["nats"]
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http:
-        rule = {"name": "door tamper or input", "trigger": "camera",
-                "filters": {"cameras": ["door"], "labels": ["tamper", "input"]},
-                "actions": [{"type": "alarm", "priority": 1}], "cooldown_s": 0}  # fmt: skip
-        await _call(http, "POST", f"{base}{API}/rules", 201, json=rule)
-        bad = {**rule, "filters": {"labels": ["person"]}}
-        err = await _call(http, "POST", f"{base}{API}/rules", 400, json=bad)
-        assert "tamper" in err["error"]["message"]
-        deadline = time.monotonic() + 30
-        while not device.subscriptions:  # the recorder subscribed on its own
-            assert time.monotonic() < deadline, server.log()
-            await asyncio.sleep(0.1)
-        await asyncio.to_thread(
-            device.send,
-            notification(MOTION, HIK_SOURCE, {"IsMotion": "true"}),
-            notification(
-                "tns1:Device/Trigger/DigitalInput", {"InputToken": "DI_0"}, {"LogicalState": "true"}
-            ),
-        )
-        now = int(time.time() * 1e6)
-        window = f"start_us={now - 3_600_000_000}&end_us={now + 600_000_000}"
-        url = f"{base}{API}/events?kind=camera&{window}"
-        while True:
-            found = await _call(http, "GET", url, 200)
-            alarms = await _call(http, "GET", f"{base}{API}/alarms", 200)
-            if len(found) >= 2 and alarms:
-                break
-            assert time.monotonic() < deadline, (found, alarms, server.log())
-            await asyncio.sleep(0.2)
-        for ev in found:
-            check(ev, "Event")
-        assert sorted(e["label"] for e in found) == ["input", "motion"]
-        motion = next(e for e in found if e["label"] == "motion")
-        assert motion["topic"] == MOTION and motion["end_us"] is None
-        mine = await _call(http, "GET", f"{base}{API}/events?kind=motion&{window}", 200)
-        assert mine == []  # kind filters: our own motion is another kind
-        assert len(alarms) == 1, alarms
-        assert alarms[0]["trigger"] == "camera" and alarms[0]["event"]["label"] == "input"
-        assert alarms[0]["camera"] == "door" and alarms[0]["priority"] == 1
+        sid = (await _call(http, "GET", f"{base}{API}/server", 200))["id"]
+        nc = await nats.connect(grant["url"], user=grant["user"], password=grant["password"])
+        live: list[dict] = []
+
+        async def on_event(msg) -> None:
+            live.append(json.loads(msg.data))
+
+        await nc.subscribe(events_subject(sid, "door"), cb=on_event)
+        await nc.flush()
+        try:
+            await _events_reach_search_rules_and_nats(base, http, device, server, live)
+        finally:
+            await nc.close()
+
+
+async def _events_reach_search_rules_and_nats(
+    base: str,
+    http: aiohttp.ClientSession,
+    device: EventsDevice,
+    server: ServerProcess,
+    live: list[dict],
+) -> None:
+    rule = {"name": "door tamper or input", "trigger": "camera",
+            "filters": {"cameras": ["door"], "labels": ["tamper", "input"]},
+            "actions": [{"type": "alarm", "priority": 1}], "cooldown_s": 0}  # fmt: skip
+    await _call(http, "POST", f"{base}{API}/rules", 201, json=rule)
+    bad = {**rule, "filters": {"labels": ["person"]}}
+    err = await _call(http, "POST", f"{base}{API}/rules", 400, json=bad)
+    assert "tamper" in err["error"]["message"]
+    deadline = time.monotonic() + 30
+    while not device.subscriptions:  # the recorder subscribed on its own
+        assert time.monotonic() < deadline, server.log()
+        await asyncio.sleep(0.1)
+    await asyncio.to_thread(
+        device.send,
+        notification(MOTION, HIK_SOURCE, {"IsMotion": "true"}),
+        notification(
+            "tns1:Device/Trigger/DigitalInput", {"InputToken": "DI_0"}, {"LogicalState": "true"}
+        ),
+    )
+    now = int(time.time() * 1e6)
+    window = f"start_us={now - 3_600_000_000}&end_us={now + 600_000_000}"
+    url = f"{base}{API}/events?kind=camera&{window}"
+    while True:
+        found = await _call(http, "GET", url, 200)
+        alarms = await _call(http, "GET", f"{base}{API}/alarms", 200)
+        if len(found) >= 2 and alarms:
+            break
+        assert time.monotonic() < deadline, (found, alarms, server.log())
+        await asyncio.sleep(0.2)
+    for ev in found:
+        check(ev, "Event")
+    assert sorted(e["label"] for e in found) == ["input", "motion"]
+    motion = next(e for e in found if e["label"] == "motion")
+    assert motion["topic"] == MOTION and motion["end_us"] is None
+    mine = await _call(http, "GET", f"{base}{API}/events?kind=motion&{window}", 200)
+    assert mine == []  # kind filters: our own motion is another kind
+    assert len(alarms) == 1, alarms
+    assert alarms[0]["trigger"] == "camera" and alarms[0]["event"]["label"] == "input"
+    assert alarms[0]["camera"] == "door" and alarms[0]["priority"] == 1
+    while len(live) < 2:  # workstations get them live, as analytics events
+        assert time.monotonic() < deadline, live
+        await asyncio.sleep(0.05)
+    assert sorted((m["phase"], m["label"], m["kind"]) for m in live) == [
+        ("start", "input", "camera"),
+        ("start", "motion", "camera"),
+    ]
