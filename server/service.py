@@ -68,6 +68,7 @@ class Services:
     exports: ExportJobs | None = None  # made with the API, expired by the service loop
     rules: RulesEngine | None = None  # rules and alarms, with the API (docs/design/rules.md)
     archiver: Archiver | None = None
+    camera_events: CameraEvents | None = None  # on the loop, from serve (docs/design/cameras.md)
 
 
 def start_live(config: Config, data: DataDir, clock: Clock) -> tuple[
@@ -297,6 +298,7 @@ async def start_api(config: Config, services: Services) -> tuple[web.AppRunner |
         onvif=config.onvif,
         rules=services.rules,
         archiver=services.archiver,
+        camera_events=services.camera_events,
     )
     runner = web.AppRunner(make_app(ctx), access_log=None)
     await runner.setup()
@@ -365,6 +367,7 @@ async def start_camera_events(config: Config, services: Services) -> CameraEvent
         await events.start()
     except Exception:  # camera events never stop the recorder
         log.exception("camera events not started")
+    services.camera_events = events
     return events
 
 

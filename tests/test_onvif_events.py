@@ -387,3 +387,6 @@ async def _events_reach_search_rules_and_nats(
         ("start", "input", "camera"),
         ("start", "motion", "camera"),
     ]
+    cam = await _call(http, "GET", f"{base}{API}/cameras/door", 200)
+    check(cam, "Camera")
+    assert cam["events"] == {"state": "subscribed", "reason": "", "events": 2}, cam

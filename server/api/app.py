@@ -44,6 +44,7 @@ from server.webrtc.sessions import WebRtcSettings, WhepSessions
 if TYPE_CHECKING:
     from server.analytics.service import Analytics
     from server.archive import Archiver
+    from server.onvif.events import CameraEvents
     from server.rules.engine import RulesEngine
 
 
@@ -70,6 +71,7 @@ class ApiContext:
     live_connected: Callable[[], bool] | None = None  # None: no live distribution here
     storage_state: Callable[[], str] | None = None  # the volume guard's state
     archiver: Archiver | None = None  # replication to object storage (docs/design/archive.md)
+    camera_events: CameraEvents | None = None  # the cameras' own events (docs/design/cameras.md)
 
     def sync(self) -> None:
         self.recorder.sync()
@@ -98,7 +100,8 @@ def make_app(ctx: ApiContext) -> web.Application:
         ViewerRoutes(),
         AuthRoutes(sec),
         UserRoutes(sec),
-        CameraRoutes(catalog, ctx.recorder, ctx.data, ctx.clock, sec, ctx.analytics, ctx.sync),
+        CameraRoutes(catalog, ctx.recorder, ctx.data, ctx.clock, sec, ctx.analytics, ctx.sync,
+                     ctx.camera_events),
         ptz,
         DiscoveryRoutes(catalog, ctx.onvif),
         RecordingRoutes(catalog, ctx.data, sec, ctx.archiver),

@@ -35,6 +35,7 @@ from server.protocol.models.auth import (
 )
 from server.protocol.models.cameras import (
     Camera,
+    CameraEventsStatus,
     CameraInput,
     CameraPatch,
     Probe,
@@ -83,6 +84,7 @@ __all__ = [
     "BookmarkInput",
     "BookmarkPatch",
     "Camera",
+    "CameraEventsStatus",
     "CameraId",
     "CameraInput",
     "CameraPatch",
