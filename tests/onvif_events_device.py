@@ -46,10 +46,14 @@ def _iso(t: datetime) -> str:
 
 
 def _seconds(text: str | None, default: float) -> float:
-    """``PT5S`` / ``PT1M30S`` / ``PT0.5S`` -> seconds."""
+    """``PT5S`` / ``PT1M30S`` / ``PT0.5S`` -> seconds; an absolute time: seconds from now."""
     m = re.fullmatch(r"\s*PT(?:(\d+)H)?(?:(\d+)M)?(?:([\d.]+)S)?\s*", text or "")
     if not m or not any(m.groups()):
-        return default
+        try:
+            until = datetime.fromisoformat((text or "").strip().replace("Z", "+00:00"))
+        except ValueError:
+            return default
+        return (until - datetime.now(UTC)).total_seconds()
     h, mi, s = m.groups()
     return int(h or 0) * 3600 + int(mi or 0) * 60 + float(s or 0)
 
@@ -118,6 +122,7 @@ class EventsDevice:
     max_lifetime_s: float = 60.0
     relays: dict[str, bool] = field(default_factory=lambda: {"AlarmOut_0": False})
     initial: list[str] = field(default_factory=list)  # sent as 'Initialized' to each new one
+    refuse_initial_time: bool = False  # firmware that refuses any InitialTerminationTime
     subscriptions: dict[int, _Subscription] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)  # SOAP action -> calls
     port: int = 0
@@ -259,7 +264,10 @@ class EventsDevice:
         action, body = await self._read(request)
         if action != "CreatePullPointSubscription":
             return _fault("ter:ActionNotSupported", f"Action not supported: {action}")
-        lifetime = min(_seconds(_tag(body, "InitialTerminationTime"), 60), self.max_lifetime_s)
+        asked = _tag(body, "InitialTerminationTime")
+        if asked is not None and self.refuse_initial_time:
+            return _fault("ter:InvalidArgVal", "InitialTerminationTime not supported")
+        lifetime = min(_seconds(asked, 60), self.max_lifetime_s)
         now = datetime.now(UTC)
         sub = _Subscription(next(self._ids), now + timedelta(seconds=lifetime))
         sub.queue.extend(self.initial)

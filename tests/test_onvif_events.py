@@ -213,6 +213,30 @@ def test_notifications_become_camera_events_renewed_and_resubscribed(
     catalog.close()
 
 
+def test_firmware_refusing_a_subscription_time_gets_its_own(
+    device: EventsDevice, tmp_path: Path
+) -> None:
+    device.refuse_initial_time = True
+    catalog = Catalog(tmp_path / "catalog.db")
+    _add(catalog, "door", device.address)
+    manager = CameraEvents(catalog, SystemClock(), "srv")
+
+    async def scenario() -> None:
+        await manager.start()
+        sub = manager.subscribers["door"]
+        try:
+            while sub.status.state == "starting":
+                sub.changed.clear()
+                await asyncio.wait_for(sub.changed.wait(), 15)
+            assert sub.status.state == "subscribed", sub.status
+        finally:
+            await manager.close()
+
+    asyncio.run(scenario())
+    catalog.close()
+    assert device.counts["CreatePullPointSubscription"] == 2  # refused, then without a time
+
+
 def _iso(us: int) -> str:
     t = time.gmtime(us // 1_000_000)
     return time.strftime("%Y-%m-%dT%H:%M:%S", t) + f".{us % 1_000_000:06d}Z"

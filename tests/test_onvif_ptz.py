@@ -278,6 +278,7 @@ def test_camera_without_events_or_relays_says_so(api: Api, camera: IpyCam) -> No
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            await sub.closed()
         outs = f"{base}{API}/cameras/dome/outputs"
         err = await _call(http, "GET", outs, 422)
         assert err["error"]["code"] == "no_outputs" and "GetRelayOutputs" in err["error"]["message"]

@@ -401,8 +401,20 @@ class OnvifDevice:
         assert self._camera is not None, "open() first"
         cam = self._camera
         events = await self._service("events")
-        req = {"InitialTerminationTime": f"PT{int(lifetime_s)}S"}
-        r = await self._call("CreatePullPointSubscription", events.CreatePullPointSubscription(req))
+        lifetime = timedelta(seconds=lifetime_s)
+        req = {"InitialTerminationTime": cam.get_next_termination_time(lifetime)}
+        try:
+            r = await self._call(
+                "CreatePullPointSubscription", events.CreatePullPointSubscription(req)
+            )
+        except OnvifError as exc:
+            if exc.kind not in ("refused", "unsupported"):
+                raise
+            # some firmware refuses any initial termination time ("not supported", "invalid
+            # argument"): its own default then, renewed as usual
+            r = await self._call(
+                "CreatePullPointSubscription", events.CreatePullPointSubscription({})
+            )
         try:
             address = normalize_url(r.SubscriptionReference.Address._value_1)
         except AttributeError:
@@ -415,6 +427,11 @@ class OnvifDevice:
         )
         manager = cam.create_subscription_service("PullPointSubscription")
         self._subscription = self._lenient(await self._call("subscription", manager))
+        current, termination = (getattr(r, n, None) for n in ("CurrentTime", "TerminationTime"))
+        if cam.has_broken_relative_time(lifetime, current, termination):
+            # it took "PT60S" for less than half of that: absolute times from now on (the
+            # client keeps that and the device's clock offset), as Home Assistant does
+            return await self.renew_events(lifetime_s)
         return _granted_s(r, lifetime_s)
 
     async def pull_events(self, wait_s: float, limit: int) -> list[Notification]:
@@ -436,7 +453,9 @@ class OnvifDevice:
     async def renew_events(self, lifetime_s: float) -> float:
         if self._subscription is None:
             raise OnvifError("refused", "Renew: no subscription")
-        r = await self._call("Renew", self._subscription.Renew(f"PT{int(lifetime_s)}S"))
+        assert self._camera is not None, "open() first"
+        until = self._camera.get_next_termination_time(timedelta(seconds=lifetime_s))
+        r = await self._call("Renew", self._subscription.Renew(until))
         return _granted_s(r, lifetime_s)
 
     async def unsubscribe_events(self) -> None:

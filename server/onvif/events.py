@@ -131,6 +131,7 @@ class CameraSubscriber:
         self.status = SubscriberStatus()
         self.changed = asyncio.Event()  # set at each status change and stored batch (tests)
         self._backoff = Backoff(RETRY_INITIAL_S, RETRY_MAX_S)
+        self._closing: asyncio.Task | None = None
 
     def _set(self, state: str, reason: str = "") -> None:
         if (state, reason) != (self.status.state, self.status.reason):
@@ -177,7 +178,16 @@ class CameraSubscriber:
             self._set("retrying", f"{type(exc).__name__}: {exc}")
             return self._backoff.next()
         finally:
-            await asyncio.shield(self._close(dev))
+            # a task of its own: a cancel arriving meanwhile (the recorder stopping) does not
+            # cut it short, and ``closed`` lets the owner wait for it
+            self._closing = asyncio.create_task(self._close(dev))
+            await asyncio.shield(self._closing)
+
+    async def closed(self) -> None:
+        """After cancelling ``run``: wait until its last session has let go of the device."""
+        if self._closing is not None:
+            with contextlib.suppress(Exception):
+                await self._closing
 
     async def _close(self, dev: OnvifDevice) -> None:
         ended = await asyncio.to_thread(self.log.end_all)
@@ -257,10 +267,11 @@ class CameraEvents:
 
     async def _stop(self, camera_id: str) -> None:
         task = self._tasks.pop(camera_id)
-        self.subscribers.pop(camera_id, None)
+        sub = self.subscribers.pop(camera_id)
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
+        await sub.closed()
 
     async def close(self) -> None:
         for cam in list(self._tasks):
