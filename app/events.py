@@ -24,12 +24,13 @@ from app.loop import AsyncRunner
 from app.overlays import events_subject
 from app.session import LiveSubscription, Session, Sessions
 from app.signals import Signal
+from server.protocol.models.analytics import KINDS as ANALYTICS_KINDS
 from server.protocol.models.analytics import Event
 from server.protocol.timeutil import MINUTE_US
 
 log = logging.getLogger(__name__)
 
-KINDS = ("object", "enter", "leave", "loiter", "line", "motion")
+KINDS = ANALYTICS_KINDS  # ours and 'camera' (raised by the camera itself)
 QUERY_LIMIT = 500  # per recorder and query
 SNAPSHOT_FETCHES = 4  # snapshot downloads at once
 

@@ -11,7 +11,10 @@ sends ``POST /ptz/move`` (pan right, 0.5) and times the first frame whose pictur
 more than 2 px (phase correlation), then stops. The latency includes the API and SOAP round
 trip, IPyCam's crop, its H.264 encode (ffmpeg) and RTSP, and our decode: glass to glass for
 the move, on this machine. Discovery: ``GET /discovery/onvif`` with the waits given, and how
-many of the two devices each found.
+many of the two devices each found. Camera events: a motion notification queued on a pull-point
+device (``tests/onvif_events_device.py``; IPyCam has no events service) → the stored event
+phase handed to the rules' feed (the recorder's subscriber, catalog write included), and
+``PUT /cameras/{id}/outputs/{token}`` → the device's relay switched (API call time).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from bench.record import git_state, machine  # noqa: E402
 from server.api.app import API  # noqa: E402
 from server.catalog.onvif import CameraOnvif, OnvifRow  # noqa: E402
 from server.config import CameraConfig, OnvifConfig  # noqa: E402
+from server.onvif.events import CameraEvents  # noqa: E402
 from server.service import apply_camera  # noqa: E402
 from tests.onvif_cameras import (  # noqa: E402
     PASSWORD,
@@ -45,6 +49,7 @@ from tests.onvif_cameras import (  # noqa: E402
     scene_clip,
     shift,
 )
+from tests.onvif_events_device import EventsDevice, notification  # noqa: E402
 from tests.test_api import Api  # noqa: E402
 from tests.test_whep import NetNs, netns_unavailable  # noqa: E402
 
@@ -106,6 +111,42 @@ async def discovery_runs(http: aiohttp.ClientSession, base: str, waits_ms: list[
     return out
 
 
+async def event_trials(
+    http: aiohttp.ClientSession, base: str, api: Api, device: EventsDevice, n: int
+) -> dict:
+    s = api.services
+    arrived = asyncio.Event()
+    events = CameraEvents(s.catalog, s.clock, "bench", on_event=lambda _msg: arrived.set())
+    await events.start()
+    latencies, relay_ms = [], []
+    try:
+        sub = events.subscribers["door"]
+        while sub.status.state != "subscribed":
+            sub.changed.clear()
+            await asyncio.wait_for(sub.changed.wait(), 10)
+        topic = "tns1:RuleEngine/CellMotionDetector/Motion"
+        for i in range(n):
+            arrived.clear()
+            msg = notification(topic, {"Rule": "MyMotionDetectorRule"},
+                               {"IsMotion": "true" if i % 2 == 0 else "false"})  # fmt: skip
+            t0 = time.monotonic()
+            await asyncio.to_thread(device.send, msg)
+            await asyncio.wait_for(arrived.wait(), 10)
+            latencies.append((time.monotonic() - t0) * 1000)
+        for i in range(n):
+            t0 = time.monotonic()
+            url = f"{base}{API}/cameras/door/outputs/AlarmOut_0"
+            async with http.put(url, json={"active": i % 2 == 0}) as r:
+                assert r.status == 204, await r.text()
+            relay_ms.append((time.monotonic() - t0) * 1000)
+    finally:
+        await events.close()
+    return {
+        "notification_to_event_ms": {"p50": pct(latencies, 0.5), "p95": pct(latencies, 0.95)},
+        "relay_switch_ms": {"p50": pct(relay_ms, 0.5), "p95": pct(relay_ms, 0.95)},
+    }
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="5 PTZ trials, 2 discoveries per wait")
@@ -126,6 +167,7 @@ def main() -> int:
         cams = [IpyCam(ns, tmp, clip, name="Dome"), IpyCam(ns, tmp, clip, name="Gate")]
         watch = None
         api = None
+        device = EventsDevice().start()
         try:
             for cam in cams:
                 cam.start()
@@ -136,6 +178,11 @@ def main() -> int:
                                                  enabled=False), s.clock, "api")  # fmt: skip
             row = OnvifRow("dome", cams[0].address, USERNAME, PASSWORD, "Profile_Main", None)
             CameraOnvif(s.catalog).put(row, now_us=s.clock.now_us())
+            # enabled (events follow enabled cameras), its stream refused: not pulled
+            apply_camera(s.catalog, CameraConfig("door", "Door", "rtsp://127.0.0.1:9/x"),
+                         s.clock, "api")  # fmt: skip
+            row = OnvifRow("door", device.address, "admin", "secret", "main", None)
+            CameraOnvif(s.catalog).put(row, now_us=s.clock.now_us())
             watch = FrameWatch(cams[0].main_url)
             watch.latest(timeout=30)
             result: dict = {}
@@ -143,6 +190,7 @@ def main() -> int:
             async def scenario(http: aiohttp.ClientSession, base: str) -> None:
                 result["ptz"] = await ptz_trials(http, base, watch, trials)
                 result["discovery"] = await discovery_runs(http, base, [300, 1500], runs)
+                result["events"] = await event_trials(http, base, api, device, trials)
 
             api.run(scenario)
         finally:
@@ -152,6 +200,7 @@ def main() -> int:
                 api.close()
             for cam in cams:
                 cam.stop()
+            device.stop()
             ns.delete()
     p = result["ptz"]["first_moved_frame_ms"]
     print(f"PTZ move → first moved frame: p50 {p['p50']:.0f} ms, p95 {p['p95']:.0f} ms "
@@ -160,6 +209,11 @@ def main() -> int:
     for wait, d in result["discovery"].items():
         print(f"discovery, {wait} ms wait: call {d['call_ms_p50']:.0f} ms, found "
               f"{d['found_min']}..{d['found_max']} of 2")  # fmt: skip
+    ev = result["events"]
+    print(f"camera event, notification → stored and fed: p50 "
+          f"{ev['notification_to_event_ms']['p50']:.1f} ms, p95 "
+          f"{ev['notification_to_event_ms']['p95']:.1f} ms; relay switch API call p50 "
+          f"{ev['relay_switch_ms']['p50']:.1f} ms")  # fmt: skip
     out = args.json or ROOT / "bench" / "results" / (
         f"cameras-{datetime.now():%Y%m%d-%H%M%S}{'-quick' if args.quick else ''}.json"
     )

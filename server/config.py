@@ -294,7 +294,7 @@ class SrtConfig(_Section):
 
 
 class OnvifConfig(_Section):
-    """``[onvif]``: finding ONVIF cameras (docs/design/cameras.md)."""
+    """``[onvif]``: finding ONVIF cameras, their events (docs/design/cameras.md)."""
 
     discovery_interfaces: Annotated[
         tuple[str, ...],
@@ -303,6 +303,13 @@ class OnvifConfig(_Section):
     discovery_timeout_s: Annotated[
         float, _doc("how long a discovery waits for answers", gt=0, le=10)
     ] = 1.5
+    events: Annotated[
+        bool,
+        _doc(
+            "subscribe to the events of cameras added from an ONVIF device (motion, tamper,"
+            " digital inputs, their own analytics): events of kind camera"
+        ),
+    ] = True
 
 
 class MqttConfig(_Section):

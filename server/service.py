@@ -40,6 +40,7 @@ from server.live.fanout import Fanout
 from server.live.nats_server import ClusterSpec
 from server.live.publisher import stream_status_message
 from server.live.srt import SrtOut
+from server.onvif.events import CameraEvents
 from server.protocol.files import write_atomic
 from server.protocol.live import event_stream_name
 from server.protocol.timeutil import US_PER_SECOND
@@ -75,6 +76,7 @@ class Services:
     archiver: Archiver | None = None
     site: SiteMember | None = None  # this recorder in its site (docs/design/site.md)
     srt: SrtOut | None = None  # SRT live out, started by ``serve`` (docs/design/live.md)
+    camera_events: CameraEvents | None = None  # on the loop, from serve (docs/design/cameras.md)
 
 
 def cluster_spec(config: Config) -> ClusterSpec | None:
@@ -260,6 +262,7 @@ def apply_camera(catalog: Catalog, cam: CameraConfig, clock: Clock, source: str)
 SUMMARY_INTERVAL_S = 60.0
 FULL_CHECK_INTERVAL_S = 1.0  # statvfs: cheap
 PORTS_FILE = "run/ports.json"  # under the data dir
+CAMERA_EVENTS_SYNC_S = 5.0  # cameras added or changed get (or drop) their events subscription
 METADATA_TRIM_INTERVAL_S = 60.0  # events, tracks and motion older than the oldest video go
 
 
@@ -323,6 +326,7 @@ async def start_api(config: Config, services: Services) -> tuple[web.AppRunner |
         archiver=services.archiver,
         site=services.site.health if services.site is not None else None,
         srt=services.srt,
+        camera_events=services.camera_events,
     )
     if services.site is not None and config.site.name and config.nats.enabled:
         sec = ctx.security
@@ -405,6 +409,29 @@ def make_site_member(config: Config, services: Services) -> SiteMember:
         monitor_port=lambda: embedded.monitor_port if embedded is not None else None,
         streams=lambda: [event_stream_name(sid)],
     )  # fmt: skip
+
+
+async def start_camera_events(config: Config, services: Services) -> CameraEvents | None:
+    """One ONVIF events subscription per camera added from a device, on this loop
+    (docs/design/cameras.md); its events go where analytics events go."""
+    if "ingest" not in config.roles or not config.onvif.events:
+        return None
+    live, clock, rules = services.live, services.clock, services.rules
+    events = CameraEvents(
+        services.catalog,
+        clock,
+        services.data.server_id(),
+        publish=(lambda subj, payload: live.offer(subj, payload, True, clock.now_us()))
+        if live
+        else None,
+        on_event=rules.feed_event if rules is not None else None,
+    )
+    try:
+        await events.start()
+    except Exception:  # camera events never stop the recorder
+        log.exception("camera events not started")
+    services.camera_events = events
+    return events
 
 
 async def start_discovery(config: Config, services: Services, port: int) -> Advertiser | None:
@@ -494,6 +521,7 @@ async def serve(config: Config, services: Services) -> None:
     rules_nc = await start_rules(config, services)
     services.site = make_site_member(config, services)
     srt_port = await asyncio.to_thread(start_srt, config, services)
+    camera_events = await start_camera_events(config, services)
     runner, port = await start_api(config, services) if "api" in roles else (None, None)
     services.site.me = Me(services.site.me.id, services.site.me.name,
                           api_url(config.listen, port), __version__)  # fmt: skip
@@ -511,7 +539,7 @@ async def serve(config: Config, services: Services) -> None:
     if port is not None and config.discovery:
         advertiser = await start_discovery(config, services, port)
     interval = config.storage.retention_interval_s
-    next_summary = next_trim = next_retention = next_purge = loop.time()
+    next_summary = next_trim = next_retention = next_purge = next_events_sync = loop.time()
     housekeeping = AuthHousekeeping(services.catalog, services.clock, config.storage.audit_days)
     guard = services.retention.guard
     notify("READY=1", f"STATUS=recording {len(services.recorder.status())} streams")
@@ -531,6 +559,12 @@ async def serve(config: Config, services: Services) -> None:
                         await asyncio.to_thread(services.analytics.trim_all)
                     except Exception:  # metadata retention never stops the recorder
                         log.exception("metadata retention failed")
+                elif camera_events is not None and loop.time() >= next_trim:
+                    next_trim = loop.time() + METADATA_TRIM_INTERVAL_S
+                    try:
+                        await asyncio.to_thread(camera_events.trim_all)
+                    except Exception:
+                        log.exception("camera events retention failed")
             if "api" in roles and loop.time() >= next_purge:
                 next_purge = loop.time() + config.storage.purge_interval_s
                 try:
@@ -543,6 +577,12 @@ async def serve(config: Config, services: Services) -> None:
                     log.exception("purging the audit log and tokens failed")
             if not ports_written:
                 ports_written = await asyncio.to_thread(write_ports, services.data, ports)
+            if camera_events is not None and loop.time() >= next_events_sync:
+                next_events_sync = loop.time() + CAMERA_EVENTS_SYNC_S
+                try:
+                    await camera_events.sync()
+                except Exception:  # camera events never stop the recorder
+                    log.exception("camera events: cannot follow the cameras")
             if loop.time() >= next_summary:
                 log_summary(services.recorder)
                 next_summary = loop.time() + SUMMARY_INTERVAL_S
@@ -562,6 +602,8 @@ async def serve(config: Config, services: Services) -> None:
         await asyncio.to_thread(services.recorder.stop)
         if services.site is not None:
             await services.site.close()
+        if camera_events is not None:
+            await camera_events.close()
         if services.rules is not None:
             await services.rules.close()
         if rules_nc is not None:

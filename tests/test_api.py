@@ -124,7 +124,8 @@ def test_every_route_is_documented_and_every_documented_path_exists(api: Api) ->
     documented = {(m, p) for p, ops in openapi_document()["paths"].items() for m in ops}
     assert routes == documented
     # 44 + PATCH /bookmarks/{id} + PTZ, ONVIF discovery (11) + rules (12) + archive (3) + site
-    assert len(documented) == 44 + 1 + 11 + 12 + 3 + 1
+    # + relay outputs (2)
+    assert len(documented) == 44 + 1 + 11 + 12 + 3 + 1 + 2
     jsonschema.Draft202012Validator.check_schema({"components": openapi_document()["components"]})
     # what the document calls public is what the token middleware lets through
     public = {

@@ -6,12 +6,14 @@ address records main and sub with no URL typed; a continuous pan right moves the
 right way (image shift between frames of the camera's own stream); a preset saved, moved away
 from and recalled brings the picture back within a few pixels; a viewer's command gets 403; the
 audit log has the operator's commands; PTZ that is absent or partial answers with what it lacks
-(409/422/502), never a 500. Needs root for the namespace (skipped otherwise, like test_whep).
+(409/422/502), never a 500; so do events and relay outputs, which IPyCam does not have. Needs
+root for the namespace (skipped otherwise, like test_whep).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,8 +22,10 @@ import aiohttp
 import pytest
 
 from server.api.app import API
+from server.catalog.analytics import AnalyticsCatalog
 from server.catalog.onvif import CameraOnvif, OnvifRow
 from server.config import CameraConfig
+from server.onvif.events import CameraEventLog, CameraSubscriber
 from server.service import apply_camera
 from tests.onvif_cameras import PASSWORD, USERNAME, FrameWatch, IpyCam, scene_clip, shift
 from tests.test_api import Api, check
@@ -246,5 +250,41 @@ def test_ptz_absent_or_partial_says_what_is_missing(api: Api, camera: IpyCam) ->
         assert ("dome", "remove-preset", "unsupported") in outcomes
         assert ("gone", "stop", "camera_unreachable") in outcomes  # the device never answered
         assert ("fixed", "move", "no_ptz") in outcomes
+
+    api.run(scenario)
+
+
+def test_camera_without_events_or_relays_says_so(api: Api, camera: IpyCam) -> None:
+    """IPyCam serves no events service and no relay outputs: the events subscriber says the
+    device has none and waits long before asking again (no error loop, no crash), and the
+    outputs API answers 422 with what is missing, audited like a PTZ command."""
+    _add_dome(api, camera)
+    s = api.services
+    row = CameraOnvif(s.catalog).get("dome")
+    assert row is not None
+    phases: list = []
+    sub = CameraSubscriber(
+        row, CameraEventLog("dome", AnalyticsCatalog(s.catalog), s.clock), phases.extend
+    )
+
+    async def scenario(http: aiohttp.ClientSession, base: str) -> None:
+        task = asyncio.create_task(sub.run())
+        try:
+            await asyncio.wait_for(sub.changed.wait(), 30)
+            assert sub.status.state == "unsupported", sub.status
+            assert "no events service" in sub.status.reason
+            assert not task.done() and phases == []  # it waits, it does not end or spin
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await sub.closed()
+        outs = f"{base}{API}/cameras/dome/outputs"
+        err = await _call(http, "GET", outs, 422)
+        assert err["error"]["code"] == "no_outputs" and "GetRelayOutputs" in err["error"]["message"]
+        err = await _call(http, "PUT", f"{outs}/AlarmOut_0", 422, json={"active": True})
+        assert err["error"]["code"] == "no_outputs"
+        log = await _call(http, "GET", f"{base}{API}/audit?action=relay", 200)
+        assert [(e["target"], e["detail"]["outcome"]) for e in log] == [("dome", "unsupported")]
 
     api.run(scenario)

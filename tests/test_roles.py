@@ -72,6 +72,7 @@ def test_record_only_process_records_without_api_or_nats(
             "api": None,
             "nats": None,
             "mqtt": None,
+            "cluster": None,
             "srt": None,
         }
         assert not (data / "nats").exists(), "no live distribution in this process"

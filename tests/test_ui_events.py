@@ -254,3 +254,24 @@ def test_motion_search_from_a_drawn_rectangle(qtbot, recorder: Recorder) -> None
     tool = panel.arm(tile, recorder.sid, "vt")
     qtbot.keyClick(tool, Qt.Key.Key_Escape)
     assert panel.tool is None and not tool.isVisible()
+
+
+def test_a_camera_event_row_names_what_raised_it(qtbot) -> None:
+    """A camera's own event (ONVIF: kind 'camera') reads as its label and kind, and the zone
+    column names what raised it on the device (docs/design/cameras.md)."""
+    from ui.events_panel import EventsModel
+
+    item = EventItem.from_json(
+        "s",
+        {"id": 7, "camera_id": "door", "kind": "camera", "start_us": 10, "end_us": 20,
+         "label": "input", "score": 1.0, "topic": "tns1:Device/Trigger/DigitalInput",
+         "source": "InputToken=DI_0"},
+    )  # fmt: skip
+    model = EventsModel(lambda _item: None, lambda _sid, cam: cam)
+    model.set_items([item])
+    row = [model.data(model.index(0, col)) for col in range(model.columnCount())]
+    assert row[1:] == ["door", "input · camera", "1.00", "InputToken=DI_0"]
+    assert EventFilter(window_us=None, start_us=0, end_us=100, kinds=("camera",)).matches(item, 0)
+    assert not EventFilter(window_us=None, start_us=0, end_us=100, kinds=("motion",)).matches(
+        item, 0
+    )

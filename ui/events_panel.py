@@ -143,8 +143,8 @@ class EventsModel(QAbstractTableModel):
                 )
             if col == 3:
                 return f"{item.score:.2f}" if item.score else ""
-            if col == 4:
-                return item.zone_id or ""
+            if col == 4:  # the zone; for a camera's own event, what raised it (an input, a rule)
+                return item.zone_id or item.source or ""
         elif role == Qt.ItemDataRole.DecorationRole:
             if col == 0:
                 return self._thumbnail(item)

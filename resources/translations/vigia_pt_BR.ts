@@ -1173,6 +1173,10 @@
         <translation>Zona</translation>
     </message>
     <message>
+        <source>camera</source>
+        <translation>câmera</translation>
+    </message>
+    <message>
         <source>enter</source>
         <translation>entrada</translation>
     </message>

@@ -7,6 +7,7 @@ import asyncio
 import re
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
 import msgspec
@@ -23,7 +24,7 @@ from server.api.lookups import END, START
 from server.api.routing import API, Media, Param, Route, RouteGroup
 from server.auth import Permission, Role, can_see
 from server.auth.audit import ARCHIVE_ACCESS, CONFIG_CHANGE
-from server.catalog.analytics import AnalyticsSettings, EventRow, ZoneRow
+from server.catalog.analytics import AnalyticsCatalog, AnalyticsSettings, EventRow, ZoneRow
 from server.protocol.models import (
     UNSET,
     AnalyticsPatch,
@@ -72,10 +73,19 @@ def _list(request: web.Request, name: str) -> list[str] | None:
 
 
 class AnalyticsRoutes(RouteGroup):
-    def __init__(self, analytics: Analytics | None, security: Security, camera_exists) -> None:
+    def __init__(
+        self,
+        analytics: Analytics | None,
+        security: Security,
+        camera_exists,
+        events: AnalyticsCatalog,
+        data_root: Path,
+    ) -> None:
         self._a = analytics
         self.sec = security
         self._camera_exists = camera_exists
+        # events are read without analytics too: cameras raise their own (kind 'camera')
+        self.events_db, self.root = events, data_root
         self._settings_lock = threading.Lock()
 
     @property
@@ -114,7 +124,7 @@ class AnalyticsRoutes(RouteGroup):
             if not cameras:
                 return web.json_response([])
         rows = await asyncio.to_thread(
-            self.a.db.events,
+            self.events_db.events,
             start,
             end,
             cameras=cameras,
@@ -132,7 +142,8 @@ class AnalyticsRoutes(RouteGroup):
             event_id = int(request.match_info["event_id"])
         except ValueError:
             raise ApiError(400, "bad_parameter", "event id must be an integer") from None
-        row = await asyncio.to_thread(self.a.db.event, event_id) if event_id < 2**63 else None
+        find = self.events_db.event
+        row = await asyncio.to_thread(find, event_id) if event_id < 2**63 else None
         if row is None or not can_see(request[USER], row.camera_id):
             raise ApiError(404, "not_found", f"no event {event_id}")  # unseen ones do not exist
         require(request, Permission.ARCHIVE, row.camera_id)
@@ -143,7 +154,7 @@ class AnalyticsRoutes(RouteGroup):
 
     async def event_snapshot(self, request: web.Request) -> web.StreamResponse:
         row = await self._event(request)
-        path = self.a.root / row.snapshot if row.snapshot else None
+        path = self.root / row.snapshot if row.snapshot else None
         if path is None or not await asyncio.to_thread(path.exists):
             raise ApiError(404, "not_found", f"event {row.id} has no snapshot")
         return web.FileResponse(path, headers={"Content-Type": "image/jpeg"})

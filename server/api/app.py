@@ -31,6 +31,7 @@ from server.api.server import ServerRoutes, ViewerRoutes
 from server.api.users import UserRoutes
 from server.api.whep import SrtCollector, WhepCollector, WhepRoutes
 from server.catalog import Catalog
+from server.catalog.analytics import AnalyticsCatalog
 from server.catalog.layouts import Layouts
 from server.clock import Clock
 from server.config import OnvifConfig
@@ -47,6 +48,7 @@ from server.webrtc.sessions import WebRtcSettings, WhepSessions
 if TYPE_CHECKING:
     from server.analytics.service import Analytics
     from server.archive import Archiver
+    from server.onvif.events import CameraEvents
     from server.rules.engine import RulesEngine
 
 
@@ -75,6 +77,7 @@ class ApiContext:
     srt: SrtOut | None = None  # SRT live out, for /metrics
     archiver: Archiver | None = None  # replication to object storage (docs/design/archive.md)
     site: Callable[[], Site] | None = None  # the site's state (docs/design/site.md)
+    camera_events: CameraEvents | None = None  # the cameras' own events (docs/design/cameras.md)
 
     def sync(self) -> None:
         self.recorder.sync()
@@ -112,7 +115,8 @@ def make_app(ctx: ApiContext) -> web.Application:
         ViewerRoutes(),
         AuthRoutes(sec),
         UserRoutes(sec),
-        CameraRoutes(catalog, ctx.recorder, ctx.data, ctx.clock, sec, ctx.analytics, ctx.sync),
+        CameraRoutes(catalog, ctx.recorder, ctx.data, ctx.clock, sec, ctx.analytics, ctx.sync,
+                     ctx.camera_events),
         ptz,
         DiscoveryRoutes(catalog, ctx.onvif),
         RecordingRoutes(catalog, ctx.data, sec, ctx.archiver),
@@ -120,7 +124,8 @@ def make_app(ctx: ApiContext) -> web.Application:
         ExportRoutes(ctx.exports, sec),
         LayoutRoutes(Layouts(catalog), sec, ctx.clock),
         AnalyticsRoutes(
-            ctx.analytics, sec, lambda cid: any(c.id == cid for c in catalog.cameras())
+            ctx.analytics, sec, lambda cid: any(c.id == cid for c in catalog.cameras()),
+            AnalyticsCatalog(catalog), ctx.data.root,
         ),
         whep,
         RuleRoutes(ctx.rules, catalog, sec, _known_labels(ctx)),

@@ -33,6 +33,7 @@ from server.protocol.models import (
     UNSET,
     AnalyticsStatus,
     Camera,
+    CameraEventsStatus,
     CameraInput,
     CameraPatch,
     OnvifProfile,
@@ -46,6 +47,7 @@ from server.supervisor import IngestSupervisor, redact_url
 
 if TYPE_CHECKING:
     from server.analytics.service import Analytics
+    from server.onvif.events import CameraEvents
 
 SNAPSHOT_WINDOW_US = 600_000_000  # the latest key frame is in the last ten minutes or nowhere
 
@@ -60,9 +62,11 @@ class CameraRoutes(RouteGroup):
         security: Security,
         analytics: Analytics | None,
         sync: Callable[[], None],
+        camera_events: CameraEvents | None = None,
     ) -> None:
         self.catalog, self.recorder, self.data, self.clock = catalog, recorder, data, clock
         self.sec, self.analytics, self.sync = security, analytics, sync
+        self.camera_events = camera_events
         self.onvif = CameraOnvif(catalog)
 
     def _camera(self, cam: CameraRow) -> Camera:
@@ -95,6 +99,17 @@ class CameraRoutes(RouteGroup):
             streams=streams,
             analytics=msgspec.convert(analytics, AnalyticsStatus),
             onvif=self.onvif.addresses().get(cam.id),
+            events=self._events_status(cam.id),
+        )
+
+    def _events_status(self, camera_id: str) -> CameraEventsStatus | None:
+        subscriber = self.camera_events.status().get(camera_id) if self.camera_events else None
+        if subscriber is None:
+            return None
+        return CameraEventsStatus(
+            subscriber.state,  # type: ignore[arg-type]
+            subscriber.reason,
+            subscriber.events,
         )
 
     def _apply(self, cam: CameraConfig) -> None:

@@ -1,4 +1,5 @@
-"""PTZ of cameras added from an ONVIF device: moves, stop, home and presets.
+"""PTZ of cameras added from an ONVIF device: moves, stop, home and presets; and their relay
+outputs (siren, light), switched by the same users and audited the same way (``relay``).
 
 Operators and admins steer (``ptz`` right, per camera); every command is audited. One user
 holds a camera's control at a time, for ``HOLD_S`` after their last command; another user's
@@ -21,12 +22,21 @@ from server.api.errors import ApiError
 from server.api.lookups import find_camera
 from server.api.routing import API, Param, Route, RouteGroup
 from server.auth import Permission
-from server.auth.audit import PTZ
+from server.auth.audit import PTZ, RELAY
 from server.catalog import Catalog
 from server.catalog.onvif import CameraOnvif
 from server.clock import Clock
 from server.onvif import OnvifDevice, OnvifError
-from server.protocol.models import PtzMove, PtzPreset, PtzPresetInput, PtzState, PtzVector
+from server.onvif.outputs import pick_output
+from server.protocol.models import (
+    PtzMove,
+    PtzPreset,
+    PtzPresetInput,
+    PtzState,
+    PtzVector,
+    RelayOutput,
+    RelayOutputState,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +55,13 @@ def onvif_error(exc: OnvifError) -> ApiError:
     return ApiError(status, code, exc.message)
 
 
+def output_error(exc: OnvifError) -> ApiError:
+    """As :func:`onvif_error`; a device without relay outputs says so in its own code."""
+    if exc.kind == "unsupported":
+        return ApiError(422, "no_outputs", f"the camera has no relay outputs: {exc.message}")
+    return onvif_error(exc)
+
+
 class PtzRoutes(RouteGroup):
     def __init__(self, catalog: Catalog, clock: Clock, security: Security) -> None:
         self.catalog, self.clock, self.sec = catalog, clock, security
@@ -58,12 +75,13 @@ class PtzRoutes(RouteGroup):
         for dev in devices.values():
             await dev.close()
 
-    async def _device(self, camera_id: str) -> OnvifDevice:
+    async def _device(self, camera_id: str, lacking: str = "PTZ") -> OnvifDevice:
         await asyncio.to_thread(find_camera, self.catalog, camera_id)
         row = await asyncio.to_thread(self.onvif.get, camera_id)
         if row is None:
+            code = "no_ptz" if lacking == "PTZ" else "no_outputs"
             raise ApiError(
-                409, "no_ptz", f"camera {camera_id!r} was not added from an ONVIF device: no PTZ"
+                409, code, f"camera {camera_id!r} was not added from an ONVIF device: no {lacking}"
             )
         async with self.opening.setdefault(camera_id, asyncio.Lock()):
             dev = self.devices.get(camera_id)
@@ -101,6 +119,7 @@ class PtzRoutes(RouteGroup):
         run: Callable[[OnvifDevice], Awaitable[Any]],
         *,
         control: bool = True,
+        action: str = PTZ,
     ) -> Any:
         """Check the right and the control, run the command, audit it (done or refused)."""
         camera_id = request.match_info["camera_id"]
@@ -109,7 +128,7 @@ class PtzRoutes(RouteGroup):
             self._take_control(camera_id, user.name)
         outcome = "ok"
         try:
-            dev = await self._device(camera_id)
+            dev = await self._device(camera_id, "PTZ" if action == PTZ else "relay outputs")
             try:
                 return await run(dev)
             except OnvifError as exc:
@@ -124,7 +143,7 @@ class PtzRoutes(RouteGroup):
             raise
         finally:
             entry = {"op": op, **detail, "outcome": outcome}
-            await asyncio.to_thread(self.sec.record, request, PTZ, camera_id, entry)
+            await asyncio.to_thread(self.sec.record, request, action, camera_id, entry)
 
     # -- handlers -------------------------------------------------------------------------
 
@@ -217,7 +236,38 @@ class PtzRoutes(RouteGroup):
         )
         return web.Response(status=204)
 
+    # -- relay outputs --------------------------------------------------------------------
+
+    async def outputs(self, request: web.Request) -> web.Response:
+        camera_id = request.match_info["camera_id"]
+        require(request, Permission.PTZ, camera_id)
+        dev = await self._device(camera_id, "relay outputs")
+        try:
+            found = await dev.relay_outputs()
+        except OnvifError as exc:
+            raise output_error(exc) from None
+        return json_response([RelayOutput(o.token, o.mode, o.idle_state, o.delay_s) for o in found])
+
+    async def set_output(self, request: web.Request) -> web.Response:
+        body = await decode_body(request, RelayOutputState)
+        token = request.match_info["token"]
+
+        async def switch(dev: OnvifDevice) -> None:
+            out = pick_output(await dev.relay_outputs(), token)
+            await dev.set_relay_output(out.token, body.active)
+
+        detail = {"op": "output", "token": token, "active": body.active}
+        try:
+            await self._command(request, "output", detail, switch, control=False, action=RELAY)
+        except ApiError as exc:
+            if exc.code == "ptz_unsupported":
+                raise ApiError(422, "no_outputs", exc.message) from None
+            raise
+        return web.Response(status=204)
+
     PTZ_PATH = f"{API}/cameras/{{camera_id}}/ptz"
+    OUTPUTS_PATH = f"{API}/cameras/{{camera_id}}/outputs"
+    OUTPUT = Param("token", str, True, "a relay output token", where="path")
     TOKEN = Param("token", str, True, "a preset token", where="path")
     STEER = (404, 409, 422, 502)
     ROUTES = (
@@ -242,4 +292,9 @@ class PtzRoutes(RouteGroup):
               status=204, errors=STEER, params=(TOKEN,), permission=Permission.PTZ),
         Route("DELETE", f"{PTZ_PATH}/presets/{{token}}", remove_preset, "Remove a preset",
               status=204, errors=STEER, params=(TOKEN,), permission=Permission.PTZ),
+        Route("GET", OUTPUTS_PATH, outputs, "The camera's relay outputs (siren, light)",
+              returns=list[RelayOutput], errors=STEER, permission=Permission.PTZ),
+        Route("PUT", f"{OUTPUTS_PATH}/{{token}}", set_output, "Set a relay output active or not",
+              body=RelayOutputState, status=204, errors=STEER, params=(OUTPUT,),
+              permission=Permission.PTZ),
     )  # fmt: skip

@@ -19,6 +19,7 @@ from server.api.routing import API, Param, Route, RouteGroup
 from server.auth import Permission, can_see
 from server.catalog import Catalog
 from server.catalog.analytics import AnalyticsCatalog
+from server.protocol.models.analytics import CAMERA_LABELS
 from server.protocol.models.rules import (
     Alarm,
     AlarmPatch,
@@ -87,6 +88,12 @@ class RuleRoutes(RouteGroup):
                 if z not in known:
                     where = ", ".join(sorted(scope)) or "any camera"
                     raise ApiError(400, "bad_rule", f"unknown zone or line {z!r} on {where}")
+        if rule.trigger == "camera":  # the camera's own events: their labels, not the detector's
+            for label in rule.filters.labels:
+                if label not in CAMERA_LABELS:
+                    known = ", ".join(CAMERA_LABELS)
+                    raise ApiError(400, "bad_rule", f"camera events are labelled {known}")
+            return
         labels = self.known_labels()
         if labels is not None:
             for label in rule.filters.labels:

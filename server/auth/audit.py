@@ -27,6 +27,7 @@ ARCHIVE_ACCESS = "archive-access"
 EXPORT = "export"
 BOOKMARK_CHANGE = "bookmark-change"
 PTZ = "ptz"  # every PTZ command: move, stop, presets
+RELAY = "relay"  # a camera's relay output switched (siren, light)
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,6 +64,8 @@ class EventRow:
     path: list = field(default_factory=list)
     snapshot: str | None = None
     id: int | None = None
+    topic: str | None = None  # camera events: the ONVIF topic
+    source: str | None = None  # camera events: what raised it on the device
 
     def to_event(self) -> Event:
         """The wire shape (``server.protocol.models.Event``), for the API and the events subject
@@ -84,17 +86,20 @@ class EventRow:
             box=list(self.box) if self.box else None,
             path=self.path,
             snapshot=self.snapshot is not None,
+            topic=self.topic,
+            source=self.source,
         )
 
 
 _EVENT = (
     "id, camera_id, kind, label, score, start_us, end_us, track_id, zone_id, direction, box,"
-    " path, snapshot"
+    " path, snapshot, topic, source"
 )
 
 
 def _event(row: tuple) -> EventRow:
-    (eid, cam, kind, label, score, start, end, track, zone, direction, box, path, snap) = row
+    (eid, cam, kind, label, score, start, end, track, zone, direction, box, path, snap, topic,
+     source) = row  # fmt: skip
     return EventRow(
         camera_id=cam,
         kind=kind,
@@ -109,6 +114,8 @@ def _event(row: tuple) -> EventRow:
         path=json.loads(path),
         snapshot=snap,
         id=eid,
+        topic=topic,
+        source=source,
     )
 
 
@@ -169,8 +176,8 @@ class AnalyticsCatalog:
         with self.catalog.transaction() as c:
             cur = c.execute(
                 "INSERT INTO events (camera_id, kind, label, score, start_us, end_us, track_id,"
-                " zone_id, direction, box, path, snapshot) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-                " ?, ?)",
+                " zone_id, direction, box, path, snapshot, topic, source) VALUES (?, ?, ?, ?, ?,"
+                " ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 _event_values(ev),
             )
             ev.id = int(cur.lastrowid)
@@ -183,7 +190,7 @@ class AnalyticsCatalog:
             c.execute(
                 "UPDATE events SET camera_id = ?, kind = ?, label = ?, score = ?, start_us = ?,"
                 " end_us = ?, track_id = ?, zone_id = ?, direction = ?, box = ?, path = ?,"
-                " snapshot = ? WHERE id = ?",
+                " snapshot = ?, topic = ?, source = ? WHERE id = ?",
                 (*_event_values(ev), ev.id),
             )
 
@@ -221,13 +228,15 @@ class AnalyticsCatalog:
         params.append(limit)
         return [_event(r) for r in self.catalog._all(sql, params)]
 
-    def close_open_events(self, end_us: int) -> int:
-        """At start-up: events a crash left open end where the recorder stopped knowing."""
+    def close_open_events(self, end_us: int, kind: str | None = None) -> int:
+        """At start-up: events a crash left open end where the recorder stopped knowing
+        (of one kind only: camera events are closed by their subscribers' owner)."""
+        sql, params = "UPDATE events SET end_us = max(start_us, ?) WHERE end_us IS NULL", [end_us]
+        if kind is not None:
+            sql += " AND kind = ?"
+            params.append(kind)
         with self.catalog.transaction() as c:
-            cur = c.execute(
-                "UPDATE events SET end_us = max(start_us, ?) WHERE end_us IS NULL", (end_us,)
-            )
-            return cur.rowcount
+            return c.execute(sql, params).rowcount
 
     def oldest_video_us(self, camera_id: str) -> int | None:
         """Start of the camera's oldest recorded video (any stream); metadata older than it
@@ -296,4 +305,6 @@ def _event_values(ev: EventRow) -> tuple:
         json.dumps([round(v, 5) for v in ev.box]) if ev.box else None,
         json.dumps(ev.path),
         ev.snapshot,
+        ev.topic,
+        ev.source,
     )

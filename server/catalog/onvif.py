@@ -29,6 +29,15 @@ class CameraOnvif:
         )
         return OnvifRow(*row) if row else None
 
+    def enabled_rows(self) -> list[OnvifRow]:
+        """The devices of enabled cameras (each gets an events subscription)."""
+        rows = self.catalog._all(
+            "SELECT o.camera_id, o.address, o.username, o.password, o.main_profile,"
+            " o.sub_profile FROM camera_onvif o JOIN cameras c ON c.id = o.camera_id"
+            " WHERE c.enabled = 1 ORDER BY o.camera_id"
+        )
+        return [OnvifRow(*r) for r in rows]
+
     def addresses(self) -> dict[str, str]:
         """camera id -> device address, for every camera added from a device."""
         return dict(self.catalog._all("SELECT camera_id, address FROM camera_onvif"))

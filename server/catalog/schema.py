@@ -438,4 +438,47 @@ CREATE TABLE failed_deliveries (
 """
 MIGRATIONS.append(RULES_MIGRATION)
 
+# camera events (issue 15, docs/design/cameras.md): events the cameras raise themselves (ONVIF
+# pull point), kind 'camera', with the device's topic and source. SQLite cannot widen a CHECK in
+# place: the table is rebuilt with the same ids (snapshots and archive_events name them).
+CAMERA_EVENTS_MIGRATION = """
+CREATE TABLE events_new (
+    id INTEGER PRIMARY KEY,               -- stable id used by the API (/events/{id}/snapshot)
+    camera_id TEXT NOT NULL               -- camera slug the event happened on
+        CHECK (length(camera_id) BETWEEN 1 AND 64 AND camera_id NOT GLOB '*[^a-z0-9_-]*'),
+    kind TEXT NOT NULL                    -- ours: 'object', 'enter', 'leave', 'loiter', 'line',
+        -- 'motion'; raised by the camera itself: 'camera'
+        CHECK (kind IN ('object', 'enter', 'leave', 'loiter', 'line', 'motion', 'camera')),
+    label TEXT NOT NULL DEFAULT '',       -- object label ('person', ...); 'motion' for motion;
+        -- camera events: 'motion', 'tamper', 'input', 'relay', 'analytics'
+    score REAL NOT NULL DEFAULT 0         -- best detection score of the object, 0..1
+        CHECK (score >= 0 AND score <= 1),
+    start_us INTEGER NOT NULL             -- when it began, µs since epoch UTC
+        CHECK (start_us > 0),
+    end_us INTEGER                        -- when it ended; NULL while it goes on
+        CHECK (end_us IS NULL OR end_us >= start_us),
+    track_id INTEGER,                     -- tracker id of the object; NULL for motion
+    zone_id TEXT,                         -- zone or line id for enter/leave/loiter/line
+    direction TEXT,                       -- line crossings: 'left_to_right' or 'right_to_left'
+    box TEXT                              -- JSON [x1, y1, x2, y2] of the best snapshot, or NULL
+        CHECK (box IS NULL OR json_valid(box)),
+    path TEXT NOT NULL DEFAULT '[]'       -- JSON [[ts_us, x, y], ...] of the object's track
+        CHECK (json_valid(path)),
+    snapshot TEXT,                        -- JPEG path relative to the data dir, or NULL
+    topic TEXT,                           -- camera events: the ONVIF topic
+        -- ('tns1:RuleEngine/CellMotionDetector/Motion'); NULL for ours
+    source TEXT                           -- camera events: what raised it on the device
+        -- ('InputToken=DI_0', 'Rule=MyMotionDetectorRule'); NULL when it does not say
+) STRICT;
+INSERT INTO events_new (id, camera_id, kind, label, score, start_us, end_us, track_id, zone_id,
+    direction, box, path, snapshot)
+    SELECT id, camera_id, kind, label, score, start_us, end_us, track_id, zone_id, direction,
+        box, path, snapshot FROM events;
+DROP TABLE events;
+ALTER TABLE events_new RENAME TO events;
+CREATE INDEX events_camera_start ON events (camera_id, start_us);
+CREATE INDEX events_start ON events (start_us);
+"""
+MIGRATIONS.append(CAMERA_EVENTS_MIGRATION)
+
 SCHEMA_VERSION = len(MIGRATIONS)

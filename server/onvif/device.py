@@ -1,4 +1,5 @@
-"""One ONVIF device: identity, media profiles with stream addresses, PTZ.
+"""One ONVIF device: identity, media profiles with stream addresses, PTZ, events (a pull-point
+subscription) and relay outputs.
 
 Every call goes through :meth:`OnvifDevice._call`, which turns what can go wrong into an
 :class:`OnvifError` whose ``kind`` says whose fault it is: the network (``unreachable``), the
@@ -11,14 +12,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import aiohttp
 from onvif import ONVIFCamera
 from onvif.exceptions import ONVIFError
-from onvif.util import is_auth_error, stringify_onvif_error
+from onvif.util import is_auth_error, normalize_url, stringify_onvif_error
 from zeep.exceptions import Fault
 
 from server.onvif.lenient import UndeclaredPrefixes
@@ -80,6 +81,34 @@ class PtzPreset:
     name: str
 
 
+@dataclass(frozen=True, slots=True)
+class RelayOutput:
+    """A relay output of the device (a siren, a light, a door): GetRelayOutputs."""
+
+    token: str
+    mode: str  # 'Bistable' (stays as set) or 'Monostable' (falls back after delay_s)
+    idle_state: str  # 'open' or 'closed': the contact when inactive
+    delay_s: float | None  # Monostable: how long it stays active
+
+
+Items = tuple[tuple[str, str], ...]  # SimpleItem (Name, Value) pairs
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """One NotificationMessage of a PullMessages answer, as plain data (read into a camera
+    event by ``server.onvif.notifications``)."""
+
+    topic: str  # 'tns1:RuleEngine/CellMotionDetector/Motion'
+    operation: str = ""  # PropertyOperation: 'Initialized', 'Changed', 'Deleted' or ''
+    utc: datetime | None = None  # UtcTime, as the device's clock says
+    source: Items = ()  # what raised it ('InputToken', 'DI_0')
+    data: Items = ()  # what it says ('LogicalState', 'true')
+
+
+PULLPOINT_NS = "http://www.onvif.org/ver10/events/wsdl/PullPointSubscription"
+
+
 @dataclass
 class DeviceInfo:
     manufacturer: str = ""
@@ -134,6 +163,8 @@ class OnvifDevice:
     _camera: ONVIFCamera | None = None
     _services: dict[str, Any] = field(default_factory=dict)
     _ptz_token: str | None = None
+    _pullpoint: Any = None  # PullMessages on the subscription's own address
+    _subscription: Any = None  # Renew / Unsubscribe there
 
     async def open(self) -> OnvifDevice:
         host, port = split_address(self.address)
@@ -150,6 +181,7 @@ class OnvifDevice:
         if self._camera is not None:
             cam, self._camera = self._camera, None
             self._services.clear()
+            self._pullpoint = self._subscription = None
             await cam.close()
 
     async def __aenter__(self) -> OnvifDevice:
@@ -172,14 +204,19 @@ class OnvifDevice:
                 raise OnvifError("unsupported", f"the device has no {name} service") from None
             except (KeyError, ValueError):
                 raise OnvifError("unsupported", f"the device has no {name} service") from None
-            for client in (svc.zeep_client, svc.zeep_client_authless):
-                client.plugins.append(UndeclaredPrefixes())
-            self._services[name] = svc
+            self._services[name] = self._lenient(svc)
         return self._services[name]
 
-    async def _call(self, what: str, coro: Any) -> Any:
+    @staticmethod
+    def _lenient(svc: Any) -> Any:
+        for client in (svc.zeep_client, svc.zeep_client_authless):
+            if not any(isinstance(p, UndeclaredPrefixes) for p in client.plugins):
+                client.plugins.append(UndeclaredPrefixes())
+        return svc
+
+    async def _call(self, what: str, coro: Any, timeout_s: float = CALL_TIMEOUT_S) -> Any:
         try:
-            return await asyncio.wait_for(coro, CALL_TIMEOUT_S)
+            return await asyncio.wait_for(coro, timeout_s)
         except Fault as exc:
             text = stringify_onvif_error(exc)
             if is_auth_error(exc):
@@ -188,7 +225,7 @@ class OnvifDevice:
                 raise OnvifError("unsupported", f"{what}: {text}") from None
             raise OnvifError("refused", f"{what}: {text}") from None
         except TimeoutError:
-            raise OnvifError("unreachable", f"{what}: no answer in {CALL_TIMEOUT_S:g} s") from None
+            raise OnvifError("unreachable", f"{what}: no answer in {timeout_s:g} s") from None
         except aiohttp.ClientError as exc:
             raise OnvifError("unreachable", f"{what}: {exc}") from None
         except ONVIFError as exc:
@@ -331,3 +368,173 @@ class OnvifDevice:
         ptz = await self._service("ptz")
         req = {"ProfileToken": await self.ptz_profile(), "PresetToken": token}
         await self._call("RemovePreset", ptz.RemovePreset(req))
+
+    # -- relay outputs --------------------------------------------------------------------
+
+    async def relay_outputs(self) -> list[RelayOutput]:
+        dev = await self._service("devicemgmt")
+        found = await self._call("GetRelayOutputs", dev.GetRelayOutputs()) or []
+        out = []
+        for r in found:
+            props = getattr(r, "Properties", None)
+            delay = getattr(props, "DelayTime", None)
+            out.append(
+                RelayOutput(
+                    token=str(r.token),
+                    mode=str(getattr(props, "Mode", "") or ""),
+                    idle_state=str(getattr(props, "IdleState", "") or ""),
+                    delay_s=delay.total_seconds() if isinstance(delay, timedelta) else None,
+                )
+            )
+        return out
+
+    async def set_relay_output(self, token: str, active: bool) -> None:
+        dev = await self._service("devicemgmt")
+        req = {"RelayOutputToken": token, "LogicalState": "active" if active else "inactive"}
+        await self._call("SetRelayOutputState", dev.SetRelayOutputState(req))
+
+    # -- events: one pull-point subscription per session ----------------------------------
+
+    async def subscribe_events(self, lifetime_s: float) -> float:
+        """CreatePullPointSubscription; returns the seconds the device grants it (renew
+        before). The subscription lives at its own address, which the device names."""
+        assert self._camera is not None, "open() first"
+        cam = self._camera
+        events = await self._service("events")
+        lifetime = timedelta(seconds=lifetime_s)
+        req = {"InitialTerminationTime": cam.get_next_termination_time(lifetime)}
+        try:
+            r = await self._call(
+                "CreatePullPointSubscription", events.CreatePullPointSubscription(req)
+            )
+        except OnvifError as exc:
+            if exc.kind not in ("refused", "unsupported"):
+                raise
+            # some firmware refuses any initial termination time ("not supported", "invalid
+            # argument"): its own default then, renewed as usual
+            r = await self._call(
+                "CreatePullPointSubscription", events.CreatePullPointSubscription({})
+            )
+        try:
+            address = normalize_url(r.SubscriptionReference.Address._value_1)
+        except AttributeError:
+            address = None
+        if not address:
+            raise OnvifError("refused", "CreatePullPointSubscription: no subscription address")
+        cam.xaddrs[PULLPOINT_NS] = cam.rewrite_url(address)
+        self._pullpoint = self._lenient(
+            await self._call("pull point", cam.create_pullpoint_service())
+        )
+        manager = cam.create_subscription_service("PullPointSubscription")
+        self._subscription = self._lenient(await self._call("subscription", manager))
+        current, termination = (getattr(r, n, None) for n in ("CurrentTime", "TerminationTime"))
+        if cam.has_broken_relative_time(lifetime, current, termination):
+            # it took "PT60S" for less than half of that: absolute times from now on (the
+            # client keeps that and the device's clock offset), as Home Assistant does
+            return await self.renew_events(lifetime_s)
+        return _granted_s(r, lifetime_s)
+
+    async def pull_events(self, wait_s: float, limit: int) -> list[Notification]:
+        """PullMessages: the device answers as soon as it has messages, or after ``wait_s``."""
+        if self._pullpoint is None:
+            raise OnvifError("refused", "PullMessages: no subscription")
+        req = {"Timeout": timedelta(seconds=wait_s), "MessageLimit": limit}
+        r = await self._call(
+            "PullMessages", self._pullpoint.PullMessages(req), timeout_s=wait_s + CALL_TIMEOUT_S
+        )
+        out = []
+        for m in getattr(r, "NotificationMessage", None) or []:
+            topic = getattr(getattr(m, "Topic", None), "_value_1", None)
+            if topic:
+                message = getattr(getattr(m, "Message", None), "_value_1", None)
+                out.append(_notification(str(topic).strip(), message))
+        return out
+
+    async def renew_events(self, lifetime_s: float) -> float:
+        if self._subscription is None:
+            raise OnvifError("refused", "Renew: no subscription")
+        assert self._camera is not None, "open() first"
+        until = self._camera.get_next_termination_time(timedelta(seconds=lifetime_s))
+        r = await self._call("Renew", self._subscription.Renew(until))
+        return _granted_s(r, lifetime_s)
+
+    async def unsubscribe_events(self) -> None:
+        """Best effort: the subscription ends at its termination time anyway."""
+        sub, self._subscription, self._pullpoint = self._subscription, None, None
+        if sub is not None:
+            await self._call("Unsubscribe", sub.Unsubscribe())
+
+
+def _granted_s(answer: Any, asked_s: float) -> float:
+    """How long the device keeps the subscription: TerminationTime - CurrentTime (its own
+    clock on both sides), or what was asked where it does not say."""
+    current = getattr(answer, "CurrentTime", None)
+    termination = getattr(answer, "TerminationTime", None)
+    if current is not None and termination is not None:
+        try:
+            return max(1.0, (termination - current).total_seconds())
+        except TypeError:
+            pass
+    return asked_s
+
+
+def _local(tag: Any) -> str:
+    return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""
+
+
+def _parse_time(text: str) -> datetime | None:
+    t = text.strip().replace("Z", "+00:00")
+    if "." in t:  # some devices write 7 fraction digits; Python reads at most 6
+        head, rest = t.split(".", 1)
+        n = len(rest) - len(rest.lstrip("0123456789"))
+        t = f"{head}.{rest[:n][:6].ljust(6, '0')}{rest[n:]}"
+    try:
+        when = datetime.fromisoformat(t)
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _notification(topic: str, message: Any) -> Notification:
+    """zeep reads ``tt:Message`` into an object where the WSDL types it, and leaves an lxml
+    element where it does not (a vendor's own message): both become plain data."""
+    if message is None:
+        return Notification(topic)
+    if hasattr(message, "tag"):  # an element: tt:Message, or a wrapper around one
+        if _local(message.tag) != "Message" or any(_local(c.tag) == "Message" for c in message):
+            inner = [c for c in message if _local(c.tag) == "Message"]
+            message = inner[0] if inner else message
+
+        def items(group: str) -> Items:
+            for child in message:
+                if _local(child.tag) == group:
+                    return tuple(
+                        (str(i.get("Name", "")), str(i.get("Value", "")))
+                        for i in child
+                        if _local(i.tag) == "SimpleItem"
+                    )
+            return ()
+
+        utc = message.get("UtcTime")
+        return Notification(
+            topic,
+            str(message.get("PropertyOperation", "") or ""),
+            _parse_time(utc) if utc else None,
+            items("Source"),
+            items("Data"),
+        )
+
+    def zitems(group: Any) -> Items:
+        found = getattr(group, "SimpleItem", None) or [] if group is not None else []
+        return tuple((str(i.Name or ""), str(i.Value or "")) for i in found)
+
+    utc = getattr(message, "UtcTime", None)
+    if isinstance(utc, str):
+        utc = _parse_time(utc)
+    return Notification(
+        topic,
+        str(getattr(message, "PropertyOperation", "") or ""),
+        utc if isinstance(utc, datetime) else None,
+        zitems(getattr(message, "Source", None)),
+        zitems(getattr(message, "Data", None)),
+    )

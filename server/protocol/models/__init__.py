@@ -35,6 +35,7 @@ from server.protocol.models.auth import (
 )
 from server.protocol.models.cameras import (
     Camera,
+    CameraEventsStatus,
     CameraInput,
     CameraPatch,
     Probe,
@@ -54,6 +55,8 @@ from server.protocol.models.ptz import (
     PtzPresetInput,
     PtzState,
     PtzVector,
+    RelayOutput,
+    RelayOutputState,
 )
 from server.protocol.models.recordings import (
     Bookmark,
@@ -82,6 +85,7 @@ __all__ = [
     "BookmarkInput",
     "BookmarkPatch",
     "Camera",
+    "CameraEventsStatus",
     "CameraId",
     "CameraInput",
     "CameraPatch",
@@ -114,6 +118,8 @@ __all__ = [
     "PtzVector",
     "Range",
     "Recordings",
+    "RelayOutput",
+    "RelayOutputState",
     "Segment",
     "Server",
     "Session",

@@ -18,8 +18,11 @@ from server.protocol.models.common import (
 )
 from server.protocol.models.recordings import Range
 
-KINDS = ("object", "enter", "leave", "loiter", "line", "motion")
-EventKind = Literal["object", "enter", "leave", "loiter", "line", "motion"]
+# 'camera': raised by the camera itself (ONVIF events: motion, tamper, inputs, its analytics)
+KINDS = ("object", "enter", "leave", "loiter", "line", "motion", "camera")
+EventKind = Literal["object", "enter", "leave", "loiter", "line", "motion", "camera"]
+# what a 'camera' event is about (its label; docs/design/cameras.md)
+CAMERA_LABELS = ("motion", "tamper", "input", "relay", "analytics")
 Point = Annotated[list[Unit], Meta(min_length=2, max_length=2, description="[x, y], 0..1")]
 
 
@@ -64,6 +67,10 @@ class Event(msgspec.Struct):
     ) = None
     path: list[Any] = []
     snapshot: Annotated[bool, Meta(description="GET .../snapshot has a JPEG")] = False
+    topic: Annotated[str, Meta(description="kind 'camera': the device's ONVIF topic")] | None = None
+    source: (
+        Annotated[str, Meta(description="kind 'camera': what raised it ('InputToken=1')")] | None
+    ) = None
 
 
 class TrackRow(msgspec.Struct):

@@ -35,6 +35,14 @@ class Stream(msgspec.Struct):
     ] = None
 
 
+class CameraEventsStatus(msgspec.Struct):
+    """The camera's own events (ONVIF pull point; docs/design/cameras.md)."""
+
+    state: Literal["starting", "subscribed", "retrying", "unsupported"]
+    reason: Annotated[str, Meta(description="why not subscribed, in the device's words")] = ""
+    events: Annotated[int, Meta(description="event phases stored since the recorder started")] = 0
+
+
 class Camera(msgspec.Struct):
     id: CameraId
     name: str
@@ -44,6 +52,10 @@ class Camera(msgspec.Struct):
     streams: list[Stream]
     analytics: AnalyticsStatus
     onvif: Annotated[str | None, Meta(description="ONVIF device address, if added by it")] = None
+    events: (
+        Annotated[CameraEventsStatus, Meta(description="its own events; null: not subscribed")]
+        | None
+    ) = None
 
 
 class CameraInput(msgspec.Struct, forbid_unknown_fields=True):

@@ -1,4 +1,5 @@
-"""ONVIF devices (probe by address, discovery) and PTZ commands (docs/design/cameras.md)."""
+"""ONVIF devices (probe by address, discovery), PTZ commands and relay outputs
+(docs/design/cameras.md)."""
 
 from __future__ import annotations
 
@@ -99,3 +100,16 @@ class DiscoveredDevice(msgspec.Struct):
     seen_from: Annotated[str, Meta(description="the IP address the answer came from")]
     scopes: list[str]
     camera_id: Annotated[str | None, Meta(description="the camera added from it, if any")]
+
+
+class RelayOutput(msgspec.Struct):
+    """A relay output of the camera (a siren, a light, a door strike)."""
+
+    token: Annotated[str, Meta(description="the device's name for it")]
+    mode: Annotated[str, Meta(description="Bistable (stays as set) or Monostable")]
+    idle_state: Annotated[str, Meta(description="open or closed: the contact when inactive")]
+    delay_s: Annotated[float | None, Meta(description="Monostable: how long it stays active")]
+
+
+class RelayOutputState(msgspec.Struct, forbid_unknown_fields=True):
+    active: bool

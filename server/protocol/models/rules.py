@@ -21,6 +21,7 @@ TriggerKind = Literal[
     "line",  # an object crossed a line
     "object",  # an object was seen (anywhere)
     "motion",
+    "camera",  # an event the camera raised itself (ONVIF); labels: motion, tamper, input, ...
     "camera_offline",
     "camera_back",
     "recording_error",
