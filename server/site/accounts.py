@@ -201,8 +201,11 @@ class SiteAccounts:
                 entry = await self._users_kv.get(key)
             except (jserr.KeyNotFoundError, jserr.KeyDeletedError):
                 entry = None
-            if expect is None or (entry is not None and entry.value == expect):
-                break
+            if expect is None or (
+                entry is not None
+                and (entry.value == expect or (entry.revision or 0) > self._rev.get(key, 0))
+            ):
+                break  # the change noticed, or a newer one than what is here
             await asyncio.sleep(FETCH_RETRY_S)
         else:
             log.warning("site %s: account %s not readable after its change notice", self.site, key)
