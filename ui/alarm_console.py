@@ -2,8 +2,11 @@
 
 Binds to ``app.alarms.AlarmFeed`` (the list, live over NATS, and acknowledge/close); the
 widget only shows and asks. Keys: Up/Down choose, Enter acknowledges the chosen alarm with the
-comment typed below, Shift+Enter closes it, Ctrl+L goes to the comment. ``flash`` tells the
-wall which cameras have open alarms and whether their tiles' border is lit this half second
+comment typed below, Shift+Enter closes it, Ctrl+L goes to the comment, Ctrl+O (or a
+double click) opens the chosen alarm: its camera live beside the playback of the moment it fired
+(``ui.alarm_view.AlarmView``). ``flash`` tells the wall which cameras have open alarms and whether
+their tiles' border is lit this half second; an alarm not seen before sounds the system bell
+(``QApplication.beep``: PySide6-Essentials ships no QtMultimedia to play a sound file with)
 (docs/design/rules.md).
 """
 
@@ -13,9 +16,19 @@ import datetime as dt
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QKeySequence, QShortcut
-from PySide6.QtWidgets import QLabel, QLineEdit, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QApplication,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from app.alarms import AlarmFeed, AlarmItem
+from app.workstation import Workstation
+from ui.alarm_view import AlarmView
 from ui.bridge import bridge
 
 PRIORITY_COLOURS = {1: "#d32f2f", 2: "#f57c00", 3: "#fbc02d", 4: "#1976d2", 5: "#757575"}
@@ -32,11 +45,21 @@ def row_text(item: AlarmItem) -> str:
 class AlarmConsole(QWidget):
     flash = Signal(object, bool)  # {(server id, camera)}, lit
     handled = Signal(object)  # the Alarm after an acknowledge/close of ours
+    opened = Signal(object)  # the AlarmView of an opened alarm
+    sounded = Signal(object)  # the AlarmItem a beep announced
 
-    def __init__(self, feed: AlarmFeed, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        feed: AlarmFeed,
+        parent: QWidget | None = None,
+        workstation: Workstation | None = None,
+        renderer: str = "auto",
+    ) -> None:
         super().__init__(parent)
-        self.feed = feed
+        self.feed, self.workstation, self.renderer = feed, workstation, renderer
         self.items: list[AlarmItem] = []
+        self.views: list[AlarmView] = []
+        self._heard: set[tuple[str, int]] | None = None  # None: the first list is not news
         self.list = QListWidget(self)
         self.list.setObjectName("alarms")
         self.comment = QLineEdit(self)
@@ -56,16 +79,27 @@ class AlarmConsole(QWidget):
             ("Shift+Return", lambda: self.act("closed")),
             ("Shift+Enter", lambda: self.act("closed")),
             ("Ctrl+L", self.comment.setFocus),
+            ("Ctrl+O", self.open_selected),
         ):
             sc = QShortcut(QKeySequence(keys), self)
             sc.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
             sc.activated.connect(fn)
+        self.list.itemDoubleClicked.connect(lambda _row: self.open_selected())
         self._disconnect = bridge().connect(feed.changed, self.show_items)
         self.show_items(feed.alarms.items())
 
     def show_items(self, items: list[AlarmItem]) -> None:
         chosen = self.selected()
         self.items = list(items)
+        keys = {i.key for i in self.items}
+        if self._heard is not None:
+            new = [i for i in self.items if i.key not in self._heard]
+            if new:
+                QApplication.beep()
+                self.sounded.emit(new[0])
+            self._heard |= keys
+        else:
+            self._heard = set(keys)
         self.list.clear()
         for i in self.items:
             row = QListWidgetItem(row_text(i))
@@ -102,11 +136,33 @@ class AlarmConsole(QWidget):
 
         future.add_done_callback(lambda f: bridge().post(lambda: done(f)))
 
+    def open_selected(self) -> AlarmView | None:
+        """Open the chosen alarm: its camera live beside the playback of its moment."""
+        item = self.selected()
+        if item is None or self.workstation is None:
+            return None
+        view = AlarmView(self.workstation, self.feed, item, None, self.renderer)
+        view.handled.connect(self.handled.emit)
+        view.handled.connect(lambda _a, v=view: v.close())
+        view.destroyed.connect(lambda _o=None, v=view: self._forget(v))
+        view.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
+        self.views.append(view)
+        view.show()
+        view.comment.setFocus()
+        self.opened.emit(view)
+        return view
+
+    def _forget(self, view: AlarmView) -> None:
+        if view in self.views:
+            self.views.remove(view)
+
     def _blink(self) -> None:
         self._lit = not self._lit and bool(self.items)
         self.flash.emit({(i.server_id, i.alarm.camera) for i in self.items}, self._lit)
 
     def closeEvent(self, event) -> None:
+        for view in list(self.views):
+            view.close()
         self._disconnect()
         self._timer.stop()
         super().closeEvent(event)

@@ -247,7 +247,7 @@ class MainWindow(QMainWindow):
 
         # open alarms of every recorder; their cameras' tiles flash (docs/design/rules.md)
         self.alarm_feed = AlarmFeed(workstation.runner, workstation.sessions)
-        self.alarm_console = AlarmConsole(self.alarm_feed, self)
+        self.alarm_console = AlarmConsole(self.alarm_feed, self, workstation, renderer)
         self.alarm_console.flash.connect(lambda cams, lit: self.wall.flash_alarms(cams, lit))
         self.alarms_dock = self._dock(
             "alarms", self.alarm_console, Qt.DockWidgetArea.RightDockWidgetArea

@@ -1350,4 +1350,50 @@
         <translation>Últimos {minutes} minutos</translation>
     </message>
 </context>
+<context>
+    <name>AlarmConsole</name>
+    <message>
+        <source>Comment (Enter: acknowledge, Shift+Enter: close)</source>
+        <translation>Comentário (Enter: reconhecer, Shift+Enter: encerrar)</translation>
+    </message>
+    <message>
+        <source>Not saved: %1</source>
+        <translation>Não salvo: %1</translation>
+    </message>
+</context>
+<context>
+    <name>AlarmView</name>
+    <message>
+        <source>Live</source>
+        <translation>Ao vivo</translation>
+    </message>
+    <message>
+        <source>When it fired</source>
+        <translation>No momento do alarme</translation>
+    </message>
+    <message>
+        <source>Comment (Enter: acknowledge, Shift+Enter: close)</source>
+        <translation>Comentário (Enter: reconhecer, Shift+Enter: encerrar)</translation>
+    </message>
+    <message>
+        <source>Acknowledge</source>
+        <translation>Reconhecer</translation>
+    </message>
+    <message>
+        <source>Close alarm</source>
+        <translation>Encerrar alarme</translation>
+    </message>
+    <message>
+        <source>Not saved: %1</source>
+        <translation>Não salvo: %1</translation>
+    </message>
+    <message>
+        <source>Saved: %1</source>
+        <translation>Salvo: %1</translation>
+    </message>
+    <message>
+        <source>Alarm: %1</source>
+        <translation>Alarme: %1</translation>
+    </message>
+</context>
 </TS>
