@@ -310,6 +310,15 @@ async def start_api(config: Config, services: Services) -> tuple[web.AppRunner |
     return runner, bound
 
 
+def link_base(listen: str, port: int) -> str:
+    """The API's address for signed links in webhooks and e-mail: the listen host, or this
+    machine's name when it listens on every interface."""
+    host = listen.rsplit(":", 1)[0].strip("[]") if ":" in listen else listen
+    if host in ("", "0.0.0.0", "::"):
+        host = socket.gethostname()
+    return f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+
+
 def _mqtt_prefix(config: Config, services: Services) -> str:
     nats = services.nats
     return config.mqtt.topic_prefix if nats is not None and nats.mqtt_port else ""
@@ -410,6 +419,8 @@ async def serve(config: Config, services: Services) -> None:
     )
     rules_nc = await start_rules(config, services)
     runner, port = await start_api(config, services) if "api" in roles else (None, None)
+    if services.rules is not None and port is not None:
+        services.rules.base_url = link_base(config.listen, port)
     nats_srv = services.nats
     ports = {
         "api": port,

@@ -37,6 +37,8 @@ from server.protocol.models.common import MicrosParam
 log = logging.getLogger(__name__)
 
 PUBLIC_PATHS = frozenset({"/healthz", "/metrics", "/api/v1/openapi.json", "/api/v1/auth/login"})
+# signed, short-lived links (server/rules/links.py): the signature is checked by the route
+PUBLIC_PREFIXES = ("/api/v1/links/",)
 USER = web.RequestKey("user", User)
 SINCE = Param("since_us", MicrosParam)
 UNTIL = Param("until_us", MicrosParam)
@@ -158,7 +160,11 @@ class Security:
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path in PUBLIC_PATHS or request.method == "OPTIONS":
+        if (
+            request.path in PUBLIC_PATHS
+            or request.path.startswith(PUBLIC_PREFIXES)
+            or request.method == "OPTIONS"
+        ):
             return await handler(request)
         header = request.headers.get("Authorization", "")
         token = header[7:].strip() if header[:7].lower() == "bearer " else ""

@@ -44,6 +44,7 @@ from server.protocol.models.rules import (
 )
 from server.protocol.timeutil import US_PER_SECOND
 from server.rules import schedule
+from server.rules.links import DEFAULT_TTL_S, LinkSigner, load_or_create_key
 from server.rules.mqtt import MqttBridge, snapshot_path
 from server.rules.notify import post_webhook, send_email
 from server.rules.store import RulesStore
@@ -58,6 +59,10 @@ ARMING_CHANGE = "arming-change"
 ZONE_KINDS = ("enter", "leave", "loiter", "line")
 MAX_TRACK_SNAPS = 1000
 STATUS_TRIGGERS = {"offline": "camera_offline", "error": "recording_error"}
+# the clip a signed link serves: this much before and after the alarm
+CLIP_PRE_US = 10 * US_PER_SECOND
+CLIP_POST_US = 20 * US_PER_SECOND
+LINKS_PATH = "/api/v1/links/alarms/{id}/{what}"
 
 
 @dataclass
@@ -94,6 +99,8 @@ class RulesEngine:
         self.server_id, self.root = server_id, data_root
         self.smtp, self.tz = smtp or SmtpConfig(), tz
         self.mqtt: MqttBridge | None = None
+        self.links = LinkSigner(load_or_create_key(data_root))
+        self.base_url = ""  # the API as receivers reach it (set once it listens)
         self.publish_nats: Callable[[str, bytes], Any] | None = None  # an async publish
         self.on_fired: list[Callable[[Firing], None]] = []
         self._rules: list[_Compiled] = []
@@ -334,7 +341,26 @@ class RulesEngine:
         self.mqtt.publish(f"{camera}/{topic}", body)
         return True
 
-    def _payload(self, rule: Rule, camera: str, alarm: Alarm | None, event: dict) -> dict:
+    def _links(self, alarm: Alarm | None, ttl_s: float) -> dict[str, str | None]:
+        """Signed, short-lived links to the alarm's snapshot and clip (server/rules/links.py)."""
+        if alarm is None:
+            return {"snapshot": None, "clip": None}
+        now = self.clock.now_us()
+
+        def link(what: str) -> str:
+            path = LINKS_PATH.format(id=alarm.id, what=what)
+            return self.base_url + self.links.sign(path, now, ttl_s)
+
+        return {"snapshot": link("snapshot") if alarm.snapshot else None, "clip": link("clip")}
+
+    def _payload(
+        self,
+        rule: Rule,
+        camera: str,
+        alarm: Alarm | None,
+        event: dict,
+        ttl_s: float = DEFAULT_TTL_S,
+    ) -> dict:
         return {
             "server_id": self.server_id,
             "rule": {"id": rule.id, "name": rule.name},
@@ -342,13 +368,15 @@ class RulesEngine:
             "event": event,
             "alarm": msgspec.to_builtins(alarm) if alarm is not None else None,
             "snapshot": f"/api/v1/events/{event['id']}/snapshot" if event.get("id") else None,
+            "links": self._links(alarm, ttl_s),
         }
 
     async def _webhook(
         self, rule: Rule, a: WebhookAction, camera: str, alarm: Alarm | None, event: dict
     ) -> bool:
         assert self._http is not None
-        body = json.dumps(self._payload(rule, camera, alarm, event), separators=(",", ":"))
+        payload = self._payload(rule, camera, alarm, event, a.links_ttl_s)
+        body = json.dumps(payload, separators=(",", ":"))
         out = await post_webhook(self._http, a.url, body.encode(), a.secret, a.timeout_s,
                                  a.retries)  # fmt: skip
         if not out.ok:

@@ -67,6 +67,8 @@ class WebhookAction(msgspec.Struct, tag="webhook", forbid_unknown_fields=True):
     secret: Annotated[str, Meta(max_length=200)] = ""  # HMAC-SHA256 key of X-Vigia-Signature
     timeout_s: Annotated[float, Meta(gt=0, le=60)] = 5.0
     retries: Annotated[int, Meta(ge=0, le=20)] = 3
+    # the body's signed links to the snapshot and clip stay good this long
+    links_ttl_s: Annotated[float, Meta(gt=0, le=7 * 86_400)] = 3600.0
 
 
 class EmailAction(msgspec.Struct, tag="email", forbid_unknown_fields=True):
