@@ -189,6 +189,12 @@ def open_services(config: Config, data: DataDir, clock: Clock | None = None) -> 
     archiver = make_archiver(config, catalog, data, clock) if "record" in roles else None
     if archiver is not None:
         retention.on_unarchived = archiver.note_unarchived_deleted
+    if rules is not None:
+        # recorder-wide trouble reaches the rules through their owners' state
+        rules.watch("disk_trouble", lambda: (guard.state != "ok", guard.detail or guard.state))
+        if archiver is not None:
+            rules.watch("archive_trouble",
+                        lambda: (archiver.state == "error", archiver.error or ""))  # fmt: skip
     return Services(
         data,
         catalog,

@@ -31,7 +31,9 @@ from server.catalog import Catalog
 from server.clock import SystemClock
 from server.config import CameraConfig, SmtpConfig
 from server.live.nats_server import EmbeddedNats
+from server.datadir import DataDir
 from server.protocol.live import alarms_subject
+from server.recording.diskspace import StorageGuard
 from server.protocol.models.rules import Alarm, RuleInput
 from server.rules import schedule
 from server.rules.engine import Firing, RulesEngine
@@ -367,25 +369,57 @@ def test_schedule_cooldown_and_disarmed_group(tmp_path: Path) -> None:
     asyncio.run(main())
 
 
-def test_camera_offline_and_back_raise_alarms(tmp_path: Path) -> None:
+def test_camera_offline_and_back_and_recording_error_raise_alarms(tmp_path: Path) -> None:
     async def main() -> None:
         async with rig(tmp_path) as r:
-            for trig in ("camera_offline", "camera_back"):
+            for trig in ("camera_offline", "camera_back", "recording_error"):
                 r.add_rule(trigger=trig, actions=[{"type": "alarm", "priority": 1}])
 
             def status(state: str) -> dict:
                 return {"type": "stream", "camera": "yard", "stream": "main", "state": state,
                         "reason": "", "since_us": time.time_ns() // 1000}  # fmt: skip
 
-            for state in ("connecting", "online", "offline", "offline", "online"):
+            for state in ("connecting", "online", "offline", "offline", "online", "error"):
                 r.engine.feed_status(status(state))
             deadline = time.monotonic() + T_S
-            while len(r.fired) < 2:
+            while len(r.fired) < 3:
                 assert time.monotonic() < deadline
                 await asyncio.sleep(0.01)
             await asyncio.sleep(0.2)  # nothing more follows (a repeated state is no change)
             got = sorted(a.trigger for a in r.engine.store.alarms())
-            assert got == ["camera_back", "camera_offline"]
+            assert got == ["camera_back", "camera_offline", "recording_error"]
+
+    asyncio.run(main())
+
+
+def test_disk_trouble_fires_from_the_storage_guards_state(tmp_path: Path) -> None:
+    """The recorder's real ``StorageGuard`` goes full: one alarm (recorder-wide, no camera);
+    still full, nothing more; ok, then unfreeable: a second one, with the guard's reason."""
+
+    async def main() -> None:
+        async with rig(tmp_path) as r:
+            guard = StorageGuard(DataDir(r.root), 0)
+            r.engine.watch("disk_trouble", lambda: (guard.state != "ok", guard.detail))
+            r.add_rule(trigger="disk_trouble", filters={"cameras": ["yard"]},
+                       actions=[{"type": "alarm", "priority": 1}])  # fmt: skip
+            r.engine.check_system()
+            assert r.engine.fired == 0
+            for state, detail in (("full", "1 MB free"), ("full", "0 MB free"), ("ok", ""),
+                                  ("unfreeable", "all locked")):  # fmt: skip
+                guard.set_state(state, detail)
+                r.engine.check_system()
+            assert r.engine.fired == 2
+            deadline = time.monotonic() + T_S
+            while len(r.fired) < 2:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.01)
+            alarms = sorted(r.engine.store.alarms(), key=lambda a: a.id)
+            assert [(a.trigger, a.camera, a.event["reason"]) for a in alarms] == [
+                ("disk_trouble", "", "1 MB free"),
+                ("disk_trouble", "", "all locked"),
+            ]
+            with pytest.raises(ValueError):
+                r.engine.watch("camera_back", lambda: (False, ""))
 
     asyncio.run(main())
 

@@ -63,6 +63,11 @@ STATUS_TRIGGERS = {"offline": "camera_offline", "error": "recording_error"}
 CLIP_PRE_US = 10 * US_PER_SECOND
 CLIP_POST_US = 20 * US_PER_SECOND
 LINKS_PATH = "/api/v1/links/alarms/{id}/{what}"
+# recorder-wide troubles (disk, archive) are read this often from their owners' state
+SYSTEM_POLL_S = 1.0
+SYSTEM_TRIGGERS = ("disk_trouble", "archive_trouble")
+# a probe says whether that part is in trouble now, and why
+Probe = Callable[[], tuple[bool, str]]
 
 
 @dataclass
@@ -112,9 +117,19 @@ class RulesEngine:
         self._http: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task] = set()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="rules-db")
+        self._probes: dict[str, Probe] = {}
+        self._troubled: dict[str, bool] = {}
         self.fired = 0
 
     # --- life cycle -----------------------------------------------------------------------
+
+    def watch(self, trigger: str, probe: Probe) -> None:
+        """Fire ``trigger`` (``disk_trouble``, ``archive_trouble``) whenever ``probe`` turns
+        from fine to troubled: the storage guard's and the archiver's own state, read on the
+        loop every ``SYSTEM_POLL_S``, so neither needs to know of rules."""
+        if trigger not in SYSTEM_TRIGGERS:
+            raise ValueError(f"not a recorder-wide trigger: {trigger}")
+        self._probes[trigger] = probe
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -122,6 +137,30 @@ class RulesEngine:
         await asyncio.to_thread(self.reload)
         if self.mqtt is not None:
             self.mqtt.start()
+        if self._probes:
+            task = self._loop.create_task(self._poll_system(), name="rules-system")
+            self._tasks.add(task)
+
+    async def _poll_system(self) -> None:
+        while True:
+            self.check_system()
+            await asyncio.sleep(SYSTEM_POLL_S)
+
+    def check_system(self) -> None:
+        """Read every probe once; a part newly in trouble fires its rules (on the loop)."""
+        for trigger, probe in self._probes.items():
+            try:
+                bad, detail = probe()
+            except Exception:
+                log.exception("probe of %s failed", trigger)
+                continue
+            was = self._troubled.get(trigger, False)
+            self._troubled[trigger] = bad
+            if bad and not was:
+                event = {"kind": trigger, "camera_id": "", "reason": detail}
+                for c in self._rules:
+                    if c.rule.trigger == trigger:
+                        self._fire(c, "", self.clock.now_us(), trigger, event)
 
     async def close(self) -> None:
         for t in list(self._tasks):

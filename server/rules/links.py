@@ -71,7 +71,7 @@ class LinkSigner:
             when = int(exp)
         except ValueError:
             return "bad expiry"
-        if not hmac.compare_digest(self._sig(path, when), sig):
+        if not hmac.compare_digest(self._sig(path, when).encode(), sig.encode()):
             return "bad signature"
         if now_us // US_PER_SECOND >= when:
             return "link expired"

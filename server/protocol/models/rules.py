@@ -24,6 +24,8 @@ TriggerKind = Literal[
     "camera_offline",
     "camera_back",
     "recording_error",
+    "disk_trouble",  # the recording volume full, unfreeable or failing (recorder-wide)
+    "archive_trouble",  # the archive store failing (recorder-wide)
     "manual",  # POST /rules/{id}/trigger from a workstation
 ]
 AlarmState = Literal["new", "acknowledged", "closed"]
