@@ -30,11 +30,11 @@ from server.auth import Audit, Role, User
 from server.catalog import Catalog
 from server.clock import SystemClock
 from server.config import CameraConfig, SmtpConfig
-from server.live.nats_server import EmbeddedNats
 from server.datadir import DataDir
+from server.live.nats_server import EmbeddedNats
 from server.protocol.live import alarms_subject
-from server.recording.diskspace import StorageGuard
 from server.protocol.models.rules import Alarm, RuleInput
+from server.recording.diskspace import StorageGuard
 from server.rules import schedule
 from server.rules.engine import Firing, RulesEngine
 from server.rules.mqtt import MqttBridge
