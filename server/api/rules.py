@@ -30,6 +30,8 @@ from server.protocol.models.rules import (
     ArmingInput,
     Delivery,
     ManualTrigger,
+    OutputAction,
+    PtzPresetAction,
     Rule,
     RuleInput,
 )
@@ -83,7 +85,8 @@ class RuleRoutes(RouteGroup):
         except schedule.ScheduleError as exc:
             raise ApiError(400, "bad_rule", str(exc)) from None
         cameras = {c.id for c in self.catalog.cameras()}
-        for cam in rule.filters.cameras:
+        acting = [a.camera for a in rule.actions if isinstance(a, PtzPresetAction | OutputAction)]
+        for cam in [*rule.filters.cameras, *filter(None, acting)]:
             if cam not in cameras:
                 raise ApiError(400, "bad_rule", f"unknown camera {cam!r}")
         if rule.filters.zones:

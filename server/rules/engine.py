@@ -39,11 +39,14 @@ from server.protocol.models.rules import (
     Delivery,
     EmailAction,
     MqttAction,
+    OutputAction,
+    PtzPresetAction,
     Rule,
     WebhookAction,
 )
 from server.protocol.timeutil import US_PER_SECOND
 from server.rules import schedule
+from server.rules.devices import CameraDevices, DeviceResult
 from server.rules.links import DEFAULT_TTL_S, LinkSigner, load_or_create_key
 from server.rules.mqtt import MqttBridge, snapshot_path
 from server.rules.notify import post_webhook, send_email
@@ -105,6 +108,7 @@ class RulesEngine:
         self.smtp, self.tz = smtp or SmtpConfig(), tz
         self.mqtt: MqttBridge | None = None
         self.links = LinkSigner(load_or_create_key(data_root))
+        self.devices = CameraDevices(catalog)  # PTZ presets and relay outputs
         self.base_url = ""  # the API as receivers reach it (set once it listens)
         self.publish_nats: Callable[[str, bytes], Any] | None = None  # an async publish
         self.on_fired: list[Callable[[Firing], None]] = []
@@ -168,6 +172,7 @@ class RulesEngine:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.mqtt is not None:
             await self.mqtt.close()
+        await self.devices.close()
         if self._http is not None:
             await self._http.close()
         self._executor.shutdown(wait=True)
@@ -304,6 +309,10 @@ class RulesEngine:
                     jobs["webhook"] = self._webhook(rule, a, camera, firing.alarm, event)
                 elif isinstance(a, EmailAction):
                     jobs["email"] = self._email(rule, a, camera, firing.alarm, event)
+                elif isinstance(a, PtzPresetAction):
+                    jobs["ptz_preset"] = self._preset(rule, a, camera, firing.alarm)
+                elif isinstance(a, OutputAction):
+                    jobs["output"] = self._output(rule, a, camera, firing.alarm)
             results = await asyncio.gather(*jobs.values(), return_exceptions=True)
             for kind, res in zip(jobs, results, strict=True):
                 if isinstance(res, BaseException):
@@ -438,6 +447,46 @@ class RulesEngine:
         if not out.ok:
             await self._failed(rule, alarm, "email", target, out.attempts, out.error)
         return out.ok
+
+    async def _device_done(
+        self, rule: Rule, alarm: Alarm | None, kind: str, out: DeviceResult
+    ) -> bool:
+        camera = out.target.split(" ", 1)[0]
+        detail = {"op": kind, "target": out.target, "ok": out.ok, "error": out.error,
+                  "rule": rule.id}  # fmt: skip
+        await self._db(self.audit.record, f"rule {rule.id}", "ptz", camera, detail)
+        if not out.ok:
+            await self._failed(rule, alarm, kind, out.target, 1, out.error)
+        return out.ok
+
+    async def _preset(
+        self, rule: Rule, a: PtzPresetAction, camera: str, alarm: Alarm | None
+    ) -> bool:
+        target = a.camera or camera
+        if not target:
+            out = DeviceResult(False, f"? preset {a.preset}", "the event names no camera")
+        else:
+            out = await self.devices.goto_preset(target, a.preset)
+        return await self._device_done(rule, alarm, "ptz_preset", out)
+
+    async def _output(self, rule: Rule, a: OutputAction, camera: str, alarm: Alarm | None) -> bool:
+        target = a.camera or camera
+        if not target:
+            out = DeviceResult(False, f"? output {a.output}", "the event names no camera")
+        else:
+            out = await self.devices.set_output(target, a.output, a.active)
+        ok = await self._device_done(rule, alarm, "output", out)
+        if ok and a.revert_s > 0:
+
+            async def revert() -> None:
+                await asyncio.sleep(a.revert_s)
+                back = await self.devices.set_output(target, a.output, not a.active)
+                await self._device_done(rule, alarm, "output", back)
+
+            task = asyncio.get_running_loop().create_task(revert())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return ok
 
     async def _failed(
         self, rule: Rule, alarm: Alarm | None, kind: str, target: str, attempts: int, error: str
