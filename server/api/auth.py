@@ -58,10 +58,16 @@ class NatsGrants:
     """
 
     def __init__(
-        self, nats: EmbeddedNats, server_id: str, tokens: Tokens, mqtt_prefix: str = ""
+        self,
+        nats: EmbeddedNats,
+        server_id: str,
+        tokens: Tokens,
+        mqtt_prefix: str = "",
+        discovery_prefix: str = "",
     ) -> None:
         self.nats, self.server_id, self.tokens = nats, server_id, tokens
         self.mqtt_prefix = mqtt_prefix  # MQTT topics <prefix>/... are subjects <prefix>.…
+        self.discovery_prefix = discovery_prefix if mqtt_prefix else ""  # Home Assistant
         self._sessions: dict[str, tuple[str, str]] = {}  # NATS user -> (API token, password)
         self._lock = threading.Lock()
 
@@ -70,6 +76,7 @@ class NatsGrants:
         mqtt = self.mqtt_prefix
         if user.disabled:
             return []
+        ha = self.discovery_prefix
         if user.all_cameras or user.role == Role.ADMIN:
             return [
                 f"vigia.{sid}.live.>",
@@ -79,8 +86,11 @@ class NatsGrants:
                 status_subject(sid),
                 status_wildcard(sid),
                 *([mqtt, f"{mqtt}.>"] if mqtt else []),
+                *([ha, f"{ha}.>"] if ha else []),
             ]
         out = [f"{mqtt}.available"] if mqtt else []
+        if ha and allowed(user, Permission.BOOKMARKS):
+            out.append(f"{ha}.switch.{sid}_arming.>")  # the arming switches
         for cam in sorted(user.cameras):
             out += [
                 f"vigia.{sid}.live.{cam}.>",
@@ -91,6 +101,20 @@ class NatsGrants:
             ]
             if mqtt:  # "<p>/<cam>/#" is both <p>.<cam> and <p>.<cam>.>
                 out += [f"{mqtt}.{cam}", f"{mqtt}.{cam}.>"]
+            if ha:  # <d>/<component>/<sid>_<cam>/<object>/config
+                out.append(f"{ha}.*.{sid}_{cam}.>")
+        return out
+
+    def publish_subjects(self, user: User) -> list[str]:
+        """What a login may publish: the MQTT switches its rights allow (``/set``)."""
+        mqtt = self.mqtt_prefix
+        if not mqtt or user.disabled:
+            return []
+        out = []
+        if allowed(user, Permission.CONFIG):  # what PATCH /cameras/... needs
+            out += [f"{mqtt}.*.detection.set", f"{mqtt}.*.recording.set"]
+        if allowed(user, Permission.BOOKMARKS):  # what PUT /arming/{group} needs
+            out.append(f"{mqtt}._arming.*.set")
         return out
 
     def grant(self, user: User, token: str) -> NatsGrant:
@@ -104,7 +128,8 @@ class NatsGrants:
             ]
             for n in stale:
                 del self._sessions[n]
-            self.nats.set_client(name, password, self.subjects(user), drop=stale)
+            self.nats.set_client(name, password, self.subjects(user), drop=stale,
+                                 publish=self.publish_subjects(user))  # fmt: skip
             self._sessions[name] = (token, password)
         return NatsGrant(self.nats.url, self.nats.port, name, password)
 
@@ -112,14 +137,14 @@ class NatsGrants:
         """Bring the NATS users of ``user_id``'s sessions in line with their rights now, and
         drop every session whose token no longer resolves; returns how many were dropped."""
         with self._lock:
-            keep: dict[str, tuple[str, list[str]]] = {}
+            keep: dict[str, tuple[str, list[str], list[str]]] = {}
             drop: list[str] = []
             for name, (token, password) in self._sessions.items():
                 user = self.tokens.resolve(token)
                 if user is None:
                     drop.append(name)
                 elif user.id == user_id:
-                    keep[name] = (password, self.subjects(user))
+                    keep[name] = (password, self.subjects(user), self.publish_subjects(user))
             for name in drop:
                 del self._sessions[name]
             if keep or drop:

@@ -51,6 +51,8 @@ from server.rules.links import DEFAULT_TTL_S, LinkSigner, load_or_create_key
 from server.rules.mqtt import MqttBridge, snapshot_path
 from server.rules.notify import post_webhook, send_email
 from server.rules.store import RulesStore
+from server.rules.switches import POLL_S as SWITCH_POLL_S
+from server.rules.switches import Switches
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -109,6 +111,10 @@ class RulesEngine:
         self.mqtt: MqttBridge | None = None
         self.links = LinkSigner(load_or_create_key(data_root))
         self.devices = CameraDevices(catalog)  # PTZ presets and relay outputs
+        self.switches: Switches | None = None  # MQTT /set switches (with ``mqtt``)
+        self.discovery_prefix = ""  # Home Assistant discovery topics; "": none
+        self._switch_states: dict[str, str] = {}
+        self._discovered: dict[str, bytes] = {}
         self.base_url = ""  # the API as receivers reach it (set once it listens)
         self.publish_nats: Callable[[str, bytes], Any] | None = None  # an async publish
         self.on_fired: list[Callable[[Firing], None]] = []
@@ -144,6 +150,58 @@ class RulesEngine:
         if self._probes:
             task = self._loop.create_task(self._poll_system(), name="rules-system")
             self._tasks.add(task)
+        if self.mqtt is not None and self.switches is not None:
+            task = self._loop.create_task(self._run_switches(), name="rules-switches")
+            self._tasks.add(task)
+
+    # --- MQTT switches and discovery ------------------------------------------------------
+
+    async def _run_switches(self) -> None:
+        """Publish the switches' states and the discovery configs (retained), then again
+        whenever they change (through the API too)."""
+        assert self.mqtt is not None
+        while True:
+            try:
+                await self.publish_switches()
+            except Exception:
+                log.exception("MQTT switches: cannot read their states")
+            await asyncio.sleep(SWITCH_POLL_S)
+
+    async def publish_switches(self) -> None:
+        """Publish the states and discovery configs that changed since last time."""
+        sw, mqtt = self.switches, self.mqtt
+        if sw is None or mqtt is None:
+            return
+        states = await asyncio.to_thread(sw.states)
+        configs = {}
+        if self.discovery_prefix:
+            configs = await asyncio.to_thread(
+                sw.discovery, mqtt.prefix, self.discovery_prefix, self.server_id
+            )
+        for topic, body in configs.items():
+            if self._discovered.get(topic) != body:
+                mqtt.publish(topic, body, retain=True, absolute=True)
+        for topic in set(self._discovered) - set(configs):  # a camera gone: its entities too
+            mqtt.publish(topic, b"", retain=True, absolute=True)
+        self._discovered = configs
+        for topic, state in states.items():
+            if self._switch_states.get(topic) != state:
+                mqtt.publish(topic, state.encode(), retain=True)
+        self._switch_states = states
+
+    async def switch_command(self, subject: str, payload: bytes) -> None:
+        """A ``<prefix>/.../set`` message (arriving as the NATS subject ``<prefix>.….set``)."""
+        if self.switches is None or self.mqtt is None:
+            return
+        topic = subject.removeprefix(self.mqtt.prefix + ".").replace(".", "/")
+        try:
+            done = await asyncio.to_thread(self.switches.apply, topic, payload)
+        except Exception:
+            log.exception("MQTT %s: not applied", topic)
+            return
+        if done is not None:
+            self._switch_states[done.state_topic] = done.state
+            self.mqtt.publish(done.state_topic, done.state.encode(), retain=True)
 
     async def _poll_system(self) -> None:
         while True:
