@@ -123,9 +123,9 @@ def test_every_route_is_documented_and_every_documented_path_exists(api: Api) ->
     }
     documented = {(m, p) for p, ops in openapi_document()["paths"].items() for m in ops}
     assert routes == documented
-    # 44 + PATCH /bookmarks/{id} + PTZ and ONVIF discovery (11) + rules (12 + 2 signed links)
-    # + archive (3)
-    assert len(documented) == 44 + 1 + 11 + 14 + 3
+    # 44 + PATCH /bookmarks/{id} + PTZ and ONVIF discovery (11) + rules (12 + 2 signed links
+    # + manual triggers) + archive (3)
+    assert len(documented) == 44 + 1 + 11 + 15 + 3
     jsonschema.Draft202012Validator.check_schema({"components": openapi_document()["components"]})
     # what the document calls public is what the token middleware lets through
     public = {

@@ -23,6 +23,7 @@ from app.api import ApiError
 from app.settings import SecretStore, Settings
 from app.workstation import Workstation
 from tests.conftest import ServerProcess, camera_toml, wait_until
+from tests.helpers import refused_port
 from tests.test_app_alarms import ADMIN_PASSWORD
 from ui.alarm_console import AlarmConsole
 from ui.alarm_view import LIVE, PLAYBACK, PRE_US
@@ -82,14 +83,17 @@ def test_alarm_console_lists_flashes_acknowledges_and_opens(
         wall.assign(0, f"{sid}/door")
         wall.assign(1, f"{sid}/yard")
         wall.show()
-        console = AlarmConsole(feed, None, ws, "raster")
+        tile = {"camera": f"{sid}/door"}  # the wall's current tile, for Ctrl+T
+        console = AlarmConsole(feed, None, ws, "raster", current_camera=lambda: tile["camera"])
         qtbot.addWidget(console)
         console.resize(520, 260)
         console.show()
         console.activateWindow()  # its keys, not the wall's
         console.flash.connect(wall.flash_alarms)
         rule = {"name": "panic button", "trigger": "manual", "cooldown_s": 0,
-                "actions": [{"type": "alarm", "priority": 1}]}  # fmt: skip
+                "actions": [{"type": "alarm", "priority": 1},
+                            {"type": "webhook", "url": f"http://127.0.0.1:{refused_port()}/x",
+                             "retries": 0, "timeout_s": 1}]}  # fmt: skip
         created = session.call_sync(lambda api: api.post_json("/rules", rule), CALL_S)
         trigger = {"camera": "door", "comment": "pressed"}
 
@@ -125,10 +129,23 @@ def test_alarm_console_lists_flashes_acknowledges_and_opens(
             pass
         assert not wall.tile(0).alarm_lit
 
-        # a second alarm, opened: live beside the playback of its moment
+        # the manual rule and the webhook it could not deliver (twice: refused) are listed
+        with qtbot.waitSignal(console.reloaded, timeout=CALL_S * 1000):
+            qtbot.keyClick(console.list, Qt.Key.Key_F5)
+        assert [t.rule.name for t in console.triggers] == ["panic button"]
+        assert console.trigger_box.currentText() == "panic button"
+        assert console.failed_list.count() == 1 and console.failed_list.isVisible()
+        assert "webhook" in console.failed_list.item(0).text()
+
+        # a second alarm, fired from the keyboard on the current tile, then opened: live
+        # beside the playback of its moment
         wait_until(lambda: recorded_s(session) >= RECORDED_S, 30, "footage of the door")
+        tile["camera"] = f"{sid}/yard"  # not a camera of that recorder: it refuses
+        qtbot.keyClick(console.list, Qt.Key.Key_T, Qt.KeyboardModifier.ControlModifier)
+        qtbot.waitUntil(lambda: "Not fired" in console.status.text(), timeout=CALL_S * 1000)
+        tile["camera"] = f"{sid}/door"
         with qtbot.waitSignal(console.sounded, timeout=10_000):
-            fire()
+            qtbot.keyClick(console.list, Qt.Key.Key_T, Qt.KeyboardModifier.ControlModifier)
         (item,) = console.items
         console.list.setFocus()
         with qtbot.waitSignal(console.opened, timeout=5_000) as opened:

@@ -29,6 +29,7 @@ from server.protocol.models.rules import (
     Arming,
     ArmingInput,
     Delivery,
+    ManualRule,
     ManualTrigger,
     OutputAction,
     PtzPresetAction,
@@ -160,6 +161,19 @@ class RuleRoutes(RouteGroup):
 
         await asyncio.to_thread(work)
         return web.Response(status=204)
+
+    async def manual_rules(self, request: web.Request) -> web.Response:
+        """The enabled manual rules, for the workstation's trigger (operators may not read
+        rules): those for cameras the user sees, or for any camera."""
+        user = require(request, Permission.LIVE)
+        rules = await asyncio.to_thread(self.engine.store.rules)
+        out = [
+            ManualRule(r.id, r.name, r.group, [c for c in r.filters.cameras if can_see(user, c)])
+            for r in rules
+            if r.trigger == "manual" and r.enabled
+            and (not r.filters.cameras or any(can_see(user, c) for c in r.filters.cameras))
+        ]  # fmt: skip
+        return json_response(out)
 
     async def trigger(self, request: web.Request) -> web.Response:
         rid = id_param(request, "rule_id", "rule")
@@ -298,6 +312,9 @@ class RuleRoutes(RouteGroup):
               "Fire a manual rule on a camera (202: fired; 204: disarmed, off schedule or "
               "cooling down)", body=ManualTrigger, params=(RULE_ID,), status=202,
               errors=(400, 404, 503), permission=Permission.LIVE),
+        Route("GET", f"{API}/manual-triggers", manual_rules,
+              "Manual rules a workstation may fire on the cameras the user sees",
+              returns=list[ManualRule], errors=(503,), permission=Permission.LIVE),
         Route("GET", f"{API}/arming", list_arming, "Camera groups armed or disarmed by hand",
               returns=list[Arming], errors=(503,), permission=Permission.LIVE),
         Route("PUT", f"{API}/arming/{{group}}", set_arming, "Arm or disarm a camera group",

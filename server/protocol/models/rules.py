@@ -144,6 +144,15 @@ class ManualTrigger(msgspec.Struct, forbid_unknown_fields=True):
     comment: Annotated[str, Meta(max_length=1000)] = ""
 
 
+class ManualRule(msgspec.Struct):
+    """A manual rule as operators see it: enough to fire it from a workstation."""
+
+    id: int
+    name: str
+    group: str
+    cameras: list[str]  # the cameras it is for; empty: any
+
+
 class Alarm(msgspec.Struct):
     """One alarm; published on ``vigia.<sid>.alarms.<camera>`` at every change."""
 
@@ -192,6 +201,7 @@ __all__ = [
     "Delivery",
     "EmailAction",
     "Filters",
+    "ManualRule",
     "ManualTrigger",
     "MqttAction",
     "OutputAction",
