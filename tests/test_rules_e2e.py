@@ -190,6 +190,13 @@ async def run(http, anon, base, admin, mqtt_port, mailbox, hooks, server) -> Non
         # --- webhook, signed; e-mail with the snapshot
         assert hooks.got and hooks.bad_signatures == 0
         assert hooks.got[0]["rule"]["id"] == rule["id"]
+        # its signed links serve the snapshot without a token
+        links = hooks.got[0]["links"]
+        assert links["snapshot"] and links["clip"]
+        async with anon.get(links["snapshot"]) as r:
+            assert r.status == 200 and (await r.read())[:2] == b"\xff\xd8"
+        async with anon.get(links["snapshot"].replace("sig=", "sig=0")) as r:
+            assert r.status == 403
         with_jpeg = [
             m for m in mailbox.messages
             if any(p.get_content_type() == "image/jpeg" for p in m.walk())
