@@ -548,3 +548,43 @@ def test_the_bookmark_action_locks_footage_that_retention_keeps(
     assert kept.path in left and segs[0].path not in left
     assert (data.root / kept.path).exists()
     catalog.close()
+
+
+def test_the_mailer_keeps_one_connection_and_makes_it_again_when_dropped(tmp_path: Path) -> None:
+    """Three alarms' mails over one SMTP connection; the server restarts (the kept connection
+    dies with it): the next mail goes over a new one; a server that is gone is a failure."""
+    from aiosmtpd.controller import Controller
+
+    from server.rules.notify import Mailer
+
+    mailbox = Mailbox()
+    smtp = smtp_server(mailbox)
+    port = smtp.port
+
+    async def main() -> None:
+        nonlocal smtp
+        mailer = Mailer(SmtpConfig(host="127.0.0.1", port=port))
+        try:
+            for i in range(3):
+                out = await mailer.send(["a@example.org"], f"alarm {i}", "body", None)
+                assert out.ok, out.error
+            assert mailer.connections == 1 and len(mailbox.messages) == 3
+            await asyncio.to_thread(smtp.stop)
+            smtp = Controller(mailbox, hostname="127.0.0.1", port=port)
+            await asyncio.to_thread(smtp.start)
+            out = await mailer.send(["a@example.org"], "after the restart", "body", None)
+            assert out.ok, out.error
+            assert (
+                mailer.connections == 2 and mailbox.messages[-1]["Subject"] == "after the restart"
+            )
+            await asyncio.to_thread(smtp.stop)
+            out = await mailer.send(["a@example.org"], "nobody there", "body", None)
+            assert not out.ok and out.error
+        finally:
+            await mailer.close()
+
+    try:
+        asyncio.run(main())
+    finally:
+        with contextlib.suppress(Exception):
+            smtp.stop()

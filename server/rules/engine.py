@@ -49,7 +49,7 @@ from server.rules import schedule
 from server.rules.devices import CameraDevices, DeviceResult
 from server.rules.links import DEFAULT_TTL_S, LinkSigner, load_or_create_key
 from server.rules.mqtt import MqttBridge, snapshot_path
-from server.rules.notify import post_webhook, send_email
+from server.rules.notify import Mailer, post_webhook
 from server.rules.store import RulesStore
 from server.rules.switches import POLL_S as SWITCH_POLL_S
 from server.rules.switches import Switches
@@ -108,6 +108,7 @@ class RulesEngine:
         self.catalog, self.audit, self.clock = catalog, audit, clock
         self.server_id, self.root = server_id, data_root
         self.smtp, self.tz = smtp or SmtpConfig(), tz
+        self.mailer = Mailer(self.smtp)  # one kept SMTP connection
         self.mqtt: MqttBridge | None = None
         self.links = LinkSigner(load_or_create_key(data_root))
         self.devices = CameraDevices(catalog)  # PTZ presets and relay outputs
@@ -231,6 +232,7 @@ class RulesEngine:
         if self.mqtt is not None:
             await self.mqtt.close()
         await self.devices.close()
+        await self.mailer.close()
         if self._http is not None:
             await self._http.close()
         self._executor.shutdown(wait=True)
@@ -500,8 +502,8 @@ class RulesEngine:
         subject = a.subject or f"Vigia: {rule.name} on {camera} ({label})"
         text = json.dumps(self._payload(rule, camera, alarm, event), indent=2)
         snap = snapshot_path(event)
-        out = await send_email(self.smtp, list(a.to), subject, text,
-                               self.root / snap if snap else None)  # fmt: skip
+        out = await self.mailer.send(list(a.to), subject, text,
+                                     self.root / snap if snap else None)  # fmt: skip
         if not out.ok:
             await self._failed(rule, alarm, "email", target, out.attempts, out.error)
         return out.ok
