@@ -588,3 +588,43 @@ def test_the_mailer_keeps_one_connection_and_makes_it_again_when_dropped(tmp_pat
     finally:
         with contextlib.suppress(Exception):
             smtp.stop()
+
+
+def test_archive_trouble_fires_when_the_archivers_store_fails(tmp_path: Path) -> None:
+    """A real ``Archiver`` whose store does not answer (nothing listens on its port) turns to
+    ``error`` trying to upload a closed segment: one ``archive_trouble`` alarm, with its error."""
+    from types import SimpleNamespace
+
+    from tests.test_archive_tiers import Site
+
+    store = SimpleNamespace(endpoint=f"http://127.0.0.1:{refused_port()}", bucket="vigia")
+    site = Site(tmp_path / "archive", store)  # type: ignore[arg-type]
+
+    async def main() -> None:
+        async with rig(tmp_path) as r:
+            archiver = site.archiver
+            r.engine.watch("archive_trouble",
+                           lambda: (archiver.state == "error", archiver.error or ""))  # fmt: skip
+            r.add_rule(trigger="archive_trouble", actions=[{"type": "alarm", "priority": 2}])
+            r.engine.check_system()
+            assert r.engine.fired == 0  # starting: not trouble
+            run = site.camera("door")
+            site.segment("door", run, site.clock.t - 3600 * 1_000_000)
+            archiver.start()
+            deadline = time.monotonic() + T_S
+            while archiver.state != "error":
+                assert time.monotonic() < deadline, archiver.status()
+                await asyncio.sleep(0.05)
+            r.engine.check_system()
+            r.engine.check_system()  # still failing: no second alarm
+            assert r.engine.fired == 1
+            while not r.fired:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.01)
+            (alarm,) = r.engine.store.alarms()
+            assert alarm.trigger == "archive_trouble" and alarm.event["reason"] == archiver.error
+
+    try:
+        asyncio.run(main())
+    finally:
+        site.close()
