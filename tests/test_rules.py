@@ -432,8 +432,19 @@ def test_an_mqtt_login_sees_only_its_cameras(tmp_path: Path) -> None:
         async with rig(tmp_path) as r:
             user = User(2, "guard", Role.OPERATOR, False, frozenset({"gatecam"}), False)
             grants = NatsGrants(r.nats, SID, None, "vigia")  # type: ignore[arg-type]
+            assert grants.publish_subjects(user) == ["vigia._arming.*.set"]  # no config right
+            viewer = User(3, "eye", Role.VIEWER, False, frozenset({"gatecam"}), False)
+            assert grants.publish_subjects(viewer) == []
+            ha = NatsGrants(r.nats, SID, None, "vigia", "homeassistant")  # type: ignore[arg-type]
+            assert f"homeassistant.*.{SID}_gatecam.>" in ha.subjects(viewer)
+            assert not any(s.startswith("homeassistant.switch") for s in ha.subjects(viewer))
             await asyncio.to_thread(r.nats.set_client, "ws-guard", "guard-pass-123456",
-                                    grants.subjects(user))  # fmt: skip
+                                    grants.subjects(user),
+                                    publish=grants.publish_subjects(user))  # fmt: skip
+            creds = r.nats.credentials
+            nc = await nats.connect(r.nats.url, **creds.connect_kwargs())
+            sets = await nc.subscribe("vigia.*.*.set")
+            await nc.flush()
             login = {"username": "ws-guard", "password": "guard-pass-123456"}
             async with aiomqtt.Client("127.0.0.1", r.mqtt_port, identifier="g", **login) as mq:
                 await mq.subscribe("vigia/gatecam/#")
@@ -454,6 +465,13 @@ def test_an_mqtt_login_sees_only_its_cameras(tmp_path: Path) -> None:
                 await asyncio.wait_for(collect(), T_S)
                 assert "vigia/gatecam/events" in topics and "vigia/available" in topics
                 assert not any(t.startswith("vigia/yard") for t in topics)
+                # /set: arming yes (bookmarks right), recording no (config right); in this order
+                # on one connection, the refused one would have arrived first
+                await mq.publish("vigia/gatecam/recording/set", b"OFF")
+                await mq.publish("vigia/_arming/night/set", b"OFF")
+                msg = await sets.next_msg(T_S)
+                assert (msg.subject, msg.data) == ("vigia._arming.night.set", b"OFF")
+            await nc.close()
 
     asyncio.run(main())
 
