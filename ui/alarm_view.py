@@ -4,17 +4,18 @@ analytics boxes, and acknowledge/close with a comment (docs/design/rules.md).
 A two-tile ``VideoWall``: the left tile shows the camera live (its own ``LiveSources``, like a
 detached wall), the right one plays the recording back from ``PRE_US`` before the alarm through
 ``WallPlayback`` without sync, so the boxes come from ``GET /tracks`` exactly as on the main
-wall. When the playback reaches the live edge it starts over at the alarm, so the right tile
-keeps showing the moment. Keys: Enter acknowledges with the comment, Shift+Enter closes, R
-replays the moment, Escape closes the view.
+wall. When the playback reaches the live edge it starts over at the alarm (at most every
+``REPLAY_GAP_S``), so the right tile keeps showing the moment. Keys: Enter acknowledges with
+the comment, Shift+Enter closes, Ctrl+R replays the moment, Escape closes the view.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget
 
@@ -27,6 +28,7 @@ from ui.sources import LiveSources
 from ui.wall import VideoWall
 
 PRE_US = 5_000_000  # the playback starts this long before the alarm
+REPLAY_GAP_S = 2.0  # at most one automatic replay this often (no footage: no busy loop)
 LIVE, PLAYBACK = 0, 1  # the tiles
 
 
@@ -78,6 +80,7 @@ class AlarmView(QWidget):
         self.playback.set_sync(False)  # the live tile stays live
         self.playback.mode_changed.connect(self._mode_changed)
         self._shut = False
+        self._replayed = 0.0
 
         when = dt.datetime.fromtimestamp(a.ts_us / 1e6).strftime("%Y-%m-%d %H:%M:%S")
         what = a.event.get("label") or a.trigger
@@ -120,13 +123,20 @@ class AlarmView(QWidget):
 
     def replay(self) -> None:
         """The moment again: the playback tile from ``PRE_US`` before the alarm, playing."""
+        self._replayed = time.monotonic()
         self.wall.set_current(PLAYBACK)
         self.playback.seek(self.start_us)
         self.playback.play()
 
     def _mode_changed(self, playing_back: bool) -> None:
-        if not playing_back and not self._shut:  # reached the live edge: show the moment again
+        if playing_back or self._shut:
+            return
+        # reached the live edge: show the moment again (not at once when there is no footage)
+        wait = REPLAY_GAP_S - (time.monotonic() - self._replayed)
+        if wait <= 0:
             self.replay()
+        else:
+            QTimer.singleShot(int(wait * 1000), lambda: self._shut or self.replay())
 
     def act(self, state: str) -> None:
         comment = self.comment.text()
