@@ -3,8 +3,11 @@
 Fed from other threads (the analytics' detection thread, ingest status callbacks) through
 ``feed_event`` / ``feed_status``, which hand over to the engine's event loop. A matching rule
 that is enabled, armed (its group not disarmed, its weekly schedule on) and out of its cooldown
-fires its actions: the alarm first (the others name it), then bookmark, MQTT, webhook and e-mail
-concurrently, each with its own time-out, so one slow receiver never holds up the rest.
+fires its actions: the alarm first (the others name it), then bookmark, MQTT, webhook, e-mail,
+PTZ preset and relay output concurrently, each with its own time-out, so one slow receiver
+never holds up the rest. Recorder-wide troubles (disk, archive) come from probes of their
+owners' state (``watch``); MQTT ``/set`` switches and Home Assistant discovery go through
+``server.rules.switches``.
 Every alarm and every change of its state is audited and published on NATS
 (``vigia.<sid>.alarms.<camera>``), which workstations that see the camera may subscribe to.
 """
@@ -27,7 +30,7 @@ from typing import Any, TypeVar
 import aiohttp
 import msgspec
 
-from server.auth.audit import Audit
+from server.auth.audit import PTZ, Audit
 from server.catalog import Catalog
 from server.clock import Clock
 from server.config import SmtpConfig
@@ -514,7 +517,7 @@ class RulesEngine:
         camera = out.target.split(" ", 1)[0]
         detail = {"op": kind, "target": out.target, "ok": out.ok, "error": out.error,
                   "rule": rule.id}  # fmt: skip
-        await self._db(self.audit.record, f"rule {rule.id}", "ptz", camera, detail)
+        await self._db(self.audit.record, f"rule {rule.id}", PTZ, camera, detail)
         if not out.ok:
             await self._failed(rule, alarm, kind, out.target, 1, out.error)
         return out.ok
