@@ -336,6 +336,11 @@ async def switches_scenario(server: ServerProcess, base: str, mqtt_port: int) ->
             async with http.put(f"{base}{API}/arming/yard", json={"armed": True}) as r:
                 assert r.status == 200
             await until("vigia/_arming/yard/state", b"ON")
+            # a camera deleted: its entities leave Home Assistant (empty retained configs)
+            async with http.delete(f"{base}{API}/cameras/door") as r:
+                assert r.status == 204
+            await until(f"{node}/recording/config", b"")
+            await until(f"homeassistant/image/{sid}_door/person_snapshot/config", b"")
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
                 await task

@@ -160,6 +160,7 @@ def test_alarm_console_lists_flashes_acknowledges_and_opens(
         qtbot.waitUntil(lambda: played.state == "playback" and played.frame is not None,
                         timeout=20_000)  # fmt: skip
         assert view.playback.in_playback(PLAYBACK) and not view.playback.in_playback(LIVE)
+        assert view.playback.overlays(PLAYBACK) is not None  # the boxes of GET /tracks
         # the recorded frame shown is from around the alarm, not from now
         ts = item.alarm.ts_us
         assert ts - PRE_US - 2_000_000 <= played.frame.pts_us <= ts + 10_000_000

@@ -16,7 +16,8 @@ Discovery: for every camera, retained ``<d>/<component>/<sid>_<camera>/<object>/
 messages (``[mqtt] discovery_prefix``, ``homeassistant``) describe a device with its switches,
 an object count sensor per label and the latest snapshot as an image, all with
 ``<p>/available`` as availability, so the cameras appear in Home Assistant without YAML.
-The node id names the camera, so per-camera MQTT logins can be granted just their own.
+The node id names the camera, so per-camera MQTT logins can be granted just their own. A camera
+deleted (disabled) loses its entities: its configs are published empty.
 """
 
 from __future__ import annotations
@@ -88,10 +89,14 @@ class Switches:
         groups = set(self.store.arming()) | {r.group for r in self.store.rules()}
         return sorted(g for g in groups if _group_topic(g) is not None)
 
+    def _cameras(self) -> list[Any]:
+        """The cameras in use (``DELETE /cameras/{id}`` only disables one: its entities go)."""
+        return [c for c in self.catalog.cameras() if c.enabled]
+
     def states(self) -> dict[str, str]:
         """Topic (under the prefix) -> ON/OFF, for every switch."""
         out: dict[str, str] = {}
-        for cam in self.catalog.cameras():
+        for cam in self._cameras():
             s = self._settings(cam.id)
             if s is not None:
                 out[f"{cam.id}/detection/state"] = ON if s.enabled else OFF
@@ -118,7 +123,7 @@ class Switches:
         if parts[0] == "_arming":
             return self._arm(parts[1], on)
         cam, what = parts[0], parts[1]
-        if not any(c.id == cam for c in self.catalog.cameras()):
+        if not any(c.id == cam for c in self._cameras()):
             log.info("MQTT %s: no camera %r", topic, cam)
             return None
         if what == "detection":
@@ -166,7 +171,7 @@ class Switches:
         """Retained discovery configs: topic -> JSON."""
         out: dict[str, bytes] = {}
         avail = {"availability_topic": f"{prefix}/available"}
-        for cam in self.catalog.cameras():
+        for cam in self._cameras():
             node = f"{server_id}_{cam.id}"
             device = {"identifiers": [f"vigia_{node}"], "name": cam.name, "manufacturer": "Vigia",
                       "model": "camera"}  # fmt: skip
