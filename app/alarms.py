@@ -6,7 +6,9 @@ live over NATS, most urgent first, and acknowledge/close with a comment.
 ``AlarmFeed`` fills it: ``refresh`` reads ``GET /alarms`` of every recorder, and the
 ``vigia.<sid>.alarms.<camera>`` subjects of the cameras each recorder lists bring every change
 (the subscriptions follow the recorders the way ``EventFeed`` does). ``changed`` fires on the
-network loop with the new list; the alarm console marshals it to its thread.
+network loop with the new list; the alarm console marshals it to its thread. It also fires
+manual rules (``GET /manual-triggers``, ``POST /rules/{id}/trigger``) and reads the
+notifications given up (``GET /deliveries/failed``, admins).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import concurrent.futures
 import logging
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 
@@ -24,7 +27,7 @@ from app.loop import AsyncRunner
 from app.session import Session, Sessions
 from app.signals import Signal
 from server.protocol.live import alarms_subject
-from server.protocol.models.rules import Alarm
+from server.protocol.models.rules import Alarm, Delivery, ManualRule
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +84,25 @@ class AlarmList:
             return {(i.server_id, i.alarm.camera) for i in self._items.values()}
 
 
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    """A manual rule of one recorder."""
+
+    server_id: str
+    rule: ManualRule
+
+    def fits(self, server_id: str, camera: str) -> bool:
+        return server_id == self.server_id and (
+            not self.rule.cameras or camera in self.rule.cameras
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FailedDelivery:
+    server_id: str
+    delivery: Delivery
+
+
 class AlarmFeed(EventFeed):
     """Alarms of every logged-in recorder, live; acknowledge and close through the API."""
 
@@ -111,6 +133,79 @@ class AlarmFeed(EventFeed):
             return items
 
         return self.runner.submit(read())
+
+    def _each(self, path: str) -> concurrent.futures.Future[list[tuple[str, Any]]]:
+        """``GET path`` of every recorder: (server id, answer) of those that answered."""
+
+        async def read() -> list[tuple[str, Any]]:
+            sessions = [s for s in self.sessions.sessions() if s.server_id]
+            rows = await asyncio.gather(
+                *(s.call(lambda api: api.get_json(path)) for s in sessions),
+                return_exceptions=True,
+            )
+            out = []
+            for session, answer in zip(sessions, rows, strict=True):
+                if isinstance(answer, BaseException):
+                    log.info("%s of %s: %r", path, session.server_id, answer)
+                else:
+                    out.append((session.server_id, answer))
+            return out
+
+        return self.runner.submit(read())
+
+    def triggers(self) -> concurrent.futures.Future[list[Trigger]]:
+        """The manual rules of every recorder, for the cameras the user sees."""
+        out: concurrent.futures.Future[list[Trigger]] = concurrent.futures.Future()
+
+        def done(f: concurrent.futures.Future) -> None:
+            try:
+                out.set_result([
+                    Trigger(sid, r)
+                    for sid, rows in f.result()
+                    for r in msgspec.convert(rows, list[ManualRule])
+                ])  # fmt: skip
+            except Exception as exc:
+                out.set_exception(exc)
+
+        self._each("/manual-triggers").add_done_callback(done)
+        return out
+
+    def fire(
+        self, trigger: Trigger, camera: str, comment: str = ""
+    ) -> concurrent.futures.Future[bool]:
+        """Fire a manual rule on a camera; True when it fired (False: disarmed, off schedule
+        or cooling down)."""
+        session: Session | None = self.sessions.get(trigger.server_id)
+        if session is None:
+            future: concurrent.futures.Future[bool] = concurrent.futures.Future()
+            future.set_exception(RuntimeError(f"recorder {trigger.server_id} is gone"))
+            return future
+
+        async def post() -> bool:
+            body = {"camera": camera, "comment": comment}
+            path = f"/rules/{trigger.rule.id}/trigger"
+            status, _, _ = await session.call(lambda api: api.request("POST", path, json=body))
+            return status == 202
+
+        return self.runner.submit(post())
+
+    def failed_deliveries(self) -> concurrent.futures.Future[list[FailedDelivery]]:
+        """Notifications given up, newest first, of the recorders where the user is an admin."""
+        out: concurrent.futures.Future[list[FailedDelivery]] = concurrent.futures.Future()
+
+        def done(f: concurrent.futures.Future) -> None:
+            try:
+                rows = [
+                    FailedDelivery(sid, d)
+                    for sid, got in f.result()
+                    for d in msgspec.convert(got, list[Delivery])
+                ]
+                out.set_result(sorted(rows, key=lambda r: -r.delivery.ts_us))
+            except Exception as exc:
+                out.set_exception(exc)
+
+        self._each("/deliveries/failed").add_done_callback(done)
+        return out
 
     def acknowledge(self, item: AlarmItem, comment: str = "") -> concurrent.futures.Future[Alarm]:
         return self._set(item, "acknowledged", comment)
@@ -147,4 +242,4 @@ class AlarmFeed(EventFeed):
             self.changed.emit(self.alarms.items())
 
 
-__all__ = ["Alarm", "AlarmFeed", "AlarmItem", "AlarmList"]
+__all__ = ["Alarm", "AlarmFeed", "AlarmItem", "AlarmList", "FailedDelivery", "Trigger"]

@@ -323,6 +323,13 @@ class MqttConfig(_Section):
         str,
         _doc("topics go under it: <prefix>/available, ...", pattern=r"^[a-z0-9_-]{1,32}$"),
     ] = "vigia"
+    discovery_prefix: Annotated[
+        str,
+        _doc(
+            "Home Assistant discovery topics go under it; empty: none",
+            pattern=r"^$|^[a-z0-9_-]{1,32}$",
+        ),
+    ] = "homeassistant"
 
 
 class SmtpConfig(_Section):

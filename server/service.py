@@ -49,6 +49,7 @@ from server.recording.recovery import recover
 from server.recording.retention import Retention, VolumeLimits
 from server.rules.engine import RulesEngine
 from server.rules.mqtt import MqttBridge
+from server.rules.switches import Switches
 from server.sdnotify import notify, watchdog_interval_s
 from server.site.accounts import SiteAccounts
 from server.site.member import Me, SiteMember
@@ -217,6 +218,22 @@ def open_services(config: Config, data: DataDir, clock: Clock | None = None) -> 
     archiver = make_archiver(config, catalog, data, clock) if "record" in roles else None
     if archiver is not None:
         retention.on_unarchived = archiver.note_unarchived_deleted
+    if rules is not None:
+        # MQTT switches write where the API writes (docs/design/rules.md)
+        def sync_recording() -> None:
+            recorder.sync()
+            if analytics is not None:
+                analytics.sync()
+
+        rules.switches = Switches(
+            catalog, rules.store, rules.audit, clock, analytics=analytics,
+            sync_recording=sync_recording, on_arming=rules.reload,
+        )  # fmt: skip
+        # recorder-wide trouble reaches the rules through their owners' state
+        rules.watch("disk_trouble", lambda: (guard.state != "ok", guard.detail or guard.state))
+        if archiver is not None:
+            rules.watch("archive_trouble",
+                        lambda: (archiver.state == "error", archiver.error or ""))  # fmt: skip
     return Services(
         data,
         catalog,
@@ -279,7 +296,11 @@ def log_summary(recorder: IngestSupervisor) -> None:
 
 
 def make_security(
-    catalog: Catalog, clock: Clock, services: Services | None = None, mqtt_prefix: str = ""
+    catalog: Catalog,
+    clock: Clock,
+    services: Services | None = None,
+    mqtt_prefix: str = "",
+    discovery_prefix: str = "",
 ) -> Security:
     """Users, tokens, login limits and audit; creates the first admin on a new catalog."""
     users = Users(catalog, clock)
@@ -291,7 +312,8 @@ def make_security(
     tokens = Tokens(catalog, clock)
     grants = None
     if services is not None and services.nats is not None:
-        grants = NatsGrants(services.nats, services.data.server_id(), tokens, mqtt_prefix)
+        grants = NatsGrants(services.nats, services.data.server_id(), tokens, mqtt_prefix,
+                            discovery_prefix)  # fmt: skip
     return Security(users, tokens, Audit(catalog, clock), LoginRateLimiter(clock), grants)
 
 
@@ -307,7 +329,13 @@ async def start_api(config: Config, services: Services) -> tuple[web.AppRunner |
         services.clock,
         services.data.server_id(),
         config.name or socket.gethostname(),
-        make_security(services.catalog, services.clock, services, _mqtt_prefix(config, services)),
+        make_security(
+            services.catalog,
+            services.clock,
+            services,
+            _mqtt_prefix(config, services),
+            config.mqtt.discovery_prefix,
+        ),
         exports,
         fanout=services.fanout,
         analytics=services.analytics,
@@ -347,6 +375,15 @@ async def start_api(config: Config, services: Services) -> tuple[web.AppRunner |
     return runner, bound
 
 
+def link_base(listen: str, port: int) -> str:
+    """The API's address for signed links in webhooks and e-mail: the listen host, or this
+    machine's name when it listens on every interface."""
+    host = listen.rsplit(":", 1)[0].strip("[]") if ":" in listen else listen
+    if host in ("", "0.0.0.0", "::"):
+        host = socket.gethostname()
+    return f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+
+
 def _mqtt_prefix(config: Config, services: Services) -> str:
     nats = services.nats
     return config.mqtt.topic_prefix if nats is not None and nats.mqtt_port else ""
@@ -375,8 +412,16 @@ async def start_rules(config: Config, services: Services) -> nats.aio.client.Cli
         host = embedded.url.removeprefix("nats://").rsplit(":", 1)[0].strip("[]")
         rules.mqtt = MqttBridge(host, embedded.mqtt_port, creds.user, creds.password,
                                 config.mqtt.topic_prefix, services.data.root)  # fmt: skip
+        rules.discovery_prefix = config.mqtt.discovery_prefix
         if nc is not None:
             rules.mqtt.nats_publish = nc.publish
+            prefix = config.mqtt.topic_prefix
+
+            async def on_set(msg: nats.aio.msg.Msg) -> None:
+                await rules.switch_command(msg.subject, msg.data)
+
+            # <p>/<camera>/<switch>/set and <p>/_arming/<group>/set
+            await nc.subscribe(f"{prefix}.*.*.set", cb=on_set)
     await rules.start()
     return nc
 
@@ -526,6 +571,8 @@ async def serve(config: Config, services: Services) -> None:
     services.site.me = Me(services.site.me.id, services.site.me.name,
                           api_url(config.listen, port), __version__)  # fmt: skip
     await services.site.start()
+    if services.rules is not None and port is not None:
+        services.rules.base_url = link_base(config.listen, port)
     nats_srv = services.nats
     ports = {
         "api": port,

@@ -20,7 +20,7 @@ import pytest
 from aiohttp import web
 
 from server.api.app import API, ApiContext, make_app
-from server.api.auth import PUBLIC_PATHS, Security
+from server.api.auth import PUBLIC_PATHS, PUBLIC_PREFIXES, Security
 from server.api.openapi import openapi_document
 from server.auth import Audit, LoginRateLimiter, Tokens, Users
 from server.config import Config, NatsConfig
@@ -123,16 +123,21 @@ def test_every_route_is_documented_and_every_documented_path_exists(api: Api) ->
     }
     documented = {(m, p) for p, ops in openapi_document()["paths"].items() for m in ops}
     assert routes == documented
-    # 44 + PATCH /bookmarks/{id} + PTZ, ONVIF discovery (11) + rules (12) + archive (3) + site
-    # + relay outputs (2)
-    assert len(documented) == 44 + 1 + 11 + 12 + 3 + 1 + 2
+    # 44 + PATCH /bookmarks/{id} + PTZ, ONVIF discovery (11) + rules (12 + 2 signed links +
+    # manual triggers) + archive (3) + site + relay outputs (2)
+    assert len(documented) == 44 + 1 + 11 + 15 + 3 + 1 + 2
     jsonschema.Draft202012Validator.check_schema({"components": openapi_document()["components"]})
     # what the document calls public is what the token middleware lets through
     public = {
         p for p, ops in openapi_document()["paths"].items() for op in ops.values()
         if op.get("security") == []
     }  # fmt: skip
-    assert public == PUBLIC_PATHS | {"/", "/web/{name}"}
+    links = {p for p in public if p.startswith(PUBLIC_PREFIXES)}  # signed by the route
+    assert links == {
+        "/api/v1/links/alarms/{alarm_id}/snapshot",
+        "/api/v1/links/alarms/{alarm_id}/clip",
+    }
+    assert public == PUBLIC_PATHS | {"/", "/web/{name}"} | links
 
 
 async def _json(resp: aiohttp.ClientResponse, status: int, schema: str | dict | None = None):

@@ -288,3 +288,70 @@ def test_camera_without_events_or_relays_says_so(api: Api, camera: IpyCam) -> No
         assert [(e["target"], e["detail"]["outcome"]) for e in log] == [("dome", "unsupported")]
 
     api.run(scenario)
+
+
+def test_rule_actions_turn_the_dome_to_a_preset_and_fail_outputs_with_the_reason(
+    api: Api, camera: IpyCam
+) -> None:
+    """A manual rule's ``ptz_preset`` action recalls a preset through the same ONVIF session
+    layer (the picture comes back); an ``output`` action on a device without relay outputs,
+    or on a camera not added from a device, is a failed delivery that says why."""
+    _add_dome(api, camera)
+    s = api.services
+    assert s.rules is not None
+    api.ctx.rules = s.rules
+    apply_camera(s.catalog, CameraConfig("fixed", "Fixed", "rtsp://127.0.0.1:9/x", enabled=False),
+                 s.clock, "api")  # fmt: skip
+    watch = FrameWatch(camera.main_url)
+
+    async def scenario(http: aiohttp.ClientSession, base: str) -> None:
+        await s.rules.start()
+        try:
+            await steps(http, base)
+        finally:
+            await s.rules.close()
+
+    async def steps(http: aiohttp.ClientSession, base: str) -> None:
+        ptz = f"{base}{API}/cameras/dome/ptz"
+        await _call(http, "POST", f"{ptz}/absolute", 204, json={"pan": 0, "tilt": 0, "zoom": 0.5})
+        await asyncio.sleep(1.5)
+        _, at_preset = await asyncio.to_thread(watch.latest, time.monotonic())
+        await _call(http, "POST", f"{ptz}/presets", 201, json={"name": "gate"})
+        await _call(http, "POST", f"{ptz}/relative", 204, json={"pan": 0.3, "tilt": 0.2})
+        await asyncio.sleep(1.0)
+        _, elsewhere = await asyncio.to_thread(watch.latest, time.monotonic())
+        assert abs(shift(at_preset, elsewhere)[0]) > 20
+        rule = {"name": "to the gate", "trigger": "manual", "cooldown_s": 0, "actions": [
+            {"type": "ptz_preset", "preset": "gate", "camera": "dome"},
+            {"type": "output", "camera": "dome"}]}  # fmt: skip
+        rid = (await _call(http, "POST", f"{base}{API}/rules", 201, json=rule))["id"]
+        firing = s.rules.manual(rid, "fixed", "admin", "")
+        assert firing is not None
+        await asyncio.wait_for(firing.done.wait(), 30)
+        assert firing.results == {"ptz_preset": True, "output": False}
+        await asyncio.sleep(1.0)
+        _, back = await asyncio.to_thread(watch.latest, time.monotonic())
+        dx, dy = shift(at_preset, back)
+        assert (dx**2 + dy**2) ** 0.5 <= PRESET_TOLERANCE_PX, (dx, dy)
+        # the camera of the event, not added from a device: both fail, saying why
+        bare = {**rule, "actions": [{"type": "ptz_preset", "preset": "gate"}, {"type": "output"}]}
+        rid = (await _call(http, "POST", f"{base}{API}/rules", 201, json=bare))["id"]
+        firing = s.rules.manual(rid, "fixed", "admin", "")
+        assert firing is not None
+        await asyncio.wait_for(firing.done.wait(), 30)
+        assert firing.results == {"ptz_preset": False, "output": False}
+        failed = await _call(http, "GET", f"{base}{API}/deliveries/failed", 200)
+        got = {(d["kind"], d["target"]) for d in failed}
+        assert got == {("output", "dome output (first)"), ("ptz_preset", "fixed preset gate"),
+                       ("output", "fixed output (first)")}  # fmt: skip
+        reasons = " ".join(d["error"] for d in failed)
+        assert "not added from an ONVIF device" in reasons
+        assert "relay outputs" in reasons or "unsupported" in reasons
+        bad = {**rule, "actions": [{"type": "ptz_preset", "preset": "x", "camera": "garage"}]}
+        err = await _call(http, "POST", f"{base}{API}/rules", 400, json=bad)
+        assert "unknown camera 'garage'" in err["error"]["message"]
+
+    try:
+        api.run(scenario)
+    finally:
+        watch.close()

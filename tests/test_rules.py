@@ -30,9 +30,11 @@ from server.auth import Audit, Role, User
 from server.catalog import Catalog
 from server.clock import SystemClock
 from server.config import CameraConfig, SmtpConfig
+from server.datadir import DataDir
 from server.live.nats_server import EmbeddedNats
 from server.protocol.live import alarms_subject
 from server.protocol.models.rules import Alarm, RuleInput
+from server.recording.diskspace import StorageGuard
 from server.rules import schedule
 from server.rules.engine import Firing, RulesEngine
 from server.rules.mqtt import MqttBridge
@@ -367,25 +369,57 @@ def test_schedule_cooldown_and_disarmed_group(tmp_path: Path) -> None:
     asyncio.run(main())
 
 
-def test_camera_offline_and_back_raise_alarms(tmp_path: Path) -> None:
+def test_camera_offline_and_back_and_recording_error_raise_alarms(tmp_path: Path) -> None:
     async def main() -> None:
         async with rig(tmp_path) as r:
-            for trig in ("camera_offline", "camera_back"):
+            for trig in ("camera_offline", "camera_back", "recording_error"):
                 r.add_rule(trigger=trig, actions=[{"type": "alarm", "priority": 1}])
 
             def status(state: str) -> dict:
                 return {"type": "stream", "camera": "yard", "stream": "main", "state": state,
                         "reason": "", "since_us": time.time_ns() // 1000}  # fmt: skip
 
-            for state in ("connecting", "online", "offline", "offline", "online"):
+            for state in ("connecting", "online", "offline", "offline", "online", "error"):
                 r.engine.feed_status(status(state))
             deadline = time.monotonic() + T_S
-            while len(r.fired) < 2:
+            while len(r.fired) < 3:
                 assert time.monotonic() < deadline
                 await asyncio.sleep(0.01)
             await asyncio.sleep(0.2)  # nothing more follows (a repeated state is no change)
             got = sorted(a.trigger for a in r.engine.store.alarms())
-            assert got == ["camera_back", "camera_offline"]
+            assert got == ["camera_back", "camera_offline", "recording_error"]
+
+    asyncio.run(main())
+
+
+def test_disk_trouble_fires_from_the_storage_guards_state(tmp_path: Path) -> None:
+    """The recorder's real ``StorageGuard`` goes full: one alarm (recorder-wide, no camera);
+    still full, nothing more; ok, then unfreeable: a second one, with the guard's reason."""
+
+    async def main() -> None:
+        async with rig(tmp_path) as r:
+            guard = StorageGuard(DataDir(r.root), 0)
+            r.engine.watch("disk_trouble", lambda: (guard.state != "ok", guard.detail))
+            r.add_rule(trigger="disk_trouble", filters={"cameras": ["yard"]},
+                       actions=[{"type": "alarm", "priority": 1}])  # fmt: skip
+            r.engine.check_system()
+            assert r.engine.fired == 0
+            for state, detail in (("full", "1 MB free"), ("full", "0 MB free"), ("ok", ""),
+                                  ("unfreeable", "all locked")):  # fmt: skip
+                guard.set_state(state, detail)
+                r.engine.check_system()
+            assert r.engine.fired == 2
+            deadline = time.monotonic() + T_S
+            while len(r.fired) < 2:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.01)
+            alarms = sorted(r.engine.store.alarms(), key=lambda a: a.id)
+            assert [(a.trigger, a.camera, a.event["reason"]) for a in alarms] == [
+                ("disk_trouble", "", "1 MB free"),
+                ("disk_trouble", "", "all locked"),
+            ]
+            with pytest.raises(ValueError):
+                r.engine.watch("camera_back", lambda: (False, ""))
 
     asyncio.run(main())
 
@@ -398,8 +432,19 @@ def test_an_mqtt_login_sees_only_its_cameras(tmp_path: Path) -> None:
         async with rig(tmp_path) as r:
             user = User(2, "guard", Role.OPERATOR, False, frozenset({"gatecam"}), False)
             grants = NatsGrants(r.nats, SID, None, "vigia")  # type: ignore[arg-type]
+            assert grants.publish_subjects(user) == ["vigia._arming.*.set"]  # no config right
+            viewer = User(3, "eye", Role.VIEWER, False, frozenset({"gatecam"}), False)
+            assert grants.publish_subjects(viewer) == []
+            ha = NatsGrants(r.nats, SID, None, "vigia", "homeassistant")  # type: ignore[arg-type]
+            assert f"homeassistant.*.{SID}_gatecam.>" in ha.subjects(viewer)
+            assert not any(s.startswith("homeassistant.switch") for s in ha.subjects(viewer))
             await asyncio.to_thread(r.nats.set_client, "ws-guard", "guard-pass-123456",
-                                    grants.subjects(user))  # fmt: skip
+                                    grants.subjects(user),
+                                    publish=grants.publish_subjects(user))  # fmt: skip
+            creds = r.nats.credentials
+            nc = await nats.connect(r.nats.url, **creds.connect_kwargs())
+            sets = await nc.subscribe("vigia.*.*.set")
+            await nc.flush()
             login = {"username": "ws-guard", "password": "guard-pass-123456"}
             async with aiomqtt.Client("127.0.0.1", r.mqtt_port, identifier="g", **login) as mq:
                 await mq.subscribe("vigia/gatecam/#")
@@ -420,6 +465,13 @@ def test_an_mqtt_login_sees_only_its_cameras(tmp_path: Path) -> None:
                 await asyncio.wait_for(collect(), T_S)
                 assert "vigia/gatecam/events" in topics and "vigia/available" in topics
                 assert not any(t.startswith("vigia/yard") for t in topics)
+                # /set: arming yes (bookmarks right), recording no (config right); in this order
+                # on one connection, the refused one would have arrived first
+                await mq.publish("vigia/gatecam/recording/set", b"OFF")
+                await mq.publish("vigia/_arming/night/set", b"OFF")
+                msg = await sets.next_msg(T_S)
+                assert (msg.subject, msg.data) == ("vigia._arming.night.set", b"OFF")
+            await nc.close()
 
     asyncio.run(main())
 
@@ -514,3 +566,83 @@ def test_the_bookmark_action_locks_footage_that_retention_keeps(
     assert kept.path in left and segs[0].path not in left
     assert (data.root / kept.path).exists()
     catalog.close()
+
+
+def test_the_mailer_keeps_one_connection_and_makes_it_again_when_dropped(tmp_path: Path) -> None:
+    """Three alarms' mails over one SMTP connection; the server restarts (the kept connection
+    dies with it): the next mail goes over a new one; a server that is gone is a failure."""
+    from aiosmtpd.controller import Controller
+
+    from server.rules.notify import Mailer
+
+    mailbox = Mailbox()
+    smtp = smtp_server(mailbox)
+    port = smtp.port
+
+    async def main() -> None:
+        nonlocal smtp
+        mailer = Mailer(SmtpConfig(host="127.0.0.1", port=port))
+        try:
+            for i in range(3):
+                out = await mailer.send(["a@example.org"], f"alarm {i}", "body", None)
+                assert out.ok, out.error
+            assert mailer.connections == 1 and len(mailbox.messages) == 3
+            await asyncio.to_thread(smtp.stop)
+            smtp = Controller(mailbox, hostname="127.0.0.1", port=port)
+            await asyncio.to_thread(smtp.start)
+            out = await mailer.send(["a@example.org"], "after the restart", "body", None)
+            assert out.ok, out.error
+            assert (
+                mailer.connections == 2 and mailbox.messages[-1]["Subject"] == "after the restart"
+            )
+            await asyncio.to_thread(smtp.stop)
+            out = await mailer.send(["a@example.org"], "nobody there", "body", None)
+            assert not out.ok and out.error
+        finally:
+            await mailer.close()
+
+    try:
+        asyncio.run(main())
+    finally:
+        with contextlib.suppress(Exception):
+            smtp.stop()
+
+
+def test_archive_trouble_fires_when_the_archivers_store_fails(tmp_path: Path) -> None:
+    """A real ``Archiver`` whose store does not answer (nothing listens on its port) turns to
+    ``error`` trying to upload a closed segment: one ``archive_trouble`` alarm, with its error."""
+    from types import SimpleNamespace
+
+    from tests.test_archive_tiers import Site
+
+    store = SimpleNamespace(endpoint=f"http://127.0.0.1:{refused_port()}", bucket="vigia")
+    site = Site(tmp_path / "archive", store)  # type: ignore[arg-type]
+
+    async def main() -> None:
+        async with rig(tmp_path) as r:
+            archiver = site.archiver
+            r.engine.watch("archive_trouble",
+                           lambda: (archiver.state == "error", archiver.error or ""))  # fmt: skip
+            r.add_rule(trigger="archive_trouble", actions=[{"type": "alarm", "priority": 2}])
+            r.engine.check_system()
+            assert r.engine.fired == 0  # starting: not trouble
+            run = site.camera("door")
+            site.segment("door", run, site.clock.t - 3600 * 1_000_000)
+            archiver.start()
+            deadline = time.monotonic() + T_S
+            while archiver.state != "error":
+                assert time.monotonic() < deadline, archiver.status()
+                await asyncio.sleep(0.05)
+            r.engine.check_system()
+            r.engine.check_system()  # still failing: no second alarm
+            assert r.engine.fired == 1
+            while not r.fired:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.01)
+            (alarm,) = r.engine.store.alarms()
+            assert alarm.trigger == "archive_trouble" and alarm.event["reason"] == archiver.error
+
+    try:
+        asyncio.run(main())
+    finally:
+        site.close()

@@ -5,14 +5,19 @@ operators acknowledge and close alarms, failed deliveries listed."""
 from __future__ import annotations
 
 import asyncio
+import io
 from pathlib import Path
 
 import aiohttp
+import av
+import msgspec
 
 from server.api.app import API
 from server.config import CameraConfig
 from server.service import apply_camera
+from tests.conftest import wait_until
 from tests.test_api import Api, _json
+from tests.test_rules import SECRET, Hooks
 
 RULE = {
     "name": "door at night",
@@ -126,6 +131,89 @@ def test_rules_crud_bad_rules_arming_alarms_and_failed_deliveries(tmp_path: Path
             ("op", "alarm-change", "closed"),
             ("admin", "rule-change", "delete"),
         ]
+
+    try:
+        api.run(scenario)
+    finally:
+        api.close()
+
+
+def test_webhook_links_serve_the_snapshot_and_clip_while_signed_and_fresh(
+    tmp_path: Path, camera_host, camera_clips
+) -> None:
+    """A camera records over RTSP; a manual rule's webhook (a real receiver checking the HMAC
+    header) carries signed links: the clip link answers an MP4 of the alarm's moment without a
+    token, the snapshot link the JPEG; a changed signature, path or expiry and an expired link
+    get 403."""
+    api = Api(tmp_path)
+    s = api.services
+    assert s.rules is not None
+    api.ctx.rules = s.rules
+    host = camera_host({"main": camera_clips[0][0]})
+
+    async def scenario(http: aiohttp.ClientSession, base: str) -> None:
+        hooks = Hooks()
+        await hooks.start()
+        s.rules.base_url = base
+        await s.rules.start()
+        try:
+            await steps(http, base, hooks)
+        finally:
+            await s.rules.close()
+            await hooks.stop()
+
+    async def steps(http: aiohttp.ClientSession, base: str, hooks: Hooks) -> None:
+        new = {"id": "door", "name": "Door", "main": host.url("main")}
+        async with http.post(f"{base}{API}/cameras", json=new) as r:
+            await _json(r, 201, "Camera")
+
+        def recording() -> bool:
+            sid = s.catalog.stream_id("door", "main")
+            return any(seg.frames >= 75 for seg in s.catalog.segments(sid))
+
+        await asyncio.to_thread(wait_until, recording, 30, "three seconds of the door")
+        rule = {"name": "door", "trigger": "manual", "cooldown_s": 0, "actions": [
+            {"type": "alarm"}, {"type": "webhook", "url": hooks.url, "secret": SECRET,
+                                "links_ttl_s": 60}]}  # fmt: skip
+        async with http.post(f"{base}{API}/rules", json=rule) as r:
+            rid = (await _json(r, 201, "Rule"))["id"]
+        async with http.post(f"{base}{API}/rules/{rid}/trigger", json={"camera": "door"}) as r:
+            assert r.status == 202
+        await asyncio.wait_for(hooks.arrived.wait(), 20)
+        assert hooks.bad_signatures == 0
+        links = hooks.got[0]["links"]
+        assert links["snapshot"] is None  # a manual alarm has no picture
+        clip = links["clip"]
+        assert clip.startswith(f"{base}{API}/links/alarms/")
+        async with aiohttp.ClientSession() as anon:  # no token
+            async with anon.get(clip) as r:
+                assert r.status == 200 and r.headers["Content-Type"] == "video/mp4"
+                body = await r.read()
+            with av.open(io.BytesIO(body)) as mp4:
+                assert sum(1 for _ in mp4.decode(video=0)) >= 25
+            path, _, query = clip.partition("?")
+            sig = query.rsplit("=", 1)[1]
+            exp = int(query.split("&")[0].split("=")[1])
+            other = "0" * len(sig)
+            for bad in (f"{path}?exp={exp}&sig={other}",  # forged
+                        f"{path}?exp={exp + 3600}&sig={sig}",  # prolonged
+                        clip.replace("/clip?", "/snapshot?"),  # another resource
+                        f"{path}?sig={sig}"):  # fmt: skip
+                async with anon.get(bad) as r:
+                    await _json(r, 403, "Error")
+            # an alarm with a snapshot: its link serves the JPEG; expired, it is refused
+            alarm = s.rules.store.alarms((), 1)[0]
+            (s.data.root / "events/door").mkdir(parents=True, exist_ok=True)
+            (s.data.root / "events/door/9.jpg").write_bytes(b"\xff\xd8jpeg")
+            snap = s.rules.store.add_alarm(
+                msgspec.structs.replace(alarm, id=0, snapshot="events/door/9.jpg")
+            )
+            now = s.clock.now_us()
+            link = f"{API}/links/alarms/{snap.id}/snapshot"
+            async with anon.get(base + s.rules.links.sign(link, now, 60)) as r:
+                assert r.status == 200 and await r.read() == b"\xff\xd8jpeg"
+            async with anon.get(base + s.rules.links.sign(link, now - 120_000_000, 60)) as r:
+                assert "expired" in (await _json(r, 403, "Error"))["error"]["message"]
 
     try:
         api.run(scenario)

@@ -190,6 +190,13 @@ async def run(http, anon, base, admin, mqtt_port, mailbox, hooks, server) -> Non
         # --- webhook, signed; e-mail with the snapshot
         assert hooks.got and hooks.bad_signatures == 0
         assert hooks.got[0]["rule"]["id"] == rule["id"]
+        # its signed links serve the snapshot without a token
+        links = hooks.got[0]["links"]
+        assert links["snapshot"] and links["clip"]
+        async with anon.get(links["snapshot"]) as r:
+            assert r.status == 200 and (await r.read())[:2] == b"\xff\xd8"
+        async with anon.get(links["snapshot"].replace("sig=", "sig=0")) as r:
+            assert r.status == 403
         with_jpeg = [
             m for m in mailbox.messages
             if any(p.get_content_type() == "image/jpeg" for p in m.walk())
@@ -237,3 +244,106 @@ async def run(http, anon, base, admin, mqtt_port, mailbox, hooks, server) -> Non
     assert ack and ack[0]["user"] == "guard" and ack[0]["detail"]["comment"] == "seen, a visitor"
     for nc in ws:
         await nc.close()
+
+
+def test_mqtt_switches_and_home_assistant_discovery(tmp_path: Path) -> None:
+    """A recorder with its MQTT listener: a real aiomqtt client, logged in with an admin's
+    NATS credentials, finds the Home Assistant discovery configs (retained) and the switches'
+    states; ``/set`` turns detection and recording of the camera and the arming of a group,
+    through the same stores the API reads, audited."""
+    toml = camera_toml(
+        [("door", "rtsp://127.0.0.1:9/none", None)], '[mqtt]\nlisten = "127.0.0.1:0"\n'
+    )
+    (tmp_path / "vigia.toml").write_text(toml)
+    server = ServerProcess(tmp_path / "data", tmp_path / "vigia.toml", tmp_path / "server.log")
+    server.start(env={"VIGIA_ADMIN_PASSWORD": ADMIN_PASSWORD})
+    try:
+        asyncio.run(switches_scenario(server, server.base_url, server.ports()["mqtt"]))
+    finally:
+        if server.proc is not None and server.proc.poll() is None:
+            server.stop()
+
+
+async def switches_scenario(server: ServerProcess, base: str, mqtt_port: int) -> None:
+    async with aiohttp.ClientSession() as anon:
+        admin = await login(anon, base, "admin", ADMIN_PASSWORD)
+    auth = {"Authorization": f"Bearer {admin['token']}"}
+    async with aiohttp.ClientSession(headers=auth) as http:
+        async with http.get(f"{base}{API}/server") as r:
+            sid = (await r.json())["id"]
+        rule = {"name": "yard", "trigger": "manual", "group": "yard",
+                "actions": [{"type": "alarm"}]}  # fmt: skip
+        async with http.post(f"{base}{API}/rules", json=rule) as r:
+            assert r.status == 201, await r.text()
+        g = admin["nats"]
+        got: dict[str, bytes] = {}
+        changed = asyncio.Event()
+        async with aiomqtt.Client("127.0.0.1", mqtt_port, username=g["user"],
+                                  password=g["password"], identifier="ha") as mq:  # fmt: skip
+            await mq.subscribe("homeassistant/#")
+            await mq.subscribe("vigia/#")
+
+            async def reader() -> None:
+                async for m in mq.messages:
+                    got[str(m.topic)] = bytes(m.payload)
+                    changed.set()
+
+            task = asyncio.create_task(reader())
+
+            async def until(topic: str, value: bytes | None = None) -> bytes:
+                deadline = time.monotonic() + 20
+                while topic not in got or (value is not None and got[topic] != value):
+                    left = deadline - time.monotonic()
+                    assert left > 0, f"{topic} never {value!r}: {sorted(got)}\n{server.log()}"
+                    changed.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(changed.wait(), left)
+                return got[topic]
+
+            node = f"homeassistant/switch/{sid}_door"
+            detection = json.loads(await until(f"{node}/detection/config"))
+            assert detection["command_topic"] == "vigia/door/detection/set"
+            assert detection["state_topic"] == "vigia/door/detection/state"
+            assert detection["availability_topic"] == "vigia/available"
+            assert detection["device"]["name"] == "door"
+            recording = json.loads(await until(f"{node}/recording/config"))
+            assert recording["unique_id"] == f"vigia_{sid}_door_recording"
+            sensor = json.loads(await until(f"homeassistant/sensor/{sid}_door/person_count/config"))
+            assert sensor["state_topic"] == "vigia/door/person"
+            image = json.loads(
+                await until(f"homeassistant/image/{sid}_door/person_snapshot/config")
+            )
+            assert image["image_topic"] == "vigia/door/person/snapshot"
+            arming = json.loads(await until(f"homeassistant/switch/{sid}_arming/yard/config"))
+            assert arming["command_topic"] == "vigia/_arming/yard/set"
+            assert await until("vigia/door/detection/state") == b"OFF"  # analytics off
+            assert await until("vigia/door/recording/state") == b"ON"
+            assert await until("vigia/_arming/yard/state") == b"ON"
+
+            await mq.publish("vigia/door/recording/set", b"OFF")
+            await until("vigia/door/recording/state", b"OFF")
+            async with http.get(f"{base}{API}/cameras/door") as r:
+                assert not any(s["record"] for s in (await r.json())["streams"])
+            await mq.publish("vigia/door/detection/set", b"ON")
+            await until("vigia/door/detection/state", b"ON")
+            async with http.get(f"{base}{API}/cameras/door/analytics") as r:
+                assert (await r.json())["enabled"] is True
+            await mq.publish("vigia/_arming/yard/set", b"OFF")
+            await until("vigia/_arming/yard/state", b"OFF")
+            async with http.get(f"{base}{API}/arming") as r:
+                assert {a["group"]: a["armed"] for a in await r.json()} == {"yard": False}
+            # a change through the API shows on MQTT too
+            async with http.put(f"{base}{API}/arming/yard", json={"armed": True}) as r:
+                assert r.status == 200
+            await until("vigia/_arming/yard/state", b"ON")
+            # a camera deleted: its entities leave Home Assistant (empty retained configs)
+            async with http.delete(f"{base}{API}/cameras/door") as r:
+                assert r.status == 204
+            await until(f"{node}/recording/config", b"")
+            await until(f"homeassistant/image/{sid}_door/person_snapshot/config", b"")
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                await task
+        async with http.get(f"{base}{API}/audit", params={"user": "mqtt"}) as r:
+            trail = {(e["action"], e["target"]) for e in await r.json()}
+        assert trail == {("config-change", "door"), ("arming-change", "yard")}

@@ -261,7 +261,9 @@ class MainWindow(QMainWindow):
 
         # open alarms of every recorder; their cameras' tiles flash (docs/design/rules.md)
         self.alarm_feed = AlarmFeed(workstation.runner, workstation.sessions)
-        self.alarm_console = AlarmConsole(self.alarm_feed, self)
+        self.alarm_console = AlarmConsole(
+            self.alarm_feed, self, workstation, renderer, current_camera=self._current_camera
+        )
         self.alarm_console.flash.connect(lambda cams, lit: self.wall.flash_alarms(cams, lit))
         self.alarms_dock = self._dock(
             "alarms", self.alarm_console, Qt.DockWidgetArea.RightDockWidgetArea
@@ -458,6 +460,7 @@ class MainWindow(QMainWindow):
         self._update_title()
         self.refresh_saved()
         self.alarm_feed.refresh()  # the new recorder's open alarms
+        self.alarm_console.reload()  # its manual rules and failed notifications
 
     def _update_title(self) -> None:
         names = [s.name for s in self.workstation.sessions.sessions()]
@@ -545,6 +548,12 @@ class MainWindow(QMainWindow):
         cells = self.wall.cells
         if any(0 <= i < len(cells) and cells[i].tile is tool.tile for i in indexes):
             self.motion_panel.disarm()
+
+    def _current_camera(self) -> str | None:
+        """The camera of the wall's current tile (the alarm console fires manual rules on it)."""
+        cur = self.wall.current
+        cells = self.wall.cells
+        return cells[cur].camera if 0 <= cur < len(cells) else None
 
     def play_from(self, server_id: str, camera_id: str, start_us: int) -> None:
         """Show the camera (its tile if on the wall) and play it back from ``start_us``."""

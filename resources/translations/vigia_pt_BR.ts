@@ -1457,4 +1457,78 @@
         <translation>{address} recusou a entrada: {detail}</translation>
     </message>
 </context>
+<context>
+    <name>AlarmConsole</name>
+    <message>
+        <source>Manual rule fired by Ctrl+T on the current tile</source>
+        <translation>Regra manual disparada por Ctrl+T no quadro atual</translation>
+    </message>
+    <message>
+        <source>Failed notifications</source>
+        <translation>Notificações que falharam</translation>
+    </message>
+    <message>
+        <source>Not read: %1</source>
+        <translation>Não lido: %1</translation>
+    </message>
+    <message>
+        <source>Choose a tile and a manual rule first</source>
+        <translation>Escolha primeiro um quadro e uma regra manual</translation>
+    </message>
+    <message>
+        <source>%1 is not for this camera</source>
+        <translation>%1 não é para esta câmera</translation>
+    </message>
+    <message>
+        <source>Not fired: %1</source>
+        <translation>Não disparada: %1</translation>
+    </message>
+    <message>
+        <source>Not fired: disarmed, off schedule or cooling down</source>
+        <translation>Não disparada: desarmada, fora do horário ou em espera</translation>
+    </message>
+    <message>
+        <source>Comment (Enter: acknowledge, Shift+Enter: close)</source>
+        <translation>Comentário (Enter: reconhecer, Shift+Enter: encerrar)</translation>
+    </message>
+    <message>
+        <source>Not saved: %1</source>
+        <translation>Não salvo: %1</translation>
+    </message>
+</context>
+<context>
+    <name>AlarmView</name>
+    <message>
+        <source>Live</source>
+        <translation>Ao vivo</translation>
+    </message>
+    <message>
+        <source>When it fired</source>
+        <translation>No momento do alarme</translation>
+    </message>
+    <message>
+        <source>Comment (Enter: acknowledge, Shift+Enter: close)</source>
+        <translation>Comentário (Enter: reconhecer, Shift+Enter: encerrar)</translation>
+    </message>
+    <message>
+        <source>Acknowledge</source>
+        <translation>Reconhecer</translation>
+    </message>
+    <message>
+        <source>Close alarm</source>
+        <translation>Encerrar alarme</translation>
+    </message>
+    <message>
+        <source>Not saved: %1</source>
+        <translation>Não salvo: %1</translation>
+    </message>
+    <message>
+        <source>Saved: %1</source>
+        <translation>Salvo: %1</translation>
+    </message>
+    <message>
+        <source>Alarm: %1</source>
+        <translation>Alarme: %1</translation>
+    </message>
+</context>
 </TS>

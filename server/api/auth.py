@@ -38,6 +38,8 @@ from server.site.accounts import DirectoryError, SiteAccounts
 log = logging.getLogger(__name__)
 
 PUBLIC_PATHS = frozenset({"/healthz", "/metrics", "/api/v1/openapi.json", "/api/v1/auth/login"})
+# signed, short-lived links (server/rules/links.py): the signature is checked by the route
+PUBLIC_PREFIXES = ("/api/v1/links/",)
 USER = web.RequestKey("user", User)
 SINCE = Param("since_us", MicrosParam)
 UNTIL = Param("until_us", MicrosParam)
@@ -57,10 +59,16 @@ class NatsGrants:
     """
 
     def __init__(
-        self, nats: EmbeddedNats, server_id: str, tokens: Tokens, mqtt_prefix: str = ""
+        self,
+        nats: EmbeddedNats,
+        server_id: str,
+        tokens: Tokens,
+        mqtt_prefix: str = "",
+        discovery_prefix: str = "",
     ) -> None:
         self.nats, self.server_id, self.tokens = nats, server_id, tokens
         self.mqtt_prefix = mqtt_prefix  # MQTT topics <prefix>/... are subjects <prefix>.…
+        self.discovery_prefix = discovery_prefix if mqtt_prefix else ""  # Home Assistant
         self._sessions: dict[str, tuple[str, str]] = {}  # NATS user -> (API token, password)
         self._lock = threading.Lock()
 
@@ -69,6 +77,7 @@ class NatsGrants:
         mqtt = self.mqtt_prefix
         if user.disabled:
             return []
+        ha = self.discovery_prefix
         if user.all_cameras or user.role == Role.ADMIN:
             return [
                 f"vigia.{sid}.live.>",
@@ -78,8 +87,11 @@ class NatsGrants:
                 status_subject(sid),
                 status_wildcard(sid),
                 *([mqtt, f"{mqtt}.>"] if mqtt else []),
+                *([ha, f"{ha}.>"] if ha else []),
             ]
         out = [f"{mqtt}.available"] if mqtt else []
+        if ha and allowed(user, Permission.BOOKMARKS):
+            out.append(f"{ha}.switch.{sid}_arming.>")  # the arming switches
         for cam in sorted(user.cameras):
             out += [
                 f"vigia.{sid}.live.{cam}.>",
@@ -90,6 +102,20 @@ class NatsGrants:
             ]
             if mqtt:  # "<p>/<cam>/#" is both <p>.<cam> and <p>.<cam>.>
                 out += [f"{mqtt}.{cam}", f"{mqtt}.{cam}.>"]
+            if ha:  # <d>/<component>/<sid>_<cam>/<object>/config
+                out.append(f"{ha}.*.{sid}_{cam}.>")
+        return out
+
+    def publish_subjects(self, user: User) -> list[str]:
+        """What a login may publish: the MQTT switches its rights allow (``/set``)."""
+        mqtt = self.mqtt_prefix
+        if not mqtt or user.disabled:
+            return []
+        out = []
+        if allowed(user, Permission.CONFIG):  # what PATCH /cameras/... needs
+            out += [f"{mqtt}.*.detection.set", f"{mqtt}.*.recording.set"]
+        if allowed(user, Permission.BOOKMARKS):  # what PUT /arming/{group} needs
+            out.append(f"{mqtt}._arming.*.set")
         return out
 
     def grant(self, user: User, token: str) -> NatsGrant:
@@ -103,7 +129,8 @@ class NatsGrants:
             ]
             for n in stale:
                 del self._sessions[n]
-            self.nats.set_client(name, password, self.subjects(user), drop=stale)
+            self.nats.set_client(name, password, self.subjects(user), drop=stale,
+                                 publish=self.publish_subjects(user))  # fmt: skip
             self._sessions[name] = (token, password)
         return NatsGrant(self.nats.url, self.nats.port, name, password)
 
@@ -111,14 +138,14 @@ class NatsGrants:
         """Bring the NATS users of ``user_id``'s sessions in line with their rights now, and
         drop every session whose token no longer resolves; returns how many were dropped."""
         with self._lock:
-            keep: dict[str, tuple[str, list[str]]] = {}
+            keep: dict[str, tuple[str, list[str], list[str]]] = {}
             drop: list[str] = []
             for name, (token, password) in self._sessions.items():
                 user = self.tokens.resolve(token)
                 if user is None:
                     drop.append(name)
                 elif user.id == user_id:
-                    keep[name] = (password, self.subjects(user))
+                    keep[name] = (password, self.subjects(user), self.publish_subjects(user))
             for name in drop:
                 del self._sessions[name]
             if keep or drop:
@@ -160,7 +187,11 @@ class Security:
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path in PUBLIC_PATHS or request.method == "OPTIONS":
+        if (
+            request.path in PUBLIC_PATHS
+            or request.path.startswith(PUBLIC_PREFIXES)
+            or request.method == "OPTIONS"
+        ):
             return await handler(request)
         header = request.headers.get("Authorization", "")
         token = header[7:].strip() if header[:7].lower() == "bearer " else ""

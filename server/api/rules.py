@@ -5,7 +5,10 @@ recorder does not know, or a schedule that does not parse, is refused with 400 a
 from __future__ import annotations
 
 import asyncio
+import shutil
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Literal
 
 from aiohttp import web
@@ -15,10 +18,11 @@ from server.api.auth import Security, require
 from server.api.bodies import decode_body, json_response
 from server.api.errors import ApiError
 from server.api.lookups import find_camera, id_param
-from server.api.routing import API, Param, Route, RouteGroup
+from server.api.routing import API, Media, Param, Route, RouteGroup
 from server.auth import Permission, can_see
 from server.catalog import Catalog
 from server.catalog.analytics import AnalyticsCatalog
+from server.export.cutter import ExportError, cut_range
 from server.protocol.models.analytics import CAMERA_LABELS
 from server.protocol.models.rules import (
     Alarm,
@@ -26,18 +30,24 @@ from server.protocol.models.rules import (
     Arming,
     ArmingInput,
     Delivery,
+    ManualRule,
     ManualTrigger,
+    OutputAction,
+    PtzPresetAction,
     Rule,
     RuleInput,
 )
 from server.rules import schedule
-from server.rules.engine import ARMING_CHANGE, RULE_CHANGE, RulesEngine
+from server.rules.engine import ARMING_CHANGE, CLIP_POST_US, CLIP_PRE_US, RULE_CHANGE, RulesEngine
 
 RULE_ID = Param("rule_id", int, where="path")
 ALARM_ID = Param("alarm_id", int, where="path")
 STATE = Param("state", Literal["new", "acknowledged", "closed"],
               description="only alarms in this state (repeat for several)")  # fmt: skip
 LIMIT = Param("limit", Annotated[int, Meta(ge=1, le=10_000)])
+EXP = Param("exp", int, description="when the link expires (Unix seconds)")
+SIG = Param("sig", str, description="HMAC-SHA256 of the path and the expiry (hex)")
+LINKS = f"{API}/links/alarms/{{alarm_id}}"  # signed links: no token (server/rules/links.py)
 
 
 def only_params(request: web.Request, *params: Param) -> None:
@@ -77,7 +87,8 @@ class RuleRoutes(RouteGroup):
         except schedule.ScheduleError as exc:
             raise ApiError(400, "bad_rule", str(exc)) from None
         cameras = {c.id for c in self.catalog.cameras()}
-        for cam in rule.filters.cameras:
+        acting = [a.camera for a in rule.actions if isinstance(a, PtzPresetAction | OutputAction)]
+        for cam in [*rule.filters.cameras, *filter(None, acting)]:
             if cam not in cameras:
                 raise ApiError(400, "bad_rule", f"unknown camera {cam!r}")
         if rule.filters.zones:
@@ -158,6 +169,19 @@ class RuleRoutes(RouteGroup):
         await asyncio.to_thread(work)
         return web.Response(status=204)
 
+    async def manual_rules(self, request: web.Request) -> web.Response:
+        """The enabled manual rules, for the workstation's trigger (operators may not read
+        rules): those for cameras the user sees, or for any camera."""
+        user = require(request, Permission.LIVE)
+        rules = await asyncio.to_thread(self.engine.store.rules)
+        out = [
+            ManualRule(r.id, r.name, r.group, [c for c in r.filters.cameras if can_see(user, c)])
+            for r in rules
+            if r.trigger == "manual" and r.enabled
+            and (not r.filters.cameras or any(can_see(user, c) for c in r.filters.cameras))
+        ]  # fmt: skip
+        return json_response(out)
+
     async def trigger(self, request: web.Request) -> web.Response:
         rid = id_param(request, "rule_id", "rule")
         body = await decode_body(request, ManualTrigger)
@@ -234,6 +258,50 @@ class RuleRoutes(RouteGroup):
         limit = LIMIT.read_int(request, default=500)
         return json_response(await asyncio.to_thread(self.engine.store.failed, limit))
 
+    # --- signed links (webhook receivers hold no token) ------------------------------------
+
+    async def _linked(self, request: web.Request) -> Alarm:
+        engine = self.engine
+        only_params(request, EXP, SIG)
+        why = engine.links.check(request.path, request.query.get("exp", ""),
+                                 request.query.get("sig", ""), engine.clock.now_us())  # fmt: skip
+        if why is not None:
+            raise ApiError(403, "forbidden", why)
+        aid = id_param(request, "alarm_id", "alarm")
+        alarm = await asyncio.to_thread(engine.store.alarm, aid)
+        if alarm is None:
+            raise ApiError(404, "not_found", f"no alarm {aid}")
+        return alarm
+
+    async def link_snapshot(self, request: web.Request) -> web.StreamResponse:
+        alarm = await self._linked(request)
+        path = self.engine.root / alarm.snapshot if alarm.snapshot else None
+        if path is None or not await asyncio.to_thread(path.exists):
+            raise ApiError(404, "not_found", f"alarm {alarm.id} has no snapshot")
+        return web.FileResponse(path, headers={"Content-Type": "image/jpeg"})
+
+    async def link_clip(self, request: web.Request) -> web.Response:
+        """The main stream from ``CLIP_PRE_US`` before the alarm to ``CLIP_POST_US`` after
+        (or now), cut on request: a receiver that follows the link at once gets what there is."""
+        alarm = await self._linked(request)
+        engine = self.engine
+        start = alarm.ts_us - CLIP_PRE_US
+        end = min(alarm.ts_us + CLIP_POST_US, engine.clock.now_us())
+
+        def work() -> bytes:
+            out = Path(tempfile.mkdtemp(prefix="vigia-clip-"))
+            try:
+                files = cut_range(self.catalog, engine.root, [(alarm.camera, "main")],
+                                  start, end, out)  # fmt: skip
+                return files[0].path.read_bytes()
+            except ExportError as exc:
+                raise ApiError(404, "not_found", f"no footage of alarm {alarm.id}: {exc}") from None
+            finally:
+                shutil.rmtree(out, ignore_errors=True)
+
+        body = await asyncio.to_thread(work)
+        return web.Response(body=body, content_type="video/mp4")
+
     ROUTES = (
         Route("GET", f"{API}/rules", list_rules, "Rules (admins)", returns=list[Rule],
               errors=(503,), permission=Permission.CONFIG),
@@ -251,6 +319,9 @@ class RuleRoutes(RouteGroup):
               "Fire a manual rule on a camera (202: fired; 204: disarmed, off schedule or "
               "cooling down)", body=ManualTrigger, params=(RULE_ID,), status=202,
               errors=(400, 404, 503), permission=Permission.LIVE),
+        Route("GET", f"{API}/manual-triggers", manual_rules,
+              "Manual rules a workstation may fire on the cameras the user sees",
+              returns=list[ManualRule], errors=(503,), permission=Permission.LIVE),
         Route("GET", f"{API}/arming", list_arming, "Camera groups armed or disarmed by hand",
               returns=list[Arming], errors=(503,), permission=Permission.LIVE),
         Route("PUT", f"{API}/arming/{{group}}", set_arming, "Arm or disarm a camera group",
@@ -270,4 +341,12 @@ class RuleRoutes(RouteGroup):
               "Webhooks and e-mails given up after their retries (admins)",
               returns=list[Delivery], params=(LIMIT,), errors=(400, 503),
               permission=Permission.CONFIG),
+        Route("GET", f"{LINKS}/snapshot", link_snapshot,
+              "An alarm's snapshot through a signed, short-lived link (webhooks, e-mail)",
+              returns=Media.binary("image/jpeg", description="JPEG"), params=(ALARM_ID, EXP, SIG),
+              errors=(400, 403, 404, 503), permission="public"),
+        Route("GET", f"{LINKS}/clip", link_clip,
+              "An alarm's clip (MP4) through a signed, short-lived link (webhooks, e-mail)",
+              returns=Media.binary("video/mp4", description="MP4"), params=(ALARM_ID, EXP, SIG),
+              errors=(400, 403, 404, 503), permission="public"),
     )  # fmt: skip

@@ -480,5 +480,24 @@ CREATE INDEX events_camera_start ON events (camera_id, start_us);
 CREATE INDEX events_start ON events (start_us);
 """
 MIGRATIONS.append(CAMERA_EVENTS_MIGRATION)
+# rule actions on camera devices (PTZ preset, relay output) fail like notifications do
+# (docs/design/rules.md); SQLite changes a CHECK only by copying the table
+DEVICE_DELIVERIES_MIGRATION = """
+CREATE TABLE failed_deliveries_new (
+    id INTEGER PRIMARY KEY,               -- listed by GET /deliveries/failed
+    rule_id INTEGER NOT NULL,             -- the rule whose action failed
+    alarm_id INTEGER,                     -- its alarm, if it raised one
+    kind TEXT NOT NULL                    -- the action: notification or camera device
+        CHECK (kind IN ('webhook', 'email', 'mqtt', 'ptz_preset', 'output')),
+    target TEXT NOT NULL,                 -- URL, addresses, or '<camera> preset|output <x>'
+    attempts INTEGER NOT NULL,            -- tries made
+    error TEXT NOT NULL,                  -- the last error
+    ts_us INTEGER NOT NULL                -- when it was given up, µs since epoch UTC
+) STRICT;
+INSERT INTO failed_deliveries_new SELECT * FROM failed_deliveries;
+DROP TABLE failed_deliveries;
+ALTER TABLE failed_deliveries_new RENAME TO failed_deliveries;
+"""
+MIGRATIONS.append(DEVICE_DELIVERIES_MIGRATION)
 
 SCHEMA_VERSION = len(MIGRATIONS)

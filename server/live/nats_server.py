@@ -193,7 +193,8 @@ class EmbeddedNats:
         self._spawn_error: BaseException | None = None
         self._listen_port: int | None = None
         self._tail: collections.deque[str] = collections.deque(maxlen=40)
-        self._clients: dict[str, tuple[str, list[str]]] = {}  # workstation logins
+        # workstation (and MQTT) logins: name -> (password, may subscribe, may publish)
+        self._clients: dict[str, tuple[str, list[str], list[str]]] = {}
         self._reload_lock = threading.Lock()
         self._reloaded = threading.Event()
         self._reload_error = ""
@@ -302,11 +303,12 @@ class EmbeddedNats:
 
     def _config_text(self, state: Path, creds: NatsCredentials) -> str:
         users = [f"    {{ user: {_conf_str(creds.user)}, password: {_conf_str(creds.password)} }}"]
-        for name, (password, allow) in sorted(self._clients.items()):
+        for name, (password, allow, publish) in sorted(self._clients.items()):
             subjects = ", ".join(_conf_str(s) for s in allow) or _conf_str("_vigia.none")
+            pub = f"allow: [{', '.join(_conf_str(s) for s in publish)}]" if publish else 'deny: ">"'
             users.append(
                 f"    {{ user: {_conf_str(name)}, password: {_conf_str(password)}, permissions: "
-                f'{{ publish: {{ deny: ">" }}, subscribe: {{ allow: [{subjects}] }} }} }}'
+                f"{{ publish: {{ {pub} }}, subscribe: {{ allow: [{subjects}] }} }} }}"
             )
         return "\n".join(
             [
@@ -378,10 +380,17 @@ class EmbeddedNats:
     # --- workstation credentials ---------------------------------------------------------
 
     def set_client(
-        self, name: str, password: str, subscribe: list[str], *, drop: Iterable[str] = ()
+        self,
+        name: str,
+        password: str,
+        subscribe: list[str],
+        *,
+        drop: Iterable[str] = (),
+        publish: Iterable[str] = (),
     ) -> None:
-        """Let a client connect as ``name`` and subscribe to ``subscribe`` only (no publish),
-        and forget the clients in ``drop``, with one configuration reload.
+        """Let a client connect as ``name`` and subscribe to ``subscribe`` only (publish only
+        to ``publish``: MQTT switches), and forget the clients in ``drop``, with one
+        configuration reload.
 
         The API calls this at login with the live subjects of the cameras the user may see;
         this returns once the server has reloaded.
@@ -389,20 +398,25 @@ class EmbeddedNats:
         with self._reload_lock:
             for old in drop:
                 self._clients.pop(old, None)
-            self._clients[name] = (password, list(subscribe))
+            self._clients[name] = (password, list(subscribe), list(publish))
             self._reload()
 
     def update_clients(
-        self, clients: dict[str, tuple[str, list[str]]], *, drop: Iterable[str] = ()
-    ) -> None:
+        self, clients: dict[str, tuple[str, list[str]] | tuple[str, list[str], list[str]]],
+        *, drop: Iterable[str] = (),
+    ) -> None:  # fmt: skip
         """Set several clients (name -> password, subjects) and forget those in ``drop``, with
         one reload: a rights change takes effect on live connections (the server closes the
         dropped users' connections and the subscriptions the new subjects no longer allow)."""
         with self._reload_lock:
             for old in drop:
                 self._clients.pop(old, None)
-            for name, (password, subscribe) in clients.items():
-                self._clients[name] = (password, list(subscribe))
+            for name, (password, subscribe, *publish) in clients.items():
+                self._clients[name] = (
+                    password,
+                    list(subscribe),
+                    list(publish[0] if publish else []),
+                )
             self._reload()
 
     def remove_client(self, name: str) -> None:

@@ -3,8 +3,11 @@
 Fed from other threads (the analytics' detection thread, ingest status callbacks) through
 ``feed_event`` / ``feed_status``, which hand over to the engine's event loop. A matching rule
 that is enabled, armed (its group not disarmed, its weekly schedule on) and out of its cooldown
-fires its actions: the alarm first (the others name it), then bookmark, MQTT, webhook and e-mail
-concurrently, each with its own time-out, so one slow receiver never holds up the rest.
+fires its actions: the alarm first (the others name it), then bookmark, MQTT, webhook, e-mail,
+PTZ preset and relay output concurrently, each with its own time-out, so one slow receiver
+never holds up the rest. Recorder-wide troubles (disk, archive) come from probes of their
+owners' state (``watch``); MQTT ``/set`` switches and Home Assistant discovery go through
+``server.rules.switches``.
 Every alarm and every change of its state is audited and published on NATS
 (``vigia.<sid>.alarms.<camera>``), which workstations that see the camera may subscribe to.
 """
@@ -27,7 +30,7 @@ from typing import Any, TypeVar
 import aiohttp
 import msgspec
 
-from server.auth.audit import Audit
+from server.auth.audit import PTZ, Audit
 from server.catalog import Catalog
 from server.clock import Clock
 from server.config import SmtpConfig
@@ -39,14 +42,20 @@ from server.protocol.models.rules import (
     Delivery,
     EmailAction,
     MqttAction,
+    OutputAction,
+    PtzPresetAction,
     Rule,
     WebhookAction,
 )
 from server.protocol.timeutil import US_PER_SECOND
 from server.rules import schedule
+from server.rules.devices import CameraDevices, DeviceResult
+from server.rules.links import DEFAULT_TTL_S, LinkSigner, load_or_create_key
 from server.rules.mqtt import MqttBridge, snapshot_path
-from server.rules.notify import post_webhook, send_email
+from server.rules.notify import Mailer, post_webhook
 from server.rules.store import RulesStore
+from server.rules.switches import POLL_S as SWITCH_POLL_S
+from server.rules.switches import Switches
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -58,6 +67,15 @@ ARMING_CHANGE = "arming-change"
 ZONE_KINDS = ("enter", "leave", "loiter", "line")
 MAX_TRACK_SNAPS = 1000
 STATUS_TRIGGERS = {"offline": "camera_offline", "error": "recording_error"}
+# the clip a signed link serves: this much before and after the alarm
+CLIP_PRE_US = 10 * US_PER_SECOND
+CLIP_POST_US = 20 * US_PER_SECOND
+LINKS_PATH = "/api/v1/links/alarms/{id}/{what}"
+# recorder-wide troubles (disk, archive) are read this often from their owners' state
+SYSTEM_POLL_S = 1.0
+SYSTEM_TRIGGERS = ("disk_trouble", "archive_trouble")
+# a probe says whether that part is in trouble now, and why
+Probe = Callable[[], tuple[bool, str]]
 
 
 @dataclass
@@ -93,7 +111,15 @@ class RulesEngine:
         self.catalog, self.audit, self.clock = catalog, audit, clock
         self.server_id, self.root = server_id, data_root
         self.smtp, self.tz = smtp or SmtpConfig(), tz
+        self.mailer = Mailer(self.smtp)  # one kept SMTP connection
         self.mqtt: MqttBridge | None = None
+        self.links = LinkSigner(load_or_create_key(data_root))
+        self.devices = CameraDevices(catalog)  # PTZ presets and relay outputs
+        self.switches: Switches | None = None  # MQTT /set switches (with ``mqtt``)
+        self.discovery_prefix = ""  # Home Assistant discovery topics; "": none
+        self._switch_states: dict[str, str] = {}
+        self._discovered: dict[str, bytes] = {}
+        self.base_url = ""  # the API as receivers reach it (set once it listens)
         self.publish_nats: Callable[[str, bytes], Any] | None = None  # an async publish
         self.on_fired: list[Callable[[Firing], None]] = []
         self._rules: list[_Compiled] = []
@@ -105,9 +131,19 @@ class RulesEngine:
         self._http: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task] = set()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="rules-db")
+        self._probes: dict[str, Probe] = {}
+        self._troubled: dict[str, bool] = {}
         self.fired = 0
 
     # --- life cycle -----------------------------------------------------------------------
+
+    def watch(self, trigger: str, probe: Probe) -> None:
+        """Fire ``trigger`` (``disk_trouble``, ``archive_trouble``) whenever ``probe`` turns
+        from fine to troubled: the storage guard's and the archiver's own state, read on the
+        loop every ``SYSTEM_POLL_S``, so neither needs to know of rules."""
+        if trigger not in SYSTEM_TRIGGERS:
+            raise ValueError(f"not a recorder-wide trigger: {trigger}")
+        self._probes[trigger] = probe
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -115,6 +151,82 @@ class RulesEngine:
         await asyncio.to_thread(self.reload)
         if self.mqtt is not None:
             self.mqtt.start()
+        if self._probes:
+            task = self._loop.create_task(self._poll_system(), name="rules-system")
+            self._tasks.add(task)
+        if self.mqtt is not None and self.switches is not None:
+            task = self._loop.create_task(self._run_switches(), name="rules-switches")
+            self._tasks.add(task)
+
+    # --- MQTT switches and discovery ------------------------------------------------------
+
+    async def _run_switches(self) -> None:
+        """Publish the switches' states and the discovery configs (retained), then again
+        whenever they change (through the API too)."""
+        assert self.mqtt is not None
+        while True:
+            try:
+                await self.publish_switches()
+            except Exception:
+                log.exception("MQTT switches: cannot read their states")
+            await asyncio.sleep(SWITCH_POLL_S)
+
+    async def publish_switches(self) -> None:
+        """Publish the states and discovery configs that changed since last time."""
+        sw, mqtt = self.switches, self.mqtt
+        if sw is None or mqtt is None:
+            return
+        states = await asyncio.to_thread(sw.states)
+        configs = {}
+        if self.discovery_prefix:
+            configs = await asyncio.to_thread(
+                sw.discovery, mqtt.prefix, self.discovery_prefix, self.server_id
+            )
+        for topic, body in configs.items():
+            if self._discovered.get(topic) != body:
+                mqtt.publish(topic, body, retain=True, absolute=True)
+        for topic in set(self._discovered) - set(configs):  # a camera gone: its entities too
+            mqtt.publish(topic, b"", retain=True, absolute=True)
+        self._discovered = configs
+        for topic, state in states.items():
+            if self._switch_states.get(topic) != state:
+                mqtt.publish(topic, state.encode(), retain=True)
+        self._switch_states = states
+
+    async def switch_command(self, subject: str, payload: bytes) -> None:
+        """A ``<prefix>/.../set`` message (arriving as the NATS subject ``<prefix>.….set``)."""
+        if self.switches is None or self.mqtt is None:
+            return
+        topic = subject.removeprefix(self.mqtt.prefix + ".").replace(".", "/")
+        try:
+            done = await asyncio.to_thread(self.switches.apply, topic, payload)
+        except Exception:
+            log.exception("MQTT %s: not applied", topic)
+            return
+        if done is not None:
+            self._switch_states[done.state_topic] = done.state
+            self.mqtt.publish(done.state_topic, done.state.encode(), retain=True)
+
+    async def _poll_system(self) -> None:
+        while True:
+            self.check_system()
+            await asyncio.sleep(SYSTEM_POLL_S)
+
+    def check_system(self) -> None:
+        """Read every probe once; a part newly in trouble fires its rules (on the loop)."""
+        for trigger, probe in self._probes.items():
+            try:
+                bad, detail = probe()
+            except Exception:
+                log.exception("probe of %s failed", trigger)
+                continue
+            was = self._troubled.get(trigger, False)
+            self._troubled[trigger] = bad
+            if bad and not was:
+                event = {"kind": trigger, "camera_id": "", "reason": detail}
+                for c in self._rules:
+                    if c.rule.trigger == trigger:
+                        self._fire(c, "", self.clock.now_us(), trigger, event)
 
     async def close(self) -> None:
         for t in list(self._tasks):
@@ -122,6 +234,8 @@ class RulesEngine:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.mqtt is not None:
             await self.mqtt.close()
+        await self.devices.close()
+        await self.mailer.close()
         if self._http is not None:
             await self._http.close()
         self._executor.shutdown(wait=True)
@@ -258,6 +372,10 @@ class RulesEngine:
                     jobs["webhook"] = self._webhook(rule, a, camera, firing.alarm, event)
                 elif isinstance(a, EmailAction):
                     jobs["email"] = self._email(rule, a, camera, firing.alarm, event)
+                elif isinstance(a, PtzPresetAction):
+                    jobs["ptz_preset"] = self._preset(rule, a, camera, firing.alarm)
+                elif isinstance(a, OutputAction):
+                    jobs["output"] = self._output(rule, a, camera, firing.alarm)
             results = await asyncio.gather(*jobs.values(), return_exceptions=True)
             for kind, res in zip(jobs, results, strict=True):
                 if isinstance(res, BaseException):
@@ -334,7 +452,26 @@ class RulesEngine:
         self.mqtt.publish(f"{camera}/{topic}", body)
         return True
 
-    def _payload(self, rule: Rule, camera: str, alarm: Alarm | None, event: dict) -> dict:
+    def _links(self, alarm: Alarm | None, ttl_s: float) -> dict[str, str | None]:
+        """Signed, short-lived links to the alarm's snapshot and clip (server/rules/links.py)."""
+        if alarm is None:
+            return {"snapshot": None, "clip": None}
+        now = self.clock.now_us()
+
+        def link(what: str) -> str:
+            path = LINKS_PATH.format(id=alarm.id, what=what)
+            return self.base_url + self.links.sign(path, now, ttl_s)
+
+        return {"snapshot": link("snapshot") if alarm.snapshot else None, "clip": link("clip")}
+
+    def _payload(
+        self,
+        rule: Rule,
+        camera: str,
+        alarm: Alarm | None,
+        event: dict,
+        ttl_s: float = DEFAULT_TTL_S,
+    ) -> dict:
         return {
             "server_id": self.server_id,
             "rule": {"id": rule.id, "name": rule.name},
@@ -342,13 +479,15 @@ class RulesEngine:
             "event": event,
             "alarm": msgspec.to_builtins(alarm) if alarm is not None else None,
             "snapshot": f"/api/v1/events/{event['id']}/snapshot" if event.get("id") else None,
+            "links": self._links(alarm, ttl_s),
         }
 
     async def _webhook(
         self, rule: Rule, a: WebhookAction, camera: str, alarm: Alarm | None, event: dict
     ) -> bool:
         assert self._http is not None
-        body = json.dumps(self._payload(rule, camera, alarm, event), separators=(",", ":"))
+        payload = self._payload(rule, camera, alarm, event, a.links_ttl_s)
+        body = json.dumps(payload, separators=(",", ":"))
         out = await post_webhook(self._http, a.url, body.encode(), a.secret, a.timeout_s,
                                  a.retries)  # fmt: skip
         if not out.ok:
@@ -366,11 +505,51 @@ class RulesEngine:
         subject = a.subject or f"Vigia: {rule.name} on {camera} ({label})"
         text = json.dumps(self._payload(rule, camera, alarm, event), indent=2)
         snap = snapshot_path(event)
-        out = await send_email(self.smtp, list(a.to), subject, text,
-                               self.root / snap if snap else None)  # fmt: skip
+        out = await self.mailer.send(list(a.to), subject, text,
+                                     self.root / snap if snap else None)  # fmt: skip
         if not out.ok:
             await self._failed(rule, alarm, "email", target, out.attempts, out.error)
         return out.ok
+
+    async def _device_done(
+        self, rule: Rule, alarm: Alarm | None, kind: str, out: DeviceResult
+    ) -> bool:
+        camera = out.target.split(" ", 1)[0]
+        detail = {"op": kind, "target": out.target, "ok": out.ok, "error": out.error,
+                  "rule": rule.id}  # fmt: skip
+        await self._db(self.audit.record, f"rule {rule.id}", PTZ, camera, detail)
+        if not out.ok:
+            await self._failed(rule, alarm, kind, out.target, 1, out.error)
+        return out.ok
+
+    async def _preset(
+        self, rule: Rule, a: PtzPresetAction, camera: str, alarm: Alarm | None
+    ) -> bool:
+        target = a.camera or camera
+        if not target:
+            out = DeviceResult(False, f"? preset {a.preset}", "the event names no camera")
+        else:
+            out = await self.devices.goto_preset(target, a.preset)
+        return await self._device_done(rule, alarm, "ptz_preset", out)
+
+    async def _output(self, rule: Rule, a: OutputAction, camera: str, alarm: Alarm | None) -> bool:
+        target = a.camera or camera
+        if not target:
+            out = DeviceResult(False, f"? output {a.output}", "the event names no camera")
+        else:
+            out = await self.devices.set_output(target, a.output, a.active)
+        ok = await self._device_done(rule, alarm, "output", out)
+        if ok and a.revert_s > 0:
+
+            async def revert() -> None:
+                await asyncio.sleep(a.revert_s)
+                back = await self.devices.set_output(target, a.output, not a.active)
+                await self._device_done(rule, alarm, "output", back)
+
+            task = asyncio.get_running_loop().create_task(revert())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return ok
 
     async def _failed(
         self, rule: Rule, alarm: Alarm | None, kind: str, target: str, attempts: int, error: str

@@ -79,19 +79,23 @@ class MqttBridge:
             with contextlib.suppress(Exception):
                 self._task.result()
 
-    def publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
+    def publish(
+        self, topic: str, payload: bytes, retain: bool = False, *, absolute: bool = False
+    ) -> None:
         """Queue a message (dropped and counted when the queue is full: MQTT is best effort).
         Messages that are not retained go as plain NATS messages when a connection is given:
         the server hands them to MQTT subscribers alike, and nats-py batches its writes where
-        an MQTT client waits for each one to be written."""
-        if not retain and self.nats_publish is not None:
+        an MQTT client waits for each one to be written. ``absolute``: ``topic`` is not under
+        the prefix (Home Assistant discovery)."""
+        if not retain and self.nats_publish is not None and not absolute:
             subject = f"{self.prefix}.{topic.replace('/', '.')}"
             task = asyncio.ensure_future(self.nats_publish(subject, payload))
             self._sending.add(task)
             task.add_done_callback(self._sent)
             return
         try:
-            self._queue.put_nowait((f"{self.prefix}/{topic}", payload, retain))
+            full = topic if absolute else f"{self.prefix}/{topic}"
+            self._queue.put_nowait((full, payload, retain))
         except asyncio.QueueFull:
             self.dropped += 1
 

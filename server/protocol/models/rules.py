@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-from server.protocol.models.common import CameraId, Label, Micros, Slug
+from server.protocol.models.common import CAMERA_ID_PATTERN, CameraId, Label, Micros, Slug
 
 TriggerKind = Literal[
     "enter",  # an object entered a zone
@@ -25,12 +25,19 @@ TriggerKind = Literal[
     "camera_offline",
     "camera_back",
     "recording_error",
+    "disk_trouble",  # the recording volume full, unfreeable or failing (recorder-wide)
+    "archive_trouble",  # the archive store failing (recorder-wide)
     "manual",  # POST /rules/{id}/trigger from a workstation
 ]
 AlarmState = Literal["new", "acknowledged", "closed"]
 Priority = Annotated[int, Meta(ge=1, le=5, description="1 most urgent .. 5 least")]
 Seconds = Annotated[float, Meta(ge=0, le=86_400)]
 # "mon-fri 08:00-18:00", "sat,sun 00:00-24:00", "daily 22:00-06:00" (crosses midnight)
+# a camera id, or empty: the camera of the event
+ActionCamera = Annotated[
+    str,
+    Meta(pattern=f"^$|{CAMERA_ID_PATTERN}", description="a camera id; empty: the event's camera"),
+]
 ScheduleRange = Annotated[
     str, Meta(min_length=1, max_length=64, description="'<days> HH:MM-HH:MM', local time")
 ]
@@ -68,6 +75,8 @@ class WebhookAction(msgspec.Struct, tag="webhook", forbid_unknown_fields=True):
     secret: Annotated[str, Meta(max_length=200)] = ""  # HMAC-SHA256 key of X-Vigia-Signature
     timeout_s: Annotated[float, Meta(gt=0, le=60)] = 5.0
     retries: Annotated[int, Meta(ge=0, le=20)] = 3
+    # the body's signed links to the snapshot and clip stay good this long
+    links_ttl_s: Annotated[float, Meta(gt=0, le=7 * 86_400)] = 3600.0
 
 
 class EmailAction(msgspec.Struct, tag="email", forbid_unknown_fields=True):
@@ -75,7 +84,31 @@ class EmailAction(msgspec.Struct, tag="email", forbid_unknown_fields=True):
     subject: Annotated[str, Meta(max_length=200)] = ""  # empty: made from the event
 
 
-Action = AlarmAction | BookmarkAction | MqttAction | WebhookAction | EmailAction
+class PtzPresetAction(msgspec.Struct, tag="ptz_preset", forbid_unknown_fields=True):
+    """Turn a PTZ camera to a preset (its token or name)."""
+
+    preset: Annotated[str, Meta(min_length=1, max_length=100)]
+    camera: ActionCamera = ""
+
+
+class OutputAction(msgspec.Struct, tag="output", forbid_unknown_fields=True):
+    """Switch a camera's relay output (a siren, a light)."""
+
+    output: Annotated[str, Meta(max_length=100)] = ""  # its token; empty: the first one
+    active: bool = True
+    revert_s: Seconds = 0.0  # > 0: switched back after this long
+    camera: ActionCamera = ""
+
+
+Action = (
+    AlarmAction
+    | BookmarkAction
+    | MqttAction
+    | WebhookAction
+    | EmailAction
+    | PtzPresetAction
+    | OutputAction
+)
 
 
 class RuleInput(msgspec.Struct, forbid_unknown_fields=True):
@@ -112,6 +145,15 @@ class ManualTrigger(msgspec.Struct, forbid_unknown_fields=True):
     comment: Annotated[str, Meta(max_length=1000)] = ""
 
 
+class ManualRule(msgspec.Struct):
+    """A manual rule as operators see it: enough to fire it from a workstation."""
+
+    id: int
+    name: str
+    group: str
+    cameras: list[str]  # the cameras it is for; empty: any
+
+
 class Alarm(msgspec.Struct):
     """One alarm; published on ``vigia.<sid>.alarms.<camera>`` at every change."""
 
@@ -141,7 +183,7 @@ class Delivery(msgspec.Struct):
     id: int
     rule_id: int
     alarm_id: int | None
-    kind: Literal["webhook", "email", "mqtt"]
+    kind: Literal["webhook", "email", "mqtt", "ptz_preset", "output"]
     target: str
     attempts: int
     error: str
@@ -160,8 +202,11 @@ __all__ = [
     "Delivery",
     "EmailAction",
     "Filters",
+    "ManualRule",
     "ManualTrigger",
     "MqttAction",
+    "OutputAction",
+    "PtzPresetAction",
     "Rule",
     "RuleInput",
     "TriggerKind",
