@@ -132,7 +132,10 @@ class DetectionService:
             self._thread = threading.Thread(target=self._run, name="analytics-detect", daemon=True)
             self._thread.start()
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 25.0) -> None:
+        """Waits out the inference in flight: on a starved machine (analytics runs niced) one
+        can take seconds, and a thread left inside onnxruntime at exit aborts the process.
+        Within the service's stop time-out (TimeoutStopSec=30)."""
         if self._thread is None:
             return
         try:
