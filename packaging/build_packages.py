@@ -304,7 +304,8 @@ def server_deb(wheel: Path, work: Path, out: Path, ver: str, compression: str) -
     write(
         stage / "DEBIAN" / "control",
         control(
-            "vigia-server", ver, "python3 (>= 3.11), python3 (<< 3.12), passwd",
+            "vigia-server", ver,
+            "python3 (>= 3.11), python3 (<< 3.12), passwd, libsrt1.5-gnutls | libsrt1.5-openssl",
             "Vigia video recorder (vigia-server)\n"
             " Records H.264/H.265 camera streams without transcoding into crash-safe\n"
             " fragmented MP4 segments indexed in SQLite; live video over NATS, analytics,\n"

@@ -9,8 +9,9 @@ profile=${1:-test}
 # GStreamer's RTSP server through Debian's python3-gi: the real cameras of tests and benches.
 rtsp=(python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good
       gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav)
-# ffmpeg/ffprobe: an independent checker of our files, and the reference of the benchmark.
-checker=(ffmpeg)
+# ffmpeg/ffprobe: an independent checker of our files, the reference of the benchmark, and the
+# SRT client of the SRT tests; libsrt: the recorder's SRT out (server/live/srt_gateway.py).
+checker=(ffmpeg libsrt1.5-gnutls)
 # Qt (PySide6 wheels) needs these to open windows, under Xvfb for OpenGL tests or on a desktop.
 qt=(xvfb xauth libxcb-cursor0 libxkbcommon-x11-0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0
     libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xfixes0 libxcb-xkb1 libegl1 libgl1
