@@ -6,6 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_DIR ?= $(CURDIR)/.demo-data
 DEMO_CAMERAS ?= 4
+TEST_WORKERS ?= 2  # pytest-xdist workers (modules stay whole; tests/conftest.py groups them)
 
 .PHONY: demo test venv lint format bench clean packages
 
@@ -44,7 +45,7 @@ test: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 	@echo "== Tests"
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=25 $(PYTEST_ARGS)
 
 # Debian packages of the recorder and the workstation, and the workstation bundle, into dist/
 # (packaging/README.md). PACKAGE_ARGS: e.g. --compression xz, --only server.

@@ -59,6 +59,23 @@ def pytest_make_collect_report(collector: pytest.Collector) -> pytest.CollectRep
     return report
 
 
+# `make test` runs the modules on two workers (pytest-xdist, --dist loadgroup): a module's tests
+# stay on one worker (its module fixtures are made once), and modules that browse or advertise
+# on the LAN with zeroconf share one worker, so no discovery test sees another's recorders.
+ZEROCONF_MODULES = frozenset({
+    "test_app_discovery", "test_app_welcome", "test_discovery", "test_ui_welcome", "test_cli",
+    "test_packages", "test_packaging_service",
+})  # fmt: skip
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        module = item.path.stem
+        group = "zeroconf" if module in ZEROCONF_MODULES else module
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 def wait_until(predicate: Callable[[], object], timeout: float, what: str, poll: float = 0.05):
     """Wait for a condition another process (or thread) makes true; fail with ``what``."""
     deadline = time.monotonic() + timeout

@@ -8,10 +8,12 @@ in a network namespace this module creates, joined to ours by a veth pair (10.23
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -52,14 +54,21 @@ class NetNs:
         tag = f"{os.getpid() % 100000}{NetNs._count}"
         self.name = f"vigia-t{tag}"
         self.host_if, self.ns_if = f"vh{tag}"[:15], f"vn{tag}"[:15]
-        used = _ip("-o", "addr").stdout
-        for n in range(os.getpid() % 60, 64 + os.getpid() % 60):
-            net = f"10.231.{n % 256}"
-            if f"{net}." not in used:
-                break
-        self.ns_addr, self.host_addr = f"{net}.1", f"{net}.2"
+        self.ns_addr = self.host_addr = ""
 
     def create(self) -> None:
+        # the free subnet is picked and taken under a lock: test workers create theirs at once
+        with open(os.path.join(tempfile.gettempdir(), "vigia-test-netns.lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            used = _ip("-o", "addr").stdout
+            for n in range(os.getpid() % 60, 64 + os.getpid() % 60):
+                net = f"10.231.{n % 256}"
+                if f"{net}." not in used:
+                    break
+            self.ns_addr, self.host_addr = f"{net}.1", f"{net}.2"
+            self._create()
+
+    def _create(self) -> None:
         _ip("netns", "add", self.name)
         try:
             _ip("link", "add", self.host_if, "type", "veth", "peer", "name", self.ns_if)
