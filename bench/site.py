@@ -31,7 +31,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.conftest import ServerProcess, camera_toml
+from tests.conftest import ServerProcess, camera_toml, wait_until
 from tests.test_site import NAMES, ROUTE_PORTS, Member, api_port, start_member, whole
 from tests.test_whep import ADMIN_PASSWORD, NetNs, login
 
@@ -39,17 +39,6 @@ from tests.test_whep import ADMIN_PASSWORD, NetNs, login
 def pct(values: list[float], q: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, round(q * (len(s) - 1)))] if s else float("nan")
-
-
-def wait(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out waiting for {what}")
-        time.sleep(0.2)
 
 
 async def timed_get(http: aiohttp.ClientSession, url: str, token: str, n: int) -> list[float]:
@@ -127,11 +116,11 @@ def main() -> None:
         lone.start(env={"VIGIA_ADMIN_PASSWORD": ADMIN_PASSWORD})
         try:
             for m in members:
-                port = wait(lambda m=m: api_port(m), 180, f"{m.name}'s API")
+                port = wait_until(lambda m=m: api_port(m), 180, f"{m.name}'s API")
                 m.base = f"http://{m.host}:{port}"
                 m.token = login(m.base)
             for m in members:
-                wait(lambda m=m: whole(m), 90, f"{m.name} to see the whole site")
+                wait_until(lambda m=m: whole(m), 90, f"{m.name} to see the whole site")
             lone_token = login(lone.base_url)
             result = asyncio.run(measure(members[0], members[2], lone.base_url, lone_token,
                                          args.rounds))  # fmt: skip

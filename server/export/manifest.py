@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import os
 import stat
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from server.datadir import DataDir
-from server.protocol.files import fsync_dir, write_atomic
+from server.protocol.files import create_private, fsync_dir, write_atomic
 from server.protocol.manifest import (
     MANIFEST,
     MANIFEST_VERSION,
@@ -95,20 +94,8 @@ def load_or_create_signing_key(data_dir: DataDir | Path) -> Ed25519PrivateKey:
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    try:
-        os.write(fd, pem)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    try:
-        os.link(tmp, path)  # never replaces a key another process made meanwhile
-    except FileExistsError:
-        tmp.unlink()
+    if not create_private(path, pem):  # another process made one meanwhile: that one
         return load_or_create_signing_key(root)
-    tmp.unlink()
-    fsync_dir(path.parent)
     log.info("created export signing key %s (id %s)", path, key_id(public_raw(key)))
     return key
 

@@ -75,6 +75,28 @@ def write_atomic(path: Path, data: bytes) -> None:
     fsync_dir(path.parent)
 
 
+def create_private(path: Path, data: bytes) -> bool:
+    """Write a new private file (0600) whole, or leave the one another process made meanwhile:
+    keys are made once and never replaced (the temp file is linked into place, not renamed).
+    True if this call made it."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.link(tmp, path)
+        made = True
+    except FileExistsError:
+        made = False
+    finally:
+        tmp.unlink()
+    fsync_dir(path.parent)
+    return made
+
+
 def move_aside(path: Path) -> Path:
     """Rename an unreadable file to ``<name>.bad-<unix time>`` so that the next write does not
     destroy what the user had; returns the new path."""

@@ -13,10 +13,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import os
 import secrets
 from pathlib import Path
 
+from server.protocol.files import create_private
 from server.protocol.timeutil import US_PER_SECOND
 
 log = logging.getLogger(__name__)
@@ -36,20 +36,8 @@ def load_or_create_key(root: Path) -> bytes:
     except FileNotFoundError:
         pass
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    try:
-        os.write(fd, secrets.token_bytes(KEY_BYTES))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    try:
-        os.link(tmp, path)  # never replaces a key another process made meanwhile
-    except FileExistsError:
-        pass
-    finally:
-        tmp.unlink()
-    log.info("created the signed-link key %s", path)
+    if create_private(path, secrets.token_bytes(KEY_BYTES)):
+        log.info("created the signed-link key %s", path)
     return path.read_bytes()
 
 
