@@ -25,7 +25,9 @@ from server.archive.throttle import ThrottledReader, TokenBucket
 from server.catalog import Catalog
 from server.clock import Clock
 from server.config import ArchiveConfig
+from server.datadir import DataDir
 from server.discovery import strip_credentials
+from server.export.manifest import load_public_key
 from server.protocol.backoff import Backoff
 from server.protocol.files import file_sha256
 from server.protocol.models import ArchiveStatus
@@ -58,6 +60,7 @@ class Archiver:
         self._paused_until = 0.0  # monotonic; shared backoff while the store fails
         self._probing = False
         self._cameras_sent: set[str] = set()
+        self._server_sent = False
         self._threads: list[threading.Thread] = []
         self._metadata_lock = threading.Lock()
         self.state: str = "starting"
@@ -290,6 +293,7 @@ class Archiver:
                         self._ok()
                         self.wake()
                 if self.state == "ok":
+                    self._send_server()
                     self._send_events()
                     if time.monotonic() >= next_retention:
                         next_retention = time.monotonic() + RETENTION_EVERY_S
@@ -303,6 +307,19 @@ class Archiver:
                 log.exception("archive housekeeping")
                 self._failed(describe(exc))
             self._stop.wait(HOUSEKEEPING_S)
+
+    def _send_server(self) -> None:
+        """The recorder's id and signing public key, once per run (once the key exists: the
+        API makes it at start)."""
+        if self._server_sent:
+            return
+        data = DataDir(self.data_root)
+        public = load_public_key(data)
+        if public is None:
+            return
+        doc = m.ServerManifest(m.VERSION, data.server_id(), public)
+        self._put_bytes(m.SERVER, m.encode(doc), "application/json")
+        self._server_sent = True
 
     def _send_events(self) -> None:
         for row in self.ledger.events_to_archive():
