@@ -34,6 +34,9 @@ from tests.conftest import ROOT, ServerProcess, camera_toml, wait_until
 from tests.helpers import clip_packets, ingest_packet
 from tests.s3server import ACCESS_KEY, SECRET_KEY, SeaweedS3
 
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+ARTIFACTS = ROOT / "tests" / "artifacts"
+
 S = 1_000_000
 FRAME_US = 40_000  # 25 fps
 CLIP_FRAMES = 200  # the frame code repeats every 200 frames (8 s clips)
@@ -265,3 +268,49 @@ def test_restore_from_the_bucket_alone_plays_and_signs_with_the_original_key(
         capture_output=True, text=True, timeout=120, cwd=ROOT, env={**os.environ, **ENV},
     )  # fmt: skip
     assert cli.returncode == 1 and "not the archived recorder's key" in cli.stderr, cli.stderr
+
+
+def test_timeline_colours_footage_only_in_the_archive(qtbot, site: Site) -> None:
+    """The workstation's timeline model learns from ``GET /recordings`` which ranges are only in
+    the archive, and the widget paints them in the archive's colour (local footage stays in the
+    recorded colour, nothing in the gap colour); the screenshot is tests/artifacts/
+    timeline-archive.png."""
+    from PySide6.QtGui import QColor
+
+    from app.timeline import TimelineModel
+    from ui.playback_bar import TimelineAdapter
+    from ui.theme import DARK
+    from ui.timeline import ListTimelineModel, TimelineWidget
+
+    api = _login(site, site.base_url)
+    try:
+        data = TimelineModel(site.runner, api, "cam")
+        a, b = site.start_us - 30 * S, site.end_us + 30 * S
+        view = data.set_window(a, b, 800)
+        assert view.ranges and view.archived == view.ranges, (view.ranges, view.archived)
+        widget = TimelineWidget(model=TimelineAdapter(data, "cam"))
+        qtbot.addWidget(widget)
+        widget.resize(800, 64)
+        widget.set_view(a, b - a)
+        widget.show()
+        qtbot.waitExposed(widget)
+        lane = widget.lanes()["recorded"]
+        y = int(lane.center().y())
+
+        def colour(t_us: int) -> str:
+            image = widget.grab().toImage()
+            return image.pixelColor(int(widget.us_to_x(t_us)), y).name()
+
+        mid = (site.start_us + site.end_us) // 2
+        assert colour(mid) == QColor(DARK.archived).name()
+        assert colour(a + 10 * S) == QColor(DARK.gap).name()
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        assert widget.grab().save(str(ARTIFACTS / "timeline-archive.png"))
+        # beside footage that is still local (or in both places): two colours
+        widget.set_model(ListTimelineModel(recorded=[(site.start_us, site.end_us)],
+                                           archived=[(site.start_us, mid)]))  # fmt: skip
+        assert colour(site.start_us + 5 * S) == QColor(DARK.archived).name()
+        assert colour(site.end_us - 5 * S) == QColor(DARK.recorded).name()
+        assert QColor(DARK.archived).name() != QColor(DARK.recorded).name()
+    finally:
+        site.runner.call(api.close(), 5)
