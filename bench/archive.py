@@ -23,8 +23,11 @@ makes them (inserted open, then closed with their SHA-256, which puts them in th
   once); their share is measured apart (the threads carry their names to the OS, ``archive-*``),
   which gives the CPU of everything else with the archive on (``rest``, ratio against off).
   The machine's load over each window is written beside (a shared machine is noisy).
-Not measured here: archive-only seek latency (tests/test_archive_playback.py plays exact frames
-from archive-only footage; bench/client_seek.py's method would apply).
+- **archive-only seek**: bench/client_seek.py's method (1080p25, 4 Mbit/s, 2 s GOP, recorded
+  offline with the recorder's segmenter, the workstation engine seeking to random instants over
+  HTTP: first image and exact frame), first while the footage is local, then with every local
+  copy deleted by retention (``max_bytes = 1`` once all is archived: archived segments go
+  first), so the recorder serves each range from the bucket.
 """
 
 from __future__ import annotations
@@ -60,6 +63,9 @@ from server.recording.segmenter import segment_relpath
 from server.sim.clips import ClipSpec, make_clip
 from server.sim.rtsp_cameras import RtspCameraHost
 from tests.s3server import ACCESS_KEY, SECRET_KEY, SeaweedS3
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import client_seek  # bench/client_seek.py: the engine's seek method
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -314,6 +320,8 @@ def main() -> None:
     ap.add_argument("--skip-throughput", action="store_true", help="no throughput and lag runs")
     ap.add_argument("--ingest-seconds", type=float, default=None, help="window per run")
     ap.add_argument("--ingest-rounds", type=int, default=None, help="off/on pairs")
+    ap.add_argument("--skip-seek", action="store_true", help="no archive-only seek runs")
+    ap.add_argument("--seeks", type=int, default=None, help="random seeks per run")
     args = ap.parse_args()
     # segment-sized files: 10 s of a 4 Mbit/s camera is 5 MB (the quick run: 2 MB)
     count, size, rounds = (24, 2_000_000, 2) if args.quick else (48, 5_000_000, 3)
@@ -331,6 +339,9 @@ def main() -> None:
                                              args.quick)  # fmt: skip
             if not args.skip_ingest:
                 result |= ingest_cpu(root / "ingest", s3, 16, ingest_s, ingest_rounds)
+            if not args.skip_seek:
+                seeks = args.seeks or (40 if args.quick else 200)
+                result |= archive_seek(root / "seek", s3, 120 if args.quick else 600, seeks)
         finally:
             s3.stop()
     if "ratio" in result:
@@ -348,8 +359,100 @@ def main() -> None:
               f"(goal <= 1.05); without the upload threads "
               f"{result['ingest_cpu_on_without_upload_threads_cores']} cores: ratio "
               f"{result['ingest_cpu_rest_ratio']}")  # fmt: skip
+    for where in ("local", "archive"):
+        if f"seek_{where}" in result:
+            f = result[f"seek_{where}"]
+            print(f"seek ({where}): first image p50 {f['first_p50_ms']} ms p95 "
+                  f"{f['first_p95_ms']} ms; exact frame p50 {f['exact_p50_ms']} ms p95 "
+                  f"{f['exact_p95_ms']} ms ({f['seeks']} seeks)")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
+
+
+def _seek_recorder(work: Path, data: Path, s3: SeaweedS3, tag: str, extra: str) -> tuple:
+    cfg = work / f"seek-{tag}.toml"
+    cfg.write_text(
+        '[server]\nlisten = "127.0.0.1:0"\ndiscovery = false\n[nats]\nenabled = false\n'
+        f"[analytics]\nenabled = false\n[storage]\nmin_free_bytes = 0\n{extra}\n"
+        f'[archive]\nendpoint = "{s3.endpoint}"\nbucket = "{s3.bucket}"\nprefix = "seek/"\n'
+    )
+    keys = {"VIGIA_ARCHIVE_ACCESS_KEY": ACCESS_KEY, "VIGIA_ARCHIVE_SECRET_KEY": SECRET_KEY}
+    env = {**os.environ, "VIGIA_ADMIN_PASSWORD": client_seek.PASSWORD, **keys}
+    log = (work / f"seek-{tag}.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server", "--data-dir", str(data), "--config", str(cfg)],
+        stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while (port := client_seek._api_port(DataDir(data), proc)) is None:
+        if time.monotonic() > deadline or proc.poll() is not None:
+            raise RuntimeError(f"vigia-server ({tag}) did not come up")
+        time.sleep(0.1)
+    return proc, log, f"http://127.0.0.1:{port}"
+
+
+def _stop(proc: subprocess.Popen, log) -> None:
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    log.close()
+
+
+def _seek_figures(eng: dict) -> dict:
+    pct = client_seek.pct
+    return {
+        "seeks": len(eng["exact_ms"]),
+        "first_p50_ms": round(pct(eng["first_ms"], 50), 1),
+        "first_p95_ms": round(pct(eng["first_ms"], 95), 1),
+        "exact_p50_ms": round(pct(eng["exact_ms"], 50), 1),
+        "exact_p95_ms": round(pct(eng["exact_ms"], 95), 1),
+    }
+
+
+def archive_seek(work: Path, s3: SeaweedS3, seconds: int, seeks: int) -> dict:
+    """Engine seek latency over the same footage, local and then archive-only."""
+    import random
+
+    work.mkdir(parents=True, exist_ok=True)
+    clips = ROOT / "bench" / "results" / "clips"
+    clips.mkdir(parents=True, exist_ok=True)
+    spec = ClipSpec(1920, 1080, fps=25, seconds=8, gop=50, bitrate=4_000_000, label="seek bench")
+    clip = make_clip(clips / "seek-1080p-gop2-4M.mp4", spec)
+    data = DataDir(work / "data")
+    data.create()
+    start, end = client_seek.record_archive(data, clip, seconds)
+    db = data.catalog
+    total = _count(db, "SELECT count(*) FROM segments")
+    rng = random.Random(1)
+    instants = [rng.randrange(start, end - S) for _ in range(seeks + 1)]
+    proc, log, base = _seek_recorder(work, data.root, s3, "local", "")
+    try:
+        local = client_seek.bench_engine(base, instants, 0)
+        deadline = time.monotonic() + 300
+        while _count(db, "SELECT count(*) FROM archived") < total:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the footage was not archived within 5 minutes")
+            time.sleep(0.5)
+    finally:
+        _stop(proc, log)
+    proc, log, base = _seek_recorder(work, data.root, s3, "archive",
+                                     "max_bytes = 1\nretention_interval_s = 1")  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while _count(db, "SELECT count(*) FROM segments"):
+            if time.monotonic() > deadline:
+                raise RuntimeError("retention did not delete the local copies")
+            time.sleep(0.2)
+        archived = client_seek.bench_engine(base, instants, 0)
+    finally:
+        _stop(proc, log)
+    return {
+        "seek_footage": "1080p25 4 Mbit/s, 2 s GOP", "seek_seconds": seconds,
+        "seek_local": _seek_figures(local), "seek_archive": _seek_figures(archived),
+    }  # fmt: skip
 
 
 def throughput_and_lag(root: Path, s3: SeaweedS3, count: int, size: int, rounds: int,
