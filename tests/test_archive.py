@@ -173,9 +173,11 @@ def test_segments_reach_the_bucket_within_30_s_and_play_from_it_once_local_copie
 
     # per-camera policy through the API
     policy = json.loads(api(port, "/cameras/cam/archive")[2])
-    assert policy == {"camera": "cam", "mode": None, "effective": "all"}
-    policy = json.loads(api(port, "/cameras/cam/archive", "PUT", {"mode": "none"})[2])
-    assert policy["effective"] == "none"
+    assert policy == {"camera": "cam", "mode": None, "effective": "all", "archive_days": None,
+                      "effective_archive_days": 365.0}  # fmt: skip
+    body = {"mode": "none", "archive_days": 30}
+    policy = json.loads(api(port, "/cameras/cam/archive", "PUT", body)[2])
+    assert policy["effective"] == "none" and policy["effective_archive_days"] == 30
 
     cli = subprocess.run(
         [sys.executable, "-m", "server", "archive", "verify", "--data-dir", str(rec.data_dir),

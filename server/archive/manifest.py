@@ -54,6 +54,7 @@ class CameraManifest(msgspec.Struct, forbid_unknown_fields=True):
     retention_days: float | None
     archive_mode: str | None
     streams: list[StreamManifest]
+    archive_days: float | None = None  # the camera's own; None: the [archive] default
 
 
 class ServerManifest(msgspec.Struct, forbid_unknown_fields=True):

@@ -123,7 +123,8 @@ def _restore(
         )  # fmt: skip
         with catalog.transaction() as c:
             c.execute(
-                "UPDATE cameras SET archive_mode = ? WHERE id = ?", (cam.archive_mode, cam.id)
+                "UPDATE cameras SET archive_mode = ?, archive_days = ? WHERE id = ?",
+                (cam.archive_mode, cam.archive_days, cam.id),
             )
         summary.cameras += 1
     manifests = [
@@ -194,8 +195,9 @@ def _restore(
                  ev.track_id, ev.zone_id, ev.direction, ev.box, ev.path, snapshot),
             )  # fmt: skip
             c.execute(
-                "INSERT OR REPLACE INTO archive_events (event_id, archived_us) VALUES (?, ?)",
-                (ev.id, now),
+                "INSERT OR REPLACE INTO archive_events (event_id, archived_us, camera_id, end_us)"
+                " VALUES (?, ?, ?, ?)",
+                (ev.id, now, ev.camera_id, ev.end_us if ev.end_us is not None else ev.start_us),
             )
         summary.events += 1
     return summary

@@ -110,6 +110,11 @@ class Archiver:
         self._cameras_sent.discard(camera_id)  # its manifest says the new policy
         self.wake()
 
+    def set_camera_days(self, camera_id: str, days: float | None) -> None:
+        """The camera's own ``archive_days``; applied at the next archive retention pass."""
+        self.ledger.set_camera_days(camera_id, days)
+        self._cameras_sent.discard(camera_id)
+
     def wake(self) -> None:
         with self._wake:
             self._wake.notify_all()
@@ -273,14 +278,14 @@ class Archiver:
         if not cams:
             return
         cam = cams[0]
-        (mode,), = self.catalog.read("SELECT archive_mode FROM cameras WHERE id = ?",
-                                     (camera_id,))  # fmt: skip
+        sql = "SELECT archive_mode, archive_days FROM cameras WHERE id = ?"
+        ((mode, days),) = self.catalog.read(sql, (camera_id,))
         streams = [
             m.StreamManifest(s.name, strip_credentials(s.url), s.record)
             for s in self.catalog.streams(camera_id)
         ]
         doc = m.CameraManifest(m.VERSION, cam.id, cam.name, cam.enabled, cam.retention_days,
-                               mode, streams)  # fmt: skip
+                               mode, streams, days)  # fmt: skip
         self._put_bytes(f"{m.CAMERAS}{camera_id}.json", m.encode(doc), "application/json")
         self._cameras_sent.add(camera_id)
 
@@ -330,8 +335,8 @@ class Archiver:
         for row in self.ledger.events_to_archive():
             (eid, cam, kind, label, score, start, end, track, zone, direction, box, path,
              snapshot, mode) = row  # fmt: skip
-            if (mode or self.cfg.mode) == "none":
-                self.ledger.mark_event(eid, self.clock.now_us())  # nothing to send, ever
+            if (mode or self.cfg.mode) == "none":  # nothing to send, ever (nor to expire)
+                self.ledger.mark_event(eid, self.clock.now_us())
                 continue
             snap = self.data_root / snapshot if snapshot else None
             has_snap = snap is not None and snap.exists()
@@ -342,7 +347,7 @@ class Archiver:
             doc = m.EventManifest(m.VERSION, eid, cam, kind, label, score, start, end, track,
                                   zone, direction, box, path, has_snap)  # fmt: skip
             self._put_bytes(f"{m.EVENTS}{eid}.json", m.encode(doc), "application/json")
-            self.ledger.mark_event(eid, self.clock.now_us())
+            self.ledger.mark_event(eid, self.clock.now_us(), cam, end)
 
     def send_metadata_once(self) -> int:
         """Hourly track and motion files whose hour ended (plus a grace) and that are not in the
@@ -377,19 +382,22 @@ class Archiver:
             return count
 
     def expire_once(self) -> int:
-        """``archive_days``: segments older than that leave the bucket (media and manifest);
-        returns how many went."""
-        if self.cfg.archive_days is None:
-            return 0
+        """``archive_days`` (the camera's own, or ``[archive]``'s): older segments leave the
+        bucket (media and manifest), and so do older events (row and snapshot); returns how
+        many segments went."""
         gone = 0
-        cutoff = self.clock.now_us() - int(self.cfg.archive_days * DAY_US)
-        while batch := self.ledger.expired(cutoff):
+        now, days = self.clock.now_us(), self.cfg.archive_days
+        while batch := self.ledger.expired(now, days):
             keys = [k for a in batch for k in (a.key, m.manifest_key(a.key))]
             self.store.delete(keys)
             self.ledger.forget([a.segment_id for a in batch])
             self.deleted_segments += len(batch)
             gone += len(batch)
             log.info("archive retention: %d segments deleted from the bucket", len(batch))
+        while events := self.ledger.expired_events(now, days):
+            self.store.delete([f"{m.EVENTS}{i}{ext}" for i in events for ext in (".json", ".jpg")])
+            self.ledger.forget_events(events, now)
+            log.info("archive retention: %d events deleted from the bucket", len(events))
         return gone
 
 
