@@ -109,6 +109,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, clip_dir: Path) -> Iterator[S
     s3 = SeaweedS3(root / "s3")
     s3.start()
     runner = AsyncRunner("test-archive-play").start()
+    procs: list[ServerProcess] = []
     try:
         spec = ClipSpec(320, 180, fps=25, seconds=8, gop=GOP, label="archive")
         clip = make_clip(clip_dir / "archive-play-320.mp4", spec)
@@ -131,6 +132,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, clip_dir: Path) -> Iterator[S
 
         # 1: a recorder with an archive sends the footage, the event and its identity
         rec = ServerProcess(data.root, _config(root, "a.toml", s3, None), root / "a.log")
+        procs.append(rec)
         rec.start(env=ENV)
         wait_until(lambda: len(_query(data.root, "SELECT * FROM archived")) == len(ids), 60,
                    "every segment archived")  # fmt: skip
@@ -143,6 +145,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, clip_dir: Path) -> Iterator[S
 
         # 2: retention (1 day) deletes every local copy; the recorder serves them from the bucket
         rec = ServerProcess(data.root, _config(root, "b.toml", s3, 1.0), root / "b.log")
+        procs.append(rec)
         rec.start(env=ENV)
         wait_until(lambda: not _query(data.root, "SELECT * FROM segments"), 30,
                    "retention deleting the local copies")  # fmt: skip
@@ -151,6 +154,9 @@ def site(tmp_path_factory: pytest.TempPathFactory, clip_dir: Path) -> Iterator[S
                    rec.base_url)  # fmt: skip
         rec.stop()
     finally:
+        for p in procs:  # a recorder left by a failed step
+            if p.proc is not None and p.proc.poll() is None:
+                p.kill9()
         runner.stop()
         s3.stop()
 
