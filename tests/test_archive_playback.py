@@ -134,11 +134,11 @@ def site(tmp_path_factory: pytest.TempPathFactory, clip_dir: Path) -> Iterator[S
         rec = ServerProcess(data.root, _config(root, "a.toml", s3, None), root / "a.log")
         procs.append(rec)
         rec.start(env=ENV)
-        wait_until(lambda: len(_query(data.root, "SELECT * FROM archived")) == len(ids), 60,
+        wait_until(lambda: len(_query(data.root, "SELECT * FROM archived")) == len(ids), 90,
                    "every segment archived")  # fmt: skip
         wait_until(lambda: f"{PREFIX}catalog/server.json" in s3.objects(PREFIX + "catalog/")
                    and f"{PREFIX}catalog/events/5.json" in s3.objects(PREFIX + "catalog/"),
-                   30, "the recorder's identity and the event in the bucket")  # fmt: skip
+                   60, "the recorder's identity and the event in the bucket")  # fmt: skip
         rec.stop()
         key = load_public_key(data)
         assert key is not None
@@ -147,7 +147,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, clip_dir: Path) -> Iterator[S
         rec = ServerProcess(data.root, _config(root, "b.toml", s3, 1.0), root / "b.log")
         procs.append(rec)
         rec.start(env=ENV)
-        wait_until(lambda: not _query(data.root, "SELECT * FROM segments"), 30,
+        wait_until(lambda: not _query(data.root, "SELECT * FROM segments"), 60,
                    "retention deleting the local copies")  # fmt: skip
         assert not list((data.root / "recordings").rglob("*.mp4")), "local files remain"
         yield Site(s3, root, data.root, start, end, ids, key, data.server_id(), runner,
