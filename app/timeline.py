@@ -5,7 +5,10 @@ of the recorder (``GET /recordings``) at a resolution from a fixed ladder that f
 so zooming back to a level reuses what was fetched. Each level remembers which spans it already
 covers and fetches only the rest; the recent past (which still grows) is never taken as covered.
 Events (``GET /events``; a recorder without it answers 404: no events) and bookmarks are kept
-per span the same way. Blocking methods: call them from a worker thread, not the UI thread.
+per span the same way. Where a recorder has an archive, its answer also says where footage is
+(``locations``): the spans only in the archive (local copy gone) are kept beside the ranges, so
+the timeline can colour them (docs/design/archive.md). Blocking methods: call them from a worker
+thread, not the UI thread.
 """
 
 from __future__ import annotations
@@ -82,6 +85,7 @@ class _Spans:
 class _Level:
     covered: _Spans = field(default_factory=_Spans)
     ranges: list[tuple[int, int]] = field(default_factory=list)
+    archived: list[tuple[int, int]] = field(default_factory=list)  # only in the archive
 
 
 def bookmark_mark(data: Any) -> tuple[int, str, int] | None:
@@ -104,6 +108,7 @@ class TimelineView:
     gaps: list[tuple[int, int]]
     events: list[dict]
     bookmarks: list[dict]
+    archived: list[tuple[int, int]] = field(default_factory=list)  # of ranges: archive only
 
 
 class TimelineModel:
@@ -157,6 +162,11 @@ class TimelineModel:
                 got = [(int(r["start_us"]), int(r["end_us"])) for r in body["ranges"]]
                 keep = [r for r in level.ranges if r[1] <= s or r[0] >= e]
                 level.ranges = _merge([*keep, *got], res)
+                places = body.get("locations") or ()
+                only = [(int(r["start_us"]), int(r["end_us"])) for r in places
+                        if r.get("where") == "archived"]  # fmt: skip
+                keep = [r for r in level.archived if r[1] <= s or r[0] >= e]
+                level.archived = _merge([*keep, *only], res)
                 level.covered.add(s, min(e, stable_until))
             for s, e in self._marks_covered.missing(start_us, end_us):
                 self._fetch_marks(s, e)
@@ -164,6 +174,11 @@ class TimelineModel:
             ranges = [
                 (max(a, start_us), min(b, end_us))
                 for a, b in level.ranges
+                if b > start_us and a < end_us
+            ]
+            archived = [
+                (max(a, start_us), min(b, end_us))
+                for a, b in level.archived
                 if b > start_us and a < end_us
             ]
             events = sorted(
@@ -175,7 +190,7 @@ class TimelineModel:
                 key=lambda v: int(v.get("start_us", 0)),
             )
         view = TimelineView(start_us, end_us, res, ranges, _gaps(ranges, start_us, end_us),
-                            events, marks)  # fmt: skip
+                            events, marks, archived)  # fmt: skip
         self.view = view
         self.changed.emit(view)
         return view

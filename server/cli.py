@@ -115,6 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
         "restore", help="rebuild a catalog (cameras, segments, events) from the bucket alone"
     )
     _common(arc_res)
+    arc_res.add_argument(
+        "--signing-key", type=Path, default=None, metavar="PEM",
+        help="the original recorder's keys/export-signing.pem (from your own backup), so that "
+        "exports of the restored recorder verify with its public key",
+    )  # fmt: skip
     models = sub.add_parser("models", help="detector models")
     models_sub = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
     imp = models_sub.add_parser(
@@ -299,7 +304,7 @@ def cmd_archive(args: argparse.Namespace, config: Config) -> int:
         from server.archive.restore import RestoreError, restore
 
         try:
-            summary = restore(store, data)
+            summary = restore(store, data, args.signing_key)
         except (RestoreError, StoreError) as exc:
             print(f"vigia-server: restore: {exc}", file=sys.stderr)
             return 1

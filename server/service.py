@@ -26,6 +26,7 @@ from server.analytics.service import Analytics
 from server.api.app import ApiContext, make_app
 from server.api.auth import NatsGrants, Security
 from server.archive import Archiver, ArchiveStore, StoreError, load_credentials
+from server.archive.source import ArchiveSegments
 from server.auth import Audit, LoginRateLimiter, Tokens, Users
 from server.auth.housekeeping import AuthHousekeeping
 from server.catalog import Catalog
@@ -320,7 +321,10 @@ def make_security(
 async def start_api(config: Config, services: Services) -> tuple[web.AppRunner | None, int | None]:
     """Serve the HTTP API on ``config.listen``; a recorder whose port is taken still records."""
     host, _, port = config.listen.rpartition(":")
-    exports = ExportJobs(services.catalog, services.data, clock=services.clock)
+    remote = None
+    if (archiver := services.archiver) is not None:  # exports read archive-only footage too
+        remote = ArchiveSegments(archiver.ledger, archiver.store)
+    exports = ExportJobs(services.catalog, services.data, clock=services.clock, remote=remote)
     services.exports = exports
     ctx = ApiContext(
         services.catalog,

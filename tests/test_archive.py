@@ -173,9 +173,11 @@ def test_segments_reach_the_bucket_within_30_s_and_play_from_it_once_local_copie
 
     # per-camera policy through the API
     policy = json.loads(api(port, "/cameras/cam/archive")[2])
-    assert policy == {"camera": "cam", "mode": None, "effective": "all"}
-    policy = json.loads(api(port, "/cameras/cam/archive", "PUT", {"mode": "none"})[2])
-    assert policy["effective"] == "none"
+    assert policy == {"camera": "cam", "mode": None, "effective": "all", "archive_days": None,
+                      "effective_archive_days": 365.0}  # fmt: skip
+    body = {"mode": "none", "archive_days": 30}
+    policy = json.loads(api(port, "/cameras/cam/archive", "PUT", body)[2])
+    assert policy["effective"] == "none" and policy["effective_archive_days"] == 30
 
     cli = subprocess.run(
         [sys.executable, "-m", "server", "archive", "verify", "--data-dir", str(rec.data_dir),
@@ -203,10 +205,10 @@ def decoded_frames(mp4: bytes) -> list[str]:
 def test_store_outage_and_kill_9_mid_upload_lose_nothing(
     s3: SeaweedS3, server_process: Callable[[str], ServerProcess], camera_clips
 ) -> None:
-    """The S3 server is killed for 20 s (the issue's 2 minutes, shortened for the suite) while
-    recording; then, while the backlog drains at a 400 kB/s cap (uploads in flight; the camera
-    makes ~125 kB/s), the recorder is killed with SIGKILL and restarted: every segment ends up
-    in the bucket once."""
+    """The S3 server is killed for 20 s (the issue's 2 minutes, shortened for the suite;
+    ``VIGIA_ARCHIVE_OUTAGE_S=120`` runs them) while recording; then, while the backlog drains at
+    a 400 kB/s cap (uploads in flight; the camera makes ~125 kB/s), the recorder is killed with
+    SIGKILL and restarted: every segment ends up in the bucket once."""
     toml = archive_toml(s3, camera_clips[0][0], "max_bytes_per_s = 400000")
     rec = start(server_process, toml, keys_env())
     wait_until(lambda: archived(rec), 40, "a first archived segment")
@@ -214,8 +216,10 @@ def test_store_outage_and_kill_9_mid_upload_lose_nothing(
     down_at = time.monotonic()
     before = len(closed(rec))
     wait_until(lambda: backlog(rec) >= 3, 30, "the backlog to grow while the store is down")
-    wait_until(lambda: time.monotonic() - down_at >= 20, 30, "20 s of outage")
-    assert len(closed(rec)) >= before + 5, "recording slowed while the store was down"
+    outage_s = float(os.environ.get("VIGIA_ARCHIVE_OUTAGE_S", "20"))
+    wait_until(lambda: time.monotonic() - down_at >= outage_s, outage_s + 10, "the outage")
+    # 2 s segments: most of those the outage lasted closed meanwhile (a loaded machine lags)
+    assert len(closed(rec)) >= before + max(5, int(outage_s * 0.3)), "recording slowed"
     status = server_status(rec.api_port)["archive"]
     assert status["state"] == "error" and status["backlog_segments"] >= 3, status
     assert status["backlog_bytes"] > 0 and status["backlog_oldest_age_s"] > 5, status

@@ -176,6 +176,35 @@ def test_archive_days_deletes_from_the_bucket_and_verify_reads_back(site) -> Non
     assert old  # (the old ones' local files stay: local retention is separate)
 
 
+def test_a_cameras_own_archive_days_and_events_leave_the_bucket(site) -> None:
+    """``archive_days`` per camera (PUT /cameras/{id}/archive sets it): the door keeps half a
+    day, the yard follows the default (none: forever). Old events leave with the footage, even
+    once their local row is gone."""
+    s = site(archive_days=None)
+    door, yard = s.camera("door"), s.camera("yard")
+    old = s.clock.t - 86_400 * S
+    segs = {cam: s.segment(cam, run, old) for cam, run in (("door", door), ("yard", yard))}
+    with s.catalog.transaction() as c:
+        for eid, cam in ((1, "door"), (2, "yard")):
+            c.execute("INSERT INTO events (id, camera_id, kind, label, score, start_us, end_us)"
+                      " VALUES (?, ?, 'object', 'person', 0.9, ?, ?)",
+                      (eid, cam, old + S, old + 2 * S))  # fmt: skip
+    s.archiver.start()
+    wait_until(lambda: s.drained() and len(s.s3.objects(s.cfg.prefix + "catalog/events/")) == 2,
+               30, "segments and events sent")  # fmt: skip
+    with s.catalog.transaction() as c:  # local event rows may go before the bucket's
+        c.execute("DELETE FROM events WHERE id = 1")
+    s.archiver.set_camera_days("door", 0.5)  # (set now: the housekeeping expires at start too)
+    assert s.archiver.expire_once() == 1
+    assert s.media_keys() == {segs["yard"].path}
+    events = {k.rsplit("/", 1)[1] for k in s.s3.objects(s.cfg.prefix + "catalog/events/")}
+    assert events == {"2.json"}
+    assert s.archiver.expire_once() == 0 and s.ledger.expired_events(s.clock.t, None) == []
+    s.segment("door", door, s.clock.t - 60 * S)  # the next upload sends the camera's row again
+    wait_until(lambda: msgspec.json.decode(s.s3.get(s.cfg.prefix + "catalog/cameras/door.json"))
+               ["archive_days"] == 0.5, 30, "the camera's archive_days in the bucket")  # fmt: skip
+
+
 def test_local_retention_deletes_archived_segments_first(site) -> None:
     s = site()
     run = s.camera("door")

@@ -75,6 +75,13 @@ class TimelineAdapter:
             return []
         return [(a, b) for a, b in view.ranges if b > start_us and a < end_us]
 
+    def archived(self, start_us: int, end_us: int) -> list[tuple[int, int]]:
+        """Recorded spans only in the recorder's archive (their local copy gone)."""
+        view = self._convert()
+        if view is None:
+            return []
+        return [(a, b) for a, b in view.archived if b > start_us and a < end_us]
+
     def events(self, start_us: int, end_us: int) -> list[TimelineEvent]:
         self._convert()
         return [e for e in self._events if e.start_us < end_us and e.end_us >= start_us]

@@ -38,6 +38,7 @@ class ThemeColors:
     alarm: str = "#e5484d"  # recording dot, alarms, errors
     warning: str = "#e0a43a"
     recorded: str = "#2f6f4f"  # timeline: recorded ranges
+    archived: str = "#3b5f8f"  # timeline: recorded, only in the archive (local copy gone)
     gap: str = "#1a1d21"  # timeline: nothing recorded
 
 

@@ -57,7 +57,8 @@ class TimelineModel(Protocol):
     """What the timeline paints. Queries are for a window and must be cheap (called per paint).
 
     A model may also have ``changed`` (an ``app.signals.Signal``); the widget then repaints when
-    it fires, from whatever thread.
+    it fires, from whatever thread; and ``archived(start_us, end_us)``: the parts of the recorded
+    ranges that are only in the archive (their local copy gone), painted in their own colour.
     """
 
     def recorded(self, start_us: int, end_us: int) -> Sequence[tuple[int, int]]:
@@ -82,7 +83,9 @@ class ListTimelineModel:
         events: Sequence[TimelineEvent] = (),
         bookmarks: Sequence[Bookmark] = (),
         live_edge_us: int | None = None,
+        archived: Sequence[tuple[int, int]] = (),
     ) -> None:
+        self._archived = sorted((int(a), int(b)) for a, b in archived if b > a)
         self._ranges = sorted((int(a), int(b)) for a, b in recorded if b > a)
         self._starts = [a for a, _ in self._ranges]
         self._events = sorted(events, key=lambda e: e.start_us)
@@ -98,6 +101,9 @@ class ListTimelineModel:
             if b > start_us:
                 out.append((a, b))
         return out
+
+    def archived(self, start_us: int, end_us: int) -> list[tuple[int, int]]:
+        return [(a, b) for a, b in self._archived if b > start_us and a < end_us]
 
     def events(self, start_us: int, end_us: int) -> list[TimelineEvent]:
         return [e for e in self._events if e.start_us < end_us and e.end_us > start_us]
@@ -362,6 +368,12 @@ class TimelineWidget(QWidget):
             for a, b in model.recorded(start, end):
                 x0, x1 = self._span_x(a, b)
                 p.fillRect(QRectF(x0, rec.top(), max(x1 - x0, 1.0), rec.height()), color)
+            archived = getattr(model, "archived", None)
+            if archived is not None:  # footage whose local copy is gone: played from the bucket
+                color = QColor(DARK.archived)
+                for a, b in archived(start, end):
+                    x0, x1 = self._span_x(a, b)
+                    p.fillRect(QRectF(x0, rec.top(), max(x1 - x0, 1.0), rec.height()), color)
             ev = lanes["events"]
             for e in model.events(start, end):
                 x0, x1 = self._span_x(e.start_us, e.end_us)

@@ -1,5 +1,5 @@
 """The archive to object storage (docs/design/archive.md): its health, and each camera's
-policy ('all', 'events', 'none'; or the ``[archive] mode`` default)."""
+policy ('all', 'events', 'none'; or the ``[archive] mode`` default) and ``archive_days``."""
 
 from __future__ import annotations
 
@@ -36,7 +36,10 @@ class ArchiveRoutes(RouteGroup):
     def _policy(self, archiver: Archiver, camera_id: str) -> ArchivePolicy:
         find_camera(self.catalog, camera_id)
         mode = archiver.ledger.camera_mode(camera_id)
-        return ArchivePolicy(camera_id, mode, mode or archiver.cfg.mode)  # type: ignore[arg-type]
+        days = archiver.ledger.camera_days(camera_id)
+        effective_days = days if days is not None else archiver.cfg.archive_days
+        effective = mode or archiver.cfg.mode
+        return ArchivePolicy(camera_id, mode, effective, days, effective_days)  # type: ignore[arg-type]
 
     async def get_policy(self, request: web.Request) -> web.Response:
         camera_id = request.match_info["camera_id"]
@@ -53,7 +56,9 @@ class ArchiveRoutes(RouteGroup):
         def work() -> ArchivePolicy:
             find_camera(self.catalog, camera_id)
             archiver.set_camera_mode(camera_id, body.mode)
-            self.sec.record(request, CONFIG_CHANGE, camera_id, {"archive_mode": body.mode})
+            archiver.set_camera_days(camera_id, body.archive_days)
+            detail = {"archive_mode": body.mode, "archive_days": body.archive_days}
+            self.sec.record(request, CONFIG_CHANGE, camera_id, detail)
             return self._policy(archiver, camera_id)
 
         return json_response(await asyncio.to_thread(work))
@@ -65,7 +70,8 @@ class ArchiveRoutes(RouteGroup):
               "A camera's archive policy", params=(Param("camera_id", CameraId, where="path"),),
               returns=ArchivePolicy, errors=(404, 503), permission=Permission.CONFIG),
         Route("PUT", f"{API}/cameras/{{camera_id}}/archive", put_policy,
-              "Set a camera's archive policy ('all', 'events', 'none', or null: the default)",
+              "Set a camera's archive policy ('all', 'events', 'none', or null: the default) and"
+              " its archive_days",
               params=(Param("camera_id", CameraId, where="path"),), body=ArchivePolicyInput,
               returns=ArchivePolicy, errors=(400, 404, 503), permission=Permission.CONFIG),
     )  # fmt: skip

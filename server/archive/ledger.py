@@ -11,6 +11,12 @@ from dataclasses import dataclass
 from server.catalog import Catalog, SegmentRow
 
 _SEG = ", ".join(f"s.{c}" for c in SegmentRow.__slots__)
+# `{end}` lies more than the camera's archive_days (or the default: parameters 1 and 3) before
+# now (parameter 2); a NULL number of days keeps it
+_PAST_DAYS = (
+    "coalesce(c.archive_days, ?) IS NOT NULL"
+    " AND {end} < ? - CAST(coalesce(c.archive_days, ?) * 86400000000 AS INTEGER)"
+)
 
 
 @dataclass(frozen=True)
@@ -134,13 +140,33 @@ class Ledger:
             sql += f" LIMIT {int(limit)}"
         return [Archived(*r) for r in self.catalog.read(sql)]
 
-    def expired(self, before_us: int, limit: int = 500) -> list[Archived]:
+    def expired(self, now_us: int, default_days: float | None, limit: int = 500) -> list[Archived]:
+        """Archived segments older than their camera's ``archive_days`` (or the default; None:
+        kept forever)."""
         rows = self.catalog.read(
-            "SELECT segment_id, camera_id, stream, start_us, end_us, key, bytes, sha256"
-            " FROM archived WHERE end_us < ? ORDER BY end_us LIMIT ?",
-            (before_us, limit),
+            "SELECT a.segment_id, a.camera_id, a.stream, a.start_us, a.end_us, a.key, a.bytes,"
+            " a.sha256 FROM archived a LEFT JOIN cameras c ON c.id = a.camera_id"
+            f" WHERE {_PAST_DAYS.format(end='a.end_us')} ORDER BY a.end_us LIMIT ?",
+            (default_days, now_us, default_days, limit),
         )
         return [Archived(*r) for r in rows]
+
+    def expired_events(
+        self, now_us: int, default_days: float | None, limit: int = 500
+    ) -> list[int]:
+        """Ids of events in the bucket older than their camera's ``archive_days``."""
+        rows = self.catalog.read(
+            "SELECT a.event_id FROM archive_events a LEFT JOIN cameras c ON c.id = a.camera_id"
+            " WHERE a.expired_us IS NULL AND a.end_us IS NOT NULL"
+            f" AND {_PAST_DAYS.format(end='a.end_us')} ORDER BY a.end_us LIMIT ?",
+            (default_days, now_us, default_days, limit),
+        )
+        return [r[0] for r in rows]
+
+    def forget_events(self, event_ids: list[int], now_us: int) -> None:
+        with self.catalog.transaction() as c:
+            c.executemany("UPDATE archive_events SET expired_us = ? WHERE event_id = ?",
+                          [(now_us, i) for i in event_ids])  # fmt: skip
 
     def forget(self, segment_ids: list[int]) -> None:
         with self.catalog.transaction() as c:
@@ -178,21 +204,33 @@ class Ledger:
             (limit,),
         )
 
-    def mark_event(self, event_id: int, now_us: int) -> None:
+    def mark_event(
+        self, event_id: int, now_us: int, camera_id: str | None = None, end_us: int | None = None
+    ) -> None:
         with self.catalog.transaction() as c:
             c.execute(
-                "INSERT OR REPLACE INTO archive_events (event_id, archived_us) VALUES (?, ?)",
-                (event_id, now_us),
+                "INSERT OR REPLACE INTO archive_events (event_id, archived_us, camera_id, end_us)"
+                " VALUES (?, ?, ?, ?)",
+                (event_id, now_us, camera_id, end_us),
             )
 
     def camera_mode(self, camera_id: str) -> str | None:
         rows = self.catalog.read("SELECT archive_mode FROM cameras WHERE id = ?", (camera_id,))
         return rows[0][0] if rows else None
 
+    def camera_days(self, camera_id: str) -> float | None:
+        rows = self.catalog.read("SELECT archive_days FROM cameras WHERE id = ?", (camera_id,))
+        return rows[0][0] if rows else None
+
     def set_camera_mode(self, camera_id: str, mode: str | None) -> None:
         """A new policy applies to segments still in the backlog, not to those already sent."""
         with self.catalog.transaction() as c:
             c.execute("UPDATE cameras SET archive_mode = ? WHERE id = ?", (mode, camera_id))
+
+    def set_camera_days(self, camera_id: str, days: float | None) -> None:
+        """The camera's own ``archive_days`` (None: the ``[archive]`` default)."""
+        with self.catalog.transaction() as c:
+            c.execute("UPDATE cameras SET archive_days = ? WHERE id = ?", (days, camera_id))
 
     def archive_only(
         self, camera_id: str, stream: str, start_us: int, end_us: int, stream_id: int

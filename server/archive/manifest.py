@@ -4,6 +4,7 @@
 - ``recordings/<camera>/<stream>/Y/M/D/<start_us>.mp4``: the segment, as recorded
 - the same key + ``.json``: its ``SegmentManifest`` (times, codec, fragment index, SHA-256)
 - ``catalog/cameras/<camera>.json``: ``CameraManifest``
+- ``catalog/server.json``: ``ServerManifest`` (the recorder's id and export-signing public key)
 - ``catalog/events/<id>.json`` and ``.jpg``: ``EventManifest`` and the event's snapshot
 - ``metadata/tracks/<camera>/<YYYYMMDDHH>.parquet`` and ``metadata/motion/<camera>/
   <YYYYMMDDHH>.motion``: the hourly track and motion files, once their hour is over
@@ -16,6 +17,7 @@ import msgspec
 VERSION = 1
 CAMERAS = "catalog/cameras/"
 EVENTS = "catalog/events/"
+SERVER = "catalog/server.json"
 RECORDINGS = "recordings/"
 METADATA = "metadata/"
 HOURLY = (("tracks", ".parquet"), ("motion", ".motion"))  # under metadata/
@@ -52,6 +54,17 @@ class CameraManifest(msgspec.Struct, forbid_unknown_fields=True):
     retention_days: float | None
     archive_mode: str | None
     streams: list[StreamManifest]
+    archive_days: float | None = None  # the camera's own; None: the [archive] default
+
+
+class ServerManifest(msgspec.Struct, forbid_unknown_fields=True):
+    """Who recorded: a restore keeps the id, and checks a signing key it is given against the
+    public key (the private key never goes to the bucket: whoever reads the bucket must not be
+    able to sign exports)."""
+
+    version: int
+    server_id: str
+    signing_public_key: bytes  # raw Ed25519 (base64 in JSON)
 
 
 class EventManifest(msgspec.Struct, forbid_unknown_fields=True):

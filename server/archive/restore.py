@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import shutil
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import msgspec
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from server.archive import manifest as m
 from server.archive.ledger import insert_archived
-from server.archive.store import ArchiveStore
+from server.archive.store import ArchiveStore, StoreError
 from server.catalog import Catalog, SegmentRow
 from server.datadir import DataDir
+from server.export.manifest import KEY_PATH, key_id, public_raw
 from server.protocol.files import makedirs_durable, write_atomic
 from server.protocol.timeutil import now_us
 
@@ -37,29 +42,76 @@ class RestoreSummary:
     events: int = 0
     metadata_files: int = 0  # hourly track and motion files
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         last = (
             f"restored {self.cameras} camera(s), {self.segments} segment(s) ({self.bytes} bytes),"
             f" {self.events} event(s), {self.metadata_files} track/motion file(s)"
         )
-        return "\n".join([*self.problems, last])
+        return "\n".join([*self.problems, *self.notes, last])
 
 
-def restore(store: ArchiveStore, data: DataDir) -> RestoreSummary:
+def restore(store: ArchiveStore, data: DataDir, signing_key: Path | None = None) -> RestoreSummary:
+    """``signing_key``: the original recorder's ``keys/export-signing.pem`` (from the
+    operator's own backup; it is never in the bucket), so that the restored recorder's
+    exports verify with the original's public key."""
     if data.catalog.exists():
         raise RestoreError(f"{data.catalog} exists: restore only into an empty data directory")
+    key = _read_key(signing_key) if signing_key is not None else None
+    server = _server_manifest(store)
+    if key is not None and server is not None and public_raw(key) != server.signing_public_key:
+        raise RestoreError(
+            f"{signing_key} is key {key_id(public_raw(key))}, not the archived recorder's key"
+            f" {key_id(server.signing_public_key)}"
+        )
     data.create()
     data.lock()
+    summary = RestoreSummary()
+    if server is not None:
+        write_atomic(data.root / "server-id", f"{server.server_id}\n".encode())
+        summary.notes.append(f"recorder id {server.server_id}")
+    if signing_key is not None:
+        target = data.root / KEY_PATH
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        shutil.copyfile(signing_key, target)
+        target.chmod(0o600)
+        summary.notes.append(f"exports signed with key {key_id(public_raw(key))}")  # type: ignore[arg-type]
+    elif server is not None:
+        summary.notes.append(
+            f"exports will be signed with a new key, not the original's"
+            f" {key_id(server.signing_public_key)}: give --signing-key with the original's"
+            f" {KEY_PATH} to keep it"
+        )
     catalog = Catalog(data.catalog)
     try:
-        return _restore(store, data, catalog)
+        return _restore(store, data, catalog, summary)
     finally:
         catalog.close()
 
 
-def _restore(store: ArchiveStore, data: DataDir, catalog: Catalog) -> RestoreSummary:
-    summary = RestoreSummary()
+def _read_key(path: Path) -> Ed25519PrivateKey:
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except (OSError, ValueError) as exc:
+        raise RestoreError(f"signing key {path}: {exc}") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise RestoreError(f"{path} is not an Ed25519 private key")
+    return key
+
+
+def _server_manifest(store: ArchiveStore) -> m.ServerManifest | None:
+    try:
+        return msgspec.json.decode(store.get(m.SERVER), type=m.ServerManifest)
+    except StoreError as exc:
+        if exc.code == "NoSuchKey":
+            return None
+        raise
+
+
+def _restore(
+    store: ArchiveStore, data: DataDir, catalog: Catalog, summary: RestoreSummary
+) -> RestoreSummary:
     now = now_us()
     for key, _size in store.list(m.CAMERAS):
         if not key.endswith(".json"):
@@ -71,7 +123,8 @@ def _restore(store: ArchiveStore, data: DataDir, catalog: Catalog) -> RestoreSum
         )  # fmt: skip
         with catalog.transaction() as c:
             c.execute(
-                "UPDATE cameras SET archive_mode = ? WHERE id = ?", (cam.archive_mode, cam.id)
+                "UPDATE cameras SET archive_mode = ?, archive_days = ? WHERE id = ?",
+                (cam.archive_mode, cam.archive_days, cam.id),
             )
         summary.cameras += 1
     manifests = [
@@ -142,8 +195,9 @@ def _restore(store: ArchiveStore, data: DataDir, catalog: Catalog) -> RestoreSum
                  ev.track_id, ev.zone_id, ev.direction, ev.box, ev.path, snapshot),
             )  # fmt: skip
             c.execute(
-                "INSERT OR REPLACE INTO archive_events (event_id, archived_us) VALUES (?, ?)",
-                (ev.id, now),
+                "INSERT OR REPLACE INTO archive_events (event_id, archived_us, camera_id, end_us)"
+                " VALUES (?, ?, ?, ?)",
+                (ev.id, now, ev.camera_id, ev.end_us if ev.end_us is not None else ev.start_us),
             )
         summary.events += 1
     return summary

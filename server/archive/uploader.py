@@ -11,10 +11,13 @@ segment closes), uploads ended events and their snapshots, and applies ``archive
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import logging
+import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,7 +28,9 @@ from server.archive.throttle import ThrottledReader, TokenBucket
 from server.catalog import Catalog
 from server.clock import Clock
 from server.config import ArchiveConfig
+from server.datadir import DataDir
 from server.discovery import strip_credentials
+from server.export.manifest import load_public_key
 from server.protocol.backoff import Backoff
 from server.protocol.files import file_sha256
 from server.protocol.models import ArchiveStatus
@@ -58,6 +63,7 @@ class Archiver:
         self._paused_until = 0.0  # monotonic; shared backoff while the store fails
         self._probing = False
         self._cameras_sent: set[str] = set()
+        self._server_sent = False
         self._threads: list[threading.Thread] = []
         self._metadata_lock = threading.Lock()
         self.state: str = "starting"
@@ -73,10 +79,12 @@ class Archiver:
 
     def start(self) -> None:
         for i in range(self.cfg.concurrency):
-            t = threading.Thread(target=self._upload_loop, name=f"archive-{i}", daemon=True)
+            t = threading.Thread(target=_named(self._upload_loop), name=f"archive-{i}",
+                                 daemon=True)  # fmt: skip
             t.start()
             self._threads.append(t)
-        t = threading.Thread(target=self._housekeeping, name="archive-house", daemon=True)
+        t = threading.Thread(target=_named(self._housekeeping), name="archive-house",
+                             daemon=True)  # fmt: skip
         t.start()
         self._threads.append(t)
         cap = self.cfg.max_bytes_per_s
@@ -101,6 +109,11 @@ class Archiver:
         self.ledger.set_camera_mode(camera_id, mode)
         self._cameras_sent.discard(camera_id)  # its manifest says the new policy
         self.wake()
+
+    def set_camera_days(self, camera_id: str, days: float | None) -> None:
+        """The camera's own ``archive_days``; applied at the next archive retention pass."""
+        self.ledger.set_camera_days(camera_id, days)
+        self._cameras_sent.discard(camera_id)
 
     def wake(self) -> None:
         with self._wake:
@@ -265,14 +278,14 @@ class Archiver:
         if not cams:
             return
         cam = cams[0]
-        (mode,), = self.catalog.read("SELECT archive_mode FROM cameras WHERE id = ?",
-                                     (camera_id,))  # fmt: skip
+        sql = "SELECT archive_mode, archive_days FROM cameras WHERE id = ?"
+        ((mode, days),) = self.catalog.read(sql, (camera_id,))
         streams = [
             m.StreamManifest(s.name, strip_credentials(s.url), s.record)
             for s in self.catalog.streams(camera_id)
         ]
         doc = m.CameraManifest(m.VERSION, cam.id, cam.name, cam.enabled, cam.retention_days,
-                               mode, streams)  # fmt: skip
+                               mode, streams, days)  # fmt: skip
         self._put_bytes(f"{m.CAMERAS}{camera_id}.json", m.encode(doc), "application/json")
         self._cameras_sent.add(camera_id)
 
@@ -290,6 +303,7 @@ class Archiver:
                         self._ok()
                         self.wake()
                 if self.state == "ok":
+                    self._send_server()
                     self._send_events()
                     if time.monotonic() >= next_retention:
                         next_retention = time.monotonic() + RETENTION_EVERY_S
@@ -304,12 +318,25 @@ class Archiver:
                 self._failed(describe(exc))
             self._stop.wait(HOUSEKEEPING_S)
 
+    def _send_server(self) -> None:
+        """The recorder's id and signing public key, once per run (once the key exists: the
+        API makes it at start)."""
+        if self._server_sent:
+            return
+        data = DataDir(self.data_root)
+        public = load_public_key(data)
+        if public is None:
+            return
+        doc = m.ServerManifest(m.VERSION, data.server_id(), public)
+        self._put_bytes(m.SERVER, m.encode(doc), "application/json")
+        self._server_sent = True
+
     def _send_events(self) -> None:
         for row in self.ledger.events_to_archive():
             (eid, cam, kind, label, score, start, end, track, zone, direction, box, path,
              snapshot, mode) = row  # fmt: skip
-            if (mode or self.cfg.mode) == "none":
-                self.ledger.mark_event(eid, self.clock.now_us())  # nothing to send, ever
+            if (mode or self.cfg.mode) == "none":  # nothing to send, ever (nor to expire)
+                self.ledger.mark_event(eid, self.clock.now_us())
                 continue
             snap = self.data_root / snapshot if snapshot else None
             has_snap = snap is not None and snap.exists()
@@ -320,7 +347,7 @@ class Archiver:
             doc = m.EventManifest(m.VERSION, eid, cam, kind, label, score, start, end, track,
                                   zone, direction, box, path, has_snap)  # fmt: skip
             self._put_bytes(f"{m.EVENTS}{eid}.json", m.encode(doc), "application/json")
-            self.ledger.mark_event(eid, self.clock.now_us())
+            self.ledger.mark_event(eid, self.clock.now_us(), cam, end)
 
     def send_metadata_once(self) -> int:
         """Hourly track and motion files whose hour ended (plus a grace) and that are not in the
@@ -355,20 +382,39 @@ class Archiver:
             return count
 
     def expire_once(self) -> int:
-        """``archive_days``: segments older than that leave the bucket (media and manifest);
-        returns how many went."""
-        if self.cfg.archive_days is None:
-            return 0
+        """``archive_days`` (the camera's own, or ``[archive]``'s): older segments leave the
+        bucket (media and manifest), and so do older events (row and snapshot); returns how
+        many segments went."""
         gone = 0
-        cutoff = self.clock.now_us() - int(self.cfg.archive_days * DAY_US)
-        while batch := self.ledger.expired(cutoff):
+        now, days = self.clock.now_us(), self.cfg.archive_days
+        while batch := self.ledger.expired(now, days):
             keys = [k for a in batch for k in (a.key, m.manifest_key(a.key))]
             self.store.delete(keys)
             self.ledger.forget([a.segment_id for a in batch])
             self.deleted_segments += len(batch)
             gone += len(batch)
             log.info("archive retention: %d segments deleted from the bucket", len(batch))
+        while events := self.ledger.expired_events(now, days):
+            self.store.delete([f"{m.EVENTS}{i}{ext}" for i in events for ext in (".json", ".jpg")])
+            self.ledger.forget_events(events, now)
+            log.info("archive retention: %d events deleted from the bucket", len(events))
         return gone
+
+
+def _named(target: Callable[[], None]) -> Callable[[], None]:
+    """``target`` in a thread that the OS knows by its Python name (``top -H``, ``ps -L``, and
+    bench/archive.py, which tells the upload threads' CPU from ingest's by it). Linux only."""
+
+    def run() -> None:
+        if sys.platform == "linux":
+            try:
+                name = threading.current_thread().name.encode()[:15]
+                ctypes.CDLL(None).prctl(15, ctypes.c_char_p(name), 0, 0, 0)  # PR_SET_NAME
+            except (OSError, AttributeError) as exc:
+                log.debug("thread name: %s", exc)
+        target()
+
+    return run
 
 
 def _hour_over(stem: str, before_us: int) -> bool:

@@ -500,4 +500,20 @@ ALTER TABLE failed_deliveries_new RENAME TO failed_deliveries;
 """
 MIGRATIONS.append(DEVICE_DELIVERIES_MIGRATION)
 
+# the archive, continued (docs/design/archive.md): a camera's own archive_days; archived events
+# remember their camera and end, so archive_days removes them from the bucket even after their
+# local row is gone
+ARCHIVE_DAYS_MIGRATION = """
+ALTER TABLE cameras ADD COLUMN archive_days REAL  -- NULL: [archive] archive_days
+    CHECK (archive_days IS NULL OR archive_days > 0);
+ALTER TABLE archive_events ADD COLUMN camera_id TEXT;
+ALTER TABLE archive_events ADD COLUMN end_us INTEGER;
+ALTER TABLE archive_events ADD COLUMN expired_us INTEGER;  -- removed from the bucket then
+UPDATE archive_events SET
+    camera_id = (SELECT e.camera_id FROM events e WHERE e.id = archive_events.event_id),
+    end_us = (SELECT coalesce(e.end_us, e.start_us) FROM events e
+              WHERE e.id = archive_events.event_id);
+"""
+MIGRATIONS.append(ARCHIVE_DAYS_MIGRATION)
+
 SCHEMA_VERSION = len(MIGRATIONS)

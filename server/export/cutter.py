@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Protocol
 
 import av
 
@@ -84,6 +85,22 @@ class ExportedFile:
     reencoded_frames: int
 
 
+class RemoteSegments(Protocol):
+    """Segments whose local copy is gone but that are kept elsewhere (the archive's bucket,
+    docs/design/archive.md): an export reads just the bytes it needs from there."""
+
+    def remote_segments(
+        self, camera_id: str, stream: str, start_us: int, end_us: int, stream_id: int
+    ) -> list[SegmentRow]:
+        """Closed segments overlapping [start_us, end_us) with no local row; ``path`` is the
+        key that ``read_remote`` takes."""
+        ...
+
+    def read_remote(self, key: str, offset: int, length: int) -> bytes:
+        """``length`` bytes at ``offset`` of ``key``; raises ExportError when unreadable."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class _Piece:
     """The part of one segment that the export needs: its init and the overlapping fragments."""
@@ -92,23 +109,31 @@ class _Piece:
     chunks: tuple[tuple[int, int], ...]  # (file offset, length): init, then fragments
     start_us: int  # wall time of the first chosen fragment
     end_us: int
+    remote: bool = False  # only in the archive: read through ``RemoteSegments``
 
 
-def _plan(catalog: Catalog, camera: str, stream: str, start_us: int, end_us: int) -> list[_Piece]:
-    """The pieces of ``camera/stream`` overlapping [start_us, end_us), oldest first."""
+def _plan(catalog: Catalog, camera: str, stream: str, start_us: int, end_us: int,
+          remote: RemoteSegments | None = None) -> list[_Piece]:  # fmt: skip
+    """The pieces of ``camera/stream`` overlapping [start_us, end_us), oldest first: local
+    segments, and those only in the archive when ``remote`` is given."""
     try:
         stream_id = catalog.stream_id(camera, stream)
     except CatalogError:
         if all(c.id != camera for c in catalog.cameras()):
             raise ExportError(f"unknown camera {camera!r}") from None
         raise ExportError(f"camera {camera!r} has no stream {stream!r}") from None
+    segs = [(s, False) for s in catalog.segments(stream_id, start_us=start_us, end_us=end_us)]
+    if remote is not None:
+        segs += [(s, True) for s in remote.remote_segments(camera, stream, start_us, end_us,
+                                                           stream_id)]  # fmt: skip
+        segs.sort(key=lambda sr: (sr[0].start_us, sr[0].id))
     pieces = []
-    for seg in catalog.segments(stream_id, start_us=start_us, end_us=end_us):
+    for seg, is_remote in segs:
         init, frags = decode_fragment_index(seg.fragment_index, seg.start_us)
         chosen = [f for f in frags if f.end_us > start_us and f.start_us < end_us]
         if init and chosen:
             chunks = ((0, init), *((f.offset, f.bytes) for f in chosen))
-            pieces.append(_Piece(seg, chunks, chosen[0].start_us, chosen[-1].end_us))
+            pieces.append(_Piece(seg, chunks, chosen[0].start_us, chosen[-1].end_us, is_remote))
     if not pieces:
         raise ExportError(
             f"no recording of {camera}/{stream} between {us_to_iso(start_us)} and "
@@ -118,12 +143,13 @@ def _plan(catalog: Catalog, camera: str, stream: str, start_us: int, end_us: int
 
 
 def check_request(
-    catalog: Catalog, cameras: Sequence[tuple[str, str]], start_us: int, end_us: int, fmt: str
-) -> None:
+    catalog: Catalog, cameras: Sequence[tuple[str, str]], start_us: int, end_us: int, fmt: str,
+    remote: RemoteSegments | None = None,
+) -> None:  # fmt: skip
     """Raise ExportError for a request that cannot succeed (for the API's immediate 4xx)."""
     _validate(cameras, start_us, end_us, fmt)
     for camera, stream in cameras:
-        _plan(catalog, camera, stream, start_us, end_us)
+        _plan(catalog, camera, stream, start_us, end_us, remote)
 
 
 def _validate(cameras: Sequence[tuple[str, str]], start_us: int, end_us: int, fmt: str) -> None:
@@ -146,6 +172,7 @@ class _FragmentReader:
     """
 
     def __init__(self, data_root: Path, seg: SegmentRow, chunks: Sequence[tuple[int, int]]):
+        self._fd = -1
         final = data_root / seg.path
         names = [final.with_name(final.name + ".part"), final] if seg.state == "open" else [final]
         for i, name in enumerate(names):
@@ -191,6 +218,56 @@ class _FragmentReader:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+
+
+class _RemoteFragmentReader(_FragmentReader):
+    """The same view of a segment that is only in the archive: each run of adjacent chunks
+    (the init, then the chosen fragments, usually one run) is one ranged GET, fetched when
+    first read, so an export downloads what it cuts and no more."""
+
+    def __init__(self, remote: RemoteSegments, seg: SegmentRow,
+                 chunks: Sequence[tuple[int, int]]) -> None:  # fmt: skip
+        self._fd = -1
+        self._remote, self._key = remote, seg.path
+        self._chunks, self._starts, pos = list(chunks), [], 0
+        for _, length in self._chunks:
+            self._starts.append(pos)
+            pos += length
+        self._size, self._pos = pos, 0
+        self._runs: list[list[int]] = []  # [file offset, length] of adjacent chunks
+        self._run_of: list[int] = []
+        for offset, length in self._chunks:
+            if self._runs and self._runs[-1][0] + self._runs[-1][1] == offset:
+                self._runs[-1][1] += length
+            else:
+                self._runs.append([offset, length])
+            self._run_of.append(len(self._runs) - 1)
+        self._fetched: dict[int, bytes] = {}
+
+    def _run_bytes(self, i: int) -> bytes:
+        if i not in self._fetched:
+            offset, length = self._runs[i]
+            data = self._remote.read_remote(self._key, offset, length)
+            if len(data) != length:
+                raise ExportError(f"archived recording {self._key} is shorter than its index")
+            self._fetched = {i: data}  # runs are read in order: keep one
+        return self._fetched[i]
+
+    def read(self, n: int = -1) -> bytes:
+        if n < 0:
+            n = self._size - self._pos
+        out = bytearray()
+        while n > 0 and self._pos < self._size:
+            i = bisect.bisect_right(self._starts, self._pos) - 1
+            offset, length = self._chunks[i]
+            run = self._run_of[i]
+            within = self._pos - self._starts[i]
+            at = offset - self._runs[run][0] + within
+            data = self._run_bytes(run)[at : at + min(n, length - within)]
+            out += data
+            self._pos += len(data)
+            n -= len(data)
+        return bytes(out)
 
 
 class _Output:
@@ -318,9 +395,10 @@ class _StreamCutter:
     """Cuts one camera stream: the pieces in order, into one file (more on a codec change)."""
 
     def __init__(self, data_root: Path, camera: str, stream: str, out_dir: Path, fmt: str,
-                 start_us: int, end_us: int, exact: bool,
-                 tick: Callable[[int], None]) -> None:  # fmt: skip
+                 start_us: int, end_us: int, exact: bool, tick: Callable[[int], None],
+                 remote: RemoteSegments | None = None) -> None:  # fmt: skip
         self.data_root, self.camera, self.stream = data_root, camera, stream
+        self.remote = remote
         self.out_dir, self.fmt = out_dir, fmt
         self.start_us, self.end_us, self.exact = start_us, end_us, exact
         self.tick = tick
@@ -364,7 +442,11 @@ class _StreamCutter:
     def _cut_piece(self, piece: _Piece) -> bool:
         """Copy one piece; False once the end of the range is reached."""
         seg = piece.segment
-        reader = _FragmentReader(self.data_root, seg, piece.chunks)
+        if piece.remote:
+            assert self.remote is not None
+            reader: _FragmentReader = _RemoteFragmentReader(self.remote, seg, piece.chunks)
+        else:
+            reader = _FragmentReader(self.data_root, seg, piece.chunks)
         try:
             with av.open(reader, "r", format="mp4", buffer_size=_READ_BUFFER) as inp:
                 return self._copy(seg, inp, inp.streams.video[0])
@@ -459,15 +541,17 @@ def cut_range(
     exact: bool = False,
     progress: Callable[[float], None] | None = None,
     cancel: threading.Event | None = None,
+    remote: RemoteSegments | None = None,
 ) -> list[ExportedFile]:
     """Export [start_us, end_us) of each (camera, stream) into ``out_dir``; see the module doc.
 
     Every camera is planned before anything is written, so an unknown camera or an empty range
     fails at once. On an error or a cancellation the files already written are removed.
+    With ``remote``, footage whose local copy is gone is read from there (the archive).
     """
     _validate(cameras, start_us, end_us, fmt)
     root = data_dir.root if isinstance(data_dir, DataDir) else Path(data_dir)
-    plans = [_plan(catalog, cam, stream, start_us, end_us) for cam, stream in cameras]
+    plans = [_plan(catalog, cam, stream, start_us, end_us, remote) for cam, stream in cameras]
     out_dir.mkdir(parents=True, exist_ok=True)
     done: list[ExportedFile] = []
     began = time.monotonic()
@@ -483,7 +567,7 @@ def cut_range(
                     progress((i + min(1.0, max(0.0, (t_us - lo) / span))) / len(cameras))
 
             cutter = _StreamCutter(root, camera, stream, out_dir, fmt, start_us, end_us, exact,
-                                   tick)  # fmt: skip
+                                   tick, remote)  # fmt: skip
             done += cutter.run(pieces)
     except BaseException:
         for f in done:

@@ -29,7 +29,13 @@ from server.catalog import Catalog
 from server.catalog.exports import INTERRUPTED_EXPORT, ExportRow, ExportStore
 from server.clock import Clock, SystemClock
 from server.datadir import DataDir
-from server.export.cutter import ExportCancelled, ExportError, check_request, cut_range
+from server.export.cutter import (
+    ExportCancelled,
+    ExportError,
+    RemoteSegments,
+    check_request,
+    cut_range,
+)
 from server.export.manifest import (
     MANIFEST,
     PUBLIC_KEY,
@@ -111,10 +117,13 @@ class ExportJobs:
         max_workers: int = 1,
         max_pending_per_user: int = 4,
         max_span_us: int = 24 * 3600 * 1_000_000,
+        remote: RemoteSegments | None = None,
     ) -> None:
         """``max_pending_per_user``: queued or running jobs one user may have (one user must
-        not queue the disk full); ``max_span_us``: the longest window one export may cover."""
+        not queue the disk full); ``max_span_us``: the longest window one export may cover;
+        ``remote``: where footage whose local copy is gone is read (the archive)."""
         self.catalog = catalog
+        self.remote = remote
         self.data_dir = data_dir
         self.exports_dir = exports_dir or data_dir.root / "exports"
         self._key = signing_key or load_or_create_signing_key(data_dir)
@@ -177,7 +186,7 @@ class ExportJobs:
         if end_us - start_us > self.max_span_us:
             hours = self.max_span_us / 3_600_000_000
             raise ExportError(f"an export covers at most {hours:g} hours; split the request")
-        check_request(self.catalog, request.cameras, start_us, end_us, fmt)
+        check_request(self.catalog, request.cameras, start_us, end_us, fmt, self.remote)
         with self._lock:
             pending = sum(
                 1
@@ -268,7 +277,7 @@ class ExportJobs:
         try:
             files = cut_range(
                 self.catalog, self.data_dir, r.cameras, r.start_us, r.end_us, job.dir, r.fmt,
-                r.exact, lambda f: self._set_progress(job, f), job.cancel,
+                r.exact, lambda f: self._set_progress(job, f), job.cancel, self.remote,
             )  # fmt: skip
             if job.cancel.is_set():
                 raise ExportCancelled("export cancelled")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -35,15 +35,20 @@ ArchiveMode = Literal["all", "events", "none"]
 
 class ArchivePolicy(msgspec.Struct):
     """A camera's archive policy: its own ``mode``, or none to follow ``[archive] mode``;
-    ``effective`` is the one applied."""
+    ``effective`` is the one applied. The same for ``archive_days`` (days its footage and
+    events stay in the bucket; ``effective_archive_days`` null: forever)."""
 
     camera: str
     mode: ArchiveMode | None
     effective: ArchiveMode
+    archive_days: float | None = None
+    effective_archive_days: float | None = None
 
 
 class ArchivePolicyInput(msgspec.Struct, forbid_unknown_fields=True):
     """``mode`` 'all', 'events' (event and bookmark ranges, padded) or 'none'; null: the
-    ``[archive] mode`` default."""
+    ``[archive] mode`` default. ``archive_days``: the camera's own; absent or null: the
+    ``[archive] archive_days`` default."""
 
     mode: ArchiveMode | None
+    archive_days: Annotated[float, msgspec.Meta(gt=0, le=36_500)] | None = None
