@@ -314,7 +314,11 @@ def make_security(
     grants = None
     if services is not None and services.nats is not None:
         grants = NatsGrants(services.nats, services.data.server_id(), tokens, mqtt_prefix,
-                            discovery_prefix)  # fmt: skip
+                            discovery_prefix, users)  # fmt: skip
+        try:
+            grants.sync_accounts()  # MQTT logins with Vigia names and passwords
+        except NatsServerError as exc:
+            log.error("MQTT logins not set up: %s", exc)
     return Security(users, tokens, Audit(catalog, clock), LoginRateLimiter(clock), grants)
 
 

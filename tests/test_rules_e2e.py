@@ -23,6 +23,7 @@ import aiohttp
 import aiomqtt
 import msgspec
 import nats
+import pytest
 
 from server.protocol.live import alarms_subject
 from server.protocol.models.rules import Alarm
@@ -150,8 +151,12 @@ async def run(http, anon, base, admin, mqtt_port, mailbox, hooks, server) -> Non
         await nc.subscribe(alarms_subject(sid, "vt"), cb=on_alarm)
     for nc in ws:
         await nc.flush()
-    g = guard["nats"]
-    mqtt = aiomqtt.Client("127.0.0.1", mqtt_port, username=g["user"], password=g["password"],
+    # MQTT clients log in with a Vigia user's name and password (a wrong one is refused)
+    with pytest.raises(aiomqtt.MqttError):
+        async with aiomqtt.Client("127.0.0.1", mqtt_port, username="guard", password="wrong-1234",
+                                  identifier="intruder"):  # fmt: skip
+            pass
+    mqtt = aiomqtt.Client("127.0.0.1", mqtt_port, username="guard", password=op["password"],
                           identifier="home-assistant")  # fmt: skip
     async with mqtt:
         await mqtt.subscribe("vigia/vt/#")

@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import logging
 import math
+import re
 import secrets
 import threading
 import unicodedata
@@ -65,8 +66,13 @@ class NatsGrants:
         tokens: Tokens,
         mqtt_prefix: str = "",
         discovery_prefix: str = "",
+        users: Users | None = None,
     ) -> None:
         self.nats, self.server_id, self.tokens = nats, server_id, tokens
+        # with MQTT on, every account is also a NATS user of its own name and password (bcrypt,
+        # checked by nats-server) with the same rights as its sessions: MQTT clients log in
+        # with a Vigia name and password (docs/design/rules.md)
+        self.users = users if mqtt_prefix else None
         self.mqtt_prefix = mqtt_prefix  # MQTT topics <prefix>/... are subjects <prefix>.…
         self.discovery_prefix = discovery_prefix if mqtt_prefix else ""  # Home Assistant
         self._sessions: dict[str, tuple[str, str]] = {}  # NATS user -> (API token, password)
@@ -118,6 +124,30 @@ class NatsGrants:
             out.append(f"{mqtt}._arming.*.set")
         return out
 
+    def _accounts(self, user_id: int | None) -> tuple[dict, list[str]]:
+        """NATS users for MQTT logins (all accounts, or one) and the names to drop."""
+        if self.users is None:
+            return {}, []
+        found = self.users.mqtt_logins(user_id)
+        keep = {}
+        for user, hashed in found:
+            if user.name == self.nats.credentials.user or _SESSION_NAME.fullmatch(user.name):
+                log.warning("account %s cannot log in to MQTT: the name is taken", user.name)
+                continue
+            keep[user.name] = (hashed, self.subjects(user), self.publish_subjects(user))
+        drop = []
+        if user_id is not None and not keep:  # disabled, or no hash yet: no MQTT login
+            gone = self.users.get_by_id(user_id)
+            drop = [gone.name] if gone is not None else []
+        return keep, drop
+
+    def sync_accounts(self) -> None:
+        """Every account's MQTT login, in one reload (at start)."""
+        keep, _ = self._accounts(None)
+        if keep:
+            with self._lock:
+                self.nats.update_clients(keep)
+
     def grant(self, user: User, token: str) -> NatsGrant:
         name = _nats_name(token)
         password = secrets.token_urlsafe(24)
@@ -129,8 +159,9 @@ class NatsGrants:
             ]
             for n in stale:
                 del self._sessions[n]
-            self.nats.set_client(name, password, self.subjects(user), drop=stale,
-                                 publish=self.publish_subjects(user))  # fmt: skip
+            clients, _ = self._accounts(user.id)  # a hash made at this login counts at once
+            clients[name] = (password, self.subjects(user), self.publish_subjects(user))
+            self.nats.update_clients(clients, drop=stale)
             self._sessions[name] = (token, password)
         return NatsGrant(self.nats.url, self.nats.port, name, password)
 
@@ -148,8 +179,10 @@ class NatsGrants:
                     keep[name] = (password, self.subjects(user), self.publish_subjects(user))
             for name in drop:
                 del self._sessions[name]
-            if keep or drop:
-                self.nats.update_clients(keep, drop=drop)
+            accounts, gone = self._accounts(user_id)
+            keep.update(accounts)
+            if keep or drop or gone:
+                self.nats.update_clients(keep, drop=[*drop, *gone])
         return len(drop)
 
     def revoke(self, token: str) -> None:
@@ -157,6 +190,9 @@ class NatsGrants:
         with self._lock:
             if self._sessions.pop(name, None) is not None:
                 self.nats.remove_client(name)
+
+
+_SESSION_NAME = re.compile(r"ws-[0-9a-f]{16}")
 
 
 def _nats_name(token: str) -> str:

@@ -51,6 +51,7 @@ class UserRoutes(RouteGroup):
 
         user = await asyncio.to_thread(work)
         await publish_user(self.sec, name, None, new_sessions=False)
+        await self.sec.rights_changed(user)  # its MQTT login
         return json_response(user_body(user), status=201)
 
     async def update(self, request: web.Request) -> web.Response:

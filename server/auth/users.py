@@ -20,6 +20,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
+import bcrypt
+
 from server.catalog import Catalog
 from server.clock import Clock
 
@@ -34,6 +36,7 @@ MIN_PASSWORD_LENGTH = 8
 MIN_DISTINCT_CHARACTERS = 4
 MAX_PASSWORD_LENGTH = 1024  # bounds the work one login request can ask for
 FIRST_ADMIN_NAME = "admin"
+MQTT_BCRYPT_ROUNDS = 10  # nats-server checks it at every MQTT connect: ~50 ms here
 
 _NAME_RE = re.compile(r"[A-Za-z0-9._@-]{1,64}")
 _CAMERA_RE = re.compile(r"[a-z0-9_-]{1,64}")
@@ -134,6 +137,11 @@ def check_password(password: str, encoded: str) -> bool:
     return hmac.compare_digest(candidate, digest) and not too_long
 
 
+def mqtt_hash(password: str) -> str:
+    """What nats-server checks an MQTT login's password against (bcrypt)."""
+    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(MQTT_BCRYPT_ROUNDS)).decode()
+
+
 def needs_rehash(encoded: str) -> bool:
     return not encoded.startswith(f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}$")
 
@@ -182,10 +190,11 @@ class Users:
         try:
             with self.catalog.transaction() as c:
                 cur = c.execute(
-                    "INSERT INTO users (name, password_hash, role, all_cameras, created_us)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (name, encoded, role.value, int(all_cameras), self.clock.now_us()),
-                )
+                    "INSERT INTO users (name, password_hash, role, all_cameras, created_us,"
+                    " mqtt_hash) VALUES (?, ?, ?, ?, ?, ?)",
+                    (name, encoded, role.value, int(all_cameras), self.clock.now_us(),
+                     mqtt_hash(password)),
+                )  # fmt: skip
                 user_id = int(cur.lastrowid)
                 _write_grants(c, user_id, () if all_cameras else grants or ())
         except sqlite3.IntegrityError as e:
@@ -201,7 +210,10 @@ class Users:
         encoded = hash_password(password)
         with self.catalog.transaction() as c:
             user_id = _id_of(c, name)
-            c.execute("UPDATE users SET password_hash = ? WHERE id = ?", (encoded, user_id))
+            c.execute(
+                "UPDATE users SET password_hash = ?, mqtt_hash = ? WHERE id = ?",
+                (encoded, mqtt_hash(password), user_id),
+            )
             c.execute("DELETE FROM tokens WHERE user_id = ?", (user_id,))
         log.info("user %s: password changed, sessions ended", name)
 
@@ -278,7 +290,9 @@ class Users:
                 "INSERT INTO users (name, password_hash, role, all_cameras, created_us, disabled)"
                 " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET"
                 " password_hash = excluded.password_hash, role = excluded.role,"
-                " all_cameras = excluded.all_cameras, disabled = excluded.disabled",
+                " all_cameras = excluded.all_cameras, disabled = excluded.disabled,"
+                " mqtt_hash = CASE WHEN users.password_hash = excluded.password_hash"
+                " THEN users.mqtt_hash END",  # another password: made at its next login here
                 (name, password_hash, role.value, int(all_cameras), self.clock.now_us(),
                  int(disabled)),
             )  # fmt: skip
@@ -293,6 +307,14 @@ class Users:
                     (user_id, tokens_before_us),
                 )
         return self._by_id(user_id)
+
+    def mqtt_logins(self, user_id: int | None = None) -> list[tuple[User, str]]:
+        """Enabled accounts with their MQTT password hash (all, or ``user_id``'s)."""
+        sql = "SELECT id, mqtt_hash FROM users WHERE disabled = 0 AND mqtt_hash IS NOT NULL"
+        args: tuple = ()
+        if user_id is not None:
+            sql, args = sql + " AND id = ?", (user_id,)
+        return [(self._by_id(r[0]), r[1]) for r in self.catalog._all(sql, args)]
 
     def get(self, name: str) -> User | None:
         row = self.catalog._one("SELECT id FROM users WHERE name = ?", (name,))
@@ -312,12 +334,18 @@ class Users:
         timing does not reveal which names exist. Takes tens of ms: call it off the event loop.
         """
         row = self.catalog._one(
-            "SELECT id, password_hash, disabled FROM users WHERE name = ?", (name,)
+            "SELECT id, password_hash, disabled, mqtt_hash FROM users WHERE name = ?", (name,)
         )
         encoded = row[1] if row else _dummy()
         ok = check_password(password, encoded)
         if row is None or not ok or row[2]:
             return None
+        if row[3] is None:  # an account from before MQTT logins, or copied from the site
+            with self.catalog.transaction() as c:
+                c.execute(
+                    "UPDATE users SET mqtt_hash = ? WHERE id = ? AND password_hash = ?",
+                    (mqtt_hash(password), row[0], encoded),
+                )
         if needs_rehash(encoded):
             with self.catalog.transaction() as c:
                 c.execute(

@@ -516,4 +516,12 @@ UPDATE archive_events SET
 """
 MIGRATIONS.append(ARCHIVE_DAYS_MIGRATION)
 
+# MQTT logins with the Vigia password (docs/design/rules.md): nats-server checks bcrypt hashes,
+# made when the password is set or next used to log in
+MQTT_LOGIN_MIGRATION = """
+ALTER TABLE users ADD COLUMN mqtt_hash TEXT  -- bcrypt of the password; NULL until made
+    CHECK (mqtt_hash IS NULL OR mqtt_hash GLOB '$2*$*');
+"""
+MIGRATIONS.append(MQTT_LOGIN_MIGRATION)
+
 SCHEMA_VERSION = len(MIGRATIONS)
