@@ -13,18 +13,21 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from urllib.parse import unquote, urlsplit
 
 import av
 
 from server.clock import Clock
-from server.recording.packets import IngestPacket, StreamInfo
+from server.recording.packets import AudioInfo, IngestPacket, StreamInfo
 
 log = logging.getLogger(__name__)
 
 CODECS = {"h264": "h264", "hevc": "hevc", "h265": "hevc"}
+# audio tracks that are recorded (AAC and Opus as they are, G.711 converted to AAC): see
+# docs/design/recording.md, "Audio"
+AUDIO_CODECS = frozenset({"aac", "opus", "pcm_alaw", "pcm_mulaw"})
 # our transport names -> FFmpeg's rtsp_transport (docs/design/cameras.md)
 RTSP_TRANSPORTS = {"tcp": "tcp", "udp": "udp", "multicast": "udp_multicast", "http": "http"}
 
@@ -148,6 +151,17 @@ class Source:
             raise SourceError(describe_error(exc)) from exc
         try:
             self.stream, self.info = self._select_stream()
+            # a looped file stands in for a camera's video only (the demo); live sources
+            # bring their audio track along
+            self.audio_stream = None if self.is_file else self._select_audio()
+            if self.audio_stream is not None:
+                ctx = self.audio_stream.codec_context
+                self.info = replace(self.info, audio=AudioInfo(
+                    codec=ctx.name, sample_rate=ctx.sample_rate, channels=ctx.channels or 1,
+                    time_base=self.audio_stream.time_base or Fraction(1, ctx.sample_rate),
+                    extradata=bytes(ctx.extradata) if ctx.extradata else None,
+                    template=self.audio_stream,
+                ))  # fmt: skip
             self._bsf = None
             if (
                 self.stream.codec_context.extradata
@@ -193,6 +207,15 @@ class Source:
         )
         return stream, info
 
+    def _select_audio(self) -> av.audio.stream.AudioStream | None:
+        """The first audio track in a codec we record, if any (others are left aside)."""
+        for stream in self.container.streams.audio:
+            ctx = stream.codec_context
+            if ctx.name in AUDIO_CODECS and ctx.sample_rate:
+                return stream
+            log.info("%s: audio track in %s not recorded", redact(self.url), ctx.name)
+        return None
+
     def close(self) -> None:
         self.container.close()
 
@@ -203,10 +226,20 @@ class Source:
         untimed: av.Packet | None = None
         now_us = self.clock.now_us
         stop = self.stop.is_set
-        for pkt in self.container.demux(self.stream):  # the per-packet path: keep it lean
+        audio = self.audio_stream
+        streams = (self.stream,) if audio is None else (self.stream, audio)
+        audio_index = -1 if audio is None else audio.index
+        for pkt in self.container.demux(*streams):  # the per-packet path: keep it lean
             if stop():
                 return
             dts, pts = pkt.dts, pkt.pts
+            if pkt.stream_index == audio_index:
+                if dts is None:
+                    dts = pts
+                if dts is not None and pkt.size:
+                    yield IngestPacket(pkt, dts, dts if pts is None else pts, True, now_us(),
+                                       pkt.size, True)  # fmt: skip
+                continue
             if dts is None:
                 if pts is None:
                     # Over RTSP the session's first packet, often its key frame, can come

@@ -13,6 +13,8 @@ serves ``rtsp://127.0.0.1:8554/main``, ``/sub`` and ``/mic``.
 ``--mount NAME=PATH``: PATH is an MP4 whose first video track is H.264 or H.265. The codec is
 detected from the track's caps while the clip is prerolled, so the depayloader needs no hint.
 ``--audio-mount NAME``: a mount with a G.711 A-law test tone and no video at all.
+``--aac-mount NAME=PATH``: like ``--mount``, plus an AAC audio track (a live 440 Hz tone,
+48 kHz mono), stamped with the same running time as the video: a camera with a microphone.
 
 Why each mount has a feeder pipeline: looping an elementary stream with multifilesrc gives every
 packet PTS 0. Instead ``filesrc ! qtdemux ! h26xparse config-interval=-1 ! appsink sync=true``
@@ -180,13 +182,26 @@ class Feeder:
         return Gst.FlowReturn.OK
 
 
-def video_factory(feeder: Feeder) -> GstRtspServer.RTSPMediaFactory:
+# The tone plays in its own pipeline into an inter-pipeline channel: an ``audiotestsrc`` in the
+# mount would make the media seekable, and the server's seek at PLAY then fails (503).
+TONE = (
+    "audiotestsrc is-live=true wave=sine freq=440 volume=0.3"
+    " ! audio/x-raw,format=S16LE,rate=48000,channels=1 ! interaudiosink channel={channel}"
+)
+AAC_BRANCH = (
+    " interaudiosrc channel={channel} ! audio/x-raw,rate=48000,channels=1 ! audioconvert"
+    " ! avenc_aac ! rtpmp4gpay name=pay1 pt=97"
+)
+
+
+def video_factory(feeder: Feeder, aac: bool = False) -> GstRtspServer.RTSPMediaFactory:
     parser = PARSERS[feeder.caps.get_structure(0).get_name()][1]
     factory = GstRtspServer.RTSPMediaFactory()
     factory.set_launch(
         "( appsrc name=src is-live=true do-timestamp=true format=time"
         " max-bytes=8000000 leaky-type=downstream"
-        f" ! {parser} ! {PAYLOADERS[feeder.codec]} config-interval=0 name=pay0 pt=96 )"
+        f" ! {parser} ! {PAYLOADERS[feeder.codec]} config-interval=0 name=pay0 pt=96"
+        f"{AAC_BRANCH.format(channel=feeder.name) if aac else ''} )"
     )
     factory.set_shared(True)
 
@@ -222,18 +237,19 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=0, help="0: any free port (see READY)")
     parser.add_argument("--mount", action="append", default=[], metavar="NAME=PATH")
     parser.add_argument("--audio-mount", action="append", default=[], metavar="NAME")
+    parser.add_argument("--aac-mount", action="append", default=[], metavar="NAME=PATH")
     parser.add_argument("--udp-only", action="store_true", help="refuse RTSP over TCP")
     parser.add_argument("--ignore-stdin", action="store_true", help="do not exit at stdin EOF")
     parser.add_argument("--check", action="store_true", help="check the GStreamer install")
     args = parser.parse_args(argv)
     mounts = []
-    for spec in args.mount:
+    for spec in args.mount + args.aac_mount:
         name, sep, path = spec.partition("=")
         if not sep or not name or not path:
             parser.error(f"--mount wants NAME=PATH, got {spec!r}")
         if not os.path.isfile(path):
             parser.error(f"--mount {name}: no such file {path!r}")
-        mounts.append((name.strip("/"), os.path.abspath(path)))
+        mounts.append((name.strip("/"), os.path.abspath(path), spec in args.aac_mount))
     args.mounts = mounts
     return args
 
@@ -287,12 +303,17 @@ def main(argv: list[str]) -> int:
     server.set_service(str(args.port))
     mount_points = server.get_mount_points()
     feeders = []
+    tones = []
     try:
-        for name, path in args.mounts:
+        for name, path, aac in args.mounts:
+            if aac and Gst.ElementFactory.find("avenc_aac") is None:
+                raise RuntimeError(f"/{name}: avenc_aac (gstreamer1.0-libav) is not installed")
             feeder = Feeder(name, path, fatal)
             feeder.preroll()
             feeders.append(feeder)
-            factory = video_factory(feeder)
+            if aac:
+                tones.append(Gst.parse_launch(TONE.format(channel=name)))
+            factory = video_factory(feeder, aac)
             factory.set_protocols(
                 GstRtsp.RTSPLowerTrans.UDP
                 if args.udp_only
@@ -318,6 +339,8 @@ def main(argv: list[str]) -> int:
         return 3
     for feeder in feeders:
         feeder.play()
+    for tone in tones:
+        tone.set_state(Gst.State.PLAYING)
     sys.stdout.write(f"READY {server.get_bound_port()}\n")
     sys.stdout.flush()
 
@@ -325,6 +348,8 @@ def main(argv: list[str]) -> int:
 
     for feeder in feeders:
         feeder.stop()
+    for tone in tones:
+        tone.set_state(Gst.State.NULL)
     # Close client connections so peers see the camera go away now, not at a timeout.
     server.client_filter(lambda _server, _client: GstRtspServer.RTSPFilterResult.REMOVE)
     return exit_code

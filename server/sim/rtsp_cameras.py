@@ -60,7 +60,8 @@ class RtspCameraHost:
     """One camera host: a process serving some mounts on one port of 127.0.0.1.
 
     ``mounts`` maps mount names to MP4 clips (H.264 or H.265, detected by the process);
-    ``audio_mounts`` are mounts with an audio tone and no video. ``port=None`` lets the first
+    ``audio_mounts`` are mounts with an audio tone and no video; ``aac_mounts`` (names in
+    ``mounts``) carry an AAC tone beside their video. ``port=None`` lets the first
     start pick a free port, which later restarts keep.
     """
 
@@ -70,12 +71,14 @@ class RtspCameraHost:
         *,
         port: int | None = None,
         audio_mounts: Sequence[str] = (),
+        aac_mounts: Sequence[str] = (),
         name: str = "camera",
         udp_only: bool = False,
     ) -> None:
         self.mounts = {k: Path(v) for k, v in mounts.items()}
         self.udp_only = udp_only  # a camera that refuses RTSP over TCP (transport tests)
         self.audio_mounts = tuple(audio_mounts)
+        self.aac_mounts = tuple(aac_mounts)
         self.name = name
         self._port = port
         self._proc: subprocess.Popen[bytes] | None = None
@@ -108,7 +111,8 @@ class RtspCameraHost:
             raise RuntimeError(f"{self.name}: already running")
         cmd = [GST_PYTHON, str(SCRIPT), "--host", HOST, "--port", str(self._port or 0)]
         for mount, path in self.mounts.items():
-            cmd += ["--mount", f"{mount}={path}"]
+            flag = "--aac-mount" if mount in self.aac_mounts else "--mount"
+            cmd += [flag, f"{mount}={path}"]
         for mount in self.audio_mounts:
             cmd += ["--audio-mount", mount]
         if self.udp_only:
