@@ -1,0 +1,107 @@
+"""Audio: a camera's AAC track is recorded beside the video and kept in exports
+(docs/design/recording.md, "Audio"), with a real GStreamer RTSP camera (H.264 + AAC)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import av
+
+from server.catalog import Catalog
+from server.clock import SystemClock
+from server.export.cutter import cut_range
+from server.ingest.worker import IngestWorker
+from server.recording.segmenter import RecordingSettings, SegmentWriter
+from tests.conftest import wait_until
+from tests.helpers import ffprobe
+
+FRAME_US = 40_000  # the test clips are 25 fps: "in sync" means within one frame
+
+
+def _streams(path: Path) -> list[dict]:
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "stream=codec_type,codec_name,sample_rate",
+         "-of", "json", str(path)],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    return json.loads(out.stdout)["streams"]
+
+
+def _spans(path: Path) -> dict[str, tuple[int, int, int]]:
+    """Per track type: (first pts, end of the last packet) in µs from the file's origin, and
+    the packet count."""
+    spans: dict[str, tuple[int, int, int]] = {}
+    with av.open(str(path)) as c:
+        for p in c.demux():
+            if p.pts is None:
+                continue
+            t = int(p.pts * p.time_base * 1_000_000)
+            end = t + int((p.duration or 0) * p.time_base * 1_000_000)
+            first, last, n = spans.get(p.stream.type, (t, end, 0))
+            spans[p.stream.type] = (min(first, t), max(last, end), n + 1)
+    return spans
+
+
+def test_aac_camera_segments_and_export_carry_audio_in_sync(
+    tmp_path: Path, camera_host, camera_clips: list
+) -> None:
+    host = camera_host({"main": camera_clips[0][0]}, aac_mounts=["main"])
+    catalog = Catalog(tmp_path / "catalog.db")
+    catalog.upsert_camera("cam", "Cam", {"main": (host.url("main"), True)}, now_us=0)
+    writer = SegmentWriter(
+        catalog, tmp_path, "cam", "main", RecordingSettings(segment_us=2_000_000)
+    )
+    worker = IngestWorker("cam", "main", host.url("main"), [writer], SystemClock())
+    worker.start()
+    try:
+        wait_until(lambda: writer.stats.segments_closed >= 4, 30, "four closed segments")
+    finally:
+        worker.stop()
+    assert writer.stats.audio_packets > 100, writer.stats
+    # (a run may begin with a one-frame segment: the camera's first key frame, whose parameter
+    # sets differ from the next ones; that is the video's business, not the audio's)
+    segments = [s for s in catalog.segments() if s.state == "closed" and s.frames >= 25]
+    assert len(segments) >= 2
+
+    # every segment carries the AAC track beside the video, and decodes cleanly
+    audio_starts, audio_ends = [], []
+    for seg in segments:
+        path = tmp_path / seg.path
+        ffprobe(path)
+        kinds = {s["codec_type"]: s for s in _streams(path)}
+        assert kinds["audio"]["codec_name"] == "aac" and kinds["audio"]["sample_rate"] == "48000"
+        assert kinds["video"]["codec_name"] == "h264"
+        spans = _spans(path)
+        assert "audio" in spans, (seg.path, spans, seg.frames)
+        assert spans["video"][2] == seg.frames  # the fragment index still counts video frames
+        a_first, a_end, _ = spans["audio"]
+        v_first, v_end, _ = spans["video"]
+        # the audio is on the video's clock: it starts and ends with the video, give or take
+        # the audio packets that arrive with a video frame
+        assert v_first == 0 and 0 <= a_first <= 3 * FRAME_US, (seg.path, spans)
+        assert abs(a_end - v_end) <= 2 * FRAME_US, (seg.path, spans)
+        audio_starts.append(seg.start_us + a_first)
+        audio_ends.append(seg.start_us + a_end)
+    # chained segments: each one's audio continues where the previous one's stopped
+    for end, start in zip(audio_ends, audio_starts[1:], strict=False):
+        assert abs(start - end) <= FRAME_US, (audio_starts, audio_ends)
+
+    # the export keeps the audio track, in sync with the video within one frame
+    start_us, end_us = segments[0].start_us + 500_000, segments[-1].end_us - 300_000
+    files = cut_range(catalog, tmp_path, [("cam", "main")], start_us, end_us, tmp_path / "out")
+    assert len(files) == 1
+    exported = files[0]
+    ffprobe(exported.path)
+    assert {s["codec_type"]: s["codec_name"] for s in _streams(exported.path)} == {
+        "video": "h264", "audio": "aac"
+    }  # fmt: skip
+    spans = _spans(exported.path)
+    a_first, a_end, n_audio = spans["audio"]
+    v_first, v_end, _ = spans["video"]
+    assert abs(a_end - v_end) <= FRAME_US, spans
+    assert a_first <= FRAME_US, spans
+    # no gap in the audio: AAC packets of 1024 samples at 48 kHz cover it end to end
+    assert abs((a_end - a_first) - n_audio * 1024 * 1_000_000 // 48_000) <= FRAME_US, spans
+    catalog.close()
