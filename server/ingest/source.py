@@ -139,16 +139,19 @@ class Source:
             options["rw_timeout"] = str(int(timeouts.read_s * 1_000_000))
             pyav_timeout = (timeouts.open_s, timeouts.read_s)
         target = unquote(parts.path) if self.is_file else url
-        try:
-            self.container = av.open(
-                target,
-                options=options,
-                # probing decodes a frame or two: one thread, not a pool idling all day
-                stream_options=[{"threads": "1"}],
-                timeout=pyav_timeout,
-            )
-        except av.FFmpegError as exc:
-            raise SourceError(describe_error(exc)) from exc
+        self.container = self._open(target, options, pyav_timeout)
+        if (
+            scheme in ("rtsp", "rtsps")
+            and self.container.streams.audio
+            and any(not v.codec_context.width for v in self.container.streams.video)
+        ):
+            # The audio track's packets flow from the first instant and end the short probe
+            # before the video's first key frame has come (when the SDP carries no parameter
+            # sets, the picture size is in that key frame): probe once more, for longer.
+            self.container.close()
+            longer = {**options, "analyzeduration": str(int(timeouts.read_s * 1_000_000)),
+                      "probesize": str(5 << 20)}  # fmt: skip
+            self.container = self._open(target, longer, pyav_timeout)
         try:
             self.stream, self.info = self._select_stream()
             # a looped file stands in for a camera's video only (the demo); live sources
@@ -173,6 +176,21 @@ class Source:
         except BaseException:
             self.container.close()
             raise
+
+    @staticmethod
+    def _open(
+        target: str, options: dict[str, str], timeout: tuple[float, float] | None
+    ) -> av.container.InputContainer:
+        try:
+            return av.open(
+                target,
+                options=options,
+                # probing decodes a frame or two: one thread, not a pool idling all day
+                stream_options=[{"threads": "1"}],
+                timeout=timeout,
+            )
+        except av.FFmpegError as exc:
+            raise SourceError(describe_error(exc)) from exc
 
     @classmethod
     def probe(cls, url: str, clock: Clock, timeouts: Timeouts) -> Source:
