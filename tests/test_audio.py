@@ -1,22 +1,31 @@
 """Audio: a camera's AAC track is recorded beside the video and kept in exports
-(docs/design/recording.md, "Audio"), with a real GStreamer RTSP camera (H.264 + AAC)."""
+(docs/design/recording.md, "Audio"), with a real GStreamer RTSP camera (H.264 + AAC).
+
+The camera beeps during one frame of every second (``BEEP_FRAME``, found in the picture by
+its frame code), pushing each frame's audio with the frame: in a file that is in sync, each
+beep starts when that frame is shown, give or take the AAC encoder's priming (1024 samples,
+21 ms, which the camera does not signal)."""
 
 from __future__ import annotations
 
 import json
 import subprocess
+from fractions import Fraction
 from pathlib import Path
 
 import av
+import numpy as np
 
 from server.catalog import Catalog
 from server.clock import SystemClock
 from server.export.cutter import cut_range
 from server.ingest.worker import IngestWorker
 from server.recording.segmenter import RecordingSettings, SegmentWriter
+from server.sim.clips import read_frame_number
 from tests.conftest import wait_until
 from tests.helpers import ffprobe
 
+BEEP_FRAME = 12  # as in server/sim/gst_rtsp_camera.py (which runs under Debian's Python)
 FRAME_US = 40_000  # the test clips are 25 fps: "in sync" means within one frame
 
 
@@ -42,6 +51,30 @@ def _spans(path: Path) -> dict[str, tuple[int, int, int]]:
             first, last, n = spans.get(p.stream.type, (t, end, 0))
             spans[p.stream.type] = (min(first, t), max(last, end), n + 1)
     return spans
+
+
+def _beep_offsets_us(path: Path, fps: int = 25) -> list[int]:
+    """For each beep heard in the file: its start minus the start of the nearest frame that
+    shows ``BEEP_FRAME`` (µs). Needs at least one of each."""
+    marks, onsets = [], []
+    with av.open(str(path)) as c:
+        for f in c.decode(c.streams.video[0]):
+            n = read_frame_number(f.to_ndarray(format="rgb24"))
+            if n is not None and n % fps == BEEP_FRAME:
+                marks.append(int(f.pts * f.time_base * 1_000_000))
+    with av.open(str(path)) as c:
+        quiet_for = 0  # samples of silence just before the current frame
+        for f in c.decode(c.streams.audio[0]):
+            loud = np.abs(f.to_ndarray()[0]) > 0.1
+            for i in np.flatnonzero(loud):
+                run = quiet_for + i if not loud[:i].any() else i - np.flatnonzero(loud[:i])[-1] - 1
+                if run >= f.sample_rate // 100:  # after 10 ms of silence: a beep starts
+                    onsets.append(int((f.pts * f.time_base + Fraction(int(i), f.sample_rate))
+                                      * 1_000_000))  # fmt: skip
+            tail = np.flatnonzero(loud)
+            quiet_for = quiet_for + loud.size if not tail.size else loud.size - tail[-1] - 1
+    assert marks and onsets, (path, marks, onsets)
+    return [t - min(marks, key=lambda m: abs(m - t)) for t in onsets]
 
 
 def test_aac_camera_segments_and_export_carry_audio_in_sync(
@@ -70,6 +103,8 @@ def test_aac_camera_segments_and_export_carry_audio_in_sync(
     for seg in segments:
         path = tmp_path / seg.path
         ffprobe(path)
+        offsets = _beep_offsets_us(path)
+        assert all(abs(o) < FRAME_US for o in offsets), (seg.path, offsets)
         kinds = {s["codec_type"]: s for s in _streams(path)}
         assert kinds["audio"]["codec_name"] == "aac" and kinds["audio"]["sample_rate"] == "48000"
         assert kinds["video"]["codec_name"] == "h264"
@@ -97,6 +132,8 @@ def test_aac_camera_segments_and_export_carry_audio_in_sync(
     assert {s["codec_type"]: s["codec_name"] for s in _streams(exported.path)} == {
         "video": "h264", "audio": "aac"
     }  # fmt: skip
+    offsets = _beep_offsets_us(exported.path)
+    assert len(offsets) >= 2 and all(abs(o) < FRAME_US for o in offsets), offsets
     spans = _spans(exported.path)
     a_first, a_end, n_audio = spans["audio"]
     v_first, v_end, _ = spans["video"]

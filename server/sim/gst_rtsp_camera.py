@@ -13,8 +13,11 @@ serves ``rtsp://127.0.0.1:8554/main``, ``/sub`` and ``/mic``.
 ``--mount NAME=PATH``: PATH is an MP4 whose first video track is H.264 or H.265. The codec is
 detected from the track's caps while the clip is prerolled, so the depayloader needs no hint.
 ``--audio-mount NAME``: a mount with a G.711 A-law test tone and no video at all.
-``--aac-mount NAME=PATH``: like ``--mount``, plus an AAC audio track (a live 440 Hz tone,
-48 kHz mono), stamped with the same running time as the video: a camera with a microphone.
+``--aac-mount NAME=PATH``: like ``--mount``, plus an AAC audio track (48 kHz mono): a camera
+with a microphone. The feeder pushes each frame's stretch of audio with the frame, stamped
+with the same running time: silence, except a 1 kHz beep during every frame whose number in
+the clip is ``BEEP_FRAME`` modulo the frame rate, so a test can check that the recorded
+sound and picture are in sync (the frame number is in the picture's frame code).
 
 Why each mount has a feeder pipeline: looping an elementary stream with multifilesrc gives every
 packet PTS 0. Instead ``filesrc ! qtdemux ! h26xparse config-interval=-1 ! appsink sync=true``
@@ -38,8 +41,10 @@ end of file (the parent died), unless ``--ignore-stdin``. Logs go to stderr.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
+import struct
 import sys
 import threading
 
@@ -67,6 +72,10 @@ REQUIRED_ELEMENTS = (
 PARSERS = {"video/x-h264": ("h264", "h264parse"), "video/x-h265": ("h265", "h265parse")}
 PAYLOADERS = {"h264": "rtph264pay", "h265": "rtph265pay"}
 PREROLL_TIMEOUT_S = 10
+AUDIO_RATE = 48_000
+AUDIO_CAPS = f"audio/x-raw,format=S16LE,layout=interleaved,rate={AUDIO_RATE},channels=1"
+BEEP_FRAME = 12  # the frame of each second (clip frame number modulo fps) that beeps
+BEEP_HZ = 1000
 
 
 def log(msg: str) -> None:
@@ -81,8 +90,10 @@ def log(msg: str) -> None:
 class Feeder:
     """Plays one clip in a loop at real-time pace and hands its access units to the live mount."""
 
-    def __init__(self, name: str, path: str, on_fatal) -> None:
+    def __init__(self, name: str, path: str, on_fatal, audio: bool = False) -> None:
         self.name = name
+        self.audio = audio  # push a stretch of audio (silence or beep) with each frame
+        self._audio_src: Gst.Element | None = None
         self.path = path
         self.on_fatal = on_fatal
         self.codec: str | None = None
@@ -154,14 +165,25 @@ class Feeder:
             err, debug = msg.parse_error()
             self.on_fatal(f"{self.name}: {err.message} ({debug})")
 
-    def attach(self, appsrc: Gst.Element | None) -> None:
+    def attach(self, appsrc: Gst.Element | None, audio_src: Gst.Element | None = None) -> None:
         with self._lock:
-            self._appsrc = appsrc
+            self._appsrc, self._audio_src = appsrc, audio_src
 
     def detach(self, appsrc: Gst.Element) -> None:
         with self._lock:
             if self._appsrc is appsrc:
-                self._appsrc = None
+                self._appsrc = self._audio_src = None
+
+    def _push_audio(self, audio_src: Gst.Element, frame: Gst.Buffer) -> None:
+        """The frame's stretch of audio, pushed right after the frame: both get the same
+        running time from their appsrc."""
+        duration = frame.duration if frame.duration != Gst.CLOCK_TIME_NONE else Gst.SECOND // 25
+        samples = max(1, round(duration * AUDIO_RATE / Gst.SECOND))
+        number = round(frame.pts / duration) if frame.pts != Gst.CLOCK_TIME_NONE else 0
+        fps = max(1, round(Gst.SECOND / duration))
+        beep = number % fps == BEEP_FRAME
+        pcm = _beep(samples) if beep else bytes(2 * samples)
+        audio_src.emit("push-buffer", Gst.Buffer.new_wrapped(pcm))
 
     def _on_new_sample(self, sink: Gst.Element) -> Gst.FlowReturn:
         sample = sink.emit("pull-sample")
@@ -179,29 +201,38 @@ class Feeder:
             src_buf.get_size(),
         )
         appsrc.emit("push-buffer", buf)
+        with self._lock:
+            audio_src = self._audio_src
+        if audio_src is not None:
+            self._push_audio(audio_src, src_buf)
         return Gst.FlowReturn.OK
 
 
-# The tone plays in its own pipeline into an inter-pipeline channel: an ``audiotestsrc`` in the
-# mount would make the media seekable, and the server's seek at PLAY then fails (503).
-TONE = (
-    "audiotestsrc is-live=true wave=sine freq=440 volume=0.3"
-    " ! audio/x-raw,format=S16LE,rate=48000,channels=1 ! interaudiosink channel={channel}"
-)
+def _beep(samples: int) -> bytes:
+    amplitude = 16_000
+    return struct.pack(
+        f"<{samples}h",
+        *(
+            round(amplitude * math.sin(2 * math.pi * BEEP_HZ * i / AUDIO_RATE))
+            for i in range(samples)
+        ),
+    )
+
+
 AAC_BRANCH = (
-    " interaudiosrc channel={channel} ! audio/x-raw,rate=48000,channels=1 ! audioconvert"
-    " ! avenc_aac ! rtpmp4gpay name=pay1 pt=97"
+    f" appsrc name=asrc is-live=true do-timestamp=true format=time caps={AUDIO_CAPS}"
+    " ! audioconvert ! avenc_aac ! rtpmp4gpay name=pay1 pt=97"
 )
 
 
-def video_factory(feeder: Feeder, aac: bool = False) -> GstRtspServer.RTSPMediaFactory:
+def video_factory(feeder: Feeder) -> GstRtspServer.RTSPMediaFactory:
     parser = PARSERS[feeder.caps.get_structure(0).get_name()][1]
     factory = GstRtspServer.RTSPMediaFactory()
     factory.set_launch(
         "( appsrc name=src is-live=true do-timestamp=true format=time"
         " max-bytes=8000000 leaky-type=downstream"
         f" ! {parser} ! {PAYLOADERS[feeder.codec]} config-interval=0 name=pay0 pt=96"
-        f"{AAC_BRANCH.format(channel=feeder.name) if aac else ''} )"
+        f"{AAC_BRANCH if feeder.audio else ''} )"
     )
     factory.set_shared(True)
 
@@ -209,7 +240,8 @@ def video_factory(feeder: Feeder, aac: bool = False) -> GstRtspServer.RTSPMediaF
         appsrc = media.get_element().get_by_name("src")
         appsrc.set_property("caps", feeder.caps)
         media.connect("unprepared", lambda _media: feeder.detach(appsrc))
-        feeder.attach(appsrc)
+        audio_src = media.get_element().get_by_name("asrc") if feeder.audio else None
+        feeder.attach(appsrc, audio_src)
 
     factory.connect("media-configure", on_media_configure)
     return factory
@@ -303,17 +335,14 @@ def main(argv: list[str]) -> int:
     server.set_service(str(args.port))
     mount_points = server.get_mount_points()
     feeders = []
-    tones = []
     try:
         for name, path, aac in args.mounts:
             if aac and Gst.ElementFactory.find("avenc_aac") is None:
                 raise RuntimeError(f"/{name}: avenc_aac (gstreamer1.0-libav) is not installed")
-            feeder = Feeder(name, path, fatal)
+            feeder = Feeder(name, path, fatal, audio=aac)
             feeder.preroll()
             feeders.append(feeder)
-            if aac:
-                tones.append(Gst.parse_launch(TONE.format(channel=name)))
-            factory = video_factory(feeder, aac)
+            factory = video_factory(feeder)
             factory.set_protocols(
                 GstRtsp.RTSPLowerTrans.UDP
                 if args.udp_only
@@ -339,8 +368,6 @@ def main(argv: list[str]) -> int:
         return 3
     for feeder in feeders:
         feeder.play()
-    for tone in tones:
-        tone.set_state(Gst.State.PLAYING)
     sys.stdout.write(f"READY {server.get_bound_port()}\n")
     sys.stdout.flush()
 
@@ -348,8 +375,7 @@ def main(argv: list[str]) -> int:
 
     for feeder in feeders:
         feeder.stop()
-    for tone in tones:
-        tone.set_state(Gst.State.NULL)
+
     # Close client connections so peers see the camera go away now, not at a timeout.
     server.client_filter(lambda _server, _client: GstRtspServer.RTSPFilterResult.REMOVE)
     return exit_code
