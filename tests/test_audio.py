@@ -4,7 +4,8 @@
 The camera beeps during one frame of every second (``BEEP_FRAME``, found in the picture by
 its frame code), pushing each frame's audio with the frame: in a file that is in sync, each
 beep starts when that frame is shown, give or take the AAC encoder's priming (1024 samples,
-21 ms, which the camera does not signal)."""
+21 ms, which the camera does not signal). A G.711 camera is recorded as AAC (MP4 takes no
+G.711), converted with its timestamps."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+import pytest
 
 from server.catalog import Catalog
 from server.clock import SystemClock
@@ -40,7 +42,7 @@ def _streams(path: Path) -> list[dict]:
 
 def _spans(path: Path) -> dict[str, tuple[int, int, int]]:
     """Per track type: (first pts, end of the last packet) in µs from the file's origin, and
-    the packet count."""
+    the longest gap between one packet's end and the next one's start."""
     spans: dict[str, tuple[int, int, int]] = {}
     with av.open(str(path)) as c:
         for p in c.demux():
@@ -48,8 +50,8 @@ def _spans(path: Path) -> dict[str, tuple[int, int, int]]:
                 continue
             t = int(p.pts * p.time_base * 1_000_000)
             end = t + int((p.duration or 0) * p.time_base * 1_000_000)
-            first, last, n = spans.get(p.stream.type, (t, end, 0))
-            spans[p.stream.type] = (min(first, t), max(last, end), n + 1)
+            first, last, gap = spans.get(p.stream.type, (t, t, 0))
+            spans[p.stream.type] = (min(first, t), max(last, end), max(gap, t - last))
     return spans
 
 
@@ -74,13 +76,21 @@ def _beep_offsets_us(path: Path, fps: int = 25) -> list[int]:
             tail = np.flatnonzero(loud)
             quiet_for = quiet_for + loud.size if not tail.size else loud.size - tail[-1] - 1
     assert marks and onsets, (path, marks, onsets)
-    return [t - min(marks, key=lambda m: abs(m - t)) for t in onsets]
+    # a beep in the audio that runs on past the video's end has its frame in the next file
+    heard = [t for t in onsets if marks[0] - 500_000 <= t <= marks[-1] + 500_000]
+    assert len(heard) >= len(marks) - 1, (path, marks, onsets)
+    return [t - min(marks, key=lambda m: abs(m - t)) for t in heard]
 
 
-def test_aac_camera_segments_and_export_carry_audio_in_sync(
-    tmp_path: Path, camera_host, camera_clips: list
+# G.711's sync bound: the GStreamer camera's own A-law branch (resampled to 8 kHz) was
+# measured from 0 to 52 ms off after its RTCP reports; the recorder adds nothing to that
+@pytest.mark.parametrize(
+    ("camera_audio", "rate", "sync_us"), [("aac", 48_000, FRAME_US), ("pcma", 8_000, 60_000)]
+)
+def test_audio_camera_segments_and_export_carry_audio_in_sync(
+    tmp_path: Path, camera_host, camera_clips: list, camera_audio: str, rate: int, sync_us: int
 ) -> None:
-    host = camera_host({"main": camera_clips[0][0]}, aac_mounts=["main"])
+    host = camera_host({"main": camera_clips[0][0]}, **{f"{camera_audio}_mounts": ["main"]})
     catalog = Catalog(tmp_path / "catalog.db")
     catalog.upsert_camera("cam", "Cam", {"main": (host.url("main"), True)}, now_us=0)
     writer = SegmentWriter(
@@ -93,6 +103,9 @@ def test_aac_camera_segments_and_export_carry_audio_in_sync(
     finally:
         worker.stop()
     assert writer.stats.audio_packets > 100, writer.stats
+    # the spans of the tracks are compared to the grain of an AAC packet (1024 samples: 21 ms
+    # at 48 kHz, 128 ms at G.711's 8 kHz); the sync itself is the beeps'
+    grain = FRAME_US + 1024 * 1_000_000 // rate
     # (a run may begin with a one-frame segment: the camera's first key frame, whose parameter
     # sets differ from the next ones; that is the video's business, not the audio's)
     segments = [s for s in catalog.segments() if s.state == "closed" and s.frames >= 25]
@@ -102,26 +115,28 @@ def test_aac_camera_segments_and_export_carry_audio_in_sync(
     audio_starts, audio_ends = [], []
     for seg in segments:
         path = tmp_path / seg.path
-        ffprobe(path)
+        probe = ffprobe(path)
         offsets = _beep_offsets_us(path)
-        assert all(abs(o) < FRAME_US for o in offsets), (seg.path, offsets)
+        assert all(abs(o) < sync_us for o in offsets), (seg.path, offsets)
         kinds = {s["codec_type"]: s for s in _streams(path)}
-        assert kinds["audio"]["codec_name"] == "aac" and kinds["audio"]["sample_rate"] == "48000"
+        assert kinds["audio"]["codec_name"] == "aac" and kinds["audio"]["sample_rate"] == str(rate)
         assert kinds["video"]["codec_name"] == "h264"
         spans = _spans(path)
         assert "audio" in spans, (seg.path, spans, seg.frames)
-        assert spans["video"][2] == seg.frames  # the fragment index still counts video frames
+        # the catalog still counts video frames only
+        video = [st for st in probe["streams"] if st["codec_name"] == "h264"]
+        assert int(video[0]["nb_read_packets"]) == seg.frames
         a_first, a_end, _ = spans["audio"]
         v_first, v_end, _ = spans["video"]
         # the audio is on the video's clock: it starts and ends with the video, give or take
         # the audio packets that arrive with a video frame
-        assert v_first == 0 and 0 <= a_first <= 3 * FRAME_US, (seg.path, spans)
-        assert abs(a_end - v_end) <= 2 * FRAME_US, (seg.path, spans)
+        assert v_first == 0 and 0 <= a_first <= grain + FRAME_US, (seg.path, spans)
+        assert abs(a_end - v_end) <= grain + FRAME_US, (seg.path, spans)
         audio_starts.append(seg.start_us + a_first)
         audio_ends.append(seg.start_us + a_end)
     # chained segments: each one's audio continues where the previous one's stopped
     for end, start in zip(audio_ends, audio_starts[1:], strict=False):
-        assert abs(start - end) <= FRAME_US, (audio_starts, audio_ends)
+        assert abs(start - end) <= grain, (audio_starts, audio_ends)
 
     # the export keeps the audio track, in sync with the video within one frame
     start_us, end_us = segments[0].start_us + 500_000, segments[-1].end_us - 300_000
@@ -133,12 +148,13 @@ def test_aac_camera_segments_and_export_carry_audio_in_sync(
         "video": "h264", "audio": "aac"
     }  # fmt: skip
     offsets = _beep_offsets_us(exported.path)
-    assert len(offsets) >= 2 and all(abs(o) < FRAME_US for o in offsets), offsets
+    assert len(offsets) >= 2 and all(abs(o) < sync_us for o in offsets), offsets
     spans = _spans(exported.path)
-    a_first, a_end, n_audio = spans["audio"]
+    a_first, a_end, a_gap = spans["audio"]
     v_first, v_end, _ = spans["video"]
-    assert abs(a_end - v_end) <= FRAME_US, spans
-    assert a_first <= FRAME_US, spans
-    # no gap in the audio: AAC packets of 1024 samples at 48 kHz cover it end to end
-    assert abs((a_end - a_first) - n_audio * 1024 * 1_000_000 // 48_000) <= FRAME_US, spans
+    assert abs(a_end - v_end) <= grain, spans
+    assert a_first <= grain, spans
+    # no gap in the audio but, at a segment boundary, the packet or so that a camera sends
+    # after the key frame that starts the next segment though it belongs before it
+    assert a_gap <= grain, spans
     catalog.close()

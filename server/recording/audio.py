@@ -77,6 +77,16 @@ class SegmentAudio:
             pkt.duration = self.step
         return [pkt]
 
+    def flush(self) -> list[av.Packet]:
+        """What the AAC encoder still holds when the segment closes (converted audio only)."""
+        if self._decoder is None:
+            return []
+        try:
+            return [q for q in self.stream.encode(None) if q.dts is not None and q.dts >= 0]
+        except av.FFmpegError as exc:
+            log.debug("audio encoder flush failed: %s", exc)
+            return []
+
     def _convert(self, pkt: av.Packet, rel: int) -> list[av.Packet]:
         """G.711 to AAC; the encoder's own timestamps (its time base is 1/sample rate, as the
         source's) follow the frames', less its priming packet, which is dropped."""

@@ -344,6 +344,9 @@ class SegmentWriter:
         """
         self._seg = None
         try:
+            if seg.audio is not None and seg.row.id:
+                for pkt in seg.audio.flush():
+                    seg.writer.mux_audio(pkt)  # before the close, which completes the fragment
             fragments = seg.writer.close()
         except (OSError, av.FFmpegError) as exc:
             self._fail_segment(seg, exc)

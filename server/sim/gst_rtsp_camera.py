@@ -18,6 +18,7 @@ with a microphone. The feeder pushes each frame's stretch of audio with the fram
 with the same running time: silence, except a 1 kHz beep during every frame whose number in
 the clip is ``BEEP_FRAME`` modulo the frame rate, so a test can check that the recorded
 sound and picture are in sync (the frame number is in the picture's frame code).
+``--pcma-mount NAME=PATH``: the same with G.711 A-law audio (8 kHz) instead of AAC.
 
 Why each mount has a feeder pipeline: looping an elementary stream with multifilesrc gives every
 packet PTS 0. Instead ``filesrc ! qtdemux ! h26xparse config-interval=-1 ! appsink sync=true``
@@ -90,9 +91,9 @@ def log(msg: str) -> None:
 class Feeder:
     """Plays one clip in a loop at real-time pace and hands its access units to the live mount."""
 
-    def __init__(self, name: str, path: str, on_fatal, audio: bool = False) -> None:
+    def __init__(self, name: str, path: str, on_fatal, audio: str | None = None) -> None:
         self.name = name
-        self.audio = audio  # push a stretch of audio (silence or beep) with each frame
+        self.audio = audio  # 'aac'/'pcma': push a stretch of audio (silence, beep) per frame
         self._audio_src: Gst.Element | None = None
         self.path = path
         self.on_fatal = on_fatal
@@ -219,10 +220,12 @@ def _beep(samples: int) -> bytes:
     )
 
 
-AAC_BRANCH = (
-    f" appsrc name=asrc is-live=true do-timestamp=true format=time caps={AUDIO_CAPS}"
-    " ! audioconvert ! avenc_aac ! rtpmp4gpay name=pay1 pt=97"
-)
+AUDIO_SRC = f" appsrc name=asrc is-live=true do-timestamp=true format=time caps={AUDIO_CAPS}"
+AUDIO_BRANCHES = {
+    "aac": f"{AUDIO_SRC} ! audioconvert ! avenc_aac ! rtpmp4gpay name=pay1 pt=97",
+    "pcma": f"{AUDIO_SRC} ! audioconvert ! audioresample ! audio/x-raw,rate=8000"
+    " ! alawenc ! rtppcmapay name=pay1 pt=8",
+}
 
 
 def video_factory(feeder: Feeder) -> GstRtspServer.RTSPMediaFactory:
@@ -232,7 +235,7 @@ def video_factory(feeder: Feeder) -> GstRtspServer.RTSPMediaFactory:
         "( appsrc name=src is-live=true do-timestamp=true format=time"
         " max-bytes=8000000 leaky-type=downstream"
         f" ! {parser} ! {PAYLOADERS[feeder.codec]} config-interval=0 name=pay0 pt=96"
-        f"{AAC_BRANCH if feeder.audio else ''} )"
+        f"{AUDIO_BRANCHES[feeder.audio] if feeder.audio else ''} )"
     )
     factory.set_shared(True)
 
@@ -270,18 +273,20 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--mount", action="append", default=[], metavar="NAME=PATH")
     parser.add_argument("--audio-mount", action="append", default=[], metavar="NAME")
     parser.add_argument("--aac-mount", action="append", default=[], metavar="NAME=PATH")
+    parser.add_argument("--pcma-mount", action="append", default=[], metavar="NAME=PATH")
     parser.add_argument("--udp-only", action="store_true", help="refuse RTSP over TCP")
     parser.add_argument("--ignore-stdin", action="store_true", help="do not exit at stdin EOF")
     parser.add_argument("--check", action="store_true", help="check the GStreamer install")
     args = parser.parse_args(argv)
     mounts = []
-    for spec in args.mount + args.aac_mount:
+    audio = {**{m: "aac" for m in args.aac_mount}, **{m: "pcma" for m in args.pcma_mount}}
+    for spec in args.mount + args.aac_mount + args.pcma_mount:
         name, sep, path = spec.partition("=")
         if not sep or not name or not path:
             parser.error(f"--mount wants NAME=PATH, got {spec!r}")
         if not os.path.isfile(path):
             parser.error(f"--mount {name}: no such file {path!r}")
-        mounts.append((name.strip("/"), os.path.abspath(path), spec in args.aac_mount))
+        mounts.append((name.strip("/"), os.path.abspath(path), audio.get(spec)))
     args.mounts = mounts
     return args
 
@@ -336,10 +341,10 @@ def main(argv: list[str]) -> int:
     mount_points = server.get_mount_points()
     feeders = []
     try:
-        for name, path, aac in args.mounts:
-            if aac and Gst.ElementFactory.find("avenc_aac") is None:
+        for name, path, audio in args.mounts:
+            if audio == "aac" and Gst.ElementFactory.find("avenc_aac") is None:
                 raise RuntimeError(f"/{name}: avenc_aac (gstreamer1.0-libav) is not installed")
-            feeder = Feeder(name, path, fatal, audio=aac)
+            feeder = Feeder(name, path, fatal, audio=audio)
             feeder.preroll()
             feeders.append(feeder)
             factory = video_factory(feeder)

@@ -60,8 +60,9 @@ class RtspCameraHost:
     """One camera host: a process serving some mounts on one port of 127.0.0.1.
 
     ``mounts`` maps mount names to MP4 clips (H.264 or H.265, detected by the process);
-    ``audio_mounts`` are mounts with an audio tone and no video; ``aac_mounts`` (names in
-    ``mounts``) carry an AAC tone beside their video. ``port=None`` lets the first
+    ``audio_mounts`` are mounts with an audio tone and no video; ``aac_mounts`` and
+    ``pcma_mounts`` (names in ``mounts``) carry AAC or G.711 audio beside their video (a beep
+    each second, in sync with a known frame). ``port=None`` lets the first
     start pick a free port, which later restarts keep.
     """
 
@@ -72,6 +73,7 @@ class RtspCameraHost:
         port: int | None = None,
         audio_mounts: Sequence[str] = (),
         aac_mounts: Sequence[str] = (),
+        pcma_mounts: Sequence[str] = (),
         name: str = "camera",
         udp_only: bool = False,
     ) -> None:
@@ -79,6 +81,7 @@ class RtspCameraHost:
         self.udp_only = udp_only  # a camera that refuses RTSP over TCP (transport tests)
         self.audio_mounts = tuple(audio_mounts)
         self.aac_mounts = tuple(aac_mounts)
+        self.pcma_mounts = tuple(pcma_mounts)
         self.name = name
         self._port = port
         self._proc: subprocess.Popen[bytes] | None = None
@@ -111,7 +114,11 @@ class RtspCameraHost:
             raise RuntimeError(f"{self.name}: already running")
         cmd = [GST_PYTHON, str(SCRIPT), "--host", HOST, "--port", str(self._port or 0)]
         for mount, path in self.mounts.items():
-            flag = "--aac-mount" if mount in self.aac_mounts else "--mount"
+            flag = (
+                "--aac-mount" if mount in self.aac_mounts
+                else "--pcma-mount" if mount in self.pcma_mounts
+                else "--mount"
+            )  # fmt: skip
             cmd += [flag, f"{mount}={path}"]
         for mount in self.audio_mounts:
             cmd += ["--audio-mount", mount]
