@@ -14,6 +14,7 @@ from fractions import Fraction
 from typing import TYPE_CHECKING
 
 import av
+import numpy as np
 
 from server.protocol.timeutil import US_PER_SECOND, rescale
 from server.recording.fmp4 import AUDIO_AS_IS
@@ -23,6 +24,58 @@ if TYPE_CHECKING:
     from server.recording.segmenter import RecorderStats
 
 log = logging.getLogger(__name__)
+
+
+SETTLE_US = 10 * US_PER_SECOND  # no realignment seen by then: the streams were aligned already
+JUMP_US = 2_000  # an audio timestamp this far from where the previous packet ended: a jump
+
+
+class AudioSync:
+    """Whether a session's audio timestamps are on the video's clock yet.
+
+    Until the RTCP sender reports of both streams have come, FFmpeg times each stream of an
+    RTSP session from its own first packet, so the audio may be off by the difference; when
+    the second stream's first report comes, that stream's timestamps jump into place. Audio
+    packets have exact durations, so a jump in the audio shows; a jump in the video shows
+    when it is larger than half a frame (smaller, the audio was within half a frame anyway).
+    Audio is recorded once either has been seen, or after ``SETTLE_US`` without one.
+    """
+
+    def __init__(self, time_base: Fraction, camera: str) -> None:
+        self.synced = False
+        self.camera = camera
+        self._tolerance = rescale(JUMP_US, time_base.denominator, time_base.numerator * 10**6)
+        self._settle = rescale(SETTLE_US, time_base.denominator, time_base.numerator * 10**6)
+        self._first: int | None = None
+        self._last: int | None = None  # the previous audio packet's dts
+        self._duration = 0  # its duration, or else the step before it
+        self._step = 0
+
+    def _aligned(self, why: str) -> None:
+        self.synced = True
+        log.info("%s: audio on the video's clock (%s)", self.camera, why)
+
+    def video_step(self, step: int, frame_ticks: int) -> None:
+        if not self.synced and frame_ticks and abs(step - frame_ticks) * 2 > frame_ticks:
+            self._aligned("video timestamps realigned")
+
+    def audio(self, p: IngestPacket) -> bool:
+        """Account for an audio packet; True when it can be recorded."""
+        if self.synced:
+            return True
+        dts = p.dts
+        if self._first is None:
+            self._first = dts
+        if self._last is not None:
+            step = dts - self._last
+            expected = self._duration or self._step
+            if expected and abs(step - expected) > self._tolerance:
+                self._aligned("audio timestamps realigned")
+            self._step = step
+        if not self.synced and dts - self._first >= self._settle:
+            self._aligned("no realignment seen")
+        self._last, self._duration = dts, p.packet.duration or 0
+        return self.synced
 
 
 class SegmentAudio:
@@ -52,8 +105,13 @@ class SegmentAudio:
         if info.codec not in AUDIO_AS_IS:
             dec = av.CodecContext.create(info.codec, "r")
             dec.sample_rate = info.sample_rate
-            dec.layout = "mono" if info.channels == 1 else "stereo"
+            dec.layout = "mono"  # G.711 is mono
             self._decoder = dec
+            self._frame_size = 1024  # AAC's
+            self._pcm = np.zeros(0, np.float32)  # decoded samples not yet encoded
+            self._pcm_start = 0  # the time of the first of them (ticks from the segment start)
+            self._max_gap = info.sample_rate  # a second: longer gaps are left as gaps
+            self._tolerance = info.sample_rate // 200  # 5 ms
 
     def packets(self, p: IngestPacket) -> list[av.Packet]:
         """The packets to mux for ``p`` (none when it cannot be placed in this segment)."""
@@ -81,25 +139,60 @@ class SegmentAudio:
         """What the AAC encoder still holds when the segment closes (converted audio only)."""
         if self._decoder is None:
             return []
-        try:
-            return [q for q in self.stream.encode(None) if q.dts is not None and q.dts >= 0]
-        except av.FFmpegError as exc:
-            log.debug("audio encoder flush failed: %s", exc)
-            return []
-
-    def _convert(self, pkt: av.Packet, rel: int) -> list[av.Packet]:
-        """G.711 to AAC; the encoder's own timestamps (its time base is 1/sample rate, as the
-        source's) follow the frames', less its priming packet, which is dropped."""
-        assert self._decoder is not None
-        pkt.pts = pkt.dts = rel
         out = []
         try:
+            if self._pcm.size:  # the last, partial frame: padded with silence
+                pad = np.zeros(self._frame_size - self._pcm.size, np.float32)
+                self._pcm = np.concatenate([self._pcm, pad])
+                out += self._encode_frames()
+            out += [q for q in self.stream.encode(None) if q.dts is not None and q.dts >= 0]
+        except av.FFmpegError as exc:
+            log.debug("audio encoder flush failed: %s", exc)
+        return out
+
+    def _convert(self, pkt: av.Packet, rel: int) -> list[av.Packet]:
+        """G.711 to AAC, sample-exact on the source's timeline: the samples are queued at their
+        timestamps (a gap is filled with silence, an overlap cut) and encoded in frames of the
+        encoder's size, each stamped with its first sample's time (the time base is 1/sample
+        rate, as the source's). The encoder's priming packet (negative time) is dropped."""
+        assert self._decoder is not None
+        pkt.pts = pkt.dts = rel
+        try:
             for frame in self._decoder.decode(pkt):
-                frame.pts, frame.time_base = rel, self.info.time_base
-                for q in self.stream.encode(frame):
-                    if q.dts is not None and q.dts >= 0:
-                        out.append(q)
+                samples = frame.to_ndarray().reshape(-1, frame.samples)[0]
+                if samples.dtype == np.int16:
+                    samples = samples.astype(np.float32) / 32768
+                self._queue(rel, samples.astype(np.float32, copy=False))
+                rel += frame.samples
+            return self._encode_frames()
         except av.FFmpegError as exc:
             self.stats.audio_skipped += 1
             log.debug("audio conversion failed: %s", exc)
+            return []
+
+    def _queue(self, rel: int, samples: np.ndarray) -> None:
+        end = self._pcm_start + self._pcm.size
+        gap = rel - end
+        if not self._pcm.size or gap > self._max_gap:
+            # nothing queued, or a gap too long to fill: start over at this packet's time
+            self._pcm_start, self._pcm = rel, samples
+            return
+        # within the tolerance, the samples are taken as they come: a camera's timestamps
+        # jitter by a millisecond or two, and filling or cutting that would click
+        if gap > self._tolerance:
+            samples = np.concatenate([np.zeros(gap, np.float32), samples])
+        elif gap < -self._tolerance:
+            samples = samples[-gap:]
+        self._pcm = np.concatenate([self._pcm, samples])
+
+    def _encode_frames(self) -> list[av.Packet]:
+        out = []
+        n = self._frame_size
+        while self._pcm.size >= n:
+            chunk, self._pcm = self._pcm[:n], self._pcm[n:]
+            frame = av.AudioFrame.from_ndarray(chunk.reshape(1, n), format="fltp", layout="mono")
+            frame.sample_rate = self.info.sample_rate
+            frame.pts, frame.time_base = self._pcm_start, self.info.time_base
+            self._pcm_start += n
+            out += [q for q in self.stream.encode(frame) if q.dts is not None and q.dts >= 0]
         return out

@@ -23,7 +23,7 @@ from server.catalog import Catalog, SegmentRow
 from server.protocol.files import file_sha256, makedirs_durable, rename_durable
 from server.protocol.fragindex import encode_fragment_index
 from server.protocol.timeutil import US_PER_SECOND, rescale
-from server.recording.audio import SegmentAudio
+from server.recording.audio import AudioSync, SegmentAudio
 from server.recording.fmp4 import Fmp4Writer, WrittenFragment
 from server.recording.h26x import parameter_sets, picture_size
 from server.recording.packets import IngestPacket, StreamInfo
@@ -105,6 +105,7 @@ class SegmentWriter:
         self._seg: _OpenSegment | None = None
         self._prev_dts: int | None = None
         self._frame_ticks = 0  # last positive DTS step, the estimate of a frame's duration
+        self._audio_sync: AudioSync | None = None  # per connection, when the source has audio
         self._chain_end_us: int | None = None  # end of the run's last closed segment
         self._pending_discards: list[int] = []  # rows of discarded segments still to delete
         self._floor_us = 0  # end of the last segment written: the next may not start earlier
@@ -123,6 +124,10 @@ class SegmentWriter:
         self._run_id = None
         self._prev_dts = None
         self._frame_ticks = 0
+        self._audio_sync = (
+            None if info.audio is None
+            else AudioSync(info.audio.time_base, f"{self.camera_id}/{self.stream}")
+        )  # fmt: skip
 
     def on_packet(self, p: IngestPacket) -> None:
         try:
@@ -159,7 +164,8 @@ class SegmentWriter:
         Audio never opens, rotates or closes a segment, and a packet that cannot be placed is
         dropped (counted), so audio cannot delay or lose video."""
         seg = self._seg
-        if seg is None or seg.audio is None or seg.row.id == 0:
+        sync = self._audio_sync
+        if sync is None or not sync.audio(p) or seg is None or seg.audio is None or not seg.row.id:
             self.stats.audio_skipped += 1
             return
         try:
@@ -268,6 +274,8 @@ class SegmentWriter:
         pkt = p.packet
         if self._prev_dts is not None:
             step = p.dts - self._prev_dts
+            if self._audio_sync is not None:
+                self._audio_sync.video_step(step, self._frame_ticks)
             if step > 0:
                 self._frame_ticks = step
             elif step <= 0:

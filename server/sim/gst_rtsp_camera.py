@@ -73,8 +73,8 @@ REQUIRED_ELEMENTS = (
 PARSERS = {"video/x-h264": ("h264", "h264parse"), "video/x-h265": ("h265", "h265parse")}
 PAYLOADERS = {"h264": "rtph264pay", "h265": "rtph265pay"}
 PREROLL_TIMEOUT_S = 10
-AUDIO_RATE = 48_000
-AUDIO_CAPS = f"audio/x-raw,format=S16LE,layout=interleaved,rate={AUDIO_RATE},channels=1"
+AUDIO_RATES = {"aac": 48_000, "pcma": 8_000}
+AUDIO_CAPS = "audio/x-raw,format=S16LE,layout=interleaved,rate={rate},channels=1"
 BEEP_FRAME = 12  # the frame of each second (clip frame number modulo fps) that beeps
 BEEP_HZ = 1000
 
@@ -179,11 +179,12 @@ class Feeder:
         """The frame's stretch of audio, pushed right after the frame: both get the same
         running time from their appsrc."""
         duration = frame.duration if frame.duration != Gst.CLOCK_TIME_NONE else Gst.SECOND // 25
-        samples = max(1, round(duration * AUDIO_RATE / Gst.SECOND))
+        rate = AUDIO_RATES[self.audio or "aac"]
+        samples = max(1, round(duration * rate / Gst.SECOND))
         number = round(frame.pts / duration) if frame.pts != Gst.CLOCK_TIME_NONE else 0
         fps = max(1, round(Gst.SECOND / duration))
         beep = number % fps == BEEP_FRAME
-        pcm = _beep(samples) if beep else bytes(2 * samples)
+        pcm = _beep(samples, rate) if beep else bytes(2 * samples)
         audio_src.emit("push-buffer", Gst.Buffer.new_wrapped(pcm))
 
     def _on_new_sample(self, sink: Gst.Element) -> Gst.FlowReturn:
@@ -209,22 +210,21 @@ class Feeder:
         return Gst.FlowReturn.OK
 
 
-def _beep(samples: int) -> bytes:
+def _beep(samples: int, rate: int) -> bytes:
     amplitude = 16_000
     return struct.pack(
         f"<{samples}h",
-        *(
-            round(amplitude * math.sin(2 * math.pi * BEEP_HZ * i / AUDIO_RATE))
-            for i in range(samples)
-        ),
+        *(round(amplitude * math.sin(2 * math.pi * BEEP_HZ * i / rate)) for i in range(samples)),
     )
 
 
-AUDIO_SRC = f" appsrc name=asrc is-live=true do-timestamp=true format=time caps={AUDIO_CAPS}"
+# generated at the rate the codec takes: a resampler between would re-time the stream
+AUDIO_SRC = " appsrc name=asrc is-live=true do-timestamp=true format=time caps={caps}"
 AUDIO_BRANCHES = {
-    "aac": f"{AUDIO_SRC} ! audioconvert ! avenc_aac ! rtpmp4gpay name=pay1 pt=97",
-    "pcma": f"{AUDIO_SRC} ! audioconvert ! audioresample ! audio/x-raw,rate=8000"
-    " ! alawenc ! rtppcmapay name=pay1 pt=8",
+    "aac": AUDIO_SRC.format(caps=AUDIO_CAPS.format(rate=AUDIO_RATES["aac"]))
+    + " ! audioconvert ! avenc_aac ! rtpmp4gpay name=pay1 pt=97",
+    "pcma": AUDIO_SRC.format(caps=AUDIO_CAPS.format(rate=AUDIO_RATES["pcma"]))
+    + " ! alawenc ! rtppcmapay name=pay1 pt=8",
 }
 
 
