@@ -22,10 +22,13 @@ from server.catalog import Catalog, SegmentRow
 from server.clock import SystemClock
 from server.export.cutter import cut_range
 from server.ingest.worker import IngestWorker
-from server.recording.segmenter import RecordingSettings, SegmentWriter
+from server.recording.audio import SegmentAudio
+from server.recording.fmp4 import Fmp4Writer
+from server.recording.packets import AudioInfo, IngestPacket
+from server.recording.segmenter import RecorderStats, RecordingSettings, SegmentWriter
 from server.sim.clips import read_frame_number
 from tests.conftest import wait_until
-from tests.helpers import ffprobe
+from tests.helpers import clip_packets, ffprobe
 
 BEEP_FRAME = 12  # as in server/sim/gst_rtsp_camera.py (which runs under Debian's Python)
 # the camera's AAC encoder delays the sound by its priming, 1024 samples at 48 kHz, and does
@@ -187,3 +190,67 @@ def test_audio_camera_segments_and_export_carry_audio_in_sync(
     # after the key frame that starts the next segment though it belongs before it
     assert a_gap <= grain, spans
     catalog.close()
+
+
+def test_g711_is_converted_to_aac_on_its_own_timeline(tmp_path: Path, camera_clips: list) -> None:
+    """MP4 takes no G.711: it is decoded and encoded to AAC, each sample kept at its time even
+    when the camera's timestamps jitter by 3 ms (so the conversion adds no offset: what the
+    G.711 camera test cannot show, see ``_in_sync``)."""
+    info, video = clip_packets(camera_clips[0][0])
+    rate, packet = 8_000, 320  # 40 ms packets
+    beeps = [0.48, 1.48, 2.48, 3.48]
+    pcm = np.zeros(rate * 4, np.int16)
+    for t in beeps:
+        a = int(t * rate)
+        pcm[a : a + packet] = (16_000 * np.sin(2 * np.pi * 1000 * np.arange(packet) / rate)).astype(
+            np.int16
+        )
+    enc = av.CodecContext.create("pcm_alaw", "w")
+    enc.sample_rate, enc.layout, enc.format = rate, "mono", "s16"
+    enc.time_base = Fraction(1, rate)
+    alaw = []
+    for i in range(0, pcm.size, packet):
+        frame = av.AudioFrame.from_ndarray(pcm[None, i : i + packet], format="s16", layout="mono")
+        frame.sample_rate, frame.pts = rate, i
+        alaw += [(bytes(q), i) for q in enc.encode(frame)]
+    audio = AudioInfo("pcm_alaw", rate, 1, Fraction(1, rate), None)
+    path = tmp_path / "segment.mp4"
+    writer = Fmp4Writer(path, info.codec, info.width, info.height, None, info.time_base, audio)
+    assert writer.audio_stream is not None
+    stats = RecorderStats()
+    seg_audio = SegmentAudio(audio, writer.audio_stream, 0, info.time_base, 10**7, stats)
+    jitter = np.random.default_rng(7).integers(-24, 25, len(alaw))  # ±3 ms
+    j = 0
+    for data, pts, dts, key in video:
+        pkt = av.Packet(data)
+        pkt.time_base, pkt.pts, pkt.dts, pkt.is_keyframe = info.time_base, pts, dts, key
+        writer.mux(pkt, key)
+        while j < len(alaw) and Fraction(alaw[j][1], rate) <= dts * info.time_base:
+            data_a, t = alaw[j][0], alaw[j][1] + int(jitter[j])
+            j += 1
+            a = av.Packet(data_a)
+            a.time_base, a.pts, a.dts, a.duration = Fraction(1, rate), t, t, packet
+            for out in seg_audio.packets(IngestPacket(a, t, t, True, 0, len(data_a), True)):
+                writer.mux_audio(out)
+    for out in seg_audio.flush():
+        writer.mux_audio(out)
+    writer.close()
+    ffprobe(path)
+    tracks = _streams(path)
+    assert [(t["codec_name"], t.get("sample_rate")) for t in tracks] == [
+        ("h264", None), ("aac", "8000")
+    ]  # fmt: skip
+    onsets = []
+    with av.open(str(path)) as c:
+        quiet = rate
+        for f in c.decode(c.streams.audio[0]):
+            loud = np.abs(f.to_ndarray()[0]) > 0.1
+            for i in np.flatnonzero(loud):
+                run = quiet + i if not loud[:i].any() else i - np.flatnonzero(loud[:i])[-1] - 1
+                if run >= rate // 100:
+                    onsets.append(float(f.pts * f.time_base) + i / rate)
+            tail = np.flatnonzero(loud)
+            quiet = quiet + loud.size if not tail.size else loud.size - tail[-1] - 1
+    beeps_heard = [t for t in beeps if t < video[-1][2] * info.time_base]
+    assert len(onsets) == len(beeps_heard) >= 2, onsets
+    assert all(abs(o - t) < 0.005 for o, t in zip(onsets, beeps_heard, strict=True)), onsets
