@@ -36,9 +36,10 @@ class AudioSync:
     Until the RTCP sender reports of both streams have come, FFmpeg times each stream of an
     RTSP session from its own first packet, so the audio may be off by the difference; when
     the second stream's first report comes, that stream's timestamps jump into place. Audio
-    packets have exact durations, so a jump in the audio shows; a jump in the video shows
-    when it is larger than half a frame (smaller, the audio was within half a frame anyway).
-    Audio is recorded once either has been seen, or after ``SETTLE_US`` without one.
+    packets have exact durations, so a jump in the audio shows; when the video is the stream
+    that jumps, the audio never does, and it is recorded after ``SETTLE_US`` (a jump in the
+    video is not looked for: frame times jitter, and a false alarm would let misplaced audio
+    in).
     """
 
     def __init__(self, time_base: Fraction, camera: str) -> None:
@@ -54,10 +55,6 @@ class AudioSync:
     def _aligned(self, why: str) -> None:
         self.synced = True
         log.info("%s: audio on the video's clock (%s)", self.camera, why)
-
-    def video_step(self, step: int, frame_ticks: int) -> None:
-        if not self.synced and frame_ticks and abs(step - frame_ticks) * 2 > frame_ticks:
-            self._aligned("video timestamps realigned")
 
     def audio(self, p: IngestPacket) -> bool:
         """Account for an audio packet; True when it can be recorded."""

@@ -274,8 +274,6 @@ class SegmentWriter:
         pkt = p.packet
         if self._prev_dts is not None:
             step = p.dts - self._prev_dts
-            if self._audio_sync is not None:
-                self._audio_sync.video_step(step, self._frame_ticks)
             if step > 0:
                 self._frame_ticks = step
             elif step <= 0:

@@ -18,7 +18,8 @@ with a microphone. The feeder pushes each frame's stretch of audio with the fram
 with the same running time: silence, except a 1 kHz beep during every frame whose number in
 the clip is ``BEEP_FRAME`` modulo the frame rate, so a test can check that the recorded
 sound and picture are in sync (the frame number is in the picture's frame code).
-``--pcma-mount NAME=PATH``: the same with G.711 A-law audio (8 kHz) instead of AAC.
+``--pcma-mount NAME=PATH``, ``--opus-mount NAME=PATH``: the same with G.711 A-law audio
+(8 kHz) or Opus instead of AAC.
 
 Why each mount has a feeder pipeline: looping an elementary stream with multifilesrc gives every
 packet PTS 0. Instead ``filesrc ! qtdemux ! h26xparse config-interval=-1 ! appsink sync=true``
@@ -73,7 +74,7 @@ REQUIRED_ELEMENTS = (
 PARSERS = {"video/x-h264": ("h264", "h264parse"), "video/x-h265": ("h265", "h265parse")}
 PAYLOADERS = {"h264": "rtph264pay", "h265": "rtph265pay"}
 PREROLL_TIMEOUT_S = 10
-AUDIO_RATES = {"aac": 48_000, "pcma": 8_000}
+AUDIO_RATES = {"aac": 48_000, "pcma": 8_000, "opus": 48_000}
 AUDIO_CAPS = "audio/x-raw,format=S16LE,layout=interleaved,rate={rate},channels=1"
 BEEP_FRAME = 12  # the frame of each second (clip frame number modulo fps) that beeps
 BEEP_HZ = 1000
@@ -225,6 +226,8 @@ AUDIO_BRANCHES = {
     + " ! audioconvert ! avenc_aac ! rtpmp4gpay name=pay1 pt=97",
     "pcma": AUDIO_SRC.format(caps=AUDIO_CAPS.format(rate=AUDIO_RATES["pcma"]))
     + " ! alawenc ! rtppcmapay name=pay1 pt=8",
+    "opus": AUDIO_SRC.format(caps=AUDIO_CAPS.format(rate=AUDIO_RATES["opus"]))
+    + " ! audioconvert ! opusenc ! rtpopuspay name=pay1 pt=98",
 }
 
 
@@ -274,13 +277,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--audio-mount", action="append", default=[], metavar="NAME")
     parser.add_argument("--aac-mount", action="append", default=[], metavar="NAME=PATH")
     parser.add_argument("--pcma-mount", action="append", default=[], metavar="NAME=PATH")
+    parser.add_argument("--opus-mount", action="append", default=[], metavar="NAME=PATH")
     parser.add_argument("--udp-only", action="store_true", help="refuse RTSP over TCP")
     parser.add_argument("--ignore-stdin", action="store_true", help="do not exit at stdin EOF")
     parser.add_argument("--check", action="store_true", help="check the GStreamer install")
     args = parser.parse_args(argv)
     mounts = []
-    audio = {**{m: "aac" for m in args.aac_mount}, **{m: "pcma" for m in args.pcma_mount}}
-    for spec in args.mount + args.aac_mount + args.pcma_mount:
+    audio = {
+        **{m: "aac" for m in args.aac_mount},
+        **{m: "pcma" for m in args.pcma_mount},
+        **{m: "opus" for m in args.opus_mount},
+    }
+    for spec in args.mount + args.aac_mount + args.pcma_mount + args.opus_mount:
         name, sep, path = spec.partition("=")
         if not sep or not name or not path:
             parser.error(f"--mount wants NAME=PATH, got {spec!r}")

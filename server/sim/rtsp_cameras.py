@@ -60,10 +60,10 @@ class RtspCameraHost:
     """One camera host: a process serving some mounts on one port of 127.0.0.1.
 
     ``mounts`` maps mount names to MP4 clips (H.264 or H.265, detected by the process);
-    ``audio_mounts`` are mounts with an audio tone and no video; ``aac_mounts`` and
-    ``pcma_mounts`` (names in ``mounts``) carry AAC or G.711 audio beside their video (a beep
-    each second, in sync with a known frame). ``port=None`` lets the first
-    start pick a free port, which later restarts keep.
+    ``audio_mounts`` are mounts with an audio tone and no video; ``aac_mounts``,
+    ``pcma_mounts`` and ``opus_mounts`` (names in ``mounts``) carry AAC, G.711 or Opus audio
+    beside their video (a beep each second, in sync with a known frame). ``port=None`` lets
+    the first start pick a free port, which later restarts keep.
     """
 
     def __init__(
@@ -74,6 +74,7 @@ class RtspCameraHost:
         audio_mounts: Sequence[str] = (),
         aac_mounts: Sequence[str] = (),
         pcma_mounts: Sequence[str] = (),
+        opus_mounts: Sequence[str] = (),
         name: str = "camera",
         udp_only: bool = False,
     ) -> None:
@@ -82,6 +83,7 @@ class RtspCameraHost:
         self.audio_mounts = tuple(audio_mounts)
         self.aac_mounts = tuple(aac_mounts)
         self.pcma_mounts = tuple(pcma_mounts)
+        self.opus_mounts = tuple(opus_mounts)
         self.name = name
         self._port = port
         self._proc: subprocess.Popen[bytes] | None = None
@@ -117,6 +119,7 @@ class RtspCameraHost:
             flag = (
                 "--aac-mount" if mount in self.aac_mounts
                 else "--pcma-mount" if mount in self.pcma_mounts
+                else "--opus-mount" if mount in self.opus_mounts
                 else "--mount"
             )  # fmt: skip
             cmd += [flag, f"{mount}={path}"]
