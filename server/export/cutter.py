@@ -273,7 +273,8 @@ class _RemoteFragmentReader(_FragmentReader):
 class _Output:
     """One output file: written under a temporary name, renamed into place when complete."""
 
-    def __init__(self, final: Path, fmt: str, template: av.VideoStream, in_band_params: bool):
+    def __init__(self, final: Path, fmt: str, template: av.VideoStream, in_band_params: bool,
+                 audio: av.AudioStream | None = None) -> None:  # fmt: skip
         self.final = final
         self.tmp = final.with_name(f".{final.name}.tmp")
         self.fmt = fmt
@@ -286,6 +287,10 @@ class _Output:
             codec = template.codec_context.name
             if in_band_params and codec in _IN_BAND_TAGS:
                 self.stream.codec_tag = _IN_BAND_TAGS[codec]
+        # the recording's audio track, copied as it is (docs/design/recording.md, "Audio")
+        self.audio = None if audio is None else self.container.add_stream_from_template(audio)
+        self.audio_codec = None if audio is None else audio.codec_context.name
+        self.last_audio_us: int | None = None
         self.origin_us: int | None = None
         self.last_dts_us: int | None = None
         self.end_us = 0
@@ -309,6 +314,20 @@ class _Output:
         pkt.duration = duration_us
         self.container.mux_one(pkt)
         self.frames += 1
+
+    def mux_audio(self, pkt: av.Packet, pts_us: int, duration_us: int) -> None:
+        """Mux an audio packet at wall time ``pts_us``, unless it precedes the first frame or
+        repeats a time already written (the overlap at a segment boundary)."""
+        if self.audio is None or self.origin_us is None or pts_us < self.origin_us:
+            return
+        if self.last_audio_us is not None and pts_us <= self.last_audio_us:
+            return
+        self.last_audio_us = pts_us
+        pkt.stream = self.audio
+        pkt.time_base = US
+        pkt.pts = pkt.dts = pts_us - self.origin_us
+        pkt.duration = duration_us
+        self.container.mux_one(pkt)
 
     def finish(self) -> None:
         self.container.close()
@@ -432,11 +451,12 @@ class _StreamCutter:
         self.done.append(ExportedFile(out.final, self.camera, self.stream, out.origin_us,
                                       out.end_us, out.frames, out.reencoded))  # fmt: skip
 
-    def _open_output(self, ist: av.VideoStream, in_band_params: bool) -> _Output:
+    def _open_output(self, ist: av.VideoStream, in_band_params: bool,
+                     ast: av.AudioStream | None) -> _Output:  # fmt: skip
         n = len(self.done)
         part = f"-{n + 1}" if n else ""
         name = self.out_dir / f"{self.camera}-{self.stream}{part}.{self.fmt}"
-        self.out = _Output(name, self.fmt, ist, in_band_params)
+        self.out = _Output(name, self.fmt, ist, in_band_params, ast)
         return self.out
 
     def _cut_piece(self, piece: _Piece) -> bool:
@@ -449,14 +469,15 @@ class _StreamCutter:
             reader = _FragmentReader(self.data_root, seg, piece.chunks)
         try:
             with av.open(reader, "r", format="mp4", buffer_size=_READ_BUFFER) as inp:
-                return self._copy(seg, inp, inp.streams.video[0])
+                ast = inp.streams.audio[0] if inp.streams.audio else None
+                return self._copy(seg, inp, inp.streams.video[0], ast)
         except av.FFmpegError as exc:
             raise ExportError(f"cannot export from recording {seg.path}: {exc}") from exc
         finally:
             reader.close()
 
     def _copy(self, seg: SegmentRow, inp: av.container.InputContainer,
-              ist: av.VideoStream) -> bool:  # fmt: skip
+              ist: av.VideoStream, ast: av.AudioStream | None) -> bool:  # fmt: skip
         cc = ist.codec_context
         codec = "hevc" if cc.name == "hevc" else "h264"
         extradata = bytes(cc.extradata or b"")
@@ -471,14 +492,39 @@ class _StreamCutter:
         def wall(ticks: int) -> int:
             return seg.start_us + rescale(rescale(ticks, tb_num, tb_den), wall_num, wall_den)
 
+        # the audio track: on the same media clock as the video, so the same wall mapping
+        atb = ast.time_base if ast is not None else Fraction(1, 1)
+        atb_num, atb_den = atb.numerator * US_PER_SECOND, atb.denominator
+
+        def audio_wall(ticks: int) -> int:
+            return seg.start_us + rescale(rescale(ticks, atb_num, atb_den), wall_num, wall_den)
+
+        audio_index = -1 if ast is None else ast.index
+        video_done = False  # past the end: only the audio up to the end is still wanted
         reenc: _Reencoder | None = None
-        for pkt in inp.demux(ist):
+        for pkt in inp.demux(ist, ast) if ast is not None else inp.demux(ist):
             if pkt.dts is None or pkt.pts is None:
                 continue  # the demuxer's end-of-stream marker
+            if pkt.stream_index == audio_index:
+                out = self.out
+                t = audio_wall(pkt.pts)
+                if t >= self.end_us:
+                    if video_done:
+                        return False
+                elif out is not None and out.audio_codec == ast.codec_context.name:
+                    d = rescale(rescale(pkt.duration or 0, atb_num, atb_den), wall_num, wall_den)
+                    out.mux_audio(pkt, t, d)
+                continue
+            if video_done:
+                continue
             pts_us, dts_us = wall(pkt.pts), wall(pkt.dts)
             if dts_us >= self.end_us:
                 self._flush(reenc)
-                return False
+                reenc = None
+                if self.out is None or self.out.audio is None:
+                    return False
+                video_done = True  # the audio of the last fragment may come after its video
+                continue
             if pkt.is_keyframe:
                 self.tick(dts_us)
             if self.out is None:
@@ -487,9 +533,9 @@ class _StreamCutter:
                 first = not self.done
                 if self.exact and first and pts_us < self.start_us and reenc is None:
                     reenc = _Reencoder(codec, cc, nal_size, wall, self.start_us, self.end_us)
-                    self._open_output(ist, in_band_params=True)
+                    self._open_output(ist, True, ast)
                 else:
-                    self._open_output(ist, in_band_params=False)
+                    self._open_output(ist, False, ast)
             out = self.out
             assert out is not None
             if reenc is not None:
@@ -512,7 +558,7 @@ class _StreamCutter:
             duration_us = rescale(rescale(pkt.duration or 0, tb_num, tb_den), wall_num, wall_den)
             out.mux(pkt, pts_us, dts_us, duration_us)
         self._flush(reenc)
-        return True
+        return not video_done
 
     def _flush(self, reenc: _Reencoder | None) -> None:
         if reenc is None or self.out is None:

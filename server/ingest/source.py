@@ -13,18 +13,21 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from urllib.parse import unquote, urlsplit
 
 import av
 
 from server.clock import Clock
-from server.recording.packets import IngestPacket, StreamInfo
+from server.recording.packets import AudioInfo, IngestPacket, StreamInfo
 
 log = logging.getLogger(__name__)
 
 CODECS = {"h264": "h264", "hevc": "hevc", "h265": "hevc"}
+# audio tracks that are recorded (AAC and Opus as they are, G.711 converted to AAC): see
+# docs/design/recording.md, "Audio"
+AUDIO_CODECS = frozenset({"aac", "opus", "pcm_alaw", "pcm_mulaw"})
 # our transport names -> FFmpeg's rtsp_transport (docs/design/cameras.md)
 RTSP_TRANSPORTS = {"tcp": "tcp", "udp": "udp", "multicast": "udp_multicast", "http": "http"}
 
@@ -136,18 +139,32 @@ class Source:
             options["rw_timeout"] = str(int(timeouts.read_s * 1_000_000))
             pyav_timeout = (timeouts.open_s, timeouts.read_s)
         target = unquote(parts.path) if self.is_file else url
-        try:
-            self.container = av.open(
-                target,
-                options=options,
-                # probing decodes a frame or two: one thread, not a pool idling all day
-                stream_options=[{"threads": "1"}],
-                timeout=pyav_timeout,
-            )
-        except av.FFmpegError as exc:
-            raise SourceError(describe_error(exc)) from exc
+        self.container = self._open(target, options, pyav_timeout)
+        if (
+            scheme in ("rtsp", "rtsps")
+            and self.container.streams.audio
+            and any(not v.codec_context.width for v in self.container.streams.video)
+        ):
+            # The audio track's packets flow from the first instant and end the short probe
+            # before the video's first key frame has come (when the SDP carries no parameter
+            # sets, the picture size is in that key frame): probe once more, for longer.
+            self.container.close()
+            longer = {**options, "analyzeduration": str(int(timeouts.read_s * 1_000_000)),
+                      "probesize": str(5 << 20)}  # fmt: skip
+            self.container = self._open(target, longer, pyav_timeout)
         try:
             self.stream, self.info = self._select_stream()
+            # a looped file stands in for a camera's video only (the demo); live sources
+            # bring their audio track along
+            self.audio_stream = None if self.is_file else self._select_audio()
+            if self.audio_stream is not None:
+                ctx = self.audio_stream.codec_context
+                self.info = replace(self.info, audio=AudioInfo(
+                    codec=ctx.name, sample_rate=ctx.sample_rate, channels=ctx.channels or 1,
+                    time_base=self.audio_stream.time_base or Fraction(1, ctx.sample_rate),
+                    extradata=bytes(ctx.extradata) if ctx.extradata else None,
+                    template=self.audio_stream,
+                ))  # fmt: skip
             self._bsf = None
             if (
                 self.stream.codec_context.extradata
@@ -159,6 +176,21 @@ class Source:
         except BaseException:
             self.container.close()
             raise
+
+    @staticmethod
+    def _open(
+        target: str, options: dict[str, str], timeout: tuple[float, float] | None
+    ) -> av.container.InputContainer:
+        try:
+            return av.open(
+                target,
+                options=options,
+                # probing decodes a frame or two: one thread, not a pool idling all day
+                stream_options=[{"threads": "1"}],
+                timeout=timeout,
+            )
+        except av.FFmpegError as exc:
+            raise SourceError(describe_error(exc)) from exc
 
     @classmethod
     def probe(cls, url: str, clock: Clock, timeouts: Timeouts) -> Source:
@@ -193,6 +225,15 @@ class Source:
         )
         return stream, info
 
+    def _select_audio(self) -> av.audio.stream.AudioStream | None:
+        """The first audio track in a codec we record, if any (others are left aside)."""
+        for stream in self.container.streams.audio:
+            ctx = stream.codec_context
+            if ctx.name in AUDIO_CODECS and ctx.sample_rate:
+                return stream
+            log.info("%s: audio track in %s not recorded", redact(self.url), ctx.name)
+        return None
+
     def close(self) -> None:
         self.container.close()
 
@@ -203,10 +244,20 @@ class Source:
         untimed: av.Packet | None = None
         now_us = self.clock.now_us
         stop = self.stop.is_set
-        for pkt in self.container.demux(self.stream):  # the per-packet path: keep it lean
+        audio = self.audio_stream
+        streams = (self.stream,) if audio is None else (self.stream, audio)
+        audio_index = -1 if audio is None else audio.index
+        for pkt in self.container.demux(*streams):  # the per-packet path: keep it lean
             if stop():
                 return
             dts, pts = pkt.dts, pkt.pts
+            if pkt.stream_index == audio_index:
+                if dts is None:
+                    dts = pts
+                if dts is not None and pkt.size:
+                    yield IngestPacket(pkt, dts, dts if pts is None else pts, True, now_us(),
+                                       pkt.size, True)  # fmt: skip
+                continue
             if dts is None:
                 if pts is None:
                     # Over RTSP the session's first packet, often its key frame, can come

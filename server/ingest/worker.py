@@ -144,11 +144,17 @@ class IngestWorker:
         reason = "stopped"
         connected = False
         packets = bytes_ = last_us = 0  # counted but not yet published in the status snapshot
+        # sinks that take audio packets too (the recorder, the fan-out); the rest never see them
+        audio_sinks = [s for s in self.sinks if hasattr(s, "on_audio")]
         try:
             for sink in self.sinks:
                 sink.on_connect(source.info)
             connected = True
             for p in source.packets():
+                if p.audio:
+                    for sink in audio_sinks:
+                        sink.on_audio(p)  # type: ignore[attr-defined]
+                    continue
                 if self._status.state != State.ONLINE:
                     self._set_state(State.ONLINE)
                 for sink in self.sinks:

@@ -17,10 +17,26 @@ from pathlib import Path
 import av
 
 from server.recording.mp4boxes import Box, _parse_moof, _parse_moov
+from server.recording.packets import AudioInfo
 
 log = logging.getLogger(__name__)
 
 MOVFLAGS = "frag_keyframe+empty_moov+default_base_moof+skip_trailer"
+# With an audio track:
+# * FFmpeg's interleaving would hold a video packet until the audio track catches up (up to
+#   10 s when the camera's audio stops): every packet goes to the muxer at once instead;
+#   movenc keeps each fragment's samples per track anyway;
+# * the audio track starts a little after the video (its first packet after the first key
+#   frame): ``frag_discont`` without negative-timestamp shifting puts that start in the
+#   first fragment's ``tfdt``, where by default movenc would move the first audio sample to
+#   time 0 (early by up to a packet's duration).
+AUDIO_OPTIONS = {
+    "movflags": MOVFLAGS + "+frag_discont",
+    "avoid_negative_ts": "disabled",
+    "max_interleave_delta": "1",
+}
+# MP4 takes AAC and Opus as they are; G.711 is not allowed in MP4 by FFmpeg, so it is converted
+AUDIO_AS_IS = frozenset({"aac", "opus"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,37 +121,70 @@ class Fmp4Writer:
         height: int,
         extradata: bytes | None,
         time_base: Fraction,
+        audio: AudioInfo | None = None,
     ) -> None:
+        """``audio``: a second track beside the video (track 1, always first): the source's
+        AAC/Opus as they are (copied from ``audio.template``), or AAC encoded by the caller
+        through ``audio_stream.encode`` (G.711)."""
         self.path = path
         # O_EXCL: never clobber a file; FFmpeg then opens the (empty) file by name and writes
         # it natively, with no Python in its write path. Our descriptor reads it back and
         # fsyncs it.
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         self.scan = _FileScanner(self._fd)
+        options = {"movflags": MOVFLAGS, "flush_packets": "1"}
+        if audio is not None:
+            options.update(AUDIO_OPTIONS)
+        self.audio_stream: av.audio.stream.AudioStream | None = None
+        self._scan_due = True
         try:
-            self._container = av.open(
-                f"file:{path}",
-                "w",
-                format="mp4",
-                options={"movflags": MOVFLAGS, "flush_packets": "1"},
-            )
+            self._container = av.open(f"file:{path}", "w", format="mp4", options=options)
             self.stream = self._container.add_stream(codec)
             ctx = self.stream.codec_context
             ctx.width, ctx.height = width, height
             if extradata:
                 ctx.extradata = extradata
             self.stream.time_base = time_base
+            if audio is not None:
+                self.audio_stream = self._add_audio(audio)
         except BaseException:
             os.close(self._fd)
             raise
         self._closed = False
 
+    def _add_audio(self, audio: AudioInfo) -> av.audio.stream.AudioStream:
+        if audio.codec in AUDIO_AS_IS and audio.template is not None:
+            stream = self._container.add_stream_from_template(audio.template)
+        else:  # converted to AAC: the caller encodes with this stream's encoder
+            stream = self._container.add_stream("aac", rate=audio.sample_rate)
+            stream.codec_context.layout = "mono" if audio.channels == 1 else "stereo"
+            stream.codec_context.bit_rate = 32_000 * min(2, audio.channels)
+        stream.time_base = audio.time_base
+        return stream
+
     def mux(self, packet: av.Packet, key: bool) -> list[WrittenFragment]:
-        """Mux one packet; return the fragments this write completed (usually none)."""
+        """Mux one video packet; return the fragments this write completed (usually none)."""
         packet.stream = self.stream
-        self._container.mux_one(packet)
         if key or not self.scan.init_bytes:
-            self.scan.scan()  # fragments are completed by key frames (and the first packet)
+            self._scan_due = True  # fragments are completed by key frames (and the first packet)
+        self._container.mux_one(packet)
+        return self._scan()
+
+    def mux_audio(self, packet: av.Packet) -> list[WrittenFragment]:
+        """Mux one packet of the audio track; return the fragments completed meanwhile."""
+        assert self.audio_stream is not None, "no audio track"
+        packet.stream = self.audio_stream
+        self._container.mux_one(packet)
+        return self._scan()
+
+    def _scan(self) -> list[WrittenFragment]:
+        if self._scan_due:
+            had_init = self.scan.init_bytes
+            self.scan.scan()
+            # with an audio track, the key frame that completes a fragment reaches the muxer
+            # with the next packet of either track: scan until that fragment is there
+            if self.audio_stream is None or self.scan.completed or not had_init:
+                self._scan_due = False
         return self.take_completed()
 
     def take_completed(self) -> list[WrittenFragment]:

@@ -101,18 +101,28 @@ def _parse_moov(data: bytes, moov: Box) -> tuple[int, int]:
 
 
 def _parse_moof(data: bytes, moof: Box, trex_duration: int) -> tuple[int, int, int]:
-    """(base decode time, duration, sample count) of a single-track fragment."""
-    traf = _child(data, moof, "traf")
-    if traf is None:
+    """(base decode time, duration, sample count) of the fragment's video track.
+
+    The video is track 1; a segment with audio has a second ``traf`` per fragment, which is
+    not what the fragment index times."""
+    trafs = [b for b in iter_boxes(data, moof.offset + moof.header, moof.end) if b.type == "traf"]
+    if not trafs:
         raise ValueError("moof has no traf")
+    parsed = [_parse_traf(data, traf, trex_duration) for traf in trafs]
+    return next((p[1:] for p in parsed if p[0] == 1), parsed[0][1:])
+
+
+def _parse_traf(data: bytes, traf: Box, trex_duration: int) -> tuple[int, int, int, int]:
+    """(track id, base decode time, duration, sample count) of one track fragment."""
     default_duration = trex_duration
-    base_time = 0
+    track_id = base_time = 0
     duration = samples = 0
     for box in iter_boxes(data, traf.offset + traf.header, traf.end):
         p = box.offset + box.header
         (vflags,) = struct.unpack_from(">I", data, p)
         version, flags = vflags >> 24, vflags & 0xFFFFFF
         if box.type == "tfhd":
+            (track_id,) = struct.unpack_from(">I", data, p + 4)
             q = p + 8  # version/flags, track_ID
             if flags & 0x01:
                 q += 8
@@ -138,7 +148,7 @@ def _parse_moof(data: bytes, moof: Box, trex_duration: int) -> tuple[int, int, i
             else:
                 duration += default_duration * count
             samples += count
-    return base_time, duration, samples
+    return track_id, base_time, duration, samples
 
 
 def scan_segment_bytes(data: bytes) -> SegmentScan:

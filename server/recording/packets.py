@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Protocol
 
 import av
+
+
+@dataclass(frozen=True, slots=True)
+class AudioInfo:
+    """A source's audio track, recorded beside the video (docs/design/recording.md, Audio)."""
+
+    codec: str  # FFmpeg's name: 'aac', 'opus', 'pcm_alaw' or 'pcm_mulaw'
+    sample_rate: int
+    channels: int
+    time_base: Fraction
+    extradata: bytes | None
+    # the source's stream, whose codec parameters the segment's audio track copies exactly
+    # (valid while the source is open, i.e. on the ingest thread between connect and disconnect)
+    template: av.audio.stream.AudioStream | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,14 +33,18 @@ class StreamInfo:
     time_base: Fraction
     extradata: bytes | None
     fps: float | None
+    audio: AudioInfo | None = None  # the source's audio track, when it has one we record
 
 
 @dataclass(slots=True)
 class IngestPacket:
-    """One compressed video packet in Annex B form, with parameter sets in band at key frames.
+    """One compressed video packet in Annex B form, with parameter sets in band at key frames,
+    or (``audio``) one packet of the source's audio track.
 
-    ``dts``/``pts`` are in ``StreamInfo.time_base`` and keep increasing across reconnect-free
-    reads (file sources add the loop length on each loop). ``recv_us`` is our clock's wall
+    ``dts``/``pts`` are in ``StreamInfo.time_base`` (audio: ``AudioInfo.time_base``, on the
+    same media clock: FFmpeg aligns an RTSP session's streams with the RTCP sender reports)
+    and keep increasing across reconnect-free reads (file sources add the loop length on each
+    loop). ``recv_us`` is our clock's wall
     time when the packet was read. The last sink (the recorder) may modify ``packet``.
     """
 
@@ -36,6 +54,7 @@ class IngestPacket:
     key: bool
     recv_us: int
     size: int
+    audio: bool = False
 
 
 class PacketSink(Protocol):
@@ -46,3 +65,10 @@ class PacketSink(Protocol):
     def on_packet(self, packet: IngestPacket) -> None: ...
 
     def on_disconnect(self, reason: str) -> None: ...
+
+
+class AudioSink(Protocol):
+    """A sink that also takes the stream's audio packets (``IngestPacket.audio``); sinks
+    without ``on_audio`` never see them."""
+
+    def on_audio(self, packet: IngestPacket) -> None: ...

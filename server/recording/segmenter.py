@@ -23,6 +23,7 @@ from server.catalog import Catalog, SegmentRow
 from server.protocol.files import file_sha256, makedirs_durable, rename_durable
 from server.protocol.fragindex import encode_fragment_index
 from server.protocol.timeutil import US_PER_SECOND, rescale
+from server.recording.audio import AudioSync, SegmentAudio
 from server.recording.fmp4 import Fmp4Writer, WrittenFragment
 from server.recording.h26x import parameter_sets, picture_size
 from server.recording.packets import IngestPacket, StreamInfo
@@ -54,6 +55,8 @@ class RecorderStats:
     packets_recorded: int = 0
     packets_skipped: int = 0  # before the first key frame of a run, or while a write fails
     timestamp_fixes: int = 0
+    audio_packets: int = 0  # audio packets recorded (converted ones: as received)
+    audio_skipped: int = 0  # before a segment's first frame, out of order, or unconvertible
     error: str | None = None
 
 
@@ -73,6 +76,7 @@ class _OpenSegment:
     boundaries: list[int] = field(default_factory=list)  # fragment starts (ticks), then the end
     sizes: list[int] = field(default_factory=list)
     timescale: int = 0
+    audio: SegmentAudio | None = None
 
 
 class SegmentWriter:
@@ -101,6 +105,7 @@ class SegmentWriter:
         self._seg: _OpenSegment | None = None
         self._prev_dts: int | None = None
         self._frame_ticks = 0  # last positive DTS step, the estimate of a frame's duration
+        self._audio_sync: AudioSync | None = None  # per connection, when the source has audio
         self._chain_end_us: int | None = None  # end of the run's last closed segment
         self._pending_discards: list[int] = []  # rows of discarded segments still to delete
         self._floor_us = 0  # end of the last segment written: the next may not start earlier
@@ -119,6 +124,10 @@ class SegmentWriter:
         self._run_id = None
         self._prev_dts = None
         self._frame_ticks = 0
+        self._audio_sync = (
+            None if info.audio is None
+            else AudioSync(info.audio.time_base, f"{self.camera_id}/{self.stream}")
+        )  # fmt: skip
 
     def on_packet(self, p: IngestPacket) -> None:
         try:
@@ -148,6 +157,30 @@ class SegmentWriter:
             if seg is None:
                 return
         self._mux(seg, p, info)
+
+    def on_audio(self, p: IngestPacket) -> None:
+        """An audio packet: muxed into the open segment, on the video's media clock.
+
+        Audio never opens, rotates or closes a segment, and a packet that cannot be placed is
+        dropped (counted), so audio cannot delay or lose video."""
+        seg = self._seg
+        sync = self._audio_sync
+        if sync is None or not sync.audio(p) or seg is None or seg.audio is None or not seg.row.id:
+            self.stats.audio_skipped += 1
+            return
+        try:
+            packets = seg.audio.packets(p)
+            fragments: list[WrittenFragment] = []
+            for pkt in packets:
+                fragments += seg.writer.mux_audio(pkt)
+        except (OSError, av.FFmpegError) as exc:
+            self._fail_segment(seg, exc)
+            return
+        try:
+            if fragments:
+                self._index(seg, fragments, final=False, persist=True)
+        except sqlite3.Error as exc:
+            self._record_error(f"catalog write failed: {exc}")
 
     def on_disconnect(self, reason: str) -> None:
         try:
@@ -208,7 +241,7 @@ class SegmentWriter:
         try:
             makedirs_durable(final.parent)
             width, height = self._picture_size(info, params, p)
-            writer = Fmp4Writer(part, info.codec, width, height, params, info.time_base)
+            writer = Fmp4Writer(part, info.codec, width, height, params, info.time_base, info.audio)
         except (OSError, av.FFmpegError) as exc:
             reason = os.strerror(exc.errno) if isinstance(exc, OSError) and exc.errno else exc
             self._record_error(f"cannot create segments: {reason}")
@@ -229,6 +262,11 @@ class SegmentWriter:
                 clock.start_us, self.settings.segment_us, self._offset_us
             ),
         )
+        if info.audio is not None and writer.audio_stream is not None:
+            seg.audio = SegmentAudio(
+                info.audio, writer.audio_stream, p.dts, info.time_base, self.settings.max_jump_us,
+                self.stats,
+            )  # fmt: skip
         self._seg = seg
         return seg
 
@@ -312,6 +350,9 @@ class SegmentWriter:
         """
         self._seg = None
         try:
+            if seg.audio is not None and seg.row.id:
+                for pkt in seg.audio.flush():
+                    seg.writer.mux_audio(pkt)  # before the close, which completes the fragment
             fragments = seg.writer.close()
         except (OSError, av.FFmpegError) as exc:
             self._fail_segment(seg, exc)

@@ -13,6 +13,13 @@ serves ``rtsp://127.0.0.1:8554/main``, ``/sub`` and ``/mic``.
 ``--mount NAME=PATH``: PATH is an MP4 whose first video track is H.264 or H.265. The codec is
 detected from the track's caps while the clip is prerolled, so the depayloader needs no hint.
 ``--audio-mount NAME``: a mount with a G.711 A-law test tone and no video at all.
+``--aac-mount NAME=PATH``: like ``--mount``, plus an AAC audio track (48 kHz mono): a camera
+with a microphone. The feeder pushes each frame's stretch of audio with the frame, stamped
+with the same running time: silence, except a 1 kHz beep during every frame whose number in
+the clip is ``BEEP_FRAME`` modulo the frame rate, so a test can check that the recorded
+sound and picture are in sync (the frame number is in the picture's frame code).
+``--pcma-mount NAME=PATH``, ``--opus-mount NAME=PATH``: the same with G.711 A-law audio
+(8 kHz) or Opus instead of AAC.
 
 Why each mount has a feeder pipeline: looping an elementary stream with multifilesrc gives every
 packet PTS 0. Instead ``filesrc ! qtdemux ! h26xparse config-interval=-1 ! appsink sync=true``
@@ -36,8 +43,10 @@ end of file (the parent died), unless ``--ignore-stdin``. Logs go to stderr.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
+import struct
 import sys
 import threading
 
@@ -65,6 +74,10 @@ REQUIRED_ELEMENTS = (
 PARSERS = {"video/x-h264": ("h264", "h264parse"), "video/x-h265": ("h265", "h265parse")}
 PAYLOADERS = {"h264": "rtph264pay", "h265": "rtph265pay"}
 PREROLL_TIMEOUT_S = 10
+AUDIO_RATES = {"aac": 48_000, "pcma": 8_000, "opus": 48_000}
+AUDIO_CAPS = "audio/x-raw,format=S16LE,layout=interleaved,rate={rate},channels=1"
+BEEP_FRAME = 12  # the frame of each second (clip frame number modulo fps) that beeps
+BEEP_HZ = 1000
 
 
 def log(msg: str) -> None:
@@ -79,8 +92,10 @@ def log(msg: str) -> None:
 class Feeder:
     """Plays one clip in a loop at real-time pace and hands its access units to the live mount."""
 
-    def __init__(self, name: str, path: str, on_fatal) -> None:
+    def __init__(self, name: str, path: str, on_fatal, audio: str | None = None) -> None:
         self.name = name
+        self.audio = audio  # 'aac'/'pcma': push a stretch of audio (silence, beep) per frame
+        self._audio_src: Gst.Element | None = None
         self.path = path
         self.on_fatal = on_fatal
         self.codec: str | None = None
@@ -152,14 +167,26 @@ class Feeder:
             err, debug = msg.parse_error()
             self.on_fatal(f"{self.name}: {err.message} ({debug})")
 
-    def attach(self, appsrc: Gst.Element | None) -> None:
+    def attach(self, appsrc: Gst.Element | None, audio_src: Gst.Element | None = None) -> None:
         with self._lock:
-            self._appsrc = appsrc
+            self._appsrc, self._audio_src = appsrc, audio_src
 
     def detach(self, appsrc: Gst.Element) -> None:
         with self._lock:
             if self._appsrc is appsrc:
-                self._appsrc = None
+                self._appsrc = self._audio_src = None
+
+    def _push_audio(self, audio_src: Gst.Element, frame: Gst.Buffer) -> None:
+        """The frame's stretch of audio, pushed right after the frame: both get the same
+        running time from their appsrc."""
+        duration = frame.duration if frame.duration != Gst.CLOCK_TIME_NONE else Gst.SECOND // 25
+        rate = AUDIO_RATES[self.audio or "aac"]
+        samples = max(1, round(duration * rate / Gst.SECOND))
+        number = round(frame.pts / duration) if frame.pts != Gst.CLOCK_TIME_NONE else 0
+        fps = max(1, round(Gst.SECOND / duration))
+        beep = number % fps == BEEP_FRAME
+        pcm = _beep(samples, rate) if beep else bytes(2 * samples)
+        audio_src.emit("push-buffer", Gst.Buffer.new_wrapped(pcm))
 
     def _on_new_sample(self, sink: Gst.Element) -> Gst.FlowReturn:
         sample = sink.emit("pull-sample")
@@ -177,7 +204,31 @@ class Feeder:
             src_buf.get_size(),
         )
         appsrc.emit("push-buffer", buf)
+        with self._lock:
+            audio_src = self._audio_src
+        if audio_src is not None:
+            self._push_audio(audio_src, src_buf)
         return Gst.FlowReturn.OK
+
+
+def _beep(samples: int, rate: int) -> bytes:
+    amplitude = 16_000
+    return struct.pack(
+        f"<{samples}h",
+        *(round(amplitude * math.sin(2 * math.pi * BEEP_HZ * i / rate)) for i in range(samples)),
+    )
+
+
+# generated at the rate the codec takes: a resampler between would re-time the stream
+AUDIO_SRC = " appsrc name=asrc is-live=true do-timestamp=true format=time caps={caps}"
+AUDIO_BRANCHES = {
+    "aac": AUDIO_SRC.format(caps=AUDIO_CAPS.format(rate=AUDIO_RATES["aac"]))
+    + " ! audioconvert ! avenc_aac ! rtpmp4gpay name=pay1 pt=97",
+    "pcma": AUDIO_SRC.format(caps=AUDIO_CAPS.format(rate=AUDIO_RATES["pcma"]))
+    + " ! alawenc ! rtppcmapay name=pay1 pt=8",
+    "opus": AUDIO_SRC.format(caps=AUDIO_CAPS.format(rate=AUDIO_RATES["opus"]))
+    + " ! audioconvert ! opusenc ! rtpopuspay name=pay1 pt=98",
+}
 
 
 def video_factory(feeder: Feeder) -> GstRtspServer.RTSPMediaFactory:
@@ -186,7 +237,8 @@ def video_factory(feeder: Feeder) -> GstRtspServer.RTSPMediaFactory:
     factory.set_launch(
         "( appsrc name=src is-live=true do-timestamp=true format=time"
         " max-bytes=8000000 leaky-type=downstream"
-        f" ! {parser} ! {PAYLOADERS[feeder.codec]} config-interval=0 name=pay0 pt=96 )"
+        f" ! {parser} ! {PAYLOADERS[feeder.codec]} config-interval=0 name=pay0 pt=96"
+        f"{AUDIO_BRANCHES[feeder.audio] if feeder.audio else ''} )"
     )
     factory.set_shared(True)
 
@@ -194,7 +246,8 @@ def video_factory(feeder: Feeder) -> GstRtspServer.RTSPMediaFactory:
         appsrc = media.get_element().get_by_name("src")
         appsrc.set_property("caps", feeder.caps)
         media.connect("unprepared", lambda _media: feeder.detach(appsrc))
-        feeder.attach(appsrc)
+        audio_src = media.get_element().get_by_name("asrc") if feeder.audio else None
+        feeder.attach(appsrc, audio_src)
 
     factory.connect("media-configure", on_media_configure)
     return factory
@@ -222,18 +275,26 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=0, help="0: any free port (see READY)")
     parser.add_argument("--mount", action="append", default=[], metavar="NAME=PATH")
     parser.add_argument("--audio-mount", action="append", default=[], metavar="NAME")
+    parser.add_argument("--aac-mount", action="append", default=[], metavar="NAME=PATH")
+    parser.add_argument("--pcma-mount", action="append", default=[], metavar="NAME=PATH")
+    parser.add_argument("--opus-mount", action="append", default=[], metavar="NAME=PATH")
     parser.add_argument("--udp-only", action="store_true", help="refuse RTSP over TCP")
     parser.add_argument("--ignore-stdin", action="store_true", help="do not exit at stdin EOF")
     parser.add_argument("--check", action="store_true", help="check the GStreamer install")
     args = parser.parse_args(argv)
     mounts = []
-    for spec in args.mount:
+    audio = {
+        **{m: "aac" for m in args.aac_mount},
+        **{m: "pcma" for m in args.pcma_mount},
+        **{m: "opus" for m in args.opus_mount},
+    }
+    for spec in args.mount + args.aac_mount + args.pcma_mount + args.opus_mount:
         name, sep, path = spec.partition("=")
         if not sep or not name or not path:
             parser.error(f"--mount wants NAME=PATH, got {spec!r}")
         if not os.path.isfile(path):
             parser.error(f"--mount {name}: no such file {path!r}")
-        mounts.append((name.strip("/"), os.path.abspath(path)))
+        mounts.append((name.strip("/"), os.path.abspath(path), audio.get(spec)))
     args.mounts = mounts
     return args
 
@@ -288,8 +349,10 @@ def main(argv: list[str]) -> int:
     mount_points = server.get_mount_points()
     feeders = []
     try:
-        for name, path in args.mounts:
-            feeder = Feeder(name, path, fatal)
+        for name, path, audio in args.mounts:
+            if audio == "aac" and Gst.ElementFactory.find("avenc_aac") is None:
+                raise RuntimeError(f"/{name}: avenc_aac (gstreamer1.0-libav) is not installed")
+            feeder = Feeder(name, path, fatal, audio=audio)
             feeder.preroll()
             feeders.append(feeder)
             factory = video_factory(feeder)
@@ -325,6 +388,7 @@ def main(argv: list[str]) -> int:
 
     for feeder in feeders:
         feeder.stop()
+
     # Close client connections so peers see the camera go away now, not at a timeout.
     server.client_filter(lambda _server, _client: GstRtspServer.RTSPFilterResult.REMOVE)
     return exit_code

@@ -60,8 +60,10 @@ class RtspCameraHost:
     """One camera host: a process serving some mounts on one port of 127.0.0.1.
 
     ``mounts`` maps mount names to MP4 clips (H.264 or H.265, detected by the process);
-    ``audio_mounts`` are mounts with an audio tone and no video. ``port=None`` lets the first
-    start pick a free port, which later restarts keep.
+    ``audio_mounts`` are mounts with an audio tone and no video; ``aac_mounts``,
+    ``pcma_mounts`` and ``opus_mounts`` (names in ``mounts``) carry AAC, G.711 or Opus audio
+    beside their video (a beep each second, in sync with a known frame). ``port=None`` lets
+    the first start pick a free port, which later restarts keep.
     """
 
     def __init__(
@@ -70,12 +72,18 @@ class RtspCameraHost:
         *,
         port: int | None = None,
         audio_mounts: Sequence[str] = (),
+        aac_mounts: Sequence[str] = (),
+        pcma_mounts: Sequence[str] = (),
+        opus_mounts: Sequence[str] = (),
         name: str = "camera",
         udp_only: bool = False,
     ) -> None:
         self.mounts = {k: Path(v) for k, v in mounts.items()}
         self.udp_only = udp_only  # a camera that refuses RTSP over TCP (transport tests)
         self.audio_mounts = tuple(audio_mounts)
+        self.aac_mounts = tuple(aac_mounts)
+        self.pcma_mounts = tuple(pcma_mounts)
+        self.opus_mounts = tuple(opus_mounts)
         self.name = name
         self._port = port
         self._proc: subprocess.Popen[bytes] | None = None
@@ -108,7 +116,13 @@ class RtspCameraHost:
             raise RuntimeError(f"{self.name}: already running")
         cmd = [GST_PYTHON, str(SCRIPT), "--host", HOST, "--port", str(self._port or 0)]
         for mount, path in self.mounts.items():
-            cmd += ["--mount", f"{mount}={path}"]
+            flag = (
+                "--aac-mount" if mount in self.aac_mounts
+                else "--pcma-mount" if mount in self.pcma_mounts
+                else "--opus-mount" if mount in self.opus_mounts
+                else "--mount"
+            )  # fmt: skip
+            cmd += [flag, f"{mount}={path}"]
         for mount in self.audio_mounts:
             cmd += ["--audio-mount", mount]
         if self.udp_only:
