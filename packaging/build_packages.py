@@ -277,8 +277,18 @@ def control(package: str, ver: str, depends: str, description: str, stage: Path)
 
 def build_deb(stage: Path, out: Path, compression: str) -> Path:
     out.mkdir(parents=True, exist_ok=True)
-    run(["dpkg-deb", "--root-owner-group", f"-Z{compression}", "--build", stage, out],
-        stdout=subprocess.DEVNULL)  # fmt: skip
+    cmd = ["dpkg-deb", "--root-owner-group", f"-Z{compression}", "--build", str(stage), str(out)]
+    for attempt in (1, 2, 3):
+        done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if done.returncode == 0:
+            break
+        # the staged venv is hard links into this one: any other process that links or
+        # unlinks the same files meanwhile (a test run cleaning old temp dirs) changes their
+        # ctime, and tar then stops with "file changed as we read it"; the bytes are the same
+        if "file changed as we read it" not in done.stderr or attempt == 3:
+            sys.stderr.write(done.stderr)
+            raise subprocess.CalledProcessError(done.returncode, cmd, stderr=done.stderr)
+        log(f"dpkg-deb: a file's links changed while it was read; building again ({attempt})")
     fields = dict(
         line.split(": ", 1)
         for line in (stage / "DEBIAN" / "control").read_text().splitlines()

@@ -284,9 +284,12 @@ def test_overload_falls_back_to_key_frames_and_recovers(recorder: Recorder) -> N
     reasons: list[str | None] = []
     recovered: list[int] = []  # frames shown before the tile recovered
 
+    overloaded: list[bool] = []
+
     def on_change(st) -> None:  # on the decoder thread, in order with frame_ready
         reasons.append(st.overload_reason)
-        if reasons[-2:-1] and reasons[-2] and not st.overloaded:
+        overloaded.append(st.overloaded)
+        if overloaded[-2:-1] == [True] and not st.overloaded:  # the change that ends it
             recovered.append(len(sampler.frames))
 
     tile.changed.connect(on_change)

@@ -339,8 +339,18 @@ def test_export_from_the_dialog_verified(rig: Rig, qtbot, tmp_path):
     wall = VideoWall(layout="2x2")
     qtbot.addWidget(wall)
     wall.assign(0, f"{rig.sid}/cam0")
-    now = time.time_ns() // 1000
-    dialog = open_export_dialog(None, rig.ws, wall, now - 8_000_000, now - 2_000_000)
+
+    def recorded() -> tuple[int, int] | None:
+        """Six seconds the recorder has indexed (a busy machine may index them late)."""
+        now = time.time_ns() // 1000
+        rec = rig.get("/recordings", camera="cam0", start_us=now - 120_000_000, end_us=now)
+        for r in reversed(rec["ranges"]):
+            if r["end_us"] - r["start_us"] >= 8_000_000:
+                return r["end_us"] - 7_000_000, r["end_us"] - 1_000_000
+        return None
+
+    start_us, end_us = wait_until(recorded, 60, "6 s of cam0 indexed")
+    dialog = open_export_dialog(None, rig.ws, wall, start_us, end_us)
     qtbot.addWidget(dialog)
     assert dialog.checked_cameras() == ["cam0"]  # the wall's cameras, not every camera
     assert dialog.format.count() == 2 and dialog.format.currentData() == "mp4"
@@ -348,7 +358,7 @@ def test_export_from_the_dialog_verified(rig: Rig, qtbot, tmp_path):
     dialog.end.setDateTime(dialog.start.dateTime())
     dialog.start_button.click()
     assert dialog.status.kind == "error"  # an empty range is refused before sending
-    dialog.set_range(now - 8_000_000, now - 2_000_000)
+    dialog.set_range(start_us, end_us)
     dialog.start_button.click()
     assert dialog.running() and not dialog.start_button.isEnabled()
     qtbot.waitUntil(lambda: not dialog.running(), timeout=90000)
