@@ -235,6 +235,10 @@ def test_three_recorders_form_one_site_and_survive_the_loss_of_one(site: list[Me
         status, body = call("PATCH", f"{b.base}/api/v1/users/night", b.token, {"cameras": ["x"]})
         assert status == 503, body
         assert user_on(b, "night")["cameras"] != ["x"]  # nothing diverged
+        lost = {"name": "lost", "password": "lost-password-1", "role": "viewer"}
+        status, body = call("POST", f"{b.base}/api/v1/users", b.token, lost)
+        assert status == 503, body
+        assert user_on(b, "lost") is None  # an account the site could not take is not kept
         # A and C are a quorum (once they elected a leader in B's place, where B led)
         wait_until(
             lambda: call("PATCH", f"{a.base}/api/v1/users/night", a.token, {"cameras": ["y"]})[0]

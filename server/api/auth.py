@@ -247,14 +247,18 @@ class Security:
         self.audit.record(user, action, target, detail or {}, request.remote or "")
 
 
-async def publish_user(sec: Security, name: str, base: int | None, new_sessions: bool) -> None:
+async def publish_user(
+    sec: Security, name: str, base: int | None, new_sessions: bool, new_account: bool = False
+) -> None:
     """Write an account change to the site's directory (docs/design/site.md): 409 when it was
     changed elsewhere meanwhile, 503 when the directory cannot be written; either way the
     local account is the directory's again."""
     if sec.accounts is None:
         return
     try:
-        await sec.accounts.publish_user(name, base, new_sessions=new_sessions)
+        await sec.accounts.publish_user(
+            name, base, new_sessions=new_sessions, new_account=new_account
+        )
     except DirectoryError as exc:
         code = "conflict" if exc.status == 409 else "directory_unavailable"
         raise ApiError(exc.status, code, str(exc)) from None

@@ -50,7 +50,7 @@ class UserRoutes(RouteGroup):
             return user
 
         user = await asyncio.to_thread(work)
-        await publish_user(self.sec, name, None, new_sessions=False)
+        await publish_user(self.sec, name, None, new_sessions=False, new_account=True)
         await self.sec.rights_changed(user)  # its MQTT login
         return json_response(user_body(user), status=201)
 

@@ -308,6 +308,13 @@ class Users:
                 )
         return self._by_id(user_id)
 
+    def remove(self, name: str) -> bool:
+        """Delete an account (its sessions and rights go with it). Only the site's directory
+        does this, to take back an account it could not share; the API disables instead."""
+        with self.catalog.transaction() as c:
+            cur = c.execute("DELETE FROM users WHERE name = ?", (name,))
+        return cur.rowcount > 0
+
     def mqtt_logins(self, user_id: int | None = None) -> list[tuple[User, str]]:
         """Enabled accounts with their MQTT password hash (all, or ``user_id``'s)."""
         sql = "SELECT id, mqtt_hash FROM users WHERE disabled = 0 AND mqtt_hash IS NOT NULL"

@@ -143,14 +143,17 @@ class SiteAccounts:
         """The revision a change is based on: read it before changing the local account."""
         return self._rev.get(_key(name))
 
-    async def publish_user(self, name: str, base: int | None, *, new_sessions: bool) -> None:
+    async def publish_user(
+        self, name: str, base: int | None, *, new_sessions: bool, new_account: bool = False
+    ) -> None:
         """Write the local account to the directory if nobody changed it since ``base``;
         otherwise put the directory's back here and raise DirectoryError (409 or 503).
-        ``new_sessions``: sessions issued before now end everywhere (password, disable)."""
+        ``new_sessions``: sessions issued before now end everywhere (password, disable);
+        ``new_account``: made here just now, so a failed write takes it back."""
         key = _key(name)
         local = await self._local_record(name)
         if local is None or self._users_kv is None:
-            await self._restore(key)
+            await self._restore(key, name, new_account)
             raise DirectoryError(503, "the site's directory is not open yet; try again")
         old = self._records.get(key)
         local.tokens_after_us = (
@@ -168,7 +171,7 @@ class SiteAccounts:
                 409, f"account {name} was changed elsewhere meanwhile; read it again and retry"
             ) from None
         except Exception as exc:  # no quorum, a timeout, the connection gone
-            await self._restore(key)
+            await self._restore(key, name, new_account)
             raise DirectoryError(
                 503,
                 "the site's directory cannot be written now (this recorder is cut off from the "
@@ -186,10 +189,14 @@ class SiteAccounts:
         cameras = None if user.all_cameras else sorted(user.cameras)
         return UserRecord(user.name, password_hash, str(user.role), cameras, user.disabled)
 
-    async def _restore(self, key: str) -> None:
+    async def _restore(self, key: str, name: str, new_account: bool) -> None:
+        """The directory's account back here; one made here just now that the directory could
+        not take goes again."""
         record = self._records.get(key)
         if record is not None:
             await self._apply(record)
+        elif new_account:
+            await asyncio.to_thread(self.users.remove, name)
 
     async def _fetch_user(self, key: str, expect: bytes | None = None) -> None:
         """Copy the account's record with its revision. ``expect``: the record a change notice
