@@ -38,9 +38,13 @@ async def _scenario(server: EmbeddedNats) -> tuple[list[bytes], list[str]]:
     await client.subscribe("vigia.s1.live.b.main", cb=on_msg)
     await client.flush()
     await publisher.publish("vigia.s1.live.b.main", b"for b")
-    await publisher.publish("vigia.s1.live.a.main", b"for a")
-    await publisher.flush()
-    await asyncio.wait_for(seen_a.wait(), EVENT_S)
+    deadline = asyncio.get_running_loop().time() + EVENT_S
+    while not seen_a.is_set():  # sent again until seen: a loaded machine once lost the first
+        assert asyncio.get_running_loop().time() < deadline, f"camera a never arrived: {errors}"
+        await publisher.publish("vigia.s1.live.a.main", b"for a")
+        await publisher.flush()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(seen_a.wait(), 1.0)
     await client.publish("vigia.s1.live.a.main", b"forged")  # a client may not publish
     with contextlib.suppress(Exception):
         await client.flush(timeout=2)
@@ -58,7 +62,7 @@ def test_a_client_sees_only_the_cameras_granted(tmp_path: Path) -> None:
     try:
         server.set_client("ws-1", "pw-ws-1-long", ["vigia.s1.live.a.>", "vigia.s1.status"])
         got, errors = asyncio.run(_scenario(server))
-        assert got == [b"for a"], "camera b's packets never reach the client"
+        assert got and set(got) == {b"for a"}, "camera b's packets never reach the client"
         text = " ".join(errors).lower()
         assert "permissions violation for subscription" in text, errors
         assert "permissions violation for publish" in text, errors

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from fractions import Fraction
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import av
 import numpy as np
@@ -20,8 +20,13 @@ from server.protocol.timeutil import US_PER_SECOND, rescale
 from server.recording.fmp4 import AUDIO_AS_IS
 from server.recording.packets import AudioInfo, IngestPacket
 
-if TYPE_CHECKING:
-    from server.recording.segmenter import RecorderStats
+
+class AudioCounts(Protocol):
+    """The counters of the segment writer's stats this module keeps (``RecorderStats``)."""
+
+    audio_packets: int
+    audio_skipped: int
+
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +90,7 @@ class SegmentAudio:
         video_origin_dts: int,
         video_time_base: Fraction,
         max_jump_us: int,
-        stats: RecorderStats,
+        stats: AudioCounts,
     ) -> None:
         self.info, self.stream, self.stats = info, stream, stats
         tb = info.time_base
