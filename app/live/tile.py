@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 STREAM_MODES = ("main", "sub", "auto")
 _EWMA = 0.1  # weight of the newest sample in the decode-time and frame-interval averages
 _MIN_FRAMES_FOR_SLOWNESS = 25  # judge decode speed only after this many frames
+_MIN_STEP_US = 2_000  # pts steps below this are not a frame rate (see _decode_one)
 
 
 @dataclass(frozen=True, slots=True)
@@ -391,7 +392,9 @@ class LiveTile:
             pipe.await_key = True  # lost packets: references are gone
         if pipe.last_pts_us is not None:
             step = header.pts_us - pipe.last_pts_us
-            if 0 < step < 1_000_000:
+            # a step under 2 ms (500 fps) is late packets arriving in a burst, not the camera's
+            # rate: counted, a burst made the frame interval look tiny and any decode "slow"
+            if _MIN_STEP_US <= step < 1_000_000:
                 pipe.interval_us += _EWMA * (step - pipe.interval_us) if pipe.interval_us else step
         pipe.last_seq, pipe.last_pts_us = header.seq, header.pts_us
         if header.discontinuity or header.gap:
