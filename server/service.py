@@ -52,7 +52,7 @@ from server.rules.engine import RulesEngine
 from server.rules.mqtt import MqttBridge
 from server.rules.switches import Switches
 from server.sdnotify import notify, watchdog_interval_s
-from server.site.accounts import SiteAccounts
+from server.site.accounts import SiteAccounts, account_streams
 from server.site.member import Me, SiteMember
 from server.site.secret import load_secret, route_credentials
 from server.supervisor import IngestSupervisor
@@ -460,7 +460,8 @@ def make_site_member(config: Config, services: Services) -> SiteMember:
         nats_url=url if config.site.name and config.nats.enabled else None,
         nats_kwargs=kwargs,
         monitor_port=lambda: embedded.monitor_port if embedded is not None else None,
-        streams=lambda: [event_stream_name(sid)],
+        # the recorder's events and the site's account buckets follow the cluster's size up
+        streams=lambda: [event_stream_name(sid), *account_streams(config.site.name)],
     )  # fmt: skip
 
 

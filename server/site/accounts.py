@@ -65,6 +65,11 @@ def bucket(site: str, kind: str) -> str:
     return f"vigia_site_{site.replace('-', '_')}_{kind}"
 
 
+def account_streams(site: str) -> list[str]:
+    """The JetStream streams behind the account buckets (scaled up with the cluster)."""
+    return [f"KV_{bucket(site, kind)}" for kind in ("users", "tokens")] if site else []
+
+
 def _key(name: str) -> str:
     """User names may hold ``@``, which a key may not: hex keeps every name a valid key."""
     return name.lower().encode().hex()
@@ -86,6 +91,8 @@ class SiteAccounts:
         self._records: dict[str, UserRecord] = {}
         self._users_kv = None
         self._tokens_kv = None
+        self._js = None
+        self._seen = {"users": 0, "tokens": 0}  # the buckets' last sequence, reconciled to
         self._subs: list = []
 
     @property
@@ -97,9 +104,10 @@ class SiteAccounts:
     async def open(self, nc: nats.aio.client.Client, replicas: int) -> None:
         """Open (or make) the buckets, bring this recorder's accounts into an empty directory
         or report where they differ from a populated one, and follow changes."""
-        js = nc.jetstream(timeout=JS_TIMEOUT_S)
+        js = self._js = nc.jetstream(timeout=JS_TIMEOUT_S)
         self._users_kv = await _bucket(js, bucket(self.site, "users"), replicas)
         self._tokens_kv = await _bucket(js, bucket(self.site, "tokens"), replicas)
+        self._seen = {kind: await self._last_seq(kind) for kind in self._seen}
         if not self._subs:
             self._subs = [
                 await nc.subscribe(f"$KV.{bucket(self.site, 'users')}.>", cb=self._on_user),
@@ -136,6 +144,39 @@ class SiteAccounts:
         for digest, user, created_us, expires_us in await asyncio.to_thread(self.tokens.live):
             record = TokenRecord(user, created_us, expires_us)
             await self._tokens_kv.put(digest, msgspec.json.encode(record))
+
+    # --- catching up ----------------------------------------------------------------------
+
+    async def _last_seq(self, kind: str) -> int:
+        info = await self._js.stream_info(f"KV_{bucket(self.site, kind)}")
+        return int(info.state.last_seq)
+
+    async def reconcile(self) -> None:
+        """What this recorder missed while it was cut off (a change notice is a plain message:
+        gone if it came while the routes were down), found by the buckets' last sequence at
+        every heartbeat and read back from the buckets."""
+        if self._js is None or self._users_kv is None or self._tokens_kv is None:
+            return
+        last = await self._last_seq("users")
+        if last > self._seen["users"]:
+            try:
+                keys = await self._users_kv.keys()
+            except jserr.NoKeysError:
+                keys = []
+            for key in keys:
+                await self._fetch_user(key)
+            self._seen["users"] = last
+        last = await self._last_seq("tokens")
+        if last > self._seen["tokens"]:
+            for digest, user, created_us, expires_us in await asyncio.to_thread(self.tokens.live):
+                try:
+                    await self._tokens_kv.get(digest)
+                except jserr.KeyDeletedError:  # logged out elsewhere meanwhile
+                    await asyncio.to_thread(self.tokens.forget, digest)
+                except jserr.KeyNotFoundError:  # opened here while cut off: shared now
+                    record = TokenRecord(user, created_us, expires_us)
+                    await self._tokens_kv.put(digest, msgspec.json.encode(record))
+            self._seen["tokens"] = last
 
     # --- accounts -------------------------------------------------------------------------
 
@@ -218,8 +259,9 @@ class SiteAccounts:
             log.warning("site %s: account %s not readable after its change notice", self.site, key)
         if entry is None or entry.value is None or entry.revision is None:
             return
-        if entry.revision < self._rev.get(key, 0):
-            return  # an older one than what is here already
+        known = self._rev.get(key, 0)
+        if entry.revision < known or (expect is None and entry.revision == known):
+            return  # an older one than what is here already, or the same
         try:
             record = msgspec.json.decode(entry.value, type=UserRecord)
         except msgspec.DecodeError:

@@ -140,6 +140,8 @@ class SiteMember:
                     self._replicas = want
                 if self.accounts is not None and not self.accounts.ready:
                     await self.accounts.open(self._nc, want)
+                elif self.accounts is not None:
+                    await self.accounts.reconcile()
                 await kv.put(self.me.id, msgspec.json.encode(self._own()))
                 self._jetstream = "ok"
                 self.beats.set()
